@@ -1,0 +1,183 @@
+//! `/auth/*`: register, login, refresh, logout, me, password, invites.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::accounts::model::Role;
+use crate::accounts::service::{self, NewAgent, Session};
+use crate::auth::AgentAuth;
+use crate::error::{AppError, AppResult};
+use crate::extract::{ApiJson, ClientIp};
+use crate::state::AppState;
+use crate::store::Reader;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/password", post(change_password))
+        .route("/auth/accept-invite", post(accept_invite))
+        .route("/auth/registration", get(registration))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RegisterBody {
+    organization_name: String,
+    display_name: String,
+    email: String,
+    password: String,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> AppResult<(StatusCode, Json<Session>)> {
+    state.limits.login_per_ip.check(&ip.to_string())?;
+    if !service::registration_open(&state)? {
+        return Err(AppError::Forbidden("registration is closed".into()));
+    }
+    let owner = NewAgent::parse(
+        &body.email,
+        &body.display_name,
+        Role::Owner,
+        Some(&body.password),
+    )?;
+    let (org, agent) =
+        service::create_organization(&state, &body.organization_name, owner, false).await?;
+    tracing::info!(org = %org.id, agent = %agent.id, "organization registered");
+    let session = service::issue_session(&state, &agent, Some(org)).await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// Whether the sign-up form should be offered.
+async fn registration(State(state): State<AppState>) -> AppResult<Json<Value>> {
+    Ok(Json(json!({ "open": service::registration_open(&state)? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> AppResult<Json<Session>> {
+    state.limits.login_per_ip.check(&ip.to_string())?;
+    crate::validate::bounded("password", &body.password, crate::auth::password::MAX_LEN)?;
+    crate::validate::bounded("email", &body.email, 254)?;
+    state
+        .limits
+        .login_per_account
+        .check(&body.email.trim().to_lowercase())?;
+    let agent = service::login(&state, &body.email, &body.password).await?;
+    tracing::info!(agent = %agent.id, "login");
+    let org = state.store.read()?.org(agent.organization_id)?;
+    Ok(Json(service::issue_session(&state, &agent, org).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> AppResult<Json<Session>> {
+    Ok(Json(service::refresh(&state, &body.refresh_token).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LogoutBody {
+    refresh_token: Option<String>,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    body: axum::body::Bytes,
+) -> AppResult<StatusCode> {
+    // The body is optional: `{}` or nothing logs out just the same.
+    let token = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice::<LogoutBody>(&body)
+            .map_err(|e| AppError::Validation {
+                code: "invalid_json",
+                message: e.to_string(),
+            })?
+            .refresh_token
+    };
+    service::logout(&state, caller.id(), token.as_deref()).await?;
+    tracing::info!(agent = %caller.id(), "logout");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> AppResult<Json<Value>> {
+    let org = state.store.read()?.org(caller.org())?;
+    Ok(Json(
+        json!({ "agent": caller.agent.view(true), "organization": org }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the caller's password; every other session ends, this one gets
+/// fresh tokens.
+async fn change_password(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> AppResult<Json<Session>> {
+    crate::validate::bounded(
+        "currentPassword",
+        &body.current_password,
+        crate::auth::password::MAX_LEN,
+    )?;
+    let agent = service::change_password(
+        &state,
+        &caller.agent,
+        &body.current_password,
+        &body.new_password,
+    )
+    .await?;
+    Ok(Json(service::issue_session(&state, &agent, None).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AcceptInviteBody {
+    token: String,
+    password: String,
+}
+
+async fn accept_invite(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<AcceptInviteBody>,
+) -> AppResult<Json<Session>> {
+    state.limits.login_per_ip.check(&ip.to_string())?;
+    let agent = service::accept_invite(&state, &body.token, &body.password).await?;
+    let org = state.store.read()?.org(agent.organization_id)?;
+    Ok(Json(service::issue_session(&state, &agent, org).await?))
+}

@@ -1,0 +1,6 @@
+//! Organizations, agents, teams; registration and login.
+
+pub mod admin;
+pub mod http;
+pub mod model;
+pub mod service;

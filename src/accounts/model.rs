@@ -1,0 +1,110 @@
+//! Organizations, agents, teams and the credentials that belong to them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, OrgId, TeamId};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Organization {
+    pub id: OrgId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What an agent may do. Ordered: an owner can do everything an admin can.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Agent,
+    Admin,
+    Owner,
+}
+
+/// An agent as stored. Never serialized to clients: see [`AgentView`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    pub id: AgentId,
+    pub organization_id: OrgId,
+    /// Lower-cased; unique across the appliance.
+    pub email: String,
+    /// argon2id PHC string; empty while an invite is not yet accepted.
+    pub password_hash: String,
+    pub display_name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub team_ids: Vec<TeamId>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub disabled: bool,
+    /// Bumped on logout-everywhere, password change and disabling: every
+    /// access token carries it, and a token with an older one is refused.
+    #[serde(default)]
+    pub token_version: u64,
+}
+
+/// An agent as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    pub id: AgentId,
+    pub organization_id: OrgId,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub team_ids: Vec<TeamId>,
+    pub is_online: bool,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub disabled: bool,
+    /// True until the agent has set a password through an invite link.
+    pub invite_pending: bool,
+}
+
+impl Agent {
+    pub fn view(&self, is_online: bool) -> AgentView {
+        AgentView {
+            id: self.id,
+            organization_id: self.organization_id,
+            email: self.email.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role,
+            team_ids: self.team_ids.clone(),
+            is_online,
+            last_seen_at: self.last_seen_at,
+            created_at: self.created_at,
+            disabled: self.disabled,
+            invite_pending: self.password_hash.is_empty(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Team {
+    pub id: TeamId,
+    pub organization_id: OrgId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A refresh token, stored under the sha256 of the token itself.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshToken {
+    pub agent_id: AgentId,
+    pub expires_at: DateTime<Utc>,
+    /// The agent's token version when it was issued.
+    pub token_version: u64,
+}
+
+/// A one-time invite link, stored under the sha256 of its token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Invite {
+    pub agent_id: AgentId,
+    pub expires_at: DateTime<Utc>,
+}

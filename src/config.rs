@@ -1,0 +1,376 @@
+//! Configuration: built-in defaults < config file < `MYCHAT_*` environment <
+//! command-line flags, layered with figment. Unknown keys are errors, so a
+//! typo in `/etc/mychat/config.toml` is reported instead of silently ignored.
+//! `config.example.toml` documents every key; a test keeps it in step.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The system-wide config file, read when `--config` is not given.
+pub const SYSTEM_CONFIG: &str = "/etc/mychat/config.toml";
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding the database, signing key, certificates and files.
+    pub data_dir: PathBuf,
+    /// The address users reach the appliance at, e.g. `https://chat.example.com`.
+    /// Empty: derived from the listener.
+    pub public_url: String,
+    pub registration: Registration,
+    /// Create a demo organization, agent and chat space on first run.
+    pub demo: bool,
+    pub http: HttpConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub store: StoreConfig,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Registration {
+    /// Registration is open until the first organization exists.
+    FirstRun,
+    Open,
+    Closed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Largest JSON request body, in bytes.
+    pub body_limit: usize,
+    /// Seconds to let requests and sockets finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Off,
+    Manual,
+    Acme,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub mode: TlsMode,
+    pub listen: SocketAddr,
+    pub domains: Vec<String>,
+    pub email: String,
+    pub acme_directory: String,
+    pub acme_ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_days: u64,
+    pub invite_ttl_hours: u64,
+    /// HMAC key for access tokens; empty means a key generated on first run
+    /// and kept in the data dir.
+    pub jwt_secret: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub login_per_ip_per_minute: u32,
+    pub login_per_account_per_minute: u32,
+    pub sessions_per_ip_per_minute: u32,
+    pub visitor_messages_per_minute: u32,
+    /// How long after sending an agent may still edit a message.
+    pub edit_window_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Most writes folded into one durable commit.
+    pub max_batch: usize,
+    /// Seconds between runs of the thread-expiry job.
+    pub expiry_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            public_url: String::new(),
+            registration: Registration::FirstRun,
+            demo: true,
+            http: HttpConfig::default(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit: 1024 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            mode: TlsMode::Off,
+            listen: SocketAddr::from(([0, 0, 0, 0], 443)),
+            domains: Vec::new(),
+            email: String::new(),
+            acme_directory: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            acme_ca_file: String::new(),
+            cert_file: String::new(),
+            key_file: String::new(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_days: 30,
+            invite_ttl_hours: 72,
+            jwt_secret: String::new(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            login_per_ip_per_minute: 20,
+            login_per_account_per_minute: 10,
+            sessions_per_ip_per_minute: 30,
+            visitor_messages_per_minute: 60,
+            edit_window_secs: 15 * 60,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            max_batch: 2048,
+            expiry_interval_secs: 60,
+        }
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("refresh_token_ttl_days", &self.refresh_token_ttl_days)
+            .field("invite_ttl_hours", &self.invite_ttl_hours)
+            .field(
+                "jwt_secret",
+                &if self.jwt_secret.is_empty() {
+                    "(generated)"
+                } else {
+                    "(redacted)"
+                },
+            )
+            .finish()
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .field("registration", &self.registration)
+            .field("demo", &self.demo)
+            .field("http", &self.http)
+            .field("tls", &self.tls)
+            .field("auth", &self.auth)
+            .field("limits", &self.limits)
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Figment(Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the layered configuration. `file` is `--config`; without it the
+    /// system file is read when it exists.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Invalid(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new(SYSTEM_CONFIG).exists() => {
+                figment = figment.merge(Toml::file_exact(SYSTEM_CONFIG));
+            }
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("MYCHAT_").split("__").lowercase(true));
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(Serialized::default("http.listen", listen));
+        }
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Figment(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde's types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir must not be empty");
+        }
+        if !self.public_url.is_empty()
+            && !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://"))
+        {
+            return invalid("public_url must start with http:// or https://");
+        }
+        if self.http.body_limit < 1024 {
+            return invalid("http.body_limit must be at least 1024 bytes");
+        }
+        if self.auth.access_token_ttl_secs < 30 {
+            return invalid("auth.access_token_ttl_secs must be at least 30");
+        }
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 32 {
+            return invalid("auth.jwt_secret must be at least 32 characters");
+        }
+        if self.store.max_batch == 0 {
+            return invalid("store.max_batch must be at least 1");
+        }
+        match self.tls.mode {
+            TlsMode::Off => {}
+            TlsMode::Manual => {
+                if self.tls.cert_file.is_empty() || self.tls.key_file.is_empty() {
+                    return invalid("tls.mode = \"manual\" needs tls.cert_file and tls.key_file");
+                }
+            }
+            TlsMode::Acme => {
+                if self.tls.domains.is_empty() {
+                    return invalid("tls.mode = \"acme\" needs tls.domains");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The base URL links and snippets point at.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        if !self.public_url.is_empty() {
+            return self.public_url.trim_end_matches('/').to_owned();
+        }
+        if self.tls.mode != TlsMode::Off
+            && let Some(domain) = self.tls.domains.first()
+        {
+            return format!("https://{domain}");
+        }
+        format!("http://{bound}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(table) = value {
+            for (k, v) in table {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_table() {
+                    flatten(&key, v, out);
+                } else {
+                    out.push(key);
+                }
+            }
+        }
+    }
+
+    /// The example file must name every key of the config type and no other.
+    #[test]
+    fn example_config_documents_every_key() {
+        let example = include_str!("../config.example.toml");
+        // Every key appears commented out: uncomment to read them all.
+        let uncommented: String = example
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .filter(|l| {
+                let t = l.trim_start();
+                t.starts_with('[') || (t.contains(" = ") && !t.starts_with('#'))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed: toml::Value = toml::from_str(&uncommented).expect("example parses");
+        let mut documented = Vec::new();
+        flatten("", &parsed, &mut documented);
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let mut actual = Vec::new();
+        flatten("", &defaults, &mut actual);
+        // Empty lists serialize without a type; still a key.
+        documented.sort();
+        actual.sort();
+        assert_eq!(documented, actual, "config.example.toml is out of step");
+        // And the example, as written, is a valid config.
+        let _: Config = toml::from_str(&uncommented).expect("example is a valid config");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported() {
+        let err = toml::from_str::<Config>("[http]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n");
+        assert!(err.unwrap_err().to_string().contains("listn"));
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+}

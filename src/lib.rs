@@ -1,0 +1,198 @@
+//! My-Chat: a self-hosted live-chat appliance.
+//!
+//! [`App::build`] opens the data dir and prepares everything from a
+//! [`Config`]; [`App::serve`] serves on a listener the caller passes in, so
+//! tests bind port 0 and get the real server in-process.
+
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod fsutil;
+pub mod ids;
+pub mod messages;
+pub mod metrics;
+pub mod spaces;
+pub mod state;
+pub mod store;
+pub mod tasks;
+pub mod templates;
+pub mod threads;
+pub mod validate;
+pub mod visitors;
+pub mod web;
+pub mod widget;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+use error::AppError;
+pub use state::AppState;
+
+/// The database file inside the data dir.
+pub const DB_FILE: &str = "mychat.redb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Store(#[from] store::Error),
+    #[error("signing key: {0}")]
+    Key(std::io::Error),
+    #[error("first run: {0}")]
+    Seed(#[from] AppError),
+}
+
+/// A ready-to-serve appliance.
+pub struct App {
+    state: AppState,
+    /// Set on the first run when a demo was created.
+    pub demo: Option<accounts::service::Demo>,
+}
+
+impl App {
+    /// Opens (or creates) the data dir and the database, loads the signing
+    /// key, and on a fresh database creates the demo when configured.
+    pub async fn build(config: Config) -> Result<App, BuildError> {
+        let dir = config.data_dir.clone();
+        create_private_dir(&dir).map_err(|source| BuildError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let store = store::Store::open(&dir.join(DB_FILE), config.store.max_batch)?;
+        let jwt = auth::jwt::JwtKeys::load(
+            &dir,
+            &config.auth.jwt_secret,
+            config.auth.access_token_ttl_secs,
+        )
+        .map_err(BuildError::Key)?;
+        let state = AppState::new(config, store, jwt);
+        let demo = if state.config.demo {
+            accounts::service::seed_demo(&state).await?
+        } else {
+            None
+        };
+        Ok(App { state, demo })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests finish, stops
+    /// the background jobs and commits every queued write.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let bound = listener.local_addr()?;
+        self.state.set_base_url(self.state.config.base_url(bound));
+        let tasks = spawn_tasks(&self.state);
+        let router = router(self.state.clone());
+        tracing::info!(listen = %bound, url = self.state.base_url(), "serving");
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        tasks.shutdown().await;
+        self.state.store.shutdown().await;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+fn spawn_tasks(state: &AppState) -> tasks::Tasks {
+    let mut tasks = tasks::Tasks::default();
+    let s = state.clone();
+    tasks.every("rate-limit-cleanup", Duration::from_secs(60), move || {
+        let s = s.clone();
+        async move { s.limits.forget_idle() }
+    });
+    let s = state.clone();
+    let period = Duration::from_secs(state.config.store.expiry_interval_secs.max(1));
+    tasks.every("thread-expiry", period, move || {
+        let s = s.clone();
+        async move {
+            if let Err(e) = threads::service::expire_inactive(&s).await {
+                tracing::warn!(error = %e, "thread expiry failed");
+            }
+        }
+    });
+    tasks
+}
+
+/// Every route of the appliance.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(accounts::http::routes())
+        .merge(accounts::admin::routes())
+        .merge(spaces::http::routes())
+        .merge(threads::http::routes())
+        .merge(messages::http::routes())
+        .merge(visitors::http::routes())
+        .merge(templates::http::routes())
+        .merge(widget::http::routes())
+        .fallback(api_not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
+        .merge(web::routes())
+        .layer(DefaultBodyLimit::max(state.config.http.body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::Internal("handler panicked".into()).into_response()
+        }))
+        .with_state(state)
+}
+
+async fn api_not_found() -> AppError {
+    AppError::NotFound("route")
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let ready = state.store.is_running() && state.store.read().is_ok();
+    if ready {
+        (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))).into_response()
+    } else {
+        AppError::Unavailable("store is not available".into()).into_response()
+    }
+}

@@ -1,0 +1,235 @@
+//! The `mychat` command: parse arguments, load config, start logging, call
+//! the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use mychat::App;
+use mychat::accounts::model::Role;
+use mychat::accounts::service::{self, NewAgent};
+use mychat::config::{Config, Overrides};
+use mychat::store::Reader;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "mychat", version, about = "Self-hosted live-chat appliance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Clone, Default)]
+struct ConfigArgs {
+    /// Config file (default: /etc/mychat/config.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Directory for the database and state.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// HTTP listen address, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Validate the configuration and print it (secrets redacted).
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the version.
+    Version,
+    /// Administration of accounts (with the server stopped).
+    Admin {
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an organization and its owner.
+    Create {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long)]
+        organization: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Owner")]
+        name: String,
+        /// Password; read from MYCHAT_ADMIN_PASSWORD when not given.
+        #[arg(long, env = "MYCHAT_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Set a new password for an agent and end its sessions.
+    ResetPassword {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "MYCHAT_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+fn load(args: &ConfigArgs, listen: Option<std::net::SocketAddr>) -> Result<Config, String> {
+    let overrides = Overrides {
+        data_dir: args.data_dir.clone(),
+        listen,
+    };
+    Config::load(args.config.as_deref(), &overrides).map_err(|e| e.to_string())
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("MYCHAT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve {
+        config: ConfigArgs::default(),
+        listen: None,
+    });
+    let result = match command {
+        Command::Version => {
+            println!("mychat {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Check { config } => {
+            load(&config, None).map(|c| println!("configuration is valid\n{c:#?}"))
+        }
+        Command::Serve { config, listen } => match load(&config, listen) {
+            Ok(config) => {
+                init_logging();
+                serve(config).await
+            }
+            Err(e) => Err(e),
+        },
+        Command::Admin { action } => {
+            init_logging();
+            admin(action).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mychat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let listen = config.http.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let app = App::build(config).await.map_err(|e| e.to_string())?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let base = app.state().config.base_url(bound);
+    println!("My-Chat is running at {base}");
+    println!("  agent app:  {base}/app");
+    println!("  demo page:  {base}/demo");
+    if let Some(demo) = &app.demo {
+        println!("  demo login: {} / {}", demo.email, demo.password);
+        println!("  demo widget key: {}", demo.widget_key);
+    }
+    if service::registration_open(app.state()).unwrap_or(false) {
+        println!("  register your organization at {base}/app");
+    }
+    app.serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn open_for_admin(args: &ConfigArgs) -> Result<App, String> {
+    let mut config = load(args, None)?;
+    config.demo = false;
+    App::build(config).await.map_err(|e| e.to_string())
+}
+
+async fn admin(action: AdminCommand) -> Result<(), String> {
+    match action {
+        AdminCommand::Create {
+            config,
+            organization,
+            email,
+            name,
+            password,
+        } => {
+            let app = open_for_admin(&config).await?;
+            let owner = NewAgent::parse(&email, &name, Role::Owner, Some(&password))
+                .map_err(|e| e.to_string())?;
+            let (org, agent) =
+                service::create_organization(app.state(), &organization, owner, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            app.state().store.shutdown().await;
+            println!(
+                "created organization {} ({}) with owner {}",
+                org.name, org.id, agent.email
+            );
+            Ok(())
+        }
+        AdminCommand::ResetPassword {
+            config,
+            email,
+            password,
+        } => {
+            let app = open_for_admin(&config).await?;
+            let agent = app
+                .state()
+                .store
+                .read()
+                .map_err(|e| e.to_string())?
+                .agent_by_email(&email.trim().to_lowercase())
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no agent with email {email}"))?;
+            service::set_password(app.state(), agent.id, &password)
+                .await
+                .map_err(|e| e.to_string())?;
+            app.state().store.shutdown().await;
+            println!(
+                "password of {} changed; its sessions have ended",
+                agent.email
+            );
+            Ok(())
+        }
+    }
+}

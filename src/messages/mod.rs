@@ -1,0 +1,5 @@
+//! messages.
+
+pub mod http;
+pub mod model;
+pub mod service;

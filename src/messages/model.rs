@@ -1,0 +1,58 @@
+//! Messages of a thread.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AttachmentId, MessageId, ThreadId};
+
+/// Longest message content, in characters.
+pub const MAX_CONTENT_CHARS: usize = 5000;
+/// Longest client-chosen idempotency key.
+pub const MAX_CLIENT_MSG_ID: usize = 100;
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SenderType {
+    Visitor,
+    Agent,
+    System,
+    Integration,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: MessageId,
+    pub thread_id: ThreadId,
+    pub sender_type: SenderType,
+    /// The visitor's or agent's id; nil for system messages.
+    pub sender_id: uuid::Uuid,
+    /// Shown next to the message: the agent's display name or the visitor's label.
+    pub sender_name: Option<String>,
+    pub content: String,
+    #[serde(default)]
+    pub internal: bool,
+    pub reply_to_id: Option<MessageId>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentId>,
+    pub client_msg_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl Message {
+    /// What visitors and lists may see of a deleted message: nothing of its content.
+    pub fn redacted(mut self) -> Message {
+        if self.deleted_at.is_some() {
+            self.content.clear();
+            self.attachments.clear();
+        }
+        self
+    }
+
+    /// Whether the visitor of the thread may see this message at all.
+    pub fn visible_to_visitor(&self) -> bool {
+        !self.internal
+    }
+}

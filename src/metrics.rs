@@ -1,0 +1,147 @@
+//! Prometheus text metrics: requests, latencies, open threads, commits and
+//! commit batch sizes.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
+use crate::store::Reader;
+use crate::threads::model::ThreadStatus;
+
+/// Upper bounds, in seconds, of the latency histogram.
+const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+#[derive(Default)]
+pub struct Metrics {
+    /// By status class: 1xx..5xx.
+    requests: [AtomicU64; 5],
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_micros_sum: AtomicU64,
+}
+
+impl Metrics {
+    pub fn observe(&self, status: u16, seconds: f64) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.requests[class].fetch_add(1, Ordering::Relaxed);
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_micros_sum
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+}
+
+/// Middleware recording every request's status and latency.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let _route = request.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe(response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+pub async fn render(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let mut out = String::with_capacity(4096);
+    out.push_str("# HELP mychat_http_requests_total HTTP requests by status class.\n");
+    out.push_str("# TYPE mychat_http_requests_total counter\n");
+    for (i, c) in m.requests.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "mychat_http_requests_total{{class=\"{}xx\"}} {}",
+            i + 1,
+            c.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP mychat_http_request_duration_seconds HTTP request latency.\n");
+    out.push_str("# TYPE mychat_http_request_duration_seconds histogram\n");
+    let mut cumulative = 0;
+    for (i, c) in m.latency_buckets.iter().enumerate() {
+        cumulative += c.load(Ordering::Relaxed);
+        let le = LATENCY_BUCKETS
+            .get(i)
+            .map_or("+Inf".to_owned(), |b| b.to_string());
+        let _ = writeln!(
+            out,
+            "mychat_http_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "mychat_http_request_duration_seconds_sum {}",
+        m.latency_micros_sum.load(Ordering::Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(
+        out,
+        "mychat_http_request_duration_seconds_count {cumulative}"
+    );
+
+    let s = state.store.stats();
+    out.push_str("# HELP mychat_store_commits_total Durable commits of the group-commit writer.\n");
+    out.push_str("# TYPE mychat_store_commits_total counter\n");
+    let _ = writeln!(out, "mychat_store_commits_total {}", s.commits);
+    out.push_str("# HELP mychat_store_failed_commits_total Commits that failed.\n");
+    out.push_str("# TYPE mychat_store_failed_commits_total counter\n");
+    let _ = writeln!(
+        out,
+        "mychat_store_failed_commits_total {}",
+        s.failed_commits
+    );
+    out.push_str("# HELP mychat_store_commit_batch_size Writes folded into one commit.\n");
+    out.push_str("# TYPE mychat_store_commit_batch_size histogram\n");
+    for (bound, count) in &s.batch_buckets {
+        let le = if *bound == u64::MAX {
+            "+Inf".to_owned()
+        } else {
+            bound.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "mychat_store_commit_batch_size_bucket{{le=\"{le}\"}} {count}"
+        );
+    }
+    let _ = writeln!(out, "mychat_store_commit_batch_size_sum {}", s.writes);
+    let _ = writeln!(out, "mychat_store_commit_batch_size_count {}", s.commits);
+    out.push_str("# HELP mychat_store_commit_seconds_total Time spent committing.\n");
+    out.push_str("# TYPE mychat_store_commit_seconds_total counter\n");
+    let _ = writeln!(
+        out,
+        "mychat_store_commit_seconds_total {}",
+        s.commit_seconds
+    );
+
+    if let Ok(counts) = open_thread_counts(&state) {
+        out.push_str("# HELP mychat_threads Threads by status.\n");
+        out.push_str("# TYPE mychat_threads gauge\n");
+        for (status, n) in counts {
+            let _ = writeln!(out, "mychat_threads{{status=\"{}\"}} {n}", status.as_str());
+        }
+    }
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+fn open_thread_counts(state: &AppState) -> crate::store::Result<Vec<(ThreadStatus, usize)>> {
+    let read = state.store.read()?;
+    let open = [
+        ThreadStatus::Unassigned,
+        ThreadStatus::Active,
+        ThreadStatus::Pending,
+    ];
+    let mut counts: Vec<(ThreadStatus, usize)> = open.iter().map(|s| (*s, 0)).collect();
+    for org_space in read.all_spaces()? {
+        for (status, n) in counts.iter_mut() {
+            *n += read.count_threads(org_space.id, *status)?;
+        }
+    }
+    Ok(counts)
+}

@@ -1,0 +1,5 @@
+//! spaces.
+
+pub mod http;
+pub mod model;
+pub mod service;

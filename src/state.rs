@@ -1,0 +1,59 @@
+//! The shared state every handler and task sees.
+
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::limits::RateLimits;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: Config,
+    pub store: Store,
+    pub jwt: JwtKeys,
+    pub limits: RateLimits,
+    pub metrics: Metrics,
+    /// Set once the listener is bound (or from `public_url`).
+    base_url: OnceLock<String>,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Store, jwt: JwtKeys) -> AppState {
+        let limits = RateLimits::new(&config.limits);
+        let base_url = OnceLock::new();
+        if !config.public_url.is_empty() {
+            let _ = base_url.set(config.public_url.trim_end_matches('/').to_owned());
+        }
+        AppState(Arc::new(Shared {
+            config,
+            store,
+            jwt,
+            limits,
+            metrics: Metrics::default(),
+            base_url,
+        }))
+    }
+
+    /// The URL the appliance is reached at, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.base_url
+            .get()
+            .map_or("http://127.0.0.1:8080", String::as_str)
+    }
+
+    pub(crate) fn set_base_url(&self, url: String) {
+        let _ = self.base_url.set(url);
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

@@ -1,0 +1,105 @@
+//! Key encoding and record codec. Keys are big-endian so that byte order is
+//! numeric order; timestamps have their sign bit flipped for the same reason.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Error;
+
+/// Builds a composite key from parts, in order.
+#[derive(Default)]
+pub struct KeyBuf(Vec<u8>);
+
+impl KeyBuf {
+    pub fn new() -> Self {
+        KeyBuf(Vec::with_capacity(64))
+    }
+
+    pub fn id(mut self, id: u128) -> Self {
+        self.0.extend_from_slice(&id.to_be_bytes());
+        self
+    }
+
+    pub fn byte(mut self, b: u8) -> Self {
+        self.0.push(b);
+        self
+    }
+
+    pub fn time(mut self, t: DateTime<Utc>) -> Self {
+        self.0.extend_from_slice(&time_key(t));
+        self
+    }
+
+    /// A string part; terminated by a zero byte so prefixes stay distinct.
+    pub fn str(mut self, s: &str) -> Self {
+        self.0.extend_from_slice(s.as_bytes());
+        self.0.push(0);
+        self
+    }
+
+    pub fn bytes(mut self, b: &[u8]) -> Self {
+        self.0.extend_from_slice(b);
+        self
+    }
+
+    pub fn done(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+pub fn time_key(t: DateTime<Utc>) -> [u8; 8] {
+    let micros = t.timestamp_micros();
+    ((micros as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn id_key(id: u128) -> [u8; 16] {
+    id.to_be_bytes()
+}
+
+/// Reads a big-endian id at `offset` of a key.
+pub fn id_at(key: &[u8], offset: usize) -> Option<u128> {
+    key.get(offset..offset + 16)
+        .map(|b| u128::from_be_bytes(b.try_into().expect("16 bytes")))
+}
+
+/// The smallest key greater than every key that starts with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(|e| Error::Codec(e.to_string()))
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Codec(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_keys_sort_like_times() {
+        let a: DateTime<Utc> = "1960-01-01T00:00:00Z".parse().unwrap();
+        let b: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let c: DateTime<Utc> = "2026-01-01T00:00:00.000001Z".parse().unwrap();
+        assert!(time_key(a) < time_key(b));
+        assert!(time_key(b) < time_key(c));
+    }
+
+    #[test]
+    fn prefix_end_bounds_the_prefix() {
+        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_end(&[1, 255]), Some(vec![2]));
+        assert_eq!(prefix_end(&[255]), None);
+    }
+}

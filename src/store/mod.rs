@@ -1,0 +1,360 @@
+//! The only module that knows redb.
+//!
+//! Reads run anywhere on a snapshot ([`Store::read`]). Writes are closures
+//! sent to one writer thread ([`Store::write`]), which folds every write that
+//! is waiting into one transaction and one durable commit (group commit). A
+//! write's caller hears back only after that commit is on disk.
+//!
+//! A write closure sees the batch's earlier writes, so two claims of one
+//! thread in one batch still have exactly one winner. A closure that fails
+//! before it wrote anything is simply left out; one that fails after writing
+//! makes the writer abort the transaction and run the rest of the batch again
+//! without it, so a failed write never leaves half of itself behind.
+
+mod codec;
+mod migrate;
+mod queries;
+mod records;
+pub mod tables;
+mod writer;
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use redb::{
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
+};
+use tokio::sync::{mpsc, oneshot};
+
+pub use codec::{KeyBuf, id_at, id_key, prefix_end};
+pub use queries::{Page, Reader, ThreadCursor};
+pub use records::{IndexEntry, Record};
+pub use writer::StoreStats;
+
+use crate::error::AppError;
+use tables::Table;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("record codec: {0}")]
+    Codec(String),
+    /// A unique index already holds the key (e.g. an email in use).
+    #[error("{0} already exists")]
+    Unique(&'static str),
+    /// The database was written by a newer version of the program.
+    #[error("database schema {found} is newer than this program's {supported}")]
+    SchemaTooNew { found: u64, supported: u64 },
+    /// A rule of the use case refused the write.
+    #[error(transparent)]
+    Domain(Box<AppError>),
+    #[error("store is shutting down")]
+    ShuttingDown,
+}
+
+impl From<AppError> for Error {
+    fn from(e: AppError) -> Self {
+        Error::Domain(Box::new(e))
+    }
+}
+
+macro_rules! storage_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Storage(e.to_string())
+            }
+        }
+    )*};
+}
+storage_errors!(
+    redb::Error,
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError,
+    std::io::Error
+);
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    jobs: mpsc::Sender<writer::Msg>,
+    stats: Arc<writer::Stats>,
+}
+
+impl Store {
+    /// Opens (or creates) the database file, migrates it, and starts the writer.
+    pub fn open(path: &Path, max_batch: usize) -> Result<Store> {
+        let db = Arc::new(Database::create(path)?);
+        migrate::run(&db)?;
+        let stats = Arc::new(writer::Stats::default());
+        let jobs = writer::spawn(db.clone(), stats.clone(), max_batch)?;
+        Ok(Store {
+            inner: Arc::new(Inner { db, jobs, stats }),
+        })
+    }
+
+    /// A consistent snapshot for reading.
+    pub fn read(&self) -> Result<ReadTx> {
+        Ok(ReadTx {
+            txn: self.inner.db.begin_read()?,
+        })
+    }
+
+    /// Runs `op` in the next group commit and returns its result once the
+    /// commit is durable. `op` may run more than once (see the module docs),
+    /// so it must not have effects outside the transaction.
+    pub async fn write<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = writer::Job::new(op, reply);
+        self.inner
+            .jobs
+            .send(writer::Msg::Job(job))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let value = answer.await.map_err(|_| Error::ShuttingDown)??;
+        Ok(*value.downcast::<T>().expect("a write returns its own type"))
+    }
+
+    /// Commits everything already queued, then stops the writer. Later
+    /// writes fail with [`Error::ShuttingDown`].
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self
+            .inner
+            .jobs
+            .send(writer::Msg::Shutdown(done))
+            .await
+            .is_ok()
+        {
+            let _ = finished.await;
+        }
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Writes currently waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.inner.jobs.max_capacity() - self.inner.jobs.capacity()
+    }
+
+    /// Whether the writer is still taking writes.
+    pub fn is_running(&self) -> bool {
+        !self.inner.jobs.is_closed() && !self.inner.stats.stopped.load(Ordering::Relaxed)
+    }
+}
+
+/// A read snapshot.
+pub struct ReadTx {
+    txn: ReadTransaction,
+}
+
+impl ReadTx {
+    fn table(&self, table: Table) -> Result<ReadOnlyTable<&'static [u8], &'static [u8]>> {
+        Ok(self.txn.open_table(table)?)
+    }
+}
+
+/// A scan over keys that start with `prefix`.
+#[derive(Clone, Debug, Default)]
+pub struct Scan {
+    pub prefix: Vec<u8>,
+    /// Start after this key (exclusive), in the scan's direction.
+    pub after: Option<Vec<u8>>,
+    /// Newest/largest first.
+    pub reverse: bool,
+    pub limit: usize,
+}
+
+fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    table: &T,
+    scan: &Scan,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let end = prefix_end(&scan.prefix);
+    let mut lower: Bound<&[u8]> = Bound::Included(scan.prefix.as_slice());
+    let mut upper: Bound<&[u8]> = match &end {
+        Some(e) => Bound::Excluded(e.as_slice()),
+        None => Bound::Unbounded,
+    };
+    if let Some(after) = &scan.after {
+        if scan.reverse {
+            upper = Bound::Excluded(after.as_slice());
+        } else {
+            lower = Bound::Excluded(after.as_slice());
+        }
+    }
+    let range = table.range::<&[u8]>((lower, upper))?;
+    let mut out = Vec::new();
+    let mut push = |item: std::result::Result<
+        (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>),
+        redb::StorageError,
+    >|
+     -> Result<bool> {
+        let (k, v) = item?;
+        out.push((k.value().to_vec(), v.value().to_vec()));
+        Ok(out.len() < scan.limit)
+    };
+    if scan.reverse {
+        for item in range.rev() {
+            if !push(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in range {
+            if !push(item)? {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Reader for ReadTx {
+    fn get_raw(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.table(table)?.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        scan_table(&self.table(table)?, scan)
+    }
+}
+
+/// The transaction a write closure runs in. Only typed operations are
+/// offered; every one of them keeps the record's indexes in step.
+pub struct WriteTx<'a> {
+    txn: &'a WriteTransaction,
+    /// Set by the first write, so the writer knows whether a failed closure
+    /// left anything behind.
+    dirty: bool,
+}
+
+impl Reader for WriteTx<'_> {
+    fn get_raw(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let t = self.txn.open_table(table)?;
+        let value = t.get(key)?.map(|v| v.value().to_vec());
+        Ok(value)
+    }
+
+    fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        scan_table(&self.txn.open_table(table)?, scan)
+    }
+}
+
+impl WriteTx<'_> {
+    /// Inserts or replaces a record and moves its index entries. Unique
+    /// entries are checked before anything is written.
+    pub fn put<R: Record>(&mut self, record: &R) -> Result<()> {
+        let key = record.key();
+        let old: Option<R> = self.get(&key)?;
+        let old_entries = old.as_ref().map(Record::indexes).unwrap_or_default();
+        let new_entries = record.indexes();
+        for entry in new_entries.iter().filter(|e| e.unique) {
+            if old_entries.contains(entry) {
+                continue;
+            }
+            if let Some(holder) = self.get_raw(entry.table, &entry.key)?
+                && holder != entry.value
+            {
+                return Err(Error::Unique(unique_name(entry.table)));
+            }
+        }
+        let bytes = codec::encode(record)?;
+        self.dirty = true;
+        for entry in old_entries.iter().filter(|e| !new_entries.contains(e)) {
+            self.txn
+                .open_table(entry.table)?
+                .remove(entry.key.as_slice())?;
+        }
+        for entry in new_entries.iter().filter(|e| !old_entries.contains(e)) {
+            self.txn
+                .open_table(entry.table)?
+                .insert(entry.key.as_slice(), entry.value.as_slice())?;
+        }
+        self.txn
+            .open_table(R::TABLE)?
+            .insert(key.as_slice(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a record and its index entries; returns what was there.
+    pub fn delete<R: Record>(&mut self, key: &[u8]) -> Result<Option<R>> {
+        let Some(old) = self.get::<R>(key)? else {
+            return Ok(None);
+        };
+        self.dirty = true;
+        for entry in old.indexes() {
+            self.txn
+                .open_table(entry.table)?
+                .remove(entry.key.as_slice())?;
+        }
+        self.txn.open_table(R::TABLE)?.remove(key)?;
+        Ok(Some(old))
+    }
+
+    /// Writes a value that is not a [`Record`] (tokens, meta values, the
+    /// visitor token index).
+    pub fn put_raw(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.dirty = true;
+        self.txn.open_table(table)?.insert(key, value)?;
+        Ok(())
+    }
+
+    pub fn delete_raw(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        self.dirty = true;
+        let removed = self.txn.open_table(table)?.remove(key)?.is_some();
+        Ok(removed)
+    }
+
+    /// Encodes and writes a serializable value under a raw key.
+    pub fn put_value<T: serde::Serialize>(
+        &mut self,
+        table: Table,
+        key: &[u8],
+        value: &T,
+    ) -> Result<()> {
+        let bytes = codec::encode(value)?;
+        self.put_raw(table, key, &bytes)
+    }
+
+    /// Adds one to a counter in the meta table and returns the new value.
+    pub fn next_counter(&mut self, name: &str) -> Result<u64> {
+        let key = format!("counter:{name}");
+        let current = self
+            .get_raw(tables::META, key.as_bytes())?
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        let next = current + 1;
+        self.put_raw(tables::META, key.as_bytes(), &next.to_be_bytes())?;
+        Ok(next)
+    }
+}
+
+fn unique_name(table: Table) -> &'static str {
+    use redb::TableHandle;
+    match table.name() {
+        "idx_agent_email" => "email",
+        "idx_space_key" => "widget key",
+        "idx_client_msg" => "clientMsgId",
+        "idx_threads_by_ref" => "external reference",
+        _ => "key",
+    }
+}

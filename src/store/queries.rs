@@ -1,0 +1,427 @@
+//! Typed reads, shared by read snapshots and write transactions: a write
+//! closure reads with the same methods, and sees its batch's earlier writes.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::{self, KeyBuf, id_at, id_key, time_key};
+use super::records::{self, Record};
+use super::tables::{self, Table};
+use super::{Result, Scan};
+use crate::accounts::model::{Agent, Invite, Organization, RefreshToken, Team};
+use crate::ids::*;
+use crate::messages::model::Message;
+use crate::spaces::model::ChatSpace;
+use crate::templates::model::Template;
+use crate::threads::model::{Thread, ThreadStatus};
+use crate::visitors::model::Visitor;
+
+/// One page of a cursor-paginated list.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Position in a list of threads ordered by last activity, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadCursor {
+    pub micros: i64,
+    pub id: ThreadId,
+}
+
+impl ThreadCursor {
+    pub fn of(t: &Thread) -> Self {
+        ThreadCursor {
+            micros: t.last_activity_at.timestamp_micros(),
+            id: t.id,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.micros, self.id)
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let (m, id) = s.split_once('_')?;
+        Some(ThreadCursor {
+            micros: m.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+
+    fn index_key(&self, prefix: &[u8]) -> Vec<u8> {
+        let t = chrono::DateTime::from_timestamp_micros(self.micros).unwrap_or_default();
+        KeyBuf::new()
+            .bytes(prefix)
+            .bytes(&time_key(t))
+            .id(self.id.as_u128())
+            .done()
+    }
+
+    fn from_index_key(key: &[u8], prefix_len: usize) -> Option<Self> {
+        let t = key.get(prefix_len..prefix_len + 8)?;
+        let micros = (u64::from_be_bytes(t.try_into().ok()?) ^ (1 << 63)) as i64;
+        Some(ThreadCursor {
+            micros,
+            id: ThreadId::from_u128(id_at(key, prefix_len + 8)?),
+        })
+    }
+}
+
+const CHUNK: usize = 64;
+
+pub trait Reader {
+    fn get_raw(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    fn get<R: Record>(&self, key: &[u8]) -> Result<Option<R>> {
+        self.get_raw(R::TABLE, key)?
+            .map(|b| codec::decode(&b))
+            .transpose()
+    }
+
+    fn by_id<R: Record>(&self, id: u128) -> Result<Option<R>> {
+        self.get(&id_key(id))
+    }
+
+    /// A decoded non-record value.
+    fn value<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
+        self.get_raw(table, key)?
+            .map(|b| codec::decode(&b))
+            .transpose()
+    }
+
+    /// The id an index entry points at.
+    fn pointer(&self, table: Table, key: &[u8]) -> Result<Option<u128>> {
+        Ok(self.get_raw(table, key)?.and_then(|v| id_at(&v, 0)))
+    }
+
+    /// Every id found at `offset` of the keys under `prefix`, in key order.
+    fn ids_under(&self, table: Table, prefix: &[u8], offset: usize) -> Result<Vec<u128>> {
+        let rows = self.scan(
+            table,
+            &Scan {
+                prefix: prefix.to_vec(),
+                limit: usize::MAX,
+                ..Scan::default()
+            },
+        )?;
+        Ok(rows.iter().filter_map(|(k, _)| id_at(k, offset)).collect())
+    }
+
+    fn records_under<R: Record>(&self, table: Table, owner: u128) -> Result<Vec<R>> {
+        let mut out = Vec::new();
+        for id in self.ids_under(table, &id_key(owner), 16)? {
+            if let Some(r) = self.by_id(id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn is_empty(&self, table: Table) -> Result<bool> {
+        Ok(self
+            .scan(
+                table,
+                &Scan {
+                    limit: 1,
+                    ..Scan::default()
+                },
+            )?
+            .is_empty())
+    }
+
+    // Organizations and people.
+
+    fn org(&self, id: OrgId) -> Result<Option<Organization>> {
+        self.by_id(id.as_u128())
+    }
+
+    fn has_orgs(&self) -> Result<bool> {
+        Ok(!self.is_empty(tables::ORGS)?)
+    }
+
+    fn agent(&self, id: AgentId) -> Result<Option<Agent>> {
+        self.by_id(id.as_u128())
+    }
+
+    /// `email` must already be lower-cased.
+    fn agent_by_email(&self, email: &str) -> Result<Option<Agent>> {
+        match self.pointer(tables::IDX_AGENT_EMAIL, email.as_bytes())? {
+            Some(id) => self.by_id(id),
+            None => Ok(None),
+        }
+    }
+
+    fn agents_of_org(&self, org: OrgId) -> Result<Vec<Agent>> {
+        self.records_under(tables::IDX_AGENTS_BY_ORG, org.as_u128())
+    }
+
+    fn team(&self, id: TeamId) -> Result<Option<Team>> {
+        self.by_id(id.as_u128())
+    }
+
+    fn teams_of_org(&self, org: OrgId) -> Result<Vec<Team>> {
+        self.records_under(tables::IDX_TEAMS_BY_ORG, org.as_u128())
+    }
+
+    fn refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>> {
+        self.value(tables::REFRESH_TOKENS, hash)
+    }
+
+    fn invite(&self, hash: &[u8]) -> Result<Option<Invite>> {
+        self.value(tables::INVITES, hash)
+    }
+
+    // Chat spaces and visitors.
+
+    fn space(&self, id: SpaceId) -> Result<Option<ChatSpace>> {
+        self.by_id(id.as_u128())
+    }
+
+    fn space_by_key(&self, widget_key: &str) -> Result<Option<ChatSpace>> {
+        match self.pointer(tables::IDX_SPACE_KEY, widget_key.as_bytes())? {
+            Some(id) => self.by_id(id),
+            None => Ok(None),
+        }
+    }
+
+    fn spaces_of_org(&self, org: OrgId) -> Result<Vec<ChatSpace>> {
+        self.records_under(tables::IDX_SPACES_BY_ORG, org.as_u128())
+    }
+
+    fn all_spaces(&self) -> Result<Vec<ChatSpace>> {
+        let rows = self.scan(
+            tables::SPACES,
+            &Scan {
+                limit: usize::MAX,
+                ..Scan::default()
+            },
+        )?;
+        rows.iter().map(|(_, v)| codec::decode(v)).collect()
+    }
+
+    /// Threads of a space in one status.
+    fn count_threads(&self, space: SpaceId, status: ThreadStatus) -> Result<usize> {
+        let prefix = records::thread_space_prefix(space.as_u128(), status);
+        Ok(self
+            .ids_under(tables::IDX_THREADS_BY_SPACE, &prefix, 0)?
+            .len())
+    }
+
+    fn visitor(&self, id: VisitorId) -> Result<Option<Visitor>> {
+        self.by_id(id.as_u128())
+    }
+
+    fn visitor_by_token_hash(&self, hash: &[u8]) -> Result<Option<Visitor>> {
+        match self.pointer(tables::IDX_VISITOR_TOKEN, hash)? {
+            Some(id) => self.by_id(id),
+            None => Ok(None),
+        }
+    }
+
+    // Threads.
+
+    fn thread(&self, id: ThreadId) -> Result<Option<Thread>> {
+        self.by_id(id.as_u128())
+    }
+
+    /// A visitor's threads, newest first.
+    fn threads_of_visitor(&self, visitor: VisitorId) -> Result<Vec<Thread>> {
+        let mut threads: Vec<Thread> =
+            self.records_under(tables::IDX_THREADS_BY_VISITOR, visitor.as_u128())?;
+        threads.reverse();
+        Ok(threads)
+    }
+
+    fn thread_by_ref(&self, space: SpaceId, kind: &str, id: &str) -> Result<Option<Thread>> {
+        let key = records::thread_ref_key(space.as_u128(), kind, id);
+        match self.pointer(tables::IDX_THREADS_BY_REF, &key)? {
+            Some(id) => self.by_id(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Threads of the given spaces and statuses, most recent activity first,
+    /// that pass `keep`; `limit` of them after `cursor`.
+    fn threads_in_spaces(
+        &self,
+        spaces: &[SpaceId],
+        statuses: &[ThreadStatus],
+        cursor: Option<ThreadCursor>,
+        limit: usize,
+        keep: &dyn Fn(&Thread) -> bool,
+    ) -> Result<Page<Thread>> {
+        let prefixes = spaces
+            .iter()
+            .flat_map(|s| {
+                statuses
+                    .iter()
+                    .map(|st| records::thread_space_prefix(s.as_u128(), *st))
+            })
+            .collect();
+        merge_by_activity(
+            self,
+            tables::IDX_THREADS_BY_SPACE,
+            prefixes,
+            cursor,
+            limit,
+            keep,
+        )
+    }
+
+    /// Threads assigned to `agent` in the given statuses, most recent first.
+    fn threads_of_agent(
+        &self,
+        agent: AgentId,
+        statuses: &[ThreadStatus],
+        cursor: Option<ThreadCursor>,
+        limit: usize,
+        keep: &dyn Fn(&Thread) -> bool,
+    ) -> Result<Page<Thread>> {
+        let prefixes = statuses
+            .iter()
+            .map(|st| records::thread_agent_prefix(agent.as_u128(), *st))
+            .collect();
+        merge_by_activity(
+            self,
+            tables::IDX_THREADS_BY_AGENT,
+            prefixes,
+            cursor,
+            limit,
+            keep,
+        )
+    }
+
+    // Messages.
+
+    fn message(&self, id: MessageId) -> Result<Option<Message>> {
+        match self.pointer(tables::IDX_MESSAGE_THREAD, &id_key(id.as_u128()))? {
+            Some(thread) => self.get(&records::message_key(thread, id.as_u128())),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` messages of a thread, starting after `from` (exclusive),
+    /// oldest first, or newest first when `reverse`.
+    fn messages(
+        &self,
+        thread: ThreadId,
+        from: Option<MessageId>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let prefix = id_key(thread.as_u128()).to_vec();
+        let rows = self.scan(
+            tables::MESSAGES,
+            &Scan {
+                after: from.map(|m| records::message_key(thread.as_u128(), m.as_u128())),
+                prefix,
+                reverse,
+                limit,
+            },
+        )?;
+        rows.iter().map(|(_, v)| codec::decode(v)).collect()
+    }
+
+    /// The message a sender already stored under this idempotency key.
+    fn message_by_client_id(
+        &self,
+        sender: uuid::Uuid,
+        client_msg_id: &str,
+    ) -> Result<Option<Message>> {
+        let key = records::client_msg_key(sender.as_u128(), client_msg_id);
+        match self.pointer(tables::IDX_CLIENT_MSG, &key)? {
+            Some(id) => self.message(MessageId::from_u128(id)),
+            None => Ok(None),
+        }
+    }
+
+    // Templates.
+
+    fn template(&self, id: TemplateId) -> Result<Option<Template>> {
+        self.by_id(id.as_u128())
+    }
+
+    fn templates_of_org(&self, org: OrgId) -> Result<Vec<Template>> {
+        self.records_under(tables::IDX_TEMPLATES_BY_ORG, org.as_u128())
+    }
+}
+
+/// Merges several "… ‖ last activity ‖ thread" index ranges, newest first.
+fn merge_by_activity<R: Reader + ?Sized>(
+    reader: &R,
+    table: Table,
+    prefixes: Vec<Vec<u8>>,
+    cursor: Option<ThreadCursor>,
+    limit: usize,
+    keep: &dyn Fn(&Thread) -> bool,
+) -> Result<Page<Thread>> {
+    struct Lane {
+        prefix: Vec<u8>,
+        buffer: std::collections::VecDeque<ThreadCursor>,
+        after: Option<Vec<u8>>,
+        exhausted: bool,
+    }
+    let mut lanes: Vec<Lane> = prefixes
+        .into_iter()
+        .map(|prefix| Lane {
+            after: cursor.map(|c| c.index_key(&prefix)),
+            prefix,
+            buffer: Default::default(),
+            exhausted: false,
+        })
+        .collect();
+    let mut items = Vec::new();
+    let mut last = None;
+    while items.len() < limit {
+        for lane in lanes
+            .iter_mut()
+            .filter(|l| l.buffer.is_empty() && !l.exhausted)
+        {
+            let rows = reader.scan(
+                table,
+                &Scan {
+                    prefix: lane.prefix.clone(),
+                    after: lane.after.clone(),
+                    reverse: true,
+                    limit: CHUNK,
+                },
+            )?;
+            lane.exhausted = rows.len() < CHUNK;
+            if let Some((k, _)) = rows.last() {
+                lane.after = Some(k.clone());
+            }
+            let plen = lane.prefix.len();
+            lane.buffer.extend(
+                rows.iter()
+                    .filter_map(|(k, _)| ThreadCursor::from_index_key(k, plen)),
+            );
+        }
+        let best = lanes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.buffer.front().map(|c| (i, (c.micros, c.id))))
+            .max_by_key(|(_, k)| *k);
+        let Some((i, _)) = best else {
+            return Ok(Page {
+                items,
+                next_cursor: None,
+            });
+        };
+        let position = lanes[i].buffer.pop_front().expect("front exists");
+        last = Some(position);
+        if let Some(thread) = reader.thread(position.id)?
+            && keep(&thread)
+        {
+            items.push(thread);
+        }
+    }
+    let more = lanes.iter().any(|l| !l.buffer.is_empty() || !l.exhausted);
+    Ok(Page {
+        items,
+        next_cursor: if more { last.map(|c| c.encode()) } else { None },
+    })
+}

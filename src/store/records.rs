@@ -1,0 +1,280 @@
+//! How each record is keyed and indexed. A record declares its index entries;
+//! [`super::WriteTx::put`] keeps them in step with the record, so no caller
+//! maintains an index by hand.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::{KeyBuf, id_key};
+use super::tables::{self, Table};
+use crate::accounts::model::{Agent, Organization, Team};
+use crate::messages::model::Message;
+use crate::spaces::model::ChatSpace;
+use crate::templates::model::Template;
+use crate::threads::model::{Thread, ThreadStatus};
+use crate::visitors::model::Visitor;
+
+/// One entry a record contributes to an index table.
+#[derive(Clone)]
+pub struct IndexEntry {
+    pub table: Table,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    /// A unique entry refuses a key another record already holds.
+    pub unique: bool,
+}
+
+impl PartialEq for IndexEntry {
+    fn eq(&self, other: &Self) -> bool {
+        use redb::TableHandle;
+        self.table.name() == other.table.name()
+            && self.key == other.key
+            && self.value == other.value
+            && self.unique == other.unique
+    }
+}
+
+impl std::fmt::Debug for IndexEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use redb::TableHandle;
+        f.debug_struct("IndexEntry")
+            .field("table", &self.table.name())
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl IndexEntry {
+    fn plain(table: Table, key: Vec<u8>) -> Self {
+        IndexEntry {
+            table,
+            key,
+            value: Vec::new(),
+            unique: false,
+        }
+    }
+
+    fn pointer(table: Table, key: Vec<u8>, to: u128) -> Self {
+        IndexEntry {
+            table,
+            key,
+            value: id_key(to).to_vec(),
+            unique: false,
+        }
+    }
+
+    fn unique(table: Table, key: Vec<u8>, to: u128) -> Self {
+        IndexEntry {
+            unique: true,
+            ..IndexEntry::pointer(table, key, to)
+        }
+    }
+}
+
+pub trait Record: Serialize + DeserializeOwned {
+    const TABLE: Table;
+    /// A name for error messages.
+    const NAME: &'static str;
+    fn key(&self) -> Vec<u8>;
+    fn indexes(&self) -> Vec<IndexEntry> {
+        Vec::new()
+    }
+}
+
+impl Record for Organization {
+    const TABLE: Table = tables::ORGS;
+    const NAME: &'static str = "organization";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+}
+
+impl Record for Agent {
+    const TABLE: Table = tables::AGENTS;
+    const NAME: &'static str = "agent";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        let id = self.id.as_u128();
+        vec![
+            IndexEntry::unique(tables::IDX_AGENT_EMAIL, self.email.as_bytes().to_vec(), id),
+            IndexEntry::plain(
+                tables::IDX_AGENTS_BY_ORG,
+                KeyBuf::new()
+                    .id(self.organization_id.as_u128())
+                    .id(id)
+                    .done(),
+            ),
+        ]
+    }
+}
+
+impl Record for Team {
+    const TABLE: Table = tables::TEAMS;
+    const NAME: &'static str = "team";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        vec![IndexEntry::plain(
+            tables::IDX_TEAMS_BY_ORG,
+            KeyBuf::new()
+                .id(self.organization_id.as_u128())
+                .id(self.id.as_u128())
+                .done(),
+        )]
+    }
+}
+
+impl Record for ChatSpace {
+    const TABLE: Table = tables::SPACES;
+    const NAME: &'static str = "chat space";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        let id = self.id.as_u128();
+        vec![
+            IndexEntry::unique(
+                tables::IDX_SPACE_KEY,
+                self.widget_key.as_bytes().to_vec(),
+                id,
+            ),
+            IndexEntry::plain(
+                tables::IDX_SPACES_BY_ORG,
+                KeyBuf::new()
+                    .id(self.organization_id.as_u128())
+                    .id(id)
+                    .done(),
+            ),
+        ]
+    }
+}
+
+impl Record for Visitor {
+    const TABLE: Table = tables::VISITORS;
+    const NAME: &'static str = "visitor";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        vec![IndexEntry::plain(
+            tables::IDX_VISITORS_BY_SPACE,
+            KeyBuf::new()
+                .id(self.chat_space_id.as_u128())
+                .id(self.id.as_u128())
+                .done(),
+        )]
+    }
+}
+
+/// Key of a thread in the by-space index.
+pub fn thread_space_key(t: &Thread) -> Vec<u8> {
+    KeyBuf::new()
+        .id(t.chat_space_id.as_u128())
+        .byte(t.status.as_u8())
+        .time(t.last_activity_at)
+        .id(t.id.as_u128())
+        .done()
+}
+
+/// Prefix of the by-space index for one space and status.
+pub fn thread_space_prefix(space: u128, status: ThreadStatus) -> Vec<u8> {
+    KeyBuf::new().id(space).byte(status.as_u8()).done()
+}
+
+pub fn thread_agent_prefix(agent: u128, status: ThreadStatus) -> Vec<u8> {
+    KeyBuf::new().id(agent).byte(status.as_u8()).done()
+}
+
+pub fn thread_ref_key(space: u128, kind: &str, id: &str) -> Vec<u8> {
+    KeyBuf::new().id(space).str(kind).str(id).done()
+}
+
+impl Record for Thread {
+    const TABLE: Table = tables::THREADS;
+    const NAME: &'static str = "thread";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        let id = self.id.as_u128();
+        let mut entries = vec![
+            IndexEntry::plain(tables::IDX_THREADS_BY_SPACE, thread_space_key(self)),
+            IndexEntry::plain(
+                tables::IDX_THREADS_BY_VISITOR,
+                KeyBuf::new().id(self.visitor_id.as_u128()).id(id).done(),
+            ),
+        ];
+        if let Some(agent) = self.assigned_agent_id {
+            entries.push(IndexEntry::plain(
+                tables::IDX_THREADS_BY_AGENT,
+                KeyBuf::new()
+                    .id(agent.as_u128())
+                    .byte(self.status.as_u8())
+                    .time(self.last_activity_at)
+                    .id(id)
+                    .done(),
+            ));
+        }
+        if let Some(r) = &self.external_ref {
+            entries.push(IndexEntry::unique(
+                tables::IDX_THREADS_BY_REF,
+                thread_ref_key(self.chat_space_id.as_u128(), &r.kind, &r.id),
+                id,
+            ));
+        }
+        entries
+    }
+}
+
+/// Primary key of a message: thread ‖ message.
+pub fn message_key(thread: u128, message: u128) -> Vec<u8> {
+    KeyBuf::new().id(thread).id(message).done()
+}
+
+pub fn client_msg_key(sender: u128, client_msg_id: &str) -> Vec<u8> {
+    KeyBuf::new().id(sender).str(client_msg_id).done()
+}
+
+impl Record for Message {
+    const TABLE: Table = tables::MESSAGES;
+    const NAME: &'static str = "message";
+    fn key(&self) -> Vec<u8> {
+        message_key(self.thread_id.as_u128(), self.id.as_u128())
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        let id = self.id.as_u128();
+        let mut entries = vec![IndexEntry::pointer(
+            tables::IDX_MESSAGE_THREAD,
+            id_key(id).to_vec(),
+            self.thread_id.as_u128(),
+        )];
+        if let Some(cid) = &self.client_msg_id {
+            entries.push(IndexEntry::unique(
+                tables::IDX_CLIENT_MSG,
+                client_msg_key(self.sender_id.as_u128(), cid),
+                id,
+            ));
+        }
+        entries
+    }
+}
+
+impl Record for Template {
+    const TABLE: Table = tables::TEMPLATES;
+    const NAME: &'static str = "template";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        vec![IndexEntry::plain(
+            tables::IDX_TEMPLATES_BY_ORG,
+            KeyBuf::new()
+                .id(self.organization_id.as_u128())
+                .id(self.id.as_u128())
+                .done(),
+        )]
+    }
+}

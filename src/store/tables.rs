@@ -1,0 +1,84 @@
+//! Every table of the database, in one list. All tables map bytes to bytes:
+//! record tables hold JSON under a primary key; index tables hold composite
+//! keys whose byte order is the order the API lists things in.
+
+use redb::TableDefinition;
+
+pub type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// Schema version, and other small values (`schema_version`, counters).
+pub const META: Table = TableDefinition::new("meta");
+
+// Records: primary key -> JSON.
+pub const ORGS: Table = TableDefinition::new("orgs");
+pub const AGENTS: Table = TableDefinition::new("agents");
+pub const TEAMS: Table = TableDefinition::new("teams");
+pub const SPACES: Table = TableDefinition::new("spaces");
+pub const VISITORS: Table = TableDefinition::new("visitors");
+pub const THREADS: Table = TableDefinition::new("threads");
+/// Key: thread ‖ message, so one thread's messages are one ordered range.
+pub const MESSAGES: Table = TableDefinition::new("messages");
+pub const TEMPLATES: Table = TableDefinition::new("templates");
+/// Key: sha256 of the refresh token.
+pub const REFRESH_TOKENS: Table = TableDefinition::new("refresh_tokens");
+/// Key: sha256 of the invite token.
+pub const INVITES: Table = TableDefinition::new("invites");
+
+// Indexes: composite key -> value (an id, or empty).
+/// lower-cased email -> agent (unique)
+pub const IDX_AGENT_EMAIL: Table = TableDefinition::new("idx_agent_email");
+/// org ‖ agent
+pub const IDX_AGENTS_BY_ORG: Table = TableDefinition::new("idx_agents_by_org");
+/// org ‖ team
+pub const IDX_TEAMS_BY_ORG: Table = TableDefinition::new("idx_teams_by_org");
+/// widget key -> space (unique)
+pub const IDX_SPACE_KEY: Table = TableDefinition::new("idx_space_key");
+/// org ‖ space
+pub const IDX_SPACES_BY_ORG: Table = TableDefinition::new("idx_spaces_by_org");
+/// sha256 of the visitor session token -> visitor (unique)
+pub const IDX_VISITOR_TOKEN: Table = TableDefinition::new("idx_visitor_token");
+/// space ‖ visitor
+pub const IDX_VISITORS_BY_SPACE: Table = TableDefinition::new("idx_visitors_by_space");
+/// space ‖ status ‖ last activity ‖ thread
+pub const IDX_THREADS_BY_SPACE: Table = TableDefinition::new("idx_threads_by_space");
+/// visitor ‖ thread
+pub const IDX_THREADS_BY_VISITOR: Table = TableDefinition::new("idx_threads_by_visitor");
+/// assigned agent ‖ status ‖ last activity ‖ thread
+pub const IDX_THREADS_BY_AGENT: Table = TableDefinition::new("idx_threads_by_agent");
+/// space ‖ ref type ‖ 0 ‖ ref id -> thread
+pub const IDX_THREADS_BY_REF: Table = TableDefinition::new("idx_threads_by_ref");
+/// message -> thread
+pub const IDX_MESSAGE_THREAD: Table = TableDefinition::new("idx_message_thread");
+/// sender ‖ clientMsgId -> message (unique): the idempotency index
+pub const IDX_CLIENT_MSG: Table = TableDefinition::new("idx_client_msg");
+/// org ‖ template
+pub const IDX_TEMPLATES_BY_ORG: Table = TableDefinition::new("idx_templates_by_org");
+
+/// Every table, so a new database creates them all and backups copy them all.
+pub const ALL: &[Table] = &[
+    META,
+    ORGS,
+    AGENTS,
+    TEAMS,
+    SPACES,
+    VISITORS,
+    THREADS,
+    MESSAGES,
+    TEMPLATES,
+    REFRESH_TOKENS,
+    INVITES,
+    IDX_AGENT_EMAIL,
+    IDX_AGENTS_BY_ORG,
+    IDX_TEAMS_BY_ORG,
+    IDX_SPACE_KEY,
+    IDX_SPACES_BY_ORG,
+    IDX_VISITOR_TOKEN,
+    IDX_VISITORS_BY_SPACE,
+    IDX_THREADS_BY_SPACE,
+    IDX_THREADS_BY_VISITOR,
+    IDX_THREADS_BY_AGENT,
+    IDX_THREADS_BY_REF,
+    IDX_MESSAGE_THREAD,
+    IDX_CLIENT_MSG,
+    IDX_TEMPLATES_BY_ORG,
+];

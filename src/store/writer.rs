@@ -1,0 +1,215 @@
+//! The group-commit writer: one thread, one transaction per batch of waiting
+//! writes, one fsync per batch.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use redb::Database;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Error, Result, WriteTx};
+
+type Boxed = Box<dyn Any + Send>;
+type Op = Box<dyn FnMut(&mut WriteTx<'_>) -> Result<Boxed> + Send>;
+
+pub struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<Boxed>>,
+}
+
+impl Job {
+    pub fn new<T, F>(mut op: F, reply: oneshot::Sender<Result<Boxed>>) -> Job
+    where
+        T: Send + 'static,
+        F: FnMut(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        Job {
+            op: Box::new(move |tx| op(tx).map(|v| Box::new(v) as Boxed)),
+            reply,
+        }
+    }
+}
+
+pub enum Msg {
+    Job(Job),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Upper bounds of the batch-size histogram buckets.
+pub const BATCH_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
+
+#[derive(Default)]
+pub struct Stats {
+    commits: AtomicU64,
+    writes: AtomicU64,
+    failed_commits: AtomicU64,
+    commit_micros: AtomicU64,
+    batch_buckets: [AtomicU64; BATCH_BUCKETS.len() + 1],
+    largest_batch: AtomicU64,
+    pub stopped: AtomicBool,
+}
+
+/// Counters of the writer, for `/metrics` and the benchmark.
+#[derive(Clone, Debug, Default)]
+pub struct StoreStats {
+    pub commits: u64,
+    pub writes: u64,
+    pub failed_commits: u64,
+    pub commit_seconds: f64,
+    /// Cumulative counts of batches of at most `BATCH_BUCKETS[i]` writes; the
+    /// last entry counts every batch.
+    pub batch_buckets: Vec<(u64, u64)>,
+    pub largest_batch: u64,
+}
+
+impl StoreStats {
+    pub fn mean_batch(&self) -> f64 {
+        if self.commits == 0 {
+            0.0
+        } else {
+            self.writes as f64 / self.commits as f64
+        }
+    }
+}
+
+impl Stats {
+    fn record(&self, batch: usize, micros: u64) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(batch as u64, Ordering::Relaxed);
+        self.commit_micros.fetch_add(micros, Ordering::Relaxed);
+        let bucket = BATCH_BUCKETS
+            .iter()
+            .position(|&b| batch as u64 <= b)
+            .unwrap_or(BATCH_BUCKETS.len());
+        self.batch_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.largest_batch
+            .fetch_max(batch as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StoreStats {
+        let mut cumulative = 0;
+        let mut buckets = Vec::with_capacity(BATCH_BUCKETS.len() + 1);
+        for (i, counter) in self.batch_buckets.iter().enumerate() {
+            cumulative += counter.load(Ordering::Relaxed);
+            let bound = BATCH_BUCKETS.get(i).copied().unwrap_or(u64::MAX);
+            buckets.push((bound, cumulative));
+        }
+        StoreStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            failed_commits: self.failed_commits.load(Ordering::Relaxed),
+            commit_seconds: self.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            batch_buckets: buckets,
+            largest_batch: self.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub fn spawn(db: Arc<Database>, stats: Arc<Stats>, max_batch: usize) -> Result<mpsc::Sender<Msg>> {
+    let (tx, rx) = mpsc::channel(16 * 1024);
+    std::thread::Builder::new()
+        .name("mychat-writer".into())
+        .spawn(move || run(db, stats, rx, max_batch))?;
+    Ok(tx)
+}
+
+fn run(db: Arc<Database>, stats: Arc<Stats>, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.blocking_recv() {
+        let mut shutdown = None;
+        match first {
+            Msg::Job(job) => batch.push(job),
+            Msg::Shutdown(done) => shutdown = Some(done),
+        }
+        // Everything already waiting joins this commit.
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(Msg::Job(job)) => batch.push(job),
+                Ok(Msg::Shutdown(done)) => shutdown = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&db, &stats, std::mem::take(&mut batch));
+        }
+        if let Some(done) = shutdown {
+            // Writes queued behind the shutdown still get committed.
+            rx.close();
+            while let Some(msg) = rx.blocking_recv() {
+                if let Msg::Job(job) = msg {
+                    batch.push(job);
+                }
+            }
+            if !batch.is_empty() {
+                commit_batch(&db, &stats, std::mem::take(&mut batch));
+            }
+            stats.stopped.store(true, Ordering::Relaxed);
+            // Release the file before saying so, so it can be reopened at once.
+            drop(db);
+            let _ = done.send(());
+            return;
+        }
+    }
+    stats.stopped.store(true, Ordering::Relaxed);
+}
+
+fn commit_batch(db: &Database, stats: &Stats, mut jobs: Vec<Job>) {
+    loop {
+        let started = Instant::now();
+        let txn = match db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => return fail_all(jobs, &Error::from(e)),
+        };
+        let mut results: Vec<Result<Boxed>> = Vec::with_capacity(jobs.len());
+        let mut poisoned = None;
+        {
+            let mut tx = WriteTx {
+                txn: &txn,
+                dirty: false,
+            };
+            for (i, job) in jobs.iter_mut().enumerate() {
+                tx.dirty = false;
+                match (job.op)(&mut tx) {
+                    Ok(value) => results.push(Ok(value)),
+                    Err(e) if !tx.dirty && !matches!(e, Error::Storage(_)) => results.push(Err(e)),
+                    Err(e) => {
+                        poisoned = Some((i, e));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((i, e)) = poisoned {
+            // Undo the whole transaction and run the others again without it.
+            let _ = txn.abort();
+            let job = jobs.remove(i);
+            let _ = job.reply.send(Err(e));
+            if jobs.is_empty() {
+                return;
+            }
+            continue;
+        }
+        match txn.commit() {
+            Ok(()) => {
+                stats.record(jobs.len(), started.elapsed().as_micros() as u64);
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "commit failed");
+                fail_all(jobs, &Error::from(e));
+            }
+        }
+        return;
+    }
+}
+
+fn fail_all(jobs: Vec<Job>, error: &Error) {
+    for job in jobs {
+        let _ = job.reply.send(Err(Error::Storage(error.to_string())));
+    }
+}

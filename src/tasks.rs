@@ -1,0 +1,55 @@
+//! Named background jobs. Each watches the shutdown signal and is awaited
+//! when the server stops.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub struct Tasks {
+    stop: watch::Sender<bool>,
+    handles: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Tasks {
+            stop: watch::channel(false).0,
+            handles: Vec::new(),
+        }
+    }
+}
+
+impl Tasks {
+    /// Runs `tick` every `period` until shutdown.
+    pub fn every<F, Fut>(&mut self, name: &'static str, period: Duration, mut tick: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        let mut stop = self.stop.subscribe();
+        let handle = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => tick().await,
+                    _ = stop.changed() => break,
+                }
+            }
+            tracing::debug!(task = name, "stopped");
+        });
+        self.handles.push((name, handle));
+    }
+
+    /// Signals every task and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for (name, handle) in self.handles {
+            if let Err(e) = handle.await {
+                tracing::warn!(task = name, error = %e, "task ended badly");
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! templates.
+
+pub mod http;
+pub mod model;
+pub mod service;

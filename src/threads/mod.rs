@@ -1,0 +1,5 @@
+//! threads.
+
+pub mod http;
+pub mod model;
+pub mod service;

@@ -1,0 +1,126 @@
+//! Threads: one conversation between a visitor and the agents of a space.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ThreadStatus {
+    Unassigned,
+    Active,
+    Pending,
+    Closed,
+    Expired,
+}
+
+impl ThreadStatus {
+    pub const ALL: [ThreadStatus; 5] = [
+        ThreadStatus::Unassigned,
+        ThreadStatus::Active,
+        ThreadStatus::Pending,
+        ThreadStatus::Closed,
+        ThreadStatus::Expired,
+    ];
+
+    /// Open threads take new visitor messages; ended ones never do.
+    pub fn is_open(self) -> bool {
+        !matches!(self, ThreadStatus::Closed | ThreadStatus::Expired)
+    }
+
+    pub fn as_u8(self) -> u8 {
+        match self {
+            ThreadStatus::Unassigned => 0,
+            ThreadStatus::Active => 1,
+            ThreadStatus::Pending => 2,
+            ThreadStatus::Closed => 3,
+            ThreadStatus::Expired => 4,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ThreadStatus> {
+        ThreadStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreadStatus::Unassigned => "unassigned",
+            ThreadStatus::Active => "active",
+            ThreadStatus::Pending => "pending",
+            ThreadStatus::Closed => "closed",
+            ThreadStatus::Expired => "expired",
+        }
+    }
+}
+
+/// The integrator's object a thread is bound to (an order, a tender).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExternalRef {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+}
+
+/// Up to which message a reader has read, and how many of the other side's
+/// messages that covered (so unread counts are a subtraction).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadMarker {
+    pub up_to: MessageId,
+    pub seen: u64,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LastMessage {
+    pub id: MessageId,
+    pub sender_type: crate::messages::model::SenderType,
+    /// The first characters of the content.
+    pub preview: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Thread {
+    pub id: ThreadId,
+    pub chat_space_id: SpaceId,
+    pub visitor_id: VisitorId,
+    pub assigned_agent_id: Option<AgentId>,
+    pub team_id: Option<TeamId>,
+    #[serde(default)]
+    pub participants: Vec<AgentId>,
+    pub external_ref: Option<ExternalRef>,
+    pub subject: Option<String>,
+    pub status: ThreadStatus,
+    pub last_message: Option<LastMessage>,
+    /// Visitor messages in the thread (not deleted ones' count is kept too).
+    pub visitor_message_count: u64,
+    /// Messages the visitor can see that agents or the system sent.
+    pub agent_message_count: u64,
+    pub visitor_read: Option<ReadMarker>,
+    #[serde(default)]
+    pub agent_reads: BTreeMap<AgentId, ReadMarker>,
+    pub last_activity_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl Thread {
+    /// Visitor messages this agent has not read yet.
+    pub fn unread_for_agent(&self, agent: AgentId) -> u64 {
+        let seen = self.agent_reads.get(&agent).map_or(0, |m| m.seen);
+        self.visitor_message_count.saturating_sub(seen)
+    }
+
+    /// Agent messages the visitor has not read yet.
+    pub fn unread_for_visitor(&self) -> u64 {
+        let seen = self.visitor_read.as_ref().map_or(0, |m| m.seen);
+        self.agent_message_count.saturating_sub(seen)
+    }
+}

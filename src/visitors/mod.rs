@@ -1,0 +1,5 @@
+//! visitors.
+
+pub mod http;
+pub mod model;
+pub mod service;

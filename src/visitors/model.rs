@@ -1,0 +1,46 @@
+//! Visitors: the anonymous (or identified) people on a site with the widget.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{SpaceId, VisitorId};
+
+/// A visitor as stored. The session token itself is never stored, only its hash
+/// (kept in the visitor-by-token index).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Visitor {
+    pub id: VisitorId,
+    pub chat_space_id: SpaceId,
+    /// Sequential per space, for a stable "Visitor #n" label.
+    pub number: u64,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub external_id: Option<String>,
+    pub metadata: VisitorMetadata,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VisitorMetadata {
+    pub current_url: Option<String>,
+    pub current_title: Option<String>,
+    pub referrer: Option<String>,
+    pub user_agent: Option<String>,
+    pub locale: Option<String>,
+    pub ip: Option<String>,
+    pub first_seen_at: Option<DateTime<Utc>>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+impl Visitor {
+    /// The name agents see: the visitor's own, else "Visitor #n".
+    pub fn label(&self) -> String {
+        match &self.display_name {
+            Some(name) if !name.is_empty() => name.clone(),
+            _ => format!("Visitor #{}", self.number),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! visitors use cases.

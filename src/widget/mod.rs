@@ -1,0 +1,3 @@
+//! The widget's public REST side.
+
+pub mod http;

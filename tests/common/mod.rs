@@ -1,0 +1,226 @@
+//! The one harness every integration test uses: a real server on port 0
+//! with a temporary data dir, plus helpers that speak its API.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mychat::{App, Config};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub dir: Arc<tempfile::TempDir>,
+    pub config: Config,
+    pub client: reqwest::Client,
+    pub app_state: mychat::AppState,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// A response: status and JSON body (Null when the body is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    pub fn ok(&self) -> &Value {
+        assert!(
+            self.status.is_success(),
+            "expected success, got {} {}",
+            self.status,
+            self.body
+        );
+        &self.body
+    }
+
+    /// Asserts the status and the error envelope's shape.
+    pub fn err(&self, status: u16) -> &str {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error envelope in {}", self.body))
+    }
+}
+
+/// A registered owner and their tokens.
+#[derive(Clone, Debug)]
+pub struct Owner {
+    pub token: String,
+    pub refresh: String,
+    pub agent_id: String,
+    pub org_id: String,
+    pub email: String,
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.data_dir = dir.to_path_buf();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.demo = false;
+    config.registration = mychat::config::Registration::Open;
+    config.limits.login_per_ip_per_minute = 1000;
+    config.limits.login_per_account_per_minute = 1000;
+    config.limits.sessions_per_ip_per_minute = 1000;
+    config.limits.visitor_messages_per_minute = 10_000;
+    config
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        Self::launch(dir, config).await
+    }
+
+    async fn launch(dir: Arc<tempfile::TempDir>, config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let app = App::build(config.clone()).await.expect("app builds");
+        let app_state = app.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            base: format!("http://{addr}"),
+            dir,
+            config,
+            client: reqwest::Client::new(),
+            app_state,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Stops the server gracefully and waits until it has let go of the data dir.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("server task").expect("server ran");
+        }
+    }
+
+    /// Stops and starts again on the same data dir (on a new port).
+    pub async fn restart(mut self) -> TestServer {
+        self.stop().await;
+        let dir = self.dir.clone();
+        let mut config = self.config.clone();
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        drop(self);
+        Self::launch(dir, config).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Registers a new organization; returns its owner.
+    pub async fn register(&self, org: &str, email: &str) -> Owner {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(json!({
+                    "organizationName": org,
+                    "displayName": format!("{org} owner"),
+                    "email": email,
+                    "password": "correct horse battery",
+                })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "register: {}", r.body);
+        Owner {
+            token: r.body["accessToken"].as_str().unwrap().to_owned(),
+            refresh: r.body["refreshToken"].as_str().unwrap().to_owned(),
+            agent_id: r.body["agent"]["id"].as_str().unwrap().to_owned(),
+            org_id: r.body["organization"]["id"].as_str().unwrap().to_owned(),
+            email: email.to_owned(),
+        }
+    }
+
+    /// Logs in; returns the whole login body.
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
