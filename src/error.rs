@@ -27,6 +27,12 @@ pub enum AppError {
     /// 409: the state of the object does not allow it.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 409: another agent holds the thread; names the holder.
+    #[error("already claimed by {holder_name}")]
+    Claimed {
+        holder_id: crate::ids::AgentId,
+        holder_name: String,
+    },
     /// 413
     #[error("{0}")]
     TooLarge(String),
@@ -70,7 +76,7 @@ impl AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Conflict { .. } | AppError::Claimed { .. } => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -83,6 +89,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Validation { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::Claimed { .. } => "already_claimed",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
@@ -115,8 +122,15 @@ impl IntoResponse for AppError {
             tracing::error!(%detail, "request failed");
         }
         let status = self.status();
-        let mut response =
-            (status, Json(envelope(self.code(), &self.public_message()))).into_response();
+        let mut body = envelope(self.code(), &self.public_message());
+        if let AppError::Claimed {
+            holder_id,
+            holder_name,
+        } = &self
+        {
+            body["error"]["holder"] = json!({ "id": holder_id, "displayName": holder_name });
+        }
+        let mut response = (status, Json(body)).into_response();
         if let AppError::RateLimited { retry_after_secs } = self {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -142,7 +142,7 @@ fn spawn_tasks(state: &AppState) -> tasks::Tasks {
     tasks.every("thread-expiry", period, move || {
         let s = s.clone();
         async move {
-            if let Err(e) = threads::service::expire_inactive(&s).await {
+            if let Err(e) = threads::service::expire_inactive(&s).await.map(drop) {
                 tracing::warn!(error = %e, "thread expiry failed");
             }
         }

@@ -1,7 +1,112 @@
-use axum::Router;
+//! Message routes for agents: history in both directions, send, edit, delete.
 
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, patch};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::auth::AgentAuth;
+use crate::error::AppResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::ids::{AttachmentId, MessageId, ThreadId};
+use crate::messages::model::Message;
+use crate::messages::service::{self, Audience, NewMessage};
 use crate::state::AppState;
+use crate::store::Page;
+use crate::threads::service as threads;
+use crate::validate;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/threads/{id}/messages", get(list).post(send))
+        .route("/messages/{id}", patch(edit).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListQuery {
+    before: Option<MessageId>,
+    after: Option<MessageId>,
+    limit: Option<usize>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> AppResult<Json<Page<Message>>> {
+    let read = state.store.read()?;
+    let thread = threads::thread_of_org(&read, caller.org(), id)?;
+    let limit = validate::limit(q.limit)?;
+    Ok(Json(service::page(
+        &read,
+        thread.id,
+        q.before,
+        q.after,
+        limit,
+        Audience::Agents,
+    )?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendBody {
+    pub content: String,
+    pub client_msg_id: Option<String>,
+    pub reply_to_id: Option<MessageId>,
+    #[serde(default)]
+    pub attachment_ids: Vec<AttachmentId>,
+    #[serde(default)]
+    pub internal: bool,
+}
+
+/// 201 with the new message; 200 with the original when the clientMsgId
+/// was already used (a retry).
+async fn send(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+    ApiJson(body): ApiJson<SendBody>,
+) -> AppResult<(StatusCode, Json<Message>)> {
+    let new = NewMessage::parse(
+        &body.content,
+        body.client_msg_id.as_deref(),
+        body.reply_to_id,
+        body.internal,
+        body.attachment_ids,
+    )?;
+    let sent = threads::agent_send(&state, &caller, id, new).await?;
+    let status = if sent.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(sent.message.redacted())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditBody {
+    content: String,
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<MessageId>,
+    ApiJson(body): ApiJson<EditBody>,
+) -> AppResult<Json<Message>> {
+    Ok(Json(
+        service::edit(&state, &caller.agent, id, body.content).await?,
+    ))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<MessageId>,
+) -> AppResult<Json<Message>> {
+    Ok(Json(service::delete(&state, &caller.agent, id).await?))
 }

@@ -1,7 +1,261 @@
-use axum::Router;
+//! Thread routes: lists, one thread, the lifecycle, read markers, unread
+//! counts, and starting a conversation.
 
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::auth::AgentAuth;
+use crate::error::{AppError, AppResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::ids::{AgentId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::messages::service::NewMessage;
 use crate::state::AppState;
+use crate::store::{Page, ThreadCursor};
+use crate::threads::model::ThreadStatus;
+use crate::threads::service::{
+    self, ListFilter, ReadBy, ThreadPatch, ThreadView, UnreadCount, View,
+};
+use crate::validate;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/chat-spaces/{id}/threads", get(space_threads))
+        .route("/threads", get(threads).post(start))
+        .route("/threads/{id}", get(one).patch(update))
+        .route("/threads/{id}/claim", patch(claim).post(claim))
+        .route("/threads/{id}/release", patch(release).post(release))
+        .route("/threads/{id}/close", patch(close).post(close))
+        .route("/threads/{id}/reopen", patch(reopen).post(reopen))
+        .route("/threads/{id}/transfer", post(transfer))
+        .route("/threads/{id}/read", post(read))
+        .route("/unread-count", get(unread))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListQuery {
+    view: Option<String>,
+    /// Comma-separated statuses.
+    status: Option<String>,
+    assigned: Option<String>,
+    q: Option<String>,
+    chat_space_id: Option<SpaceId>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+fn filter(caller_id: AgentId, q: ListQuery, space: Option<SpaceId>) -> AppResult<ListFilter> {
+    let statuses = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(list) => Some(
+            list.split(',')
+                .map(|s| {
+                    ThreadStatus::parse(s.trim())
+                        .ok_or_else(|| AppError::validation(format!("unknown status {s:?}")))
+                })
+                .collect::<AppResult<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    let assigned = match q.assigned.as_deref() {
+        None | Some("any") => None,
+        Some("me") => Some(Some(caller_id)),
+        Some("none") => Some(None),
+        Some(_) => return Err(AppError::validation("assigned must be me, none or any")),
+    };
+    let cursor = match q.cursor.as_deref() {
+        Some(c) => Some(
+            ThreadCursor::parse(c).ok_or_else(|| AppError::validation("cursor is not valid"))?,
+        ),
+        None => None,
+    };
+    let query = q.q.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    if let Some(s) = &query {
+        validate::bounded("q", s, 200)?;
+    }
+    Ok(ListFilter {
+        statuses,
+        assigned,
+        q: query,
+        space: space.or(q.chat_space_id),
+        cursor,
+        limit: validate::limit(q.limit)?,
+    })
+}
+
+async fn space_threads(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(space): ApiPath<SpaceId>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> AppResult<Json<Page<ThreadView>>> {
+    if q.view.is_some() {
+        return Err(AppError::validation("view is for /threads"));
+    }
+    let f = filter(caller.id(), q, Some(space))?;
+    Ok(Json(service::list(&state, &caller, None, &f)?))
+}
+
+async fn threads(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> AppResult<Json<Page<ThreadView>>> {
+    let view = View::parse(q.view.as_deref().unwrap_or("all"))?;
+    let f = filter(caller.id(), q, None)?;
+    Ok(Json(service::list(&state, &caller, Some(view), &f)?))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+) -> AppResult<Json<ThreadView>> {
+    Ok(Json(service::get(&state, &caller, id)?))
+}
+
+async fn claim(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+) -> AppResult<Json<ThreadView>> {
+    Ok(Json(service::claim(&state, &caller, id).await?))
+}
+
+async fn release(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+) -> AppResult<Json<ThreadView>> {
+    Ok(Json(service::release(&state, &caller, id).await?))
+}
+
+async fn close(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+) -> AppResult<Json<ThreadView>> {
+    Ok(Json(service::close(&state, &caller, id).await?))
+}
+
+async fn reopen(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+) -> AppResult<Json<ThreadView>> {
+    Ok(Json(service::reopen(&state, &caller, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TransferBody {
+    agent_id: AgentId,
+}
+
+async fn transfer(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+    ApiJson(body): ApiJson<TransferBody>,
+) -> AppResult<Json<ThreadView>> {
+    Ok(Json(
+        service::transfer(&state, &caller, id, body.agent_id).await?,
+    ))
+}
+
+/// `null` and absent differ: `{"subject": null}` clears the subject.
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PatchBody {
+    status: Option<ThreadStatus>,
+    #[serde(default, deserialize_with = "double_option")]
+    subject: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    team_id: Option<Option<TeamId>>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+    ApiJson(body): ApiJson<PatchBody>,
+) -> AppResult<Json<ThreadView>> {
+    let subject = match body.subject {
+        Some(Some(s)) => Some(validate::optional_name("subject", Some(&s), 200)?),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let p = ThreadPatch {
+        status: body.status,
+        subject,
+        team_id: body.team_id,
+    };
+    Ok(Json(service::patch(&state, &caller, id, p).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReadBody {
+    up_to: MessageId,
+}
+
+async fn read(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+    ApiJson(body): ApiJson<ReadBody>,
+) -> AppResult<Json<ThreadView>> {
+    // Scope first: the marker write itself does not know the organization.
+    service::get(&state, &caller, id)?;
+    service::mark_read(&state, id, ReadBy::Agent(caller.id()), body.up_to).await?;
+    Ok(Json(service::get(&state, &caller, id)?))
+}
+
+async fn unread(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+) -> AppResult<Json<UnreadCount>> {
+    Ok(Json(service::unread_count(&state, &caller)?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StartBody {
+    visitor_id: VisitorId,
+    subject: Option<String>,
+    content: Option<String>,
+    client_msg_id: Option<String>,
+}
+
+async fn start(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiJson(body): ApiJson<StartBody>,
+) -> AppResult<(StatusCode, Json<ThreadView>)> {
+    let subject = validate::optional_name("subject", body.subject.as_deref(), 200)?;
+    let first = match body.content.as_deref() {
+        Some(c) => Some(NewMessage::parse(
+            c,
+            body.client_msg_id.as_deref(),
+            None,
+            false,
+            Vec::new(),
+        )?),
+        None => None,
+    };
+    let sent = service::start(&state, &caller, body.visitor_id, subject, first).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(service::get(&state, &caller, sent.thread.id)?),
+    ))
 }

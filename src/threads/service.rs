@@ -1,9 +1,782 @@
-//! Thread use cases.
+//! Thread use cases: lists, the lifecycle (claim, release, transfer, close,
+//! reopen, pending), read markers, and expiry. Every state change is one
+//! write closure, so claims are atomic and first-wins.
 
-use crate::error::AppResult;
+use chrono::{Duration, Utc};
+use serde::Serialize;
+
+use crate::accounts::model::{Agent, Role};
+use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
+use crate::ids::{AgentId, MessageId, OrgId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::messages::model::{Message, SenderType};
+use crate::messages::service::{self as messages, Author, NewMessage};
 use crate::state::AppState;
+use crate::store::{self, Page, Reader, ThreadCursor, WriteTx};
+use crate::threads::model::{ReadMarker, Thread, ThreadStatus};
+use crate::visitors::model::Visitor;
 
-/// Marks open threads whose space's `expireAfter` has passed without activity.
-pub async fn expire_inactive(_state: &AppState) -> AppResult<usize> {
-    Ok(0)
+pub const OPEN: [ThreadStatus; 3] = [
+    ThreadStatus::Unassigned,
+    ThreadStatus::Active,
+    ThreadStatus::Pending,
+];
+pub const ENDED: [ThreadStatus; 2] = [ThreadStatus::Closed, ThreadStatus::Expired];
+
+/// A thread as agents see it in lists and views.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadView {
+    #[serde(flatten)]
+    pub thread: Thread,
+    pub visitor_name: String,
+    pub assigned_agent_name: Option<String>,
+    /// Visitor messages the calling agent has not read.
+    pub unread_count: u64,
+}
+
+pub fn view_of<R: Reader + ?Sized>(
+    read: &R,
+    thread: Thread,
+    viewer: AgentId,
+) -> store::Result<ThreadView> {
+    let visitor_name = read
+        .visitor(thread.visitor_id)?
+        .map_or_else(|| "Visitor".to_owned(), |v| v.label());
+    let assigned_agent_name = match thread.assigned_agent_id {
+        Some(a) => read.agent(a)?.map(|a| a.display_name),
+        None => None,
+    };
+    Ok(ThreadView {
+        unread_count: thread.unread_for_agent(viewer),
+        visitor_name,
+        assigned_agent_name,
+        thread,
+    })
+}
+
+/// A thread of a space of `org`; otherwise 404.
+pub fn thread_of_org<R: Reader + ?Sized>(
+    read: &R,
+    org: OrgId,
+    id: ThreadId,
+) -> store::Result<Thread> {
+    let not_found = || store::Error::from(AppError::NotFound("thread"));
+    let thread = read.thread(id)?.ok_or_else(not_found)?;
+    let space = read.space(thread.chat_space_id)?.ok_or_else(not_found)?;
+    if space.organization_id != org {
+        return Err(not_found());
+    }
+    Ok(thread)
+}
+
+/// Whether an agent may see an unassigned thread in its Available list:
+/// threads routed to a team are for that team's agents.
+pub fn available_to(agent: &Agent, thread: &Thread) -> bool {
+    thread
+        .team_id
+        .is_none_or(|t| agent.team_ids.contains(&t) || agent.role >= Role::Admin)
+}
+
+/// Which threads a list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// Open threads the agent holds.
+    Mine,
+    /// Unassigned threads of the agent's spaces and teams.
+    Available,
+    /// Every open thread of the organization.
+    All,
+    /// Closed and expired threads.
+    Closed,
+}
+
+impl View {
+    pub fn parse(s: &str) -> AppResult<View> {
+        match s {
+            "mine" => Ok(View::Mine),
+            "available" => Ok(View::Available),
+            "all" => Ok(View::All),
+            "closed" => Ok(View::Closed),
+            _ => Err(AppError::validation(
+                "view must be mine, available, all or closed",
+            )),
+        }
+    }
+}
+
+/// Filters shared by the list routes.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub statuses: Option<Vec<ThreadStatus>>,
+    /// Some(None): unassigned only; Some(Some(a)): held by a; None: any.
+    pub assigned: Option<Option<AgentId>>,
+    /// Case-insensitive text in the visitor's name/email, subject or preview.
+    pub q: Option<String>,
+    pub space: Option<SpaceId>,
+    pub cursor: Option<ThreadCursor>,
+    pub limit: usize,
+}
+
+fn matches_query<R: Reader + ?Sized>(read: &R, thread: &Thread, q: &str) -> bool {
+    let hit = |s: &str| s.to_lowercase().contains(q);
+    if thread.subject.as_deref().is_some_and(hit)
+        || thread
+            .last_message
+            .as_ref()
+            .is_some_and(|m| hit(&m.preview))
+    {
+        return true;
+    }
+    read.visitor(thread.visitor_id)
+        .ok()
+        .flatten()
+        .is_some_and(|v| {
+            hit(&v.label())
+                || v.email.as_deref().is_some_and(hit)
+                || v.external_id.as_deref().is_some_and(hit)
+        })
+}
+
+/// One page of a list for `caller`.
+pub fn list(
+    state: &AppState,
+    caller: &Caller,
+    view: Option<View>,
+    filter: &ListFilter,
+) -> AppResult<Page<ThreadView>> {
+    let read = state.store.read()?;
+    let spaces: Vec<SpaceId> = match filter.space {
+        Some(id) => {
+            let space = read
+                .space(id)?
+                .filter(|s| s.organization_id == caller.org())
+                .ok_or(AppError::NotFound("chat space"))?;
+            vec![space.id]
+        }
+        None => read
+            .spaces_of_org(caller.org())?
+            .into_iter()
+            .map(|s| s.id)
+            .collect(),
+    };
+    let q = filter.q.as_ref().map(|q| q.to_lowercase());
+    let agent = &caller.agent;
+    let keep = |t: &Thread| {
+        let assigned_ok = match filter.assigned {
+            None => true,
+            Some(want) => t.assigned_agent_id == want,
+        };
+        let view_ok = match view {
+            Some(View::Available) => available_to(agent, t),
+            Some(View::Mine) => filter.space.is_none_or(|s| s == t.chat_space_id),
+            _ => true,
+        };
+        assigned_ok && view_ok && q.as_deref().is_none_or(|q| matches_query(&read, t, q))
+    };
+    let default_statuses: &[ThreadStatus] = match view {
+        Some(View::Mine) => &[ThreadStatus::Active, ThreadStatus::Pending],
+        Some(View::Available) => &[ThreadStatus::Unassigned],
+        Some(View::Closed) => &ENDED,
+        Some(View::All) => &OPEN,
+        None => &ThreadStatus::ALL,
+    };
+    let statuses = filter.statuses.as_deref().unwrap_or(default_statuses);
+    let page = if view == Some(View::Mine) {
+        read.threads_of_agent(agent.id, statuses, filter.cursor, filter.limit, &keep)?
+    } else {
+        read.threads_in_spaces(&spaces, statuses, filter.cursor, filter.limit, &keep)?
+    };
+    let items = page
+        .items
+        .into_iter()
+        .map(|t| view_of(&read, t, agent.id))
+        .collect::<store::Result<Vec<_>>>()?;
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+pub fn get(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
+    let read = state.store.read()?;
+    let thread = thread_of_org(&read, caller.org(), id)?;
+    Ok(view_of(&read, thread, caller.id())?)
+}
+
+fn holder_error<R: Reader + ?Sized>(read: &R, holder: AgentId) -> store::Error {
+    let holder_name = read
+        .agent(holder)
+        .ok()
+        .flatten()
+        .map_or_else(|| "another agent".to_owned(), |a| a.display_name);
+    AppError::Claimed {
+        holder_id: holder,
+        holder_name,
+    }
+    .into()
+}
+
+fn ensure_open(thread: &Thread) -> store::Result<()> {
+    if !thread.status.is_open() {
+        return Err(AppError::conflict("thread_closed", "the thread is closed").into());
+    }
+    Ok(())
+}
+
+/// Whether `agent` may act on a thread someone holds: the holder or an admin.
+fn ensure_holder_or_admin(tx: &WriteTx<'_>, thread: &Thread, agent: &Agent) -> store::Result<()> {
+    match thread.assigned_agent_id {
+        Some(holder) if holder != agent.id && agent.role < Role::Admin => {
+            Err(holder_error(tx, holder))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn assign(thread: &mut Thread, agent: AgentId) {
+    thread.assigned_agent_id = Some(agent);
+    thread.status = ThreadStatus::Active;
+    if !thread.participants.contains(&agent) {
+        thread.participants.push(agent);
+    }
+    thread.updated_at = Utc::now();
+}
+
+/// Runs a lifecycle change as one write and returns the new thread.
+async fn change<F>(
+    state: &AppState,
+    caller: &Caller,
+    id: ThreadId,
+    mut apply: F,
+) -> AppResult<ThreadView>
+where
+    F: FnMut(&mut WriteTx<'_>, &mut Thread, &Agent) -> store::Result<bool> + Send + 'static,
+{
+    let agent = caller.agent.clone();
+    let thread = state
+        .store
+        .write(move |tx| {
+            let mut thread = thread_of_org(tx, agent.organization_id, id)?;
+            if apply(tx, &mut thread, &agent)? {
+                tx.put(&thread)?;
+            }
+            Ok(thread)
+        })
+        .await?;
+    let read = state.store.read()?;
+    Ok(view_of(&read, thread, caller.id())?)
+}
+
+/// Claims an unassigned thread. Atomic and first-wins: the loser gets 409
+/// naming the holder. Claiming a thread one already holds is a no-op.
+pub async fn claim(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
+    change(state, caller, id, |tx, thread, agent| {
+        ensure_open(thread)?;
+        match thread.assigned_agent_id {
+            Some(holder) if holder == agent.id => return Ok(false),
+            Some(holder) => return Err(holder_error(tx, holder)),
+            None => {}
+        }
+        if !available_to(agent, thread) {
+            return Err(AppError::Forbidden("this thread is for another team".into()).into());
+        }
+        assign(thread, agent.id);
+        Ok(true)
+    })
+    .await
+}
+
+/// Gives a thread back to the queue.
+pub async fn release(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
+    change(state, caller, id, |tx, thread, agent| {
+        ensure_open(thread)?;
+        ensure_holder_or_admin(tx, thread, agent)?;
+        if thread.assigned_agent_id.is_none() {
+            return Ok(false);
+        }
+        thread.assigned_agent_id = None;
+        thread.status = ThreadStatus::Unassigned;
+        thread.updated_at = Utc::now();
+        Ok(true)
+    })
+    .await
+}
+
+/// Hands a thread to another agent of the organization.
+pub async fn transfer(
+    state: &AppState,
+    caller: &Caller,
+    id: ThreadId,
+    to: AgentId,
+) -> AppResult<ThreadView> {
+    change(state, caller, id, move |tx, thread, agent| {
+        ensure_open(thread)?;
+        ensure_holder_or_admin(tx, thread, agent)?;
+        let target = tx
+            .agent(to)?
+            .filter(|a| a.organization_id == agent.organization_id)
+            .ok_or(AppError::NotFound("agent"))?;
+        if target.disabled {
+            return Err(AppError::conflict("agent_disabled", "that agent is disabled").into());
+        }
+        assign(thread, target.id);
+        Ok(true)
+    })
+    .await
+}
+
+/// Ends a conversation. The holder, an admin, or anyone while unassigned.
+pub async fn close(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
+    change(state, caller, id, |tx, thread, agent| {
+        if !thread.status.is_open() {
+            return Ok(false);
+        }
+        ensure_holder_or_admin(tx, thread, agent)?;
+        let now = Utc::now();
+        thread.status = ThreadStatus::Closed;
+        thread.closed_at = Some(now);
+        thread.updated_at = now;
+        Ok(true)
+    })
+    .await
+}
+
+/// Reopens a closed or expired thread; the reopening agent holds it.
+pub async fn reopen(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
+    change(state, caller, id, |_, thread, agent| {
+        if thread.status.is_open() {
+            return Ok(false);
+        }
+        assign(thread, agent.id);
+        thread.closed_at = None;
+        thread.last_activity_at = Utc::now();
+        Ok(true)
+    })
+    .await
+}
+
+/// Changes that `PATCH /threads/:id` may make.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadPatch {
+    pub status: Option<ThreadStatus>,
+    /// Some(None) clears the subject.
+    pub subject: Option<Option<String>>,
+    /// Some(None) removes the team routing.
+    pub team_id: Option<Option<TeamId>>,
+}
+
+pub async fn patch(
+    state: &AppState,
+    caller: &Caller,
+    id: ThreadId,
+    p: ThreadPatch,
+) -> AppResult<ThreadView> {
+    change(state, caller, id, move |tx, thread, agent| {
+        if let Some(status) = p.status {
+            if !matches!(status, ThreadStatus::Pending | ThreadStatus::Active) {
+                return Err(AppError::validation(
+                    "status may only be set to pending or active here",
+                )
+                .into());
+            }
+            ensure_open(thread)?;
+            ensure_holder_or_admin(tx, thread, agent)?;
+            if thread.assigned_agent_id.is_none() {
+                return Err(
+                    AppError::conflict("thread_unassigned", "claim the thread first").into(),
+                );
+            }
+        }
+        if let Some(Some(team)) = p.team_id {
+            tx.team(team)?
+                .filter(|t| t.organization_id == agent.organization_id)
+                .ok_or(AppError::NotFound("team"))?;
+        }
+        if let Some(status) = p.status {
+            thread.status = status;
+        }
+        if let Some(subject) = &p.subject {
+            thread.subject = subject.clone();
+        }
+        if let Some(team) = p.team_id {
+            thread.team_id = team;
+        }
+        thread.updated_at = Utc::now();
+        Ok(true)
+    })
+    .await
+}
+
+/// Counts the other side's messages up to and including `up_to`.
+fn seen_up_to<R: Reader + ?Sized>(
+    read: &R,
+    thread: &Thread,
+    up_to: MessageId,
+    counts_visitor: bool,
+) -> store::Result<u64> {
+    let total = if counts_visitor {
+        thread.visitor_message_count
+    } else {
+        thread.agent_message_count
+    };
+    let mut later = 0u64;
+    let mut cursor = Some(up_to);
+    loop {
+        let batch = read.messages(thread.id, cursor, false, 256)?;
+        for m in &batch {
+            let is_visitor = m.sender_type == SenderType::Visitor;
+            if !m.internal && is_visitor == counts_visitor {
+                later += 1;
+            }
+        }
+        if batch.len() < 256 {
+            break;
+        }
+        cursor = batch.last().map(|m| m.id);
+    }
+    Ok(total.saturating_sub(later))
+}
+
+/// Who is reading.
+#[derive(Clone, Debug)]
+pub enum ReadBy {
+    Agent(AgentId),
+    Visitor,
+}
+
+/// Moves a reader's marker forward to `up_to` (never back). Returns the
+/// thread and whether the marker moved.
+pub async fn mark_read(
+    state: &AppState,
+    thread: ThreadId,
+    who: ReadBy,
+    up_to: MessageId,
+) -> AppResult<(Thread, bool)> {
+    let result = state
+        .store
+        .write(move |tx| {
+            let mut t = tx.thread(thread)?.ok_or(AppError::NotFound("thread"))?;
+            let m = tx
+                .message(up_to)?
+                .filter(|m| m.thread_id == thread)
+                .ok_or_else(|| AppError::validation("upTo is not a message of this thread"))?;
+            let current = match &who {
+                ReadBy::Agent(a) => t.agent_reads.get(a).map(|r| r.up_to),
+                ReadBy::Visitor => t.visitor_read.as_ref().map(|r| r.up_to),
+            };
+            if current.is_some_and(|c| c >= m.id) {
+                return Ok((t, false));
+            }
+            if matches!(who, ReadBy::Visitor) && m.internal {
+                return Err(AppError::validation("upTo is not a message of this thread").into());
+            }
+            let seen = seen_up_to(tx, &t, m.id, matches!(who, ReadBy::Agent(_)))?;
+            let marker = ReadMarker {
+                up_to: m.id,
+                seen,
+                at: Utc::now(),
+            };
+            match &who {
+                ReadBy::Agent(a) => {
+                    t.agent_reads.insert(*a, marker);
+                }
+                ReadBy::Visitor => t.visitor_read = Some(marker),
+            }
+            tx.put(&t)?;
+            Ok((t, true))
+        })
+        .await?;
+    Ok(result)
+}
+
+/// Unread visitor messages for the agent, over the threads it works on:
+/// the ones it holds and the unassigned ones available to it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadCount {
+    pub total: u64,
+    pub threads: u64,
+}
+
+pub fn unread_count(state: &AppState, caller: &Caller) -> AppResult<UnreadCount> {
+    let read = state.store.read()?;
+    let spaces: Vec<SpaceId> = read
+        .spaces_of_org(caller.org())?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let agent = &caller.agent;
+    let mut total = 0;
+    let mut threads = 0;
+    let mut count = |t: &Thread| {
+        let n = t.unread_for_agent(agent.id);
+        if n > 0 {
+            total += n;
+            threads += 1;
+        }
+    };
+    let available = read.threads_in_spaces(
+        &spaces,
+        &[ThreadStatus::Unassigned],
+        None,
+        usize::MAX,
+        &|t| available_to(agent, t),
+    )?;
+    available.items.iter().for_each(&mut count);
+    let mine = read.threads_of_agent(
+        agent.id,
+        &[ThreadStatus::Active, ThreadStatus::Pending],
+        None,
+        usize::MAX,
+        &|_| true,
+    )?;
+    mine.items.iter().for_each(&mut count);
+    Ok(UnreadCount { total, threads })
+}
+
+/// A new thread, not yet stored.
+pub fn new_thread(space: SpaceId, visitor: VisitorId) -> Thread {
+    let now = Utc::now();
+    Thread {
+        id: ThreadId::new(),
+        chat_space_id: space,
+        visitor_id: visitor,
+        assigned_agent_id: None,
+        team_id: None,
+        participants: Vec::new(),
+        external_ref: None,
+        subject: None,
+        status: ThreadStatus::Unassigned,
+        last_message: None,
+        visitor_message_count: 0,
+        agent_message_count: 0,
+        visitor_read: None,
+        agent_reads: Default::default(),
+        last_activity_at: now,
+        created_at: now,
+        updated_at: now,
+        closed_at: None,
+    }
+}
+
+/// The visitor's open thread, if any (there is at most one).
+pub fn open_thread_of<R: Reader + ?Sized>(
+    read: &R,
+    visitor: VisitorId,
+) -> store::Result<Option<Thread>> {
+    Ok(read
+        .threads_of_visitor(visitor)?
+        .into_iter()
+        .find(|t| t.status.is_open()))
+}
+
+/// What a send did.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub thread: Thread,
+    pub message: Message,
+    /// False when the clientMsgId was seen before and the original came back.
+    pub created: bool,
+    /// True when this message started a new thread.
+    pub new_thread: bool,
+}
+
+/// A visitor writes: into the open thread, or a new one when the last one
+/// ended. Idempotent by clientMsgId.
+pub async fn visitor_send(state: &AppState, visitor: &Visitor, new: NewMessage) -> AppResult<Sent> {
+    let author = Author::Visitor(visitor.clone());
+    let (visitor_id, space_id) = (visitor.id, visitor.chat_space_id);
+    let sent = state
+        .store
+        .write(move |tx| {
+            if let Some(original) = messages::existing(tx, &author, &new)? {
+                let thread = tx
+                    .thread(original.thread_id)?
+                    .ok_or(AppError::NotFound("thread"))?;
+                return Ok(Sent {
+                    thread,
+                    message: original,
+                    created: false,
+                    new_thread: false,
+                });
+            }
+            let (mut thread, new_thread) = match open_thread_of(tx, visitor_id)? {
+                Some(t) => (t, false),
+                None => (new_thread(space_id, visitor_id), true),
+            };
+            let message = messages::append(tx, &mut thread, &author, &new)?;
+            tx.put(&thread)?;
+            Ok(Sent {
+                thread,
+                message,
+                created: true,
+                new_thread,
+            })
+        })
+        .await?;
+    Ok(sent)
+}
+
+/// An agent writes into a thread. Replying to an unassigned thread claims
+/// it; a thread another agent holds takes only internal notes (admins may
+/// always write). Idempotent by clientMsgId.
+pub async fn agent_send(
+    state: &AppState,
+    caller: &Caller,
+    id: ThreadId,
+    new: NewMessage,
+) -> AppResult<Sent> {
+    let agent = caller.agent.clone();
+    let author = Author::Agent(agent.clone());
+    let sent = state
+        .store
+        .write(move |tx| {
+            let mut thread = thread_of_org(tx, agent.organization_id, id)?;
+            if let Some(original) = messages::existing(tx, &author, &new)? {
+                return Ok(Sent {
+                    thread,
+                    message: original,
+                    created: false,
+                    new_thread: false,
+                });
+            }
+            if !new.internal {
+                ensure_open(&thread)?;
+                match thread.assigned_agent_id {
+                    None => assign(&mut thread, agent.id),
+                    Some(holder) if holder != agent.id && agent.role < Role::Admin => {
+                        return Err(holder_error(tx, holder));
+                    }
+                    Some(_) => {}
+                }
+            }
+            let message = messages::append(tx, &mut thread, &author, &new)?;
+            tx.put(&thread)?;
+            Ok(Sent {
+                thread,
+                message,
+                created: true,
+                new_thread: false,
+            })
+        })
+        .await?;
+    Ok(sent)
+}
+
+/// An agent starts a conversation with a known visitor of its organization.
+pub async fn start(
+    state: &AppState,
+    caller: &Caller,
+    visitor: VisitorId,
+    subject: Option<String>,
+    first: Option<NewMessage>,
+) -> AppResult<Sent> {
+    let agent = caller.agent.clone();
+    let author = Author::Agent(agent.clone());
+    let sent = state
+        .store
+        .write(move |tx| {
+            let v = tx.visitor(visitor)?.ok_or(AppError::NotFound("visitor"))?;
+            let space = tx
+                .space(v.chat_space_id)?
+                .ok_or(AppError::NotFound("visitor"))?;
+            if space.organization_id != agent.organization_id {
+                return Err(AppError::NotFound("visitor").into());
+            }
+            if let Some(open) = open_thread_of(tx, visitor)? {
+                return Err(AppError::conflict(
+                    "thread_open",
+                    format!("the visitor already has an open thread {}", open.id),
+                )
+                .into());
+            }
+            let mut thread = new_thread(space.id, visitor);
+            thread.subject = subject.clone();
+            assign(&mut thread, agent.id);
+            let message = match &first {
+                Some(m) => messages::append(tx, &mut thread, &author, m)?,
+                None => {
+                    let system =
+                        NewMessage::parse("Conversation started", None, None, false, Vec::new())?;
+                    messages::append(tx, &mut thread, &Author::System, &system)?
+                }
+            };
+            tx.put(&thread)?;
+            Ok(Sent {
+                thread,
+                message,
+                created: true,
+                new_thread: true,
+            })
+        })
+        .await?;
+    Ok(sent)
+}
+
+/// The visitor ends the chat from the widget.
+pub async fn visitor_close(state: &AppState, visitor: VisitorId) -> AppResult<Option<Thread>> {
+    let closed = state
+        .store
+        .write(move |tx| {
+            let Some(mut thread) = open_thread_of(tx, visitor)? else {
+                return Ok(None);
+            };
+            let now = Utc::now();
+            thread.status = ThreadStatus::Closed;
+            thread.closed_at = Some(now);
+            thread.updated_at = now;
+            tx.put(&thread)?;
+            Ok(Some(thread))
+        })
+        .await?;
+    Ok(closed)
+}
+
+/// Marks open threads whose space's `expireAfter` has passed without
+/// activity as expired. Returns the threads it expired.
+pub async fn expire_inactive(state: &AppState) -> AppResult<Vec<Thread>> {
+    let now = Utc::now();
+    let mut candidates = Vec::new();
+    {
+        let read = state.store.read()?;
+        for space in read.all_spaces()? {
+            let minutes = space.settings.expire_after_minutes;
+            if minutes == 0 {
+                continue;
+            }
+            let cutoff = now - Duration::minutes(minutes as i64);
+            let page = read.threads_in_spaces(&[space.id], &OPEN, None, usize::MAX, &|t| {
+                t.last_activity_at < cutoff
+            })?;
+            candidates.extend(page.items.into_iter().map(|t| (t.id, cutoff)));
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let expired = state
+        .store
+        .write(move |tx| {
+            let mut expired = Vec::new();
+            for (id, cutoff) in &candidates {
+                // Checked again: a message may have arrived since the scan.
+                let Some(mut t) = tx.thread(*id)? else {
+                    continue;
+                };
+                if t.status.is_open() && t.last_activity_at < *cutoff {
+                    t.status = ThreadStatus::Expired;
+                    t.closed_at = Some(Utc::now());
+                    t.updated_at = Utc::now();
+                    tx.put(&t)?;
+                    expired.push(t);
+                }
+            }
+            Ok(expired)
+        })
+        .await?;
+    if !expired.is_empty() {
+        tracing::info!(count = expired.len(), "threads expired");
+    }
+    Ok(expired)
 }

@@ -224,3 +224,77 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// Fixtures that go through the library's own use cases where the public
+/// route for them belongs to another test file.
+pub mod fixtures {
+    use super::*;
+    use mychat::accounts::model::Role;
+    use mychat::accounts::service::{NewAgent, create_agent};
+    use mychat::ids::OrgId;
+    use mychat::messages::service::NewMessage;
+    use mychat::spaces::model::ChatSpace;
+    use mychat::threads::service::{Sent, visitor_send};
+    use mychat::visitors::model::{Visitor, VisitorMetadata};
+
+    pub async fn space(server: &TestServer, owner: &Owner) -> ChatSpace {
+        let org: OrgId = owner.org_id.parse().unwrap();
+        mychat::spaces::service::create(&server.app_state, org, "Site", vec!["site.test".into()])
+            .await
+            .expect("space created")
+    }
+
+    /// Adds an agent with a password and logs it in; returns (agent id, token).
+    pub async fn agent(
+        server: &TestServer,
+        owner: &Owner,
+        name: &str,
+        role: Role,
+    ) -> (String, String) {
+        let org: OrgId = owner.org_id.parse().unwrap();
+        let email = format!("{}@{}.test", name.to_lowercase(), owner.org_id);
+        let new = NewAgent::parse(&email, name, role, Some("agent password 1")).unwrap();
+        let agent = create_agent(&server.app_state, org, new).await.unwrap();
+        let login = server.login(&email, "agent password 1").await;
+        (
+            agent.id.to_string(),
+            login.ok()["accessToken"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn visitor(server: &TestServer, space: &ChatSpace) -> Visitor {
+        let visitor = Visitor {
+            id: mychat::ids::VisitorId::new(),
+            chat_space_id: space.id,
+            number: 1,
+            display_name: None,
+            email: None,
+            phone: None,
+            external_id: None,
+            metadata: VisitorMetadata::default(),
+            created_at: chrono::Utc::now(),
+        };
+        let v = visitor.clone();
+        server
+            .app_state
+            .store
+            .write(move |tx| tx.put(&v))
+            .await
+            .unwrap();
+        visitor
+    }
+
+    pub async fn visitor_says(server: &TestServer, visitor: &Visitor, text: &str) -> Sent {
+        let new = NewMessage::parse(
+            text,
+            Some(&uuid::Uuid::new_v4().to_string()),
+            None,
+            false,
+            Vec::new(),
+        )
+        .unwrap();
+        visitor_send(&server.app_state, visitor, new)
+            .await
+            .expect("visitor message")
+    }
+}
