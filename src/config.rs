@@ -11,6 +11,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// `MYCHAT_*` variables that are read by the command line, not the config.
+pub const NOT_CONFIG_ENV: &[&str] = &["LOG", "ADMIN_PASSWORD"];
+
 /// The system-wide config file, read when `--config` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/mychat/config.toml";
 
@@ -247,7 +250,12 @@ impl Config {
             }
             None => {}
         }
-        figment = figment.merge(Env::prefixed("MYCHAT_").split("__").lowercase(true));
+        figment = figment.merge(
+            Env::prefixed("MYCHAT_")
+                .ignore(NOT_CONFIG_ENV)
+                .split("__")
+                .lowercase(true),
+        );
         if let Some(dir) = &overrides.data_dir {
             figment = figment.merge(Serialized::default("data_dir", dir));
         }

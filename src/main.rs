@@ -151,6 +151,8 @@ async fn serve(config: Config) -> Result<(), String> {
     if service::registration_open(app.state()).unwrap_or(false) {
         println!("  register your organization at {base}/app");
     }
+    // An empty line ends the banner, for scripts that read it.
+    println!();
     app.serve(listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
