@@ -19,7 +19,10 @@ fn mychat() -> Command {
 fn version_prints_the_package_version() {
     let out = mychat().arg("version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("mychat {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("mychat {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -27,7 +30,11 @@ fn check_reports_unknown_keys() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.toml");
     std::fs::write(&file, "[http]\nlisten = \"127.0.0.1:9000\"\nlistne = 1\n").unwrap();
-    let out = mychat().args(["check", "--config"]).arg(&file).output().unwrap();
+    let out = mychat()
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("listne"), "{err}");
@@ -35,7 +42,11 @@ fn check_reports_unknown_keys() {
 
 #[test]
 fn unknown_environment_keys_are_reported() {
-    let out = mychat().arg("check").env("MYCHAT_HTTP__LISTNE", "1").output().unwrap();
+    let out = mychat()
+        .arg("check")
+        .env("MYCHAT_HTTP__LISTNE", "1")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listne"));
 }
@@ -52,27 +63,48 @@ fn layers_apply_in_order_file_env_flags() {
             cmd.env(k, v);
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let file_only = check(&[], &[]);
     assert!(file_only.contains("127.0.0.1:9001"));
     assert!(file_only.contains("Closed"));
     assert!(file_only.contains("edit_window_secs: 5"));
-    let env = check(&[("MYCHAT_HTTP__LISTEN", "127.0.0.1:9002"), ("MYCHAT_REGISTRATION", "open")], &[]);
+    let env = check(
+        &[
+            ("MYCHAT_HTTP__LISTEN", "127.0.0.1:9002"),
+            ("MYCHAT_REGISTRATION", "open"),
+        ],
+        &[],
+    );
     assert!(env.contains("127.0.0.1:9002"));
     assert!(env.contains("Open"));
-    let flag = check(&[("MYCHAT_DATA_DIR", "/tmp/from-env")], &["--data-dir", "/tmp/from-flag"]);
+    let flag = check(
+        &[("MYCHAT_DATA_DIR", "/tmp/from-env")],
+        &["--data-dir", "/tmp/from-flag"],
+    );
     assert!(flag.contains("/tmp/from-flag"));
 }
 
 #[test]
 fn the_example_config_is_valid() {
     let out = mychat()
-        .args(["check", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")])
+        .args([
+            "check",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Starts `mychat serve` on a free port; returns the child and base URL.
@@ -108,7 +140,10 @@ fn serve(data: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String, 
 }
 
 fn stop(mut child: Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "graceful stop exits 0, got {exit:?}");
@@ -119,13 +154,32 @@ async fn first_run_serves_the_demo_and_its_credentials_work() {
     let dir = tempfile::tempdir().unwrap();
     let (child, base, printed) = serve(dir.path(), &[]);
     let text = printed.join("\n");
-    let login_line = printed.iter().find(|l| l.contains("demo login:")).unwrap_or_else(|| panic!("{text}"));
+    let login_line = printed
+        .iter()
+        .find(|l| l.contains("demo login:"))
+        .unwrap_or_else(|| panic!("{text}"));
     let creds = login_line.split("demo login:").nth(1).unwrap().trim();
     let (email, password) = creds.split_once(" / ").unwrap();
 
     let client = reqwest::Client::new();
-    assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let demo = client.get(format!("{base}/demo")).send().await.unwrap();
     assert_eq!(demo.status(), 200);
     let page = demo.text().await.unwrap();
@@ -170,13 +224,27 @@ async fn the_demo_can_be_turned_off() {
 async fn admin_create_makes_an_owner_who_can_log_in() {
     let dir = tempfile::tempdir().unwrap();
     let out = mychat()
-        .args(["admin", "create", "--organization", "Acme", "--email", "boss@acme.test", "--name", "Boss", "--data-dir"])
+        .args([
+            "admin",
+            "create",
+            "--organization",
+            "Acme",
+            "--email",
+            "boss@acme.test",
+            "--name",
+            "Boss",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("MYCHAT_ADMIN_PASSWORD", "a long password")
         .env("MYCHAT_DEMO", "false")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (child, base, _) = serve(dir.path(), &[("MYCHAT_REGISTRATION", "closed")]);
     let login = reqwest::Client::new()
         .post(format!("{base}/api/v1/auth/login"))

@@ -1,7 +1,7 @@
 mod common;
 
-use common::fixtures::{space, visitor, visitor_says};
 use common::TestServer;
+use common::fixtures::{space, visitor, visitor_says};
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -22,7 +22,9 @@ async fn thread_with_messages(server: &TestServer, token: &str, n: usize) -> Str
             .unwrap()
             .parse()
             .unwrap();
-        mychat::spaces::service::create(&server.app_state, org, "S", vec![]).await.unwrap()
+        mychat::spaces::service::create(&server.app_state, org, "S", vec![])
+            .await
+            .unwrap()
     };
     let v = visitor(server, &owner_space).await;
     let thread = visitor_says(server, &v, "m0").await.thread.id.to_string();
@@ -61,9 +63,22 @@ async fn pagination_walks_every_message_exactly_once_both_ways() {
     assert_eq!(backwards, expected);
 
     // Forwards from the start (after= nothing: use the first id).
-    let first = server.get(&format!("/api/v1/threads/{thread}/messages?limit=1&before={}", uuid::Uuid::max()), &owner.token).await;
+    let first = server
+        .get(
+            &format!(
+                "/api/v1/threads/{thread}/messages?limit=1&before={}",
+                uuid::Uuid::max()
+            ),
+            &owner.token,
+        )
+        .await;
     assert_eq!(contents(first.ok()), vec!["m22"]);
-    let all = server.get(&format!("/api/v1/threads/{thread}/messages?limit=200"), &owner.token).await;
+    let all = server
+        .get(
+            &format!("/api/v1/threads/{thread}/messages?limit=200"),
+            &owner.token,
+        )
+        .await;
     let first_id = all.ok()["items"][0]["id"].as_str().unwrap().to_owned();
     let mut forwards = vec!["m0".to_owned()];
     let mut path = format!("/api/v1/threads/{thread}/messages?limit=4&after={first_id}");
@@ -77,7 +92,10 @@ async fn pagination_walks_every_message_exactly_once_both_ways() {
     }
     assert_eq!(forwards, expected);
     server
-        .get(&format!("/api/v1/threads/{thread}/messages?after={first_id}&before={first_id}"), &owner.token)
+        .get(
+            &format!("/api/v1/threads/{thread}/messages?after={first_id}&before={first_id}"),
+            &owner.token,
+        )
         .await
         .err(400);
 }
@@ -93,7 +111,10 @@ async fn idempotent_send_stores_one_message() {
     let replies = join_all(sends).await;
     let created = replies.iter().filter(|r| r.status == 201).count();
     assert_eq!(created, 1);
-    let ids: std::collections::HashSet<_> = replies.iter().map(|r| r.ok()["id"].as_str().unwrap().to_owned()).collect();
+    let ids: std::collections::HashSet<_> = replies
+        .iter()
+        .map(|r| r.ok()["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids.len(), 1);
     let page = server.get(&path, &owner.token).await;
     assert_eq!(contents(page.ok()), vec!["m0", "only once"]);
@@ -105,24 +126,52 @@ async fn edit_delete_notes_and_replies() {
     let owner = server.register("Acme", "ann@acme.test").await;
     let thread = thread_with_messages(&server, &owner.token, 1).await;
     let path = format!("/api/v1/threads/{thread}/messages");
-    let first = server.get(&path, &owner.token).await.ok()["items"][0]["id"].as_str().unwrap().to_owned();
+    let first = server.get(&path, &owner.token).await.ok()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let reply = server
-        .post(&path, &owner.token, json!({"content": "re", "clientMsgId": "a", "replyToId": first}))
+        .post(
+            &path,
+            &owner.token,
+            json!({"content": "re", "clientMsgId": "a", "replyToId": first}),
+        )
         .await;
     assert_eq!(reply.ok()["replyToId"], first.as_str());
     let id = reply.body["id"].as_str().unwrap().to_owned();
 
-    let edited = server.patch(&format!("/api/v1/messages/{id}"), &owner.token, json!({"content": "re: edited"})).await;
+    let edited = server
+        .patch(
+            &format!("/api/v1/messages/{id}"),
+            &owner.token,
+            json!({"content": "re: edited"}),
+        )
+        .await;
     assert_eq!(edited.ok()["content"], "re: edited");
     assert!(edited.body["editedAt"].is_string());
     // The visitor's message is not the agent's to edit.
-    server.patch(&format!("/api/v1/messages/{first}"), &owner.token, json!({"content": "x"})).await.err(403);
+    server
+        .patch(
+            &format!("/api/v1/messages/{first}"),
+            &owner.token,
+            json!({"content": "x"}),
+        )
+        .await
+        .err(403);
 
-    let note = server.post(&path, &owner.token, json!({"content": "private", "clientMsgId": "n", "internal": true})).await;
+    let note = server
+        .post(
+            &path,
+            &owner.token,
+            json!({"content": "private", "clientMsgId": "n", "internal": true}),
+        )
+        .await;
     assert_eq!(note.ok()["internal"], true);
 
-    let deleted = server.delete(&format!("/api/v1/messages/{id}"), &owner.token).await;
+    let deleted = server
+        .delete(&format!("/api/v1/messages/{id}"), &owner.token)
+        .await;
     assert!(deleted.ok()["deletedAt"].is_string());
     assert_eq!(deleted.body["content"], "");
     let page = server.get(&path, &owner.token).await;
@@ -134,7 +183,11 @@ async fn edit_delete_notes_and_replies() {
     // replyTo must be a message of the same thread.
     let other = thread_with_messages(&server, &owner.token, 1).await;
     server
-        .post(&format!("/api/v1/threads/{other}/messages"), &owner.token, json!({"content": "x", "replyToId": first}))
+        .post(
+            &format!("/api/v1/threads/{other}/messages"),
+            &owner.token,
+            json!({"content": "x", "replyToId": first}),
+        )
         .await
         .err(400);
 }
@@ -144,9 +197,17 @@ async fn editing_after_the_window_is_refused() {
     let server = TestServer::start_with(|c| c.limits.edit_window_secs = 0).await;
     let owner = server.register("Acme", "ann@acme.test").await;
     let thread = thread_with_messages(&server, &owner.token, 2).await;
-    let page = server.get(&format!("/api/v1/threads/{thread}/messages"), &owner.token).await;
+    let page = server
+        .get(&format!("/api/v1/threads/{thread}/messages"), &owner.token)
+        .await;
     let mine = page.ok()["items"][1]["id"].as_str().unwrap().to_owned();
-    let r = server.patch(&format!("/api/v1/messages/{mine}"), &owner.token, json!({"content": "late"})).await;
+    let r = server
+        .patch(
+            &format!("/api/v1/messages/{mine}"),
+            &owner.token,
+            json!({"content": "late"}),
+        )
+        .await;
     assert_eq!(r.err(409), "edit_window_passed");
 }
 
@@ -171,7 +232,13 @@ async fn invalid_messages_are_refused_and_leave_nothing_behind() {
         assert_eq!(r.status, 400, "{body} -> {}", r.body);
         assert!(r.body["error"]["code"].is_string());
     }
-    assert!(server.post(&path, &owner.token, json!({"content": "x".repeat(5000)})).await.status.is_success());
+    assert!(
+        server
+            .post(&path, &owner.token, json!({"content": "x".repeat(5000)}))
+            .await
+            .status
+            .is_success()
+    );
     let page = server.get(&path, &owner.token).await;
     assert_eq!(page.ok()["items"].as_array().unwrap().len(), 2);
     // A body over the 1 MiB limit is a 413.
@@ -186,42 +253,104 @@ async fn other_organizations_objects_are_404_on_every_id_route() {
     let a = server.register("A", "a@a.test").await;
     let b = server.register("B", "b@b.test").await;
     let thread = thread_with_messages(&server, &a.token, 2).await;
-    let page = server.get(&format!("/api/v1/threads/{thread}/messages"), &a.token).await;
+    let page = server
+        .get(&format!("/api/v1/threads/{thread}/messages"), &a.token)
+        .await;
     let message = page.ok()["items"][1]["id"].as_str().unwrap().to_owned();
-    let space = server.get(&format!("/api/v1/threads/{thread}"), &a.token).await.ok()["chatSpaceId"]
+    let space = server
+        .get(&format!("/api/v1/threads/{thread}"), &a.token)
+        .await
+        .ok()["chatSpaceId"]
         .as_str()
         .unwrap()
         .to_owned();
-    let visitor = server.get(&format!("/api/v1/threads/{thread}"), &a.token).await.ok()["visitorId"]
+    let visitor = server
+        .get(&format!("/api/v1/threads/{thread}"), &a.token)
+        .await
+        .ok()["visitorId"]
         .as_str()
         .unwrap()
         .to_owned();
     let routes: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, format!("/api/v1/threads/{thread}"), None),
-        (Method::PATCH, format!("/api/v1/threads/{thread}"), Some(json!({"subject": "x"}))),
-        (Method::PATCH, format!("/api/v1/threads/{thread}/claim"), None),
-        (Method::PATCH, format!("/api/v1/threads/{thread}/release"), None),
-        (Method::PATCH, format!("/api/v1/threads/{thread}/close"), None),
-        (Method::PATCH, format!("/api/v1/threads/{thread}/reopen"), None),
-        (Method::POST, format!("/api/v1/threads/{thread}/transfer"), Some(json!({"agentId": b.agent_id}))),
-        (Method::POST, format!("/api/v1/threads/{thread}/read"), Some(json!({"upTo": message}))),
-        (Method::GET, format!("/api/v1/threads/{thread}/messages"), None),
-        (Method::POST, format!("/api/v1/threads/{thread}/messages"), Some(json!({"content": "x"}))),
-        (Method::PATCH, format!("/api/v1/messages/{message}"), Some(json!({"content": "x"}))),
+        (
+            Method::PATCH,
+            format!("/api/v1/threads/{thread}"),
+            Some(json!({"subject": "x"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/threads/{thread}/claim"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/threads/{thread}/release"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/threads/{thread}/close"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/threads/{thread}/reopen"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/threads/{thread}/transfer"),
+            Some(json!({"agentId": b.agent_id})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/threads/{thread}/read"),
+            Some(json!({"upTo": message})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/threads/{thread}/messages"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/threads/{thread}/messages"),
+            Some(json!({"content": "x"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/messages/{message}"),
+            Some(json!({"content": "x"})),
+        ),
         (Method::DELETE, format!("/api/v1/messages/{message}"), None),
-        (Method::GET, format!("/api/v1/chat-spaces/{space}/threads"), None),
-        (Method::POST, "/api/v1/threads".to_owned(), Some(json!({"visitorId": visitor}))),
+        (
+            Method::GET,
+            format!("/api/v1/chat-spaces/{space}/threads"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/threads".to_owned(),
+            Some(json!({"visitorId": visitor})),
+        ),
     ];
     for (method, path, body) in routes {
-        let r = server.call(method.clone(), &path, Some(&b.token), body).await;
+        let r = server
+            .call(method.clone(), &path, Some(&b.token), body)
+            .await;
         assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
         assert_eq!(r.body["error"]["code"], "not_found");
     }
     // And nothing changed for A.
-    let t = server.get(&format!("/api/v1/threads/{thread}"), &a.token).await;
+    let t = server
+        .get(&format!("/api/v1/threads/{thread}"), &a.token)
+        .await;
     assert_eq!(t.ok()["status"], "active");
     assert!(t.body["subject"].is_null());
-    let page = server.get(&format!("/api/v1/threads/{thread}/messages"), &a.token).await;
+    let page = server
+        .get(&format!("/api/v1/threads/{thread}/messages"), &a.token)
+        .await;
     assert_eq!(page.ok()["items"].as_array().unwrap().len(), 2);
     assert!(page.body["items"][1]["deletedAt"].is_null());
 }
@@ -231,11 +360,17 @@ async fn restart_keeps_everything() {
     let server = TestServer::start().await;
     let owner = server.register("Acme", "ann@acme.test").await;
     let thread = thread_with_messages(&server, &owner.token, 10).await;
-    let before = server.get(&format!("/api/v1/threads/{thread}/messages"), &owner.token).await.ok().clone();
+    let before = server
+        .get(&format!("/api/v1/threads/{thread}/messages"), &owner.token)
+        .await
+        .ok()
+        .clone();
     let server = server.restart().await;
     let login = server.login("ann@acme.test", "correct horse battery").await;
     let token = login.ok()["accessToken"].as_str().unwrap().to_owned();
-    let after = server.get(&format!("/api/v1/threads/{thread}/messages"), &token).await;
+    let after = server
+        .get(&format!("/api/v1/threads/{thread}/messages"), &token)
+        .await;
     assert_eq!(after.ok(), &before);
 }
 
@@ -246,7 +381,13 @@ async fn concurrent_writers_share_commits() {
     let thread = thread_with_messages(&server, &owner.token, 1).await;
     let before = server.app_state.store.stats();
     let path = format!("/api/v1/threads/{thread}/messages");
-    let sends = (0..100).map(|i| server.post(&path, &owner.token, json!({"content": format!("x{i}"), "clientMsgId": format!("g{i}")})));
+    let sends = (0..100).map(|i| {
+        server.post(
+            &path,
+            &owner.token,
+            json!({"content": format!("x{i}"), "clientMsgId": format!("g{i}")}),
+        )
+    });
     for r in join_all(sends).await {
         assert_eq!(r.status, 201);
     }
@@ -254,9 +395,20 @@ async fn concurrent_writers_share_commits() {
     let writes = after.writes - before.writes;
     let commits = after.commits - before.commits;
     assert!(writes >= 100);
-    assert!(commits < writes / 2, "{commits} commits for {writes} writes");
+    assert!(
+        commits < writes / 2,
+        "{commits} commits for {writes} writes"
+    );
     assert!(after.largest_batch > 1);
-    let metrics = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("mychat_store_commit_batch_size_bucket"));
     assert!(metrics.contains("mychat_threads{status=\"active\"} 1"));
 }
