@@ -275,9 +275,9 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir must not be empty");
         }
-        if !self.public_url.is_empty()
-            && !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://"))
-        {
+        let has_scheme =
+            self.public_url.starts_with("http://") || self.public_url.starts_with("https://");
+        if !self.public_url.is_empty() && !has_scheme {
             return invalid("public_url must start with http:// or https://");
         }
         if self.http.body_limit < 1024 {

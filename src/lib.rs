@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod fsutil;
 pub mod ids;

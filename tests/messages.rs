@@ -1,7 +1,7 @@
 mod common;
 
 use common::TestServer;
-use common::fixtures::{space, visitor, visitor_says};
+use common::fixtures::{visitor, visitor_says};
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -8,6 +8,7 @@ use crate::accounts::model::{Agent, AgentView, Organization, RefreshToken, Role}
 use crate::auth::{password, tokens};
 use crate::config::Registration;
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 use crate::ids::{AgentId, OrgId};
 use crate::state::AppState;
 use crate::store::{self, Reader, tables};
@@ -245,6 +246,7 @@ pub async fn revoke_all(state: &AppState, agent: AgentId) -> AppResult<Agent> {
             let mut a = tx.agent(agent)?.ok_or(AppError::NotFound("agent"))?;
             a.token_version += 1;
             tx.put(&a)?;
+            tx.emit(Event::AgentRevoked { agent: a.id });
             Ok(a)
         })
         .await?;
@@ -297,6 +299,7 @@ pub async fn set_password(state: &AppState, agent: AgentId, new: &str) -> AppRes
             a.password_hash = hash.clone();
             a.token_version += 1;
             tx.put(&a)?;
+            tx.emit(Event::AgentRevoked { agent: a.id });
             Ok(a)
         })
         .await?;

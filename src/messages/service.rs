@@ -5,6 +5,7 @@ use chrono::{Duration, Utc};
 
 use crate::accounts::model::Agent;
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 use crate::ids::{AttachmentId, MessageId, ThreadId};
 use crate::messages::model::{MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS, Message, SenderType};
 use crate::state::AppState;
@@ -318,7 +319,8 @@ pub async fn delete(state: &AppState, agent: &Agent, id: MessageId) -> AppResult
     Ok(message)
 }
 
-/// Keeps the thread's preview true after the last message changes.
+/// Keeps the thread's preview true after a message changes, and tells live
+/// clients about the change.
 fn refresh_preview(tx: &mut WriteTx<'_>, m: &Message) -> store::Result<()> {
     let Some(mut thread) = tx.thread(m.thread_id)? else {
         return Ok(());
@@ -331,6 +333,10 @@ fn refresh_preview(tx: &mut WriteTx<'_>, m: &Message) -> store::Result<()> {
         };
         tx.put(&thread)?;
     }
+    tx.emit(Event::MessageChanged {
+        message: m.clone().redacted(),
+        thread,
+    });
     Ok(())
 }
 

@@ -34,6 +34,7 @@ pub use records::{IndexEntry, Record};
 pub use writer::StoreStats;
 
 use crate::error::AppError;
+use crate::events::Event;
 use tables::Table;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -92,7 +93,12 @@ struct Inner {
     db: Arc<Database>,
     jobs: mpsc::Sender<writer::Msg>,
     stats: Arc<writer::Stats>,
+    listener: Arc<writer::ListenerSlot>,
 }
+
+/// Receives the events of every commit, in commit order, on the writer
+/// thread: it must not block.
+pub type CommitListener = Arc<dyn Fn(Vec<Event>) + Send + Sync>;
 
 impl Store {
     /// Opens (or creates) the database file, migrates it, and starts the writer.
@@ -100,10 +106,21 @@ impl Store {
         let db = Arc::new(Database::create(path)?);
         migrate::run(&db)?;
         let stats = Arc::new(writer::Stats::default());
-        let jobs = writer::spawn(db.clone(), stats.clone(), max_batch)?;
+        let listener = Arc::new(writer::ListenerSlot::default());
+        let jobs = writer::spawn(db.clone(), stats.clone(), listener.clone(), max_batch)?;
         Ok(Store {
-            inner: Arc::new(Inner { db, jobs, stats }),
+            inner: Arc::new(Inner {
+                db,
+                jobs,
+                stats,
+                listener,
+            }),
         })
+    }
+
+    /// Sets who hears about committed events (the realtime hub).
+    pub fn set_listener(&self, listener: CommitListener) {
+        let _ = self.inner.listener.set(listener);
     }
 
     /// A consistent snapshot for reading.
@@ -203,11 +220,11 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
     }
     let range = table.range::<&[u8]>((lower, upper))?;
     let mut out = Vec::new();
-    let mut push = |item: std::result::Result<
-        (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>),
+    type Item<'a> = std::result::Result<
+        (redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>),
         redb::StorageError,
-    >|
-     -> Result<bool> {
+    >;
+    let mut push = |item: Item<'_>| -> Result<bool> {
         let (k, v) = item?;
         out.push((k.value().to_vec(), v.value().to_vec()));
         Ok(out.len() < scan.limit)
@@ -245,6 +262,8 @@ pub struct WriteTx<'a> {
     /// Set by the first write, so the writer knows whether a failed closure
     /// left anything behind.
     dirty: bool,
+    /// What the current closure wants live clients to hear once committed.
+    events: Vec<Event>,
 }
 
 impl Reader for WriteTx<'_> {
@@ -260,6 +279,12 @@ impl Reader for WriteTx<'_> {
 }
 
 impl WriteTx<'_> {
+    /// Queues an event for live clients. It is published only if this
+    /// closure's changes are committed, right after that commit.
+    pub fn emit(&mut self, event: Event) {
+        self.events.push(event);
+    }
+
     /// Inserts or replaces a record and moves its index entries. Unique
     /// entries are checked before anything is written.
     pub fn put<R: Record>(&mut self, record: &R) -> Result<()> {

@@ -9,7 +9,10 @@ use std::time::Instant;
 use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Error, Result, WriteTx};
+use super::{CommitListener, Error, Result, WriteTx};
+use crate::events::Event;
+
+pub type ListenerSlot = std::sync::OnceLock<CommitListener>;
 
 type Boxed = Box<dyn Any + Send>;
 type Op = Box<dyn FnMut(&mut WriteTx<'_>) -> Result<Boxed> + Send>;
@@ -107,15 +110,26 @@ impl Stats {
     }
 }
 
-pub fn spawn(db: Arc<Database>, stats: Arc<Stats>, max_batch: usize) -> Result<mpsc::Sender<Msg>> {
+pub fn spawn(
+    db: Arc<Database>,
+    stats: Arc<Stats>,
+    listener: Arc<ListenerSlot>,
+    max_batch: usize,
+) -> Result<mpsc::Sender<Msg>> {
     let (tx, rx) = mpsc::channel(16 * 1024);
     std::thread::Builder::new()
         .name("mychat-writer".into())
-        .spawn(move || run(db, stats, rx, max_batch))?;
+        .spawn(move || run(db, stats, listener, rx, max_batch))?;
     Ok(tx)
 }
 
-fn run(db: Arc<Database>, stats: Arc<Stats>, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+fn run(
+    db: Arc<Database>,
+    stats: Arc<Stats>,
+    listener: Arc<ListenerSlot>,
+    mut rx: mpsc::Receiver<Msg>,
+    max_batch: usize,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         let mut shutdown = None;
@@ -132,7 +146,7 @@ fn run(db: Arc<Database>, stats: Arc<Stats>, mut rx: mpsc::Receiver<Msg>, max_ba
             }
         }
         if !batch.is_empty() {
-            commit_batch(&db, &stats, std::mem::take(&mut batch));
+            commit_batch(&db, &stats, &listener, std::mem::take(&mut batch));
         }
         if let Some(done) = shutdown {
             // Writes queued behind the shutdown still get committed.
@@ -143,7 +157,7 @@ fn run(db: Arc<Database>, stats: Arc<Stats>, mut rx: mpsc::Receiver<Msg>, max_ba
                 }
             }
             if !batch.is_empty() {
-                commit_batch(&db, &stats, std::mem::take(&mut batch));
+                commit_batch(&db, &stats, &listener, std::mem::take(&mut batch));
             }
             stats.stopped.store(true, Ordering::Relaxed);
             // Release the file before saying so, so it can be reopened at once.
@@ -155,7 +169,7 @@ fn run(db: Arc<Database>, stats: Arc<Stats>, mut rx: mpsc::Receiver<Msg>, max_ba
     stats.stopped.store(true, Ordering::Relaxed);
 }
 
-fn commit_batch(db: &Database, stats: &Stats, mut jobs: Vec<Job>) {
+fn commit_batch(db: &Database, stats: &Stats, listener: &ListenerSlot, mut jobs: Vec<Job>) {
     loop {
         let started = Instant::now();
         let txn = match db.begin_write() {
@@ -163,16 +177,23 @@ fn commit_batch(db: &Database, stats: &Stats, mut jobs: Vec<Job>) {
             Err(e) => return fail_all(jobs, &Error::from(e)),
         };
         let mut results: Vec<Result<Boxed>> = Vec::with_capacity(jobs.len());
+        let mut events: Vec<Event> = Vec::new();
         let mut poisoned = None;
         {
             let mut tx = WriteTx {
                 txn: &txn,
                 dirty: false,
+                events: Vec::new(),
             };
             for (i, job) in jobs.iter_mut().enumerate() {
                 tx.dirty = false;
-                match (job.op)(&mut tx) {
-                    Ok(value) => results.push(Ok(value)),
+                let result = (job.op)(&mut tx);
+                let emitted = std::mem::take(&mut tx.events);
+                match result {
+                    Ok(value) => {
+                        events.extend(emitted);
+                        results.push(Ok(value));
+                    }
                     Err(e) if !tx.dirty && !matches!(e, Error::Storage(_)) => results.push(Err(e)),
                     Err(e) => {
                         poisoned = Some((i, e));
@@ -194,6 +215,13 @@ fn commit_batch(db: &Database, stats: &Stats, mut jobs: Vec<Job>) {
         match txn.commit() {
             Ok(()) => {
                 stats.record(jobs.len(), started.elapsed().as_micros() as u64);
+                // Published before anyone is answered, so a client that gets
+                // its ack can rely on the event being on its way to others.
+                if !events.is_empty()
+                    && let Some(listener) = listener.get()
+                {
+                    listener(events);
+                }
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(result);
                 }

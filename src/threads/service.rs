@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::accounts::model::{Agent, Role};
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
+use crate::events::{Event, ReaderKind};
 use crate::ids::{AgentId, MessageId, OrgId, SpaceId, TeamId, ThreadId, VisitorId};
 use crate::messages::model::{Message, SenderType};
 use crate::messages::service::{self as messages, Author, NewMessage};
@@ -260,6 +261,9 @@ where
             let mut thread = thread_of_org(tx, agent.organization_id, id)?;
             if apply(tx, &mut thread, &agent)? {
                 tx.put(&thread)?;
+                tx.emit(Event::ThreadUpdated {
+                    thread: thread.clone(),
+                });
             }
             Ok(thread)
         })
@@ -472,6 +476,10 @@ pub async fn mark_read(
                 return Err(AppError::validation("upTo is not a message of this thread").into());
             }
             let seen = seen_up_to(tx, &t, m.id, matches!(who, ReadBy::Agent(_)))?;
+            let reader = match &who {
+                ReadBy::Agent(a) => ReaderKind::Agent(*a),
+                ReadBy::Visitor => ReaderKind::Visitor,
+            };
             let marker = ReadMarker {
                 up_to: m.id,
                 seen,
@@ -484,6 +492,11 @@ pub async fn mark_read(
                 ReadBy::Visitor => t.visitor_read = Some(marker),
             }
             tx.put(&t)?;
+            tx.emit(Event::Read {
+                thread: t.clone(),
+                reader,
+                up_to: m.id,
+            });
             Ok((t, true))
         })
         .await?;
@@ -607,6 +620,15 @@ pub async fn visitor_send(state: &AppState, visitor: &Visitor, new: NewMessage) 
             };
             let message = messages::append(tx, &mut thread, &author, &new)?;
             tx.put(&thread)?;
+            if new_thread {
+                tx.emit(Event::ThreadNew {
+                    thread: thread.clone(),
+                });
+            }
+            tx.emit(Event::MessageNew {
+                message: message.clone(),
+                thread: thread.clone(),
+            });
             Ok(Sent {
                 thread,
                 message,
@@ -641,10 +663,14 @@ pub async fn agent_send(
                     new_thread: false,
                 });
             }
+            let mut claimed = false;
             if !new.internal {
                 ensure_open(&thread)?;
                 match thread.assigned_agent_id {
-                    None => assign(&mut thread, agent.id),
+                    None => {
+                        assign(&mut thread, agent.id);
+                        claimed = true;
+                    }
                     Some(holder) if holder != agent.id && agent.role < Role::Admin => {
                         return Err(holder_error(tx, holder));
                     }
@@ -653,6 +679,15 @@ pub async fn agent_send(
             }
             let message = messages::append(tx, &mut thread, &author, &new)?;
             tx.put(&thread)?;
+            if claimed {
+                tx.emit(Event::ThreadUpdated {
+                    thread: thread.clone(),
+                });
+            }
+            tx.emit(Event::MessageNew {
+                message: message.clone(),
+                thread: thread.clone(),
+            });
             Ok(Sent {
                 thread,
                 message,
@@ -703,6 +738,13 @@ pub async fn start(
                 }
             };
             tx.put(&thread)?;
+            tx.emit(Event::ThreadNew {
+                thread: thread.clone(),
+            });
+            tx.emit(Event::MessageNew {
+                message: message.clone(),
+                thread: thread.clone(),
+            });
             Ok(Sent {
                 thread,
                 message,
@@ -727,6 +769,9 @@ pub async fn visitor_close(state: &AppState, visitor: VisitorId) -> AppResult<Op
             thread.closed_at = Some(now);
             thread.updated_at = now;
             tx.put(&thread)?;
+            tx.emit(Event::ThreadUpdated {
+                thread: thread.clone(),
+            });
             Ok(Some(thread))
         })
         .await?;
@@ -769,6 +814,7 @@ pub async fn expire_inactive(state: &AppState) -> AppResult<Vec<Thread>> {
                     t.closed_at = Some(Utc::now());
                     t.updated_at = Utc::now();
                     tx.put(&t)?;
+                    tx.emit(Event::ThreadUpdated { thread: t.clone() });
                     expired.push(t);
                 }
             }

@@ -1,7 +1,253 @@
-use axum::Router;
+//! Widget routes under `/widget`: public, keyed by the widget key or the
+//! visitor's session token, Origin-checked, and answered with CORS headers.
 
+use axum::extract::State;
+use axum::http::header::{ORIGIN, USER_AGENT};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router, middleware};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::auth::VisitorAuth;
+use crate::error::AppResult;
+use crate::extract::{ApiJson, ApiQuery, ClientIp};
+use crate::ids::{AttachmentId, MessageId};
+use crate::messages::model::Message;
+use crate::messages::service::NewMessage;
 use crate::state::AppState;
+use crate::validate;
+use crate::visitors::service::{MAX_DISPLAY_NAME, VisitorPatch};
+use crate::widget::cors;
+use crate::widget::service::{
+    self, MAX_USER_AGENT, MessagesPage, OfflineMessage, PublicVisitor, Session, SessionRequest,
+    ThreadRef, WidgetConfig,
+};
+
+/// Longest page URL or referrer kept.
+const MAX_URL: usize = 2000;
+/// Longest locale tag (BCP 47 tags are far shorter in practice).
+const MAX_LOCALE: usize = 35;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/widget/config", get(config))
+        .route("/widget/session", post(session))
+        .route("/widget/messages", get(list).post(send))
+        .route("/widget/visitor", patch(update_visitor))
+        .route("/widget/offline", post(offline))
+        .route("/widget/close", post(close))
+        .route("/widget/read", post(read))
+        // `layer`, not `route_layer`: preflights must reach the middleware
+        // even though no route accepts OPTIONS.
+        .layer(middleware::from_fn(cors::cors))
+}
+
+fn origin(headers: &HeaderMap) -> Option<&str> {
+    headers.get(ORIGIN).and_then(|v| v.to_str().ok())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigQuery {
+    key: String,
+}
+
+async fn config(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<ConfigQuery>,
+) -> AppResult<Json<WidgetConfig>> {
+    Ok(Json(service::config(&state, &q.key, origin(&headers))?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SessionBody {
+    key: String,
+    session_token: Option<String>,
+    locale: Option<String>,
+    referrer: Option<String>,
+    url: Option<String>,
+}
+
+/// 201 with a new visitor's token (the only time it is ever sent), or 200
+/// echoing the token of a resumed session.
+async fn session(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SessionBody>,
+) -> AppResult<(StatusCode, Json<Session>)> {
+    // Browsers send a user agent that is ASCII; anything else is noise.
+    let user_agent = headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.trim().chars().take(MAX_USER_AGENT).collect::<String>())
+        .filter(|ua| !ua.is_empty());
+    let req = SessionRequest {
+        key: body.key,
+        session_token: body.session_token.filter(|t| !t.is_empty()),
+        locale: validate::optional_name("locale", body.locale.as_deref(), MAX_LOCALE)?,
+        referrer: validate::optional_name("referrer", body.referrer.as_deref(), MAX_URL)?,
+        url: validate::optional_name("url", body.url.as_deref(), MAX_URL)?,
+        user_agent,
+        ip: Some(ip.to_string()),
+    };
+    let session = service::open_session(&state, req, origin(&headers)).await?;
+    let status = if session.resumed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(session)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListQuery {
+    after: Option<MessageId>,
+    limit: Option<usize>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> AppResult<Json<MessagesPage>> {
+    let limit = validate::limit(q.limit)?;
+    Ok(Json(service::messages(
+        &state,
+        auth.visitor.id,
+        q.after,
+        limit,
+    )?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SendBody {
+    content: String,
+    client_msg_id: String,
+    reply_to_id: Option<MessageId>,
+    #[serde(default)]
+    attachment_ids: Vec<AttachmentId>,
+}
+
+#[derive(Serialize)]
+struct SendReply {
+    message: Message,
+    thread: ThreadRef,
+}
+
+/// 201 with the new message; 200 with the original when the clientMsgId
+/// was already used (a retry after a lost answer).
+async fn send(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    ApiJson(body): ApiJson<SendBody>,
+) -> AppResult<(StatusCode, Json<SendReply>)> {
+    let new = NewMessage::parse(
+        &body.content,
+        Some(&body.client_msg_id),
+        body.reply_to_id,
+        false,
+        body.attachment_ids,
+    )?;
+    let sent = service::send(&state, &auth.visitor, &auth.space, new).await?;
+    let status = if sent.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let reply = SendReply {
+        thread: ThreadRef::from(&sent.thread),
+        message: sent.message.redacted(),
+    };
+    Ok((status, Json(reply)))
+}
+
+/// `null` and absent differ: absent leaves a field, `null` clears it.
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct VisitorBody {
+    #[serde(default, deserialize_with = "double_option")]
+    display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    phone: Option<Option<String>>,
+}
+
+async fn update_visitor(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    ApiJson(body): ApiJson<VisitorBody>,
+) -> AppResult<Json<PublicVisitor>> {
+    let patch = VisitorPatch::parse(
+        body.display_name.as_ref().map(Option::as_deref),
+        body.email.as_ref().map(Option::as_deref),
+        body.phone.as_ref().map(Option::as_deref),
+        None,
+    )?;
+    Ok(Json(
+        service::update_visitor(&state, auth.visitor.id, patch).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OfflineBody {
+    name: Option<String>,
+    email: String,
+    content: String,
+}
+
+#[derive(Serialize)]
+struct ThreadReply {
+    thread: Option<ThreadRef>,
+}
+
+async fn offline(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    ApiJson(body): ApiJson<OfflineBody>,
+) -> AppResult<(StatusCode, Json<ThreadReply>)> {
+    let form = OfflineMessage {
+        name: validate::optional_name("name", body.name.as_deref(), MAX_DISPLAY_NAME)?,
+        email: validate::email(&body.email)?,
+        message: NewMessage::parse(&body.content, None, None, false, Vec::new())?,
+    };
+    let thread = service::offline(&state, &auth.visitor, &auth.space, form).await?;
+    let reply = ThreadReply {
+        thread: Some(ThreadRef::from(&thread)),
+    };
+    Ok((StatusCode::CREATED, Json(reply)))
+}
+
+async fn close(State(state): State<AppState>, auth: VisitorAuth) -> AppResult<Json<ThreadReply>> {
+    let thread = service::close(&state, auth.visitor.id).await?;
+    Ok(Json(ThreadReply { thread }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReadBody {
+    up_to: MessageId,
+}
+
+async fn read(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    ApiJson(body): ApiJson<ReadBody>,
+) -> AppResult<StatusCode> {
+    service::read(&state, auth.visitor.id, body.up_to).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

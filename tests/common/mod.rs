@@ -62,11 +62,13 @@ pub struct Owner {
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = dir.to_path_buf();
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        demo: false,
+        registration: mychat::config::Registration::Open,
+        ..Config::default()
+    };
     config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.demo = false;
-    config.registration = mychat::config::Registration::Open;
     config.limits.login_per_ip_per_minute = 1000;
     config.limits.login_per_account_per_minute = 1000;
     config.limits.sessions_per_ip_per_minute = 1000;

@@ -1,0 +1,46 @@
+//! What happened, as far as live clients care. Write closures emit these
+//! with [`crate::store::WriteTx::emit`]; the writer hands them to the hub
+//! right after the commit that made them true, in commit order.
+
+use crate::ids::{AgentId, MessageId, ThreadId};
+use crate::messages::model::Message;
+use crate::threads::model::Thread;
+
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A thread was created (a visitor's first message, an agent starting one).
+    ThreadNew { thread: Thread },
+    /// A thread's status, holder, subject or team changed.
+    ThreadUpdated { thread: Thread },
+    /// A message was stored. `thread` is the thread after the message.
+    MessageNew { message: Message, thread: Thread },
+    /// A message was edited or deleted (already redacted when deleted).
+    MessageChanged { message: Message, thread: Thread },
+    /// A reader's marker moved.
+    Read {
+        thread: Thread,
+        reader: ReaderKind,
+        up_to: MessageId,
+    },
+    /// An agent's sessions were revoked (logout, password change, disabling).
+    AgentRevoked { agent: AgentId },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReaderKind {
+    Visitor,
+    Agent(AgentId),
+}
+
+impl Event {
+    pub fn thread_id(&self) -> Option<ThreadId> {
+        match self {
+            Event::ThreadNew { thread }
+            | Event::ThreadUpdated { thread }
+            | Event::MessageNew { thread, .. }
+            | Event::MessageChanged { thread, .. }
+            | Event::Read { thread, .. } => Some(thread.id),
+            Event::AgentRevoked { .. } => None,
+        }
+    }
+}

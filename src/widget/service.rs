@@ -1,0 +1,439 @@
+//! Widget use cases: what a visitor's browser may do. Configuration and
+//! sessions are keyed by the space's widget key; everything else runs for
+//! the visitor an [`crate::auth::VisitorAuth`] already verified.
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::auth::extract::check_origin;
+use crate::auth::tokens;
+use crate::events::Event;
+use crate::error::{AppError, AppResult};
+use crate::ids::{MessageId, SpaceId, ThreadId, VisitorId};
+use crate::messages::model::Message;
+use crate::messages::service::{self as messages, Audience, Author, NewMessage};
+use crate::spaces::model::{AttachmentPolicy, ChatSpace, Position, RequireVisitorData, Theme};
+use crate::state::AppState;
+use crate::store::{Page, Reader, id_key, tables};
+use crate::threads::model::{Thread, ThreadStatus};
+use crate::threads::service::{self as threads, ReadBy, Sent};
+use crate::visitors::model::{Visitor, VisitorMetadata};
+use crate::visitors::service::VisitorPatch;
+
+/// The subject agents see on a thread that came from the offline form.
+pub const OFFLINE_SUBJECT: &str = "Offline message";
+/// Longest user agent kept; browsers' real ones are far shorter.
+pub const MAX_USER_AGENT: usize = 500;
+
+/// What the widget needs before it draws anything.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WidgetConfig {
+    pub chat_space_id: SpaceId,
+    pub title: String,
+    pub welcome_message: String,
+    pub accent_color: String,
+    pub position: Position,
+    pub theme: Theme,
+    pub locale: String,
+    /// Inside the opening hours right now.
+    pub open: bool,
+    pub agents_online: bool,
+    pub offline_messages: bool,
+    pub require_visitor_data: RequireVisitorData,
+    pub attachments: AttachmentPolicy,
+}
+
+/// A thread as the visitor may see it: which one, and whether it is over.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadRef {
+    pub id: ThreadId,
+    pub status: ThreadStatus,
+}
+
+impl From<&Thread> for ThreadRef {
+    fn from(t: &Thread) -> Self {
+        ThreadRef {
+            id: t.id,
+            status: t.status,
+        }
+    }
+}
+
+/// The space a widget key names, if the calling origin may use it. An
+/// unknown key is a 404 whatever the origin.
+fn space_for_key<R: Reader + ?Sized>(
+    read: &R,
+    key: &str,
+    origin: Option<&str>,
+) -> AppResult<ChatSpace> {
+    let space = read
+        .space_by_key(key)?
+        .ok_or(AppError::NotFound("chat space"))?;
+    check_origin(&space, origin)?;
+    Ok(space)
+}
+
+pub fn config(state: &AppState, key: &str, origin: Option<&str>) -> AppResult<WidgetConfig> {
+    let space = space_for_key(&state.store.read()?, key, origin)?;
+    let s = space.settings;
+    Ok(WidgetConfig {
+        chat_space_id: space.id,
+        open: s.is_open(Utc::now()),
+        // Agent presence lives in the realtime hub, which tells connected
+        // widgets over the socket; a REST answer without it says "offline"
+        // so the widget offers the offline form rather than a silent chat.
+        agents_online: false,
+        title: s.title,
+        welcome_message: s.welcome_message,
+        accent_color: s.accent_color,
+        position: s.position,
+        theme: s.theme,
+        locale: s.locale,
+        offline_messages: s.offline_messages,
+        require_visitor_data: s.require_visitor_data,
+        attachments: s.attachments,
+    })
+}
+
+/// A session call, its fields already validated.
+#[derive(Clone, Debug, Default)]
+pub struct SessionRequest {
+    pub key: String,
+    pub session_token: Option<String>,
+    pub locale: Option<String>,
+    pub referrer: Option<String>,
+    pub url: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub session_token: String,
+    pub visitor_id: VisitorId,
+    pub resumed: bool,
+}
+
+/// Resumes the visitor a token names in this space, or creates a new
+/// visitor with a fresh token. Only creation is rate limited, so a page
+/// reload never locks a known visitor out.
+pub async fn open_session(
+    state: &AppState,
+    req: SessionRequest,
+    origin: Option<&str>,
+) -> AppResult<Session> {
+    let (space, visitor) = {
+        let read = state.store.read()?;
+        let space = space_for_key(&read, &req.key, origin)?;
+        let visitor = match &req.session_token {
+            Some(token) => read.visitor_by_token_hash(&tokens::hash(token))?,
+            None => None,
+        };
+        // A token of another space is no session here.
+        let visitor = visitor.filter(|v| v.chat_space_id == space.id);
+        (space, visitor)
+    };
+    if let (Some(visitor), Some(token)) = (visitor, &req.session_token)
+        && touch(state, visitor.id, &req).await?
+    {
+        return Ok(Session {
+            session_token: token.clone(),
+            visitor_id: visitor.id,
+            resumed: true,
+        });
+    }
+    let ip = req.ip.clone().unwrap_or_default();
+    state.limits.sessions_per_ip.check(&ip)?;
+    create_visitor(state, space.id, req).await
+}
+
+/// Records a returning visitor's visit. False when the visitor vanished
+/// since the token was looked up.
+async fn touch(state: &AppState, id: VisitorId, req: &SessionRequest) -> AppResult<bool> {
+    let req = req.clone();
+    let found = state
+        .store
+        .write(move |tx| {
+            let Some(mut v) = tx.visitor(id)? else {
+                return Ok(false);
+            };
+            let m = &mut v.metadata;
+            m.last_seen_at = Some(Utc::now());
+            if req.url.is_some() {
+                m.current_url = req.url.clone();
+            }
+            if req.locale.is_some() {
+                m.locale = req.locale.clone();
+            }
+            if req.user_agent.is_some() {
+                m.user_agent = req.user_agent.clone();
+            }
+            if req.ip.is_some() {
+                m.ip = req.ip.clone();
+            }
+            tx.put(&v)?;
+            Ok(true)
+        })
+        .await?;
+    Ok(found)
+}
+
+async fn create_visitor(
+    state: &AppState,
+    space: SpaceId,
+    req: SessionRequest,
+) -> AppResult<Session> {
+    let token = tokens::generate();
+    let hash = tokens::hash(&token);
+    let visitor_id = state
+        .store
+        .write(move |tx| {
+            let now = Utc::now();
+            let visitor = Visitor {
+                id: VisitorId::new(),
+                chat_space_id: space,
+                number: tx.next_counter(&format!("visitors:{space}"))?,
+                display_name: None,
+                email: None,
+                phone: None,
+                external_id: None,
+                metadata: VisitorMetadata {
+                    current_url: req.url.clone(),
+                    current_title: None,
+                    referrer: req.referrer.clone(),
+                    user_agent: req.user_agent.clone(),
+                    locale: req.locale.clone(),
+                    ip: req.ip.clone(),
+                    first_seen_at: Some(now),
+                    last_seen_at: Some(now),
+                },
+                created_at: now,
+            };
+            tx.put(&visitor)?;
+            // Only the hash is stored: the token lives in the browser alone.
+            tx.put_raw(
+                tables::IDX_VISITOR_TOKEN,
+                &hash,
+                &id_key(visitor.id.as_u128()),
+            )?;
+            Ok(visitor.id)
+        })
+        .await?;
+    Ok(Session {
+        session_token: token,
+        visitor_id,
+        resumed: false,
+    })
+}
+
+/// A visitor's message into the open thread, or a new thread when the last
+/// one ended. Idempotent by clientMsgId.
+pub async fn send(
+    state: &AppState,
+    visitor: &Visitor,
+    space: &ChatSpace,
+    new: NewMessage,
+) -> AppResult<Sent> {
+    let policy = &space.settings.attachments;
+    if !new.attachments.is_empty() && !policy.allowed {
+        return Err(AppError::validation("attachments are not allowed here"));
+    }
+    crate::validate::list_len("attachmentIds", &new.attachments, policy.max_count as usize)?;
+    if space.settings.require_visitor_data == RequireVisitorData::BeforeFirstMessage
+        && visitor.email.is_none()
+    {
+        return Err(AppError::Unprocessable(
+            "this chat needs your email before the first message".into(),
+        ));
+    }
+    state
+        .limits
+        .visitor_messages
+        .check(&visitor.id.to_string())?;
+    threads::visitor_send(state, visitor, new).await
+}
+
+/// The thread the widget shows: the open one, else the most recent.
+fn current_thread<R: Reader + ?Sized>(read: &R, visitor: VisitorId) -> AppResult<Option<Thread>> {
+    // Newest first, and at most one is open.
+    let threads = read.threads_of_visitor(visitor)?;
+    let open = threads.iter().position(|t| t.status.is_open());
+    Ok(match open {
+        Some(i) => threads.into_iter().nth(i),
+        None => threads.into_iter().next(),
+    })
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagesPage {
+    pub items: Vec<Message>,
+    pub next_cursor: Option<String>,
+    pub thread: Option<ThreadRef>,
+}
+
+/// The visitor's current thread's messages, without internal notes.
+pub fn messages(
+    state: &AppState,
+    visitor: VisitorId,
+    after: Option<MessageId>,
+    limit: usize,
+) -> AppResult<MessagesPage> {
+    let read = state.store.read()?;
+    let Some(thread) = current_thread(&read, visitor)? else {
+        return Ok(MessagesPage {
+            items: Vec::new(),
+            next_cursor: None,
+            thread: None,
+        });
+    };
+    let Page { items, next_cursor } =
+        messages::page(&read, thread.id, None, after, limit, Audience::Visitor)?;
+    Ok(MessagesPage {
+        items,
+        next_cursor,
+        thread: Some(ThreadRef::from(&thread)),
+    })
+}
+
+/// The visitor's own fields, as the widget may see them.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicVisitor {
+    pub visitor_id: VisitorId,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+impl From<Visitor> for PublicVisitor {
+    fn from(v: Visitor) -> Self {
+        PublicVisitor {
+            visitor_id: v.id,
+            display_name: v.display_name,
+            email: v.email,
+            phone: v.phone,
+        }
+    }
+}
+
+fn session_gone() -> AppError {
+    AppError::Unauthorized("invalid visitor session".into())
+}
+
+/// The visitor names themselves. The external id is the integrator's and
+/// never comes from the widget.
+pub async fn update_visitor(
+    state: &AppState,
+    id: VisitorId,
+    patch: VisitorPatch,
+) -> AppResult<PublicVisitor> {
+    let visitor = state
+        .store
+        .write(move |tx| {
+            // Re-read inside the write so concurrent page/last-seen updates survive.
+            let mut v = tx.visitor(id)?.ok_or_else(session_gone)?;
+            if let Some(x) = &patch.display_name {
+                v.display_name = x.clone();
+            }
+            if let Some(x) = &patch.email {
+                v.email = x.clone();
+            }
+            if let Some(x) = &patch.phone {
+                v.phone = x.clone();
+            }
+            tx.put(&v)?;
+            Ok(v)
+        })
+        .await?;
+    Ok(visitor.into())
+}
+
+/// A message left through the offline form.
+#[derive(Clone, Debug)]
+pub struct OfflineMessage {
+    pub name: Option<String>,
+    pub email: String,
+    pub message: NewMessage,
+}
+
+/// Stores the visitor's contact and the message in one write, so agents
+/// never see an offline thread without the address to answer it at. It
+/// goes into the visitor's open thread when there is one (a visitor has at
+/// most one), else starts a thread with the offline subject.
+pub async fn offline(
+    state: &AppState,
+    visitor: &Visitor,
+    space: &ChatSpace,
+    form: OfflineMessage,
+) -> AppResult<Thread> {
+    if !space.settings.offline_messages {
+        return Err(AppError::conflict(
+            "offline_messages_disabled",
+            "this chat does not take offline messages",
+        ));
+    }
+    state
+        .limits
+        .visitor_messages
+        .check(&visitor.id.to_string())?;
+    let (visitor_id, space_id) = (visitor.id, space.id);
+    let thread = state
+        .store
+        .write(move |tx| {
+            let mut v = tx.visitor(visitor_id)?.ok_or_else(session_gone)?;
+            if form.name.is_some() {
+                v.display_name = form.name.clone();
+            }
+            v.email = Some(form.email.clone());
+            tx.put(&v)?;
+            let (mut thread, new_thread) = match threads::open_thread_of(tx, visitor_id)? {
+                Some(t) => (t, false),
+                None => (threads::new_thread(space_id, visitor_id), true),
+            };
+            if thread.subject.is_none() {
+                thread.subject = Some(OFFLINE_SUBJECT.to_owned());
+            }
+            let message = messages::append(tx, &mut thread, &Author::Visitor(v), &form.message)?;
+            tx.put(&thread)?;
+            if new_thread {
+                tx.emit(Event::ThreadNew {
+                    thread: thread.clone(),
+                });
+            }
+            tx.emit(Event::MessageNew {
+                message,
+                thread: thread.clone(),
+            });
+            Ok(thread)
+        })
+        .await?;
+    Ok(thread)
+}
+
+pub async fn close(state: &AppState, visitor: VisitorId) -> AppResult<Option<ThreadRef>> {
+    let closed = threads::visitor_close(state, visitor).await?;
+    Ok(closed.as_ref().map(ThreadRef::from))
+}
+
+/// Moves the visitor's read marker. The message must be one the visitor can
+/// see in one of their own threads; anything else is a 404, so a visitor
+/// learns nothing about other threads or internal notes.
+pub async fn read(state: &AppState, visitor: VisitorId, up_to: MessageId) -> AppResult<()> {
+    let not_found = || AppError::NotFound("message");
+    let thread = {
+        let read = state.store.read()?;
+        let m = read
+            .message(up_to)?
+            .filter(Message::visible_to_visitor)
+            .ok_or_else(not_found)?;
+        read.thread(m.thread_id)?
+            .filter(|t| t.visitor_id == visitor)
+            .ok_or_else(not_found)?
+    };
+    threads::mark_read(state, thread.id, ReadBy::Visitor, up_to).await?;
+    Ok(())
+}
