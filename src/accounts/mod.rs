@@ -3,4 +3,5 @@
 pub mod admin;
 pub mod http;
 pub mod model;
+pub mod people;
 pub mod service;

@@ -335,7 +335,8 @@ pub async fn accept_invite(state: &AppState, token: &str, new_password: &str) ->
                 return Err(invalid().into());
             }
             let mut a = tx.agent(invite.agent_id)?.ok_or_else(invalid)?;
-            if a.disabled {
+            // An invite only sets a first password; it never resets one.
+            if a.disabled || !a.password_hash.is_empty() {
                 return Err(invalid().into());
             }
             tx.delete_raw(tables::INVITES, &hash_of_token)?;

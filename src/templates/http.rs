@@ -1,7 +1,123 @@
-use axum::Router;
+//! `/templates`: every agent reads the canned responses; admins write them.
 
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Deserializer};
+
+use crate::auth::{AdminAuth, AgentAuth};
+use crate::error::AppResult;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::ids::{SpaceId, TemplateId};
 use crate::state::AppState;
+use crate::store::Page;
+use crate::templates::model::Template;
+use crate::templates::service::{self, NewTemplate, TemplatePatch};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/templates", get(list).post(create))
+        .route("/templates/{id}", get(show).patch(update).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListQuery {
+    chat_space_id: Option<SpaceId>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> AppResult<Json<Page<Template>>> {
+    // The agent app loads them all once to complete `/` shortcuts.
+    Ok(Json(Page {
+        items: service::list(&state, caller.org(), query.chat_space_id)?,
+        next_cursor: None,
+    }))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<TemplateId>,
+) -> AppResult<Json<Template>> {
+    Ok(Json(service::get(&state, caller.org(), id)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateBody {
+    shortcut: String,
+    title: String,
+    body: String,
+    chat_space_id: Option<SpaceId>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> AppResult<(StatusCode, Json<Template>)> {
+    let new = NewTemplate::parse(&body.shortcut, &body.title, &body.body, body.chat_space_id)?;
+    let template = service::create(&state, caller.org(), new).await?;
+    tracing::info!(org = %caller.org(), template = %template.id, "template created");
+    Ok((StatusCode::CREATED, Json(template)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UpdateBody {
+    shortcut: Option<String>,
+    title: Option<String>,
+    body: Option<String>,
+    /// Absent: unchanged; null: organization-wide; an id: that space only.
+    #[serde(default, deserialize_with = "present")]
+    chat_space_id: Option<Option<SpaceId>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+async fn update(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<TemplateId>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> AppResult<Json<Template>> {
+    let patch = TemplatePatch {
+        shortcut: body
+            .shortcut
+            .as_deref()
+            .map(service::parse_shortcut)
+            .transpose()?,
+        title: body
+            .title
+            .as_deref()
+            .map(service::parse_title)
+            .transpose()?,
+        body: body.body.as_deref().map(service::parse_body).transpose()?,
+        chat_space_id: body.chat_space_id,
+    };
+    let template = service::update(&state, caller.org(), id, patch).await?;
+    tracing::info!(org = %caller.org(), template = %id, "template updated");
+    Ok(Json(template))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<TemplateId>,
+) -> AppResult<StatusCode> {
+    service::delete(&state, caller.org(), id).await?;
+    tracing::info!(org = %caller.org(), template = %id, "template deleted");
+    Ok(StatusCode::NO_CONTENT)
 }

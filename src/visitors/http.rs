@@ -1,7 +1,81 @@
-use axum::Router;
+//! `/visitors/:id`: the visitor panel of the agent app.
 
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Deserializer};
+
+use crate::auth::AgentAuth;
+use crate::error::AppResult;
+use crate::extract::{ApiJson, ApiPath};
+use crate::ids::VisitorId;
 use crate::state::AppState;
+use crate::store::Page;
+use crate::threads::model::Thread;
+use crate::visitors::service::{self, VisitorPatch, VisitorView};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/visitors/{id}", get(show).patch(update))
+        .route("/visitors/{id}/threads", get(threads))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<VisitorId>,
+) -> AppResult<Json<VisitorView>> {
+    Ok(Json(service::get(&state, caller.org(), id)?.into()))
+}
+
+/// Each field: absent leaves it, `null` or `""` clears it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UpdateBody {
+    #[serde(default, deserialize_with = "present")]
+    display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    external_id: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+async fn update(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<VisitorId>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> AppResult<Json<VisitorView>> {
+    let patch = VisitorPatch::parse(
+        body.display_name.as_ref().map(Option::as_deref),
+        body.email.as_ref().map(Option::as_deref),
+        body.phone.as_ref().map(Option::as_deref),
+        body.external_id.as_ref().map(Option::as_deref),
+    )?;
+    let visitor = service::update(&state, caller.org(), id, patch).await?;
+    tracing::info!(org = %caller.org(), visitor = %id, agent = %caller.id(), "visitor updated");
+    Ok(Json(visitor.into()))
+}
+
+async fn threads(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<VisitorId>,
+) -> AppResult<Json<Page<Thread>>> {
+    // A visitor has few threads; one page holds them all.
+    Ok(Json(Page {
+        items: service::threads(&state, caller.org(), id)?,
+        next_cursor: None,
+    }))
 }
