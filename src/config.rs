@@ -95,6 +95,10 @@ pub struct LimitsConfig {
     pub visitor_messages_per_minute: u32,
     /// How long after sending an agent may still edit a message.
     pub edit_window_secs: u64,
+    /// WebSocket connection attempts per client IP per minute.
+    pub ws_connects_per_ip_per_minute: u32,
+    /// Frames one socket may send per second (twice that in a burst).
+    pub ws_frames_per_second: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -166,6 +170,8 @@ impl Default for LimitsConfig {
             sessions_per_ip_per_minute: 30,
             visitor_messages_per_minute: 60,
             edit_window_secs: 15 * 60,
+            ws_connects_per_ip_per_minute: 120,
+            ws_frames_per_second: 20,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod ids;
 pub mod messages;
 pub mod metrics;
+pub mod realtime;
 pub mod spaces;
 pub mod state;
 pub mod store;
@@ -105,6 +106,7 @@ impl App {
     ) -> std::io::Result<()> {
         let bound = listener.local_addr()?;
         self.state.set_base_url(self.state.config.base_url(bound));
+        let dispatcher = realtime::dispatch::start(&self.state);
         let tasks = spawn_tasks(&self.state);
         let router = router(self.state.clone());
         tracing::info!(listen = %bound, url = self.state.base_url(), "serving");
@@ -114,8 +116,20 @@ impl App {
         )
         .with_graceful_shutdown(shutdown)
         .await;
+        // HTTP has drained; sockets are told to reconnect, then the queued
+        // writes are committed.
+        let grace = Duration::from_secs(self.state.config.http.shutdown_grace_secs);
+        self.state
+            .hub
+            .close_all(
+                realtime::CLOSE_GOING_AWAY_RECONNECT,
+                "server restarting, reconnect",
+                grace,
+            )
+            .await;
         tasks.shutdown().await;
         self.state.store.shutdown().await;
+        dispatcher.abort();
         tracing::info!("stopped");
         served
     }
@@ -169,12 +183,16 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))
         .merge(web::routes())
+        .merge(realtime::routes())
         .layer(DefaultBodyLimit::max(state.config.http.body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the path only: query strings may carry tokens.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::Internal("handler panicked".into()).into_response()
         }))

@@ -7,6 +7,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::limits::RateLimits;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::realtime::hub::Hub;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -18,6 +19,7 @@ pub struct Shared {
     pub jwt: JwtKeys,
     pub limits: RateLimits,
     pub metrics: Metrics,
+    pub hub: Arc<Hub>,
     /// Set once the listener is bound (or from `public_url`).
     base_url: OnceLock<String>,
 }
@@ -35,6 +37,7 @@ impl AppState {
             jwt,
             limits,
             metrics: Metrics::default(),
+            hub: Hub::new(),
             base_url,
         }))
     }

@@ -42,6 +42,7 @@ pub struct RateLimits {
     pub login_per_account: Limiter,
     pub sessions_per_ip: Limiter,
     pub visitor_messages: Limiter,
+    pub ws_connects_per_ip: Limiter,
 }
 
 impl RateLimits {
@@ -51,6 +52,7 @@ impl RateLimits {
             login_per_account: Limiter::per_minute(config.login_per_account_per_minute),
             sessions_per_ip: Limiter::per_minute(config.sessions_per_ip_per_minute),
             visitor_messages: Limiter::per_minute(config.visitor_messages_per_minute),
+            ws_connects_per_ip: Limiter::per_minute(config.ws_connects_per_ip_per_minute),
         }
     }
 
@@ -59,5 +61,6 @@ impl RateLimits {
         self.login_per_account.forget_idle();
         self.sessions_per_ip.forget_idle();
         self.visitor_messages.forget_idle();
+        self.ws_connects_per_ip.forget_idle();
     }
 }

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::auth::extract::check_origin;
 use crate::auth::tokens;
-use crate::events::Event;
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 use crate::ids::{MessageId, SpaceId, ThreadId, VisitorId};
 use crate::messages::model::Message;
 use crate::messages::service::{self as messages, Audience, Author, NewMessage};
@@ -81,10 +81,8 @@ pub fn config(state: &AppState, key: &str, origin: Option<&str>) -> AppResult<Wi
     Ok(WidgetConfig {
         chat_space_id: space.id,
         open: s.is_open(Utc::now()),
-        // Agent presence lives in the realtime hub, which tells connected
-        // widgets over the socket; a REST answer without it says "offline"
-        // so the widget offers the offline form rather than a silent chat.
-        agents_online: false,
+        // Presence from the hub: agents with a live socket.
+        agents_online: state.hub.any_agent_online(space.organization_id),
         title: s.title,
         welcome_message: s.welcome_message,
         accent_color: s.accent_color,
@@ -257,7 +255,10 @@ pub async fn send(
 }
 
 /// The thread the widget shows: the open one, else the most recent.
-fn current_thread<R: Reader + ?Sized>(read: &R, visitor: VisitorId) -> AppResult<Option<Thread>> {
+pub fn current_thread<R: Reader + ?Sized>(
+    read: &R,
+    visitor: VisitorId,
+) -> AppResult<Option<Thread>> {
     // Newest first, and at most one is open.
     let threads = read.threads_of_visitor(visitor)?;
     let open = threads.iter().position(|t| t.status.is_open());

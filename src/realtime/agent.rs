@@ -1,0 +1,441 @@
+//! `/ws/agent`: an agent's socket. The access token comes in
+//! `Sec-WebSocket-Protocol: bearer, <token>` or in a first `auth` frame; it
+//! is never logged.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use serde_json::json;
+
+use crate::accounts::model::Role;
+use crate::auth::Caller;
+use crate::auth::extract::agent_from_token;
+use crate::error::{AppError, AppResult};
+use crate::extract::ClientIp;
+use crate::ids::{MessageId, SpaceId, ThreadId};
+use crate::messages::service::NewMessage;
+use crate::realtime::hub::{Connection, Delivery, Topic};
+use crate::realtime::protocol::{self, AgentIn, frame};
+use crate::realtime::{self as rt, FloodGuard, Liveness, replay};
+use crate::state::AppState;
+use crate::store::Reader;
+use crate::threads::service::{self as threads, ReadBy};
+
+/// How long a socket may take to send its `auth` frame.
+const AUTH_WITHIN: Duration = Duration::from_secs(10);
+
+/// Only the appliance's own pages (or native apps, which send no Origin)
+/// may open an agent socket.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin.split_once("://").is_some_and(|(_, rest)| {
+        !host.is_empty() && rest.trim_end_matches('/').eq_ignore_ascii_case(host)
+    })
+}
+
+/// The token from `Sec-WebSocket-Protocol: bearer, <token>`, if sent.
+fn protocol_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
+    let mut parts = value.split(',').map(str::trim);
+    (parts.next()? == "bearer").then_some(())?;
+    parts.next().map(str::to_owned)
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> AppResult<Response> {
+    if rt::closing(&state) {
+        return Err(AppError::Unavailable(
+            "restarting, reconnect shortly".into(),
+        ));
+    }
+    state.limits.ws_connects_per_ip.check(&ip.to_string())?;
+    if !same_origin(&headers) {
+        return Err(AppError::Forbidden(
+            "agent sockets are for this appliance's own pages".into(),
+        ));
+    }
+    let token = protocol_token(&headers);
+    let caller = match &token {
+        Some(t) => Some(agent_from_token(&state, t)?),
+        None => None,
+    };
+    let mut ws = ws.map_err(|e| AppError::validation(e.body_text()))?;
+    if caller.is_some() {
+        // The browser requires the server to pick one of the offered protocols.
+        ws = ws.protocols(["bearer"]);
+    }
+    Ok(rt::configure(ws).on_upgrade(move |socket| run(state, socket, caller)))
+}
+
+async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<Caller> {
+    let first = tokio::time::timeout(AUTH_WITHIN, socket.recv()).await;
+    let Ok(Some(Ok(WsMessage::Text(text)))) = first else {
+        rt::close(socket, rt::CLOSE_UNAUTHORIZED, "authenticate first").await;
+        return None;
+    };
+    match protocol::parse::<AgentIn>(text.as_str()) {
+        Ok(AgentIn::Auth { token }) => match agent_from_token(state, &token) {
+            Ok(caller) => Some(caller),
+            Err(_) => {
+                rt::close(socket, rt::CLOSE_UNAUTHORIZED, "invalid token").await;
+                None
+            }
+        },
+        _ => {
+            rt::close(socket, rt::CLOSE_UNAUTHORIZED, "authenticate first").await;
+            None
+        }
+    }
+}
+
+struct AgentSocket {
+    state: AppState,
+    caller: Caller,
+    spaces: Vec<SpaceId>,
+    last_sent: Option<MessageId>,
+    last_typing: HashMap<ThreadId, Instant>,
+}
+
+async fn run(state: AppState, mut socket: WebSocket, caller: Option<Caller>) {
+    let caller = match caller {
+        Some(c) => c,
+        None => match authenticate(&state, &mut socket).await {
+            Some(c) => c,
+            None => return,
+        },
+    };
+    let mut conn = state.hub.connect();
+    let teams = (caller.role() < Role::Admin).then(|| caller.agent.team_ids.clone());
+    conn.set_teams(teams);
+    conn.subscribe(Topic::Agent(caller.id()));
+    conn.subscribe(Topic::Org(caller.org()));
+    // A revocation committed before the subscription would otherwise be missed.
+    let Ok(caller) = agent_from_token_again(&state, &caller) else {
+        rt::close(&mut socket, rt::CLOSE_REVOKED, "session revoked").await;
+        return;
+    };
+    let first_socket = state.hub.agent_online(caller.org(), caller.id());
+    let mut me = AgentSocket {
+        state: state.clone(),
+        caller,
+        spaces: Vec::new(),
+        last_sent: None,
+        last_typing: HashMap::new(),
+    };
+    let ready = frame(
+        "ready",
+        json!({ "agent": me.caller.agent.view(true), "agentsOnline": me.presence_list() }),
+    );
+    if first_socket {
+        me.announce_presence(true);
+    }
+    if rt::send_text(&mut socket, &ready).await {
+        me.serve(&mut socket, &mut conn).await;
+    }
+    if state.hub.agent_offline(me.caller.org(), me.caller.id()) {
+        me.announce_presence(false);
+    }
+}
+
+/// Re-reads the agent: disabled or revoked since the token was checked?
+fn agent_from_token_again(state: &AppState, caller: &Caller) -> AppResult<Caller> {
+    let agent = state
+        .store
+        .read()?
+        .agent(caller.id())?
+        .ok_or_else(|| AppError::Unauthorized("gone".into()))?;
+    if agent.disabled || agent.token_version != caller.agent.token_version {
+        return Err(AppError::Unauthorized("revoked".into()));
+    }
+    Ok(Caller { agent })
+}
+
+impl AgentSocket {
+    async fn serve(&mut self, socket: &mut WebSocket, conn: &mut Connection) {
+        let mut flood = FloodGuard::new(self.state.config.limits.ws_frames_per_second);
+        let mut alive = Liveness::default();
+        let mut ping = tokio::time::interval(rt::PING_EVERY);
+        ping.reset();
+        loop {
+            tokio::select! {
+                delivery = conn.deliveries.recv() => {
+                    let Some(delivery) = delivery else { return };
+                    match delivery {
+                        Delivery::Frame { text, message, .. } => {
+                            if message.is_some_and(|m| self.last_sent.is_some_and(|l| m <= l)) {
+                                continue;
+                            }
+                            if !rt::send_text(socket, &text).await {
+                                return;
+                            }
+                            if message.is_some() {
+                                self.last_sent = message;
+                            }
+                        }
+                        Delivery::Close(code, reason) => {
+                            rt::close(socket, code, reason).await;
+                            return;
+                        }
+                    }
+                }
+                _ = conn.wake.notified() => {}
+                incoming = socket.recv() => {
+                    let text = match incoming {
+                        None | Some(Ok(WsMessage::Close(_))) => return,
+                        Some(Err(e)) => {
+                            let (code, reason) = rt::close_for_error(&e);
+                            rt::close(socket, code, reason).await;
+                            return;
+                        }
+                        Some(Ok(WsMessage::Text(t))) => t,
+                        Some(Ok(WsMessage::Binary(_))) => {
+                            alive.heard();
+                            let _ = rt::send_text(socket, &protocol::error("unsupported", "binary frames are not supported")).await;
+                            continue;
+                        }
+                        Some(Ok(_)) => {
+                            alive.heard();
+                            continue;
+                        }
+                    };
+                    alive.heard();
+                    match flood.check() {
+                        Ok(()) => {}
+                        Err(true) => {
+                            let _ = rt::send_text(socket, &protocol::error("rate_limited", "too many frames; slow down")).await;
+                            continue;
+                        }
+                        Err(false) => {
+                            rt::close(socket, rt::CLOSE_POLICY, "too many frames").await;
+                            return;
+                        }
+                    }
+                    for reply in self.handle(text.as_str(), conn).await {
+                        if !rt::send_text(socket, &reply).await {
+                            return;
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    if alive.is_dead() {
+                        return;
+                    }
+                    if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if conn.take_lagged() {
+                if let Some(Delivery::Close(code, reason)) = conn.discard_queued() {
+                    rt::close(socket, code, reason).await;
+                    return;
+                }
+                let mut frames = vec![frame("resync", json!({}))];
+                if let Some(after) = self.last_sent {
+                    frames.extend(self.replay(after));
+                }
+                for f in frames {
+                    if !rt::send_text(socket, &f).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn presence_list(&self) -> serde_json::Value {
+        let online = self.state.hub.online_agents(self.caller.org());
+        let read = self.state.store.read();
+        let list: Vec<_> = online
+            .into_iter()
+            .map(|id| {
+                let name = read
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| r.agent(id).ok().flatten())
+                    .map(|a| a.display_name);
+                json!({ "id": id, "displayName": name })
+            })
+            .collect();
+        json!(list)
+    }
+
+    /// Tells the organization's agents who is online, and the widgets of
+    /// its spaces whether anyone is.
+    fn announce_presence(&self, _came_online: bool) {
+        let org = self.caller.org();
+        let text = frame("agents:presence", json!({ "online": self.presence_list() }));
+        self.state
+            .hub
+            .publish(Topic::Org(org), Delivery::frame(text));
+        let any = self.state.hub.any_agent_online(org);
+        let status = frame("agents:status", json!({ "online": any }));
+        if let Ok(read) = self.state.store.read()
+            && let Ok(spaces) = read.spaces_of_org(org)
+        {
+            for s in spaces {
+                self.state
+                    .hub
+                    .publish(Topic::SpaceWidgets(s.id), Delivery::frame(status.clone()));
+            }
+        }
+    }
+
+    fn replay(&mut self, after: MessageId) -> Vec<String> {
+        let Ok(read) = self.state.store.read() else {
+            return vec![protocol::error("unavailable", "try again")];
+        };
+        match replay::for_agent(&read, &self.spaces, after) {
+            Ok(Some(frames)) => {
+                let count = frames.len();
+                let mut out = Vec::with_capacity(count + 1);
+                for (id, text) in frames {
+                    if self.last_sent.is_none_or(|l| id > l) {
+                        self.last_sent = Some(id);
+                    }
+                    out.push(text);
+                }
+                out.push(frame("resumed", json!({ "count": count })));
+                out
+            }
+            Ok(None) => vec![frame(
+                "resync",
+                json!({ "reason": "too many missed messages" }),
+            )],
+            Err(_) => vec![protocol::error("unavailable", "try again")],
+        }
+    }
+
+    async fn handle(&mut self, text: &str, conn: &mut Connection) -> Vec<String> {
+        let parsed: AgentIn = match protocol::parse(text) {
+            Ok(f) => f,
+            Err((code, message)) => return vec![protocol::error(code, &message)],
+        };
+        let result = match parsed {
+            AgentIn::Auth { .. } => Ok(vec![protocol::error(
+                "already_authenticated",
+                "this socket is authenticated",
+            )]),
+            AgentIn::Heartbeat {} => Ok(vec![frame("heartbeat", json!({}))]),
+            AgentIn::JoinSpace { chat_space_id } => self.join(chat_space_id, conn),
+            AgentIn::LeaveSpace { chat_space_id } => {
+                conn.unsubscribe(Topic::Space(chat_space_id));
+                self.spaces.retain(|s| *s != chat_space_id);
+                Ok(vec![frame("left", json!({ "chatSpaceId": chat_space_id }))])
+            }
+            AgentIn::Resume { after } => Ok(match after {
+                Some(after) => self.replay(after),
+                None => vec![frame("resumed", json!({ "count": 0 }))],
+            }),
+            AgentIn::SendMessage {
+                thread_id,
+                client_msg_id,
+                content,
+                internal,
+                attachment_ids,
+                reply_to_id,
+            } => {
+                let sent = async {
+                    let new = NewMessage::parse(
+                        &content,
+                        Some(&client_msg_id),
+                        reply_to_id,
+                        internal,
+                        attachment_ids,
+                    )?;
+                    threads::agent_send(&self.state, &self.caller, thread_id, new).await
+                }
+                .await;
+                return match sent {
+                    Ok(s) => vec![frame(
+                        "message:ack",
+                        json!({ "clientMsgId": client_msg_id, "message": s.message.redacted() }),
+                    )],
+                    Err(e) => vec![frame(
+                        "error",
+                        json!({ "code": e.code(), "message": e.public_message(), "clientMsgId": client_msg_id }),
+                    )],
+                };
+            }
+            AgentIn::Typing {
+                thread_id,
+                is_typing,
+            } => self.typing(thread_id, is_typing),
+            AgentIn::Read { thread_id, up_to } => self.read(thread_id, up_to).await,
+        };
+        result.unwrap_or_else(|e| vec![protocol::error(e.code(), &e.public_message())])
+    }
+
+    fn join(&mut self, space: SpaceId, conn: &mut Connection) -> AppResult<Vec<String>> {
+        crate::spaces::service::get(&self.state, self.caller.org(), space)?;
+        conn.subscribe(Topic::Space(space));
+        if !self.spaces.contains(&space) {
+            self.spaces.push(space);
+        }
+        Ok(vec![frame("joined", json!({ "chatSpaceId": space }))])
+    }
+
+    fn typing(&mut self, thread_id: ThreadId, is_typing: bool) -> AppResult<Vec<String>> {
+        let now = Instant::now();
+        if is_typing
+            && self
+                .last_typing
+                .get(&thread_id)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+        {
+            return Ok(Vec::new());
+        }
+        let thread =
+            threads::thread_of_org(&self.state.store.read()?, self.caller.org(), thread_id)?;
+        if is_typing {
+            self.last_typing.insert(thread_id, now);
+        } else {
+            self.last_typing.remove(&thread_id);
+        }
+        let name = &self.caller.agent.display_name;
+        let to_visitor = frame(
+            "agent:typing",
+            json!({ "isTyping": is_typing, "agentName": name }),
+        );
+        self.state.hub.publish(
+            Topic::Visitor(thread.visitor_id),
+            Delivery::frame(to_visitor),
+        );
+        let to_agents = frame(
+            "agent:typing",
+            json!({ "threadId": thread.id, "agentId": self.caller.id(), "agentName": name, "isTyping": is_typing }),
+        );
+        self.state.hub.publish(
+            Topic::Space(thread.chat_space_id),
+            Delivery::frame(to_agents),
+        );
+        Ok(Vec::new())
+    }
+
+    async fn read(&mut self, thread_id: ThreadId, up_to: MessageId) -> AppResult<Vec<String>> {
+        threads::thread_of_org(&self.state.store.read()?, self.caller.org(), thread_id)?;
+        threads::mark_read(
+            &self.state,
+            thread_id,
+            ReadBy::Agent(self.caller.id()),
+            up_to,
+        )
+        .await?;
+        Ok(Vec::new())
+    }
+}

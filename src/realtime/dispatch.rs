@@ -1,0 +1,160 @@
+//! Turns committed events into frames on topics. Events arrive from the
+//! store's writer in commit order and are published by one task in that same
+//! order, so every socket sees messages in server order.
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::events::{Event, ReaderKind};
+use crate::ids::AgentId;
+use crate::messages::model::{Message, SenderType};
+use crate::realtime::hub::{Delivery, Topic};
+use crate::realtime::protocol::frame;
+use crate::state::AppState;
+use crate::store::{ReadTx, Reader};
+use crate::threads::model::Thread;
+use crate::threads::service::view_of;
+
+/// Starts the dispatcher and connects it to the store's commits.
+pub fn start(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Event>>();
+    state.store.set_listener(std::sync::Arc::new(move |events| {
+        let _ = tx.send(events);
+    }));
+    let state = state.clone();
+    tokio::spawn(async move {
+        while let Some(events) = rx.recv().await {
+            let Ok(read) = state.store.read() else {
+                continue;
+            };
+            for event in events {
+                publish(&state, &read, event);
+            }
+        }
+    })
+}
+
+/// A thread as agents' lists show it. Unread counts are per agent, so
+/// clients work them out from `visitorMessageCount` and `agentReads`.
+pub fn thread_json(read: &ReadTx, thread: &Thread) -> Value {
+    match view_of(read, thread.clone(), AgentId(uuid::Uuid::nil())) {
+        Ok(view) => {
+            let mut v = serde_json::to_value(view).unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut v {
+                map.remove("unreadCount");
+            }
+            v
+        }
+        Err(_) => serde_json::to_value(thread).unwrap_or(Value::Null),
+    }
+}
+
+/// What the widget is told about its thread.
+pub fn widget_thread(read: &ReadTx, thread: &Thread) -> Value {
+    let agent_name = thread
+        .assigned_agent_id
+        .and_then(|a| read.agent(a).ok().flatten())
+        .map(|a| a.display_name);
+    json!({ "threadId": thread.id, "id": thread.id, "status": thread.status, "agentName": agent_name })
+}
+
+fn message_delivery(text: String, message: &Message, team: Option<crate::ids::TeamId>) -> Delivery {
+    Delivery::Frame {
+        text: text.into(),
+        message: Some(message.id),
+        team,
+    }
+}
+
+/// The frame kind a message travels under.
+pub fn message_kind(message: &Message) -> &'static str {
+    match message.sender_type {
+        SenderType::Visitor => "visitor:message",
+        _ => "agent:message",
+    }
+}
+
+fn publish(state: &AppState, read: &ReadTx, event: Event) {
+    let hub = &state.hub;
+    match event {
+        Event::ThreadNew { thread } => {
+            let text = frame(
+                "thread:new",
+                json!({ "thread": thread_json(read, &thread) }),
+            );
+            hub.publish(
+                Topic::Space(thread.chat_space_id),
+                Delivery::Frame {
+                    text: text.into(),
+                    message: None,
+                    team: thread.team_id,
+                },
+            );
+        }
+        Event::ThreadUpdated { thread } => {
+            let text = frame(
+                "thread:updated",
+                json!({ "thread": thread_json(read, &thread) }),
+            );
+            hub.publish(Topic::Space(thread.chat_space_id), Delivery::frame(text));
+            let widget = frame("thread:updated", widget_thread(read, &thread));
+            hub.publish(Topic::Visitor(thread.visitor_id), Delivery::frame(widget));
+        }
+        Event::MessageNew { message, thread } => {
+            let kind = message_kind(&message);
+            let text = frame(
+                kind,
+                json!({ "message": message, "thread": thread_json(read, &thread) }),
+            );
+            hub.publish(
+                Topic::Space(thread.chat_space_id),
+                message_delivery(text, &message, thread.team_id),
+            );
+            if message.visible_to_visitor() {
+                let text = frame(kind, json!({ "message": message }));
+                hub.publish(
+                    Topic::Visitor(thread.visitor_id),
+                    message_delivery(text, &message, None),
+                );
+            }
+        }
+        Event::MessageChanged { message, thread } => {
+            let text = frame("message:updated", json!({ "message": message }));
+            hub.publish(
+                Topic::Space(thread.chat_space_id),
+                Delivery::frame(text.clone()),
+            );
+            if message.visible_to_visitor() {
+                hub.publish(Topic::Visitor(thread.visitor_id), Delivery::frame(text));
+            }
+        }
+        Event::Read {
+            thread,
+            reader,
+            up_to,
+        } => {
+            let who = match reader {
+                ReaderKind::Visitor => json!("visitor"),
+                ReaderKind::Agent(a) => json!(a),
+            };
+            let text = frame(
+                "messages:read",
+                json!({ "threadId": thread.id, "reader": who, "upTo": up_to }),
+            );
+            hub.publish(Topic::Space(thread.chat_space_id), Delivery::frame(text));
+            if let ReaderKind::Agent(_) = reader {
+                let text = frame(
+                    "messages:read",
+                    json!({ "threadId": thread.id, "upTo": up_to }),
+                );
+                hub.publish(Topic::Visitor(thread.visitor_id), Delivery::frame(text));
+            }
+        }
+        Event::AgentRevoked { agent } => {
+            hub.publish(
+                Topic::Agent(agent),
+                Delivery::Close(4001, "session revoked"),
+            );
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Real time: the hub, the protocol, and the widget and agent sockets.
+//!
+//! Every socket is one task that owns its WebSocket and its hub
+//! [`hub::Connection`]: it reads client frames, writes queued deliveries,
+//! pings, and on lag replays from storage. Nothing a socket does can block
+//! another socket or the writer.
+
+pub mod agent;
+pub mod dispatch;
+pub mod hub;
+pub mod protocol;
+pub mod replay;
+pub mod widget;
+
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::routing::get;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::state::AppState;
+
+/// How often an idle socket is pinged.
+pub const PING_EVERY: Duration = Duration::from_secs(25);
+/// A socket silent for this long is dead.
+pub const DEAD_AFTER: Duration = Duration::from_secs(60);
+/// Close codes.
+pub const CLOSE_GOING_AWAY_RECONNECT: u16 = 1012;
+pub const CLOSE_POLICY: u16 = 1008;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+pub const CLOSE_REVOKED: u16 = 4001;
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ws/widget", get(widget::upgrade))
+        .route("/ws/agent", get(agent::upgrade))
+}
+
+/// Buffers sized for many mostly idle sockets: the library's defaults
+/// reserve 128 KiB per connection.
+pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(protocol::MAX_FRAME)
+        .max_frame_size(protocol::MAX_FRAME)
+}
+
+/// Per-connection flood control: a burst, then a steady rate. Too many
+/// refused frames close the socket.
+pub struct FloodGuard {
+    limiter: DefaultDirectRateLimiter,
+    refused: u32,
+}
+
+impl FloodGuard {
+    pub fn new(per_second: u32) -> FloodGuard {
+        let rate = NonZeroU32::new(per_second.max(1)).expect("non-zero");
+        let burst = NonZeroU32::new(per_second.max(1) * 2).expect("non-zero");
+        FloodGuard {
+            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            refused: 0,
+        }
+    }
+
+    /// Ok to handle the frame; Err(true) to refuse it; Err(false) to close.
+    pub fn check(&mut self) -> Result<(), bool> {
+        if self.limiter.check().is_ok() {
+            return Ok(());
+        }
+        self.refused += 1;
+        Err(self.refused < 100)
+    }
+}
+
+/// Liveness of the peer.
+pub struct Liveness {
+    last_heard: Instant,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            last_heard: Instant::now(),
+        }
+    }
+}
+
+impl Liveness {
+    pub fn heard(&mut self) {
+        self.last_heard = Instant::now();
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.last_heard.elapsed() > DEAD_AFTER
+    }
+}
+
+pub async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
+    socket.send(WsMessage::Text(text.into())).await.is_ok()
+}
+
+pub async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+/// The close a read error deserves: oversized frames get 1009.
+pub fn close_for_error(error: &axum::Error) -> (u16, &'static str) {
+    let text = error.to_string().to_lowercase();
+    if text.contains("too long")
+        || text.contains("too big")
+        || text.contains("capacity")
+        || text.contains("size")
+    {
+        (CLOSE_TOO_BIG, "frame too large")
+    } else {
+        (1002, "protocol error")
+    }
+}
+
+/// Whether a hub-side shutdown is under way; new sockets are refused.
+pub fn closing(state: &AppState) -> bool {
+    state.hub.is_closing()
+}
