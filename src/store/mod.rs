@@ -221,7 +221,10 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
     let range = table.range::<&[u8]>((lower, upper))?;
     let mut out = Vec::new();
     type Item<'a> = std::result::Result<
-        (redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>),
+        (
+            redb::AccessGuard<'a, &'static [u8]>,
+            redb::AccessGuard<'a, &'static [u8]>,
+        ),
         redb::StorageError,
     >;
     let mut push = |item: Item<'_>| -> Result<bool> {
