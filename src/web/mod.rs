@@ -1,5 +1,7 @@
-//! Pages and files embedded in the binary (rust-embed): the demo page now,
-//! the widget and the agent app later. Nothing is read from disk at runtime.
+//! Pages and files embedded in the binary (rust-embed): the demo page, the
+//! widget and the agent app. Nothing is read from disk at runtime.
+
+pub mod assets;
 
 use axum::Router;
 use axum::extract::State;
