@@ -2,6 +2,8 @@
 //! with a temporary data dir, plus helpers that speak its API.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
