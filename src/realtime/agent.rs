@@ -21,7 +21,7 @@ use crate::ids::{MessageId, SpaceId, ThreadId};
 use crate::messages::service::NewMessage;
 use crate::realtime::hub::{Connection, Delivery, Topic};
 use crate::realtime::protocol::{self, AgentIn, frame};
-use crate::realtime::{self as rt, FloodGuard, Liveness, replay};
+use crate::realtime::{self as rt, FloodGuard, Liveness, dispatch, replay};
 use crate::state::AppState;
 use crate::store::Reader;
 use crate::threads::service::{self as threads, ReadBy};
@@ -107,7 +107,11 @@ struct AgentSocket {
     state: AppState,
     caller: Caller,
     spaces: Vec<SpaceId>,
+    /// Highest message id sent, so replays and live frames never repeat.
     last_sent: Option<MessageId>,
+    /// Lowest id of the unbroken run of messages (of the joined spaces)
+    /// this socket has sent, up to `last_sent`: a resume skips that run.
+    sent_from: Option<MessageId>,
     last_typing: HashMap<ThreadId, Instant>,
 }
 
@@ -121,7 +125,7 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<Caller>) {
     };
     let mut conn = state.hub.connect();
     let teams = (caller.role() < Role::Admin).then(|| caller.agent.team_ids.clone());
-    conn.set_teams(teams);
+    conn.set_audience(caller.id(), teams);
     conn.subscribe(Topic::Agent(caller.id()));
     conn.subscribe(Topic::Org(caller.org()));
     // A revocation committed before the subscription would otherwise be missed.
@@ -135,6 +139,7 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<Caller>) {
         caller,
         spaces: Vec::new(),
         last_sent: None,
+        sent_from: None,
         last_typing: HashMap::new(),
     };
     let ready = frame(
@@ -172,6 +177,10 @@ impl AgentSocket {
         let mut ping = tokio::time::interval(rt::PING_EVERY);
         ping.reset();
         loop {
+            if let Some((code, reason)) = conn.close_requested() {
+                rt::close(socket, code, reason).await;
+                return;
+            }
             tokio::select! {
                 delivery = conn.deliveries.recv() => {
                     let Some(delivery) = delivery else { return };
@@ -183,8 +192,8 @@ impl AgentSocket {
                             if !rt::send_text(socket, &text).await {
                                 return;
                             }
-                            if message.is_some() {
-                                self.last_sent = message;
+                            if let Some(m) = message {
+                                self.sent(m);
                             }
                         }
                         Delivery::Close(code, reason) => {
@@ -241,10 +250,7 @@ impl AgentSocket {
                 }
             }
             if conn.take_lagged() {
-                if let Some(Delivery::Close(code, reason)) = conn.discard_queued() {
-                    rt::close(socket, code, reason).await;
-                    return;
-                }
+                conn.discard_queued();
                 let mut frames = vec![frame("resync", json!({}))];
                 if let Some(after) = self.last_sent {
                     frames.extend(self.replay(after));
@@ -296,21 +302,44 @@ impl AgentSocket {
         }
     }
 
+    /// Notes a message frame as sent.
+    fn sent(&mut self, id: MessageId) {
+        if self.sent_from.is_none_or(|f| id < f) {
+            self.sent_from = Some(id);
+        }
+        if self.last_sent.is_none_or(|l| id > l) {
+            self.last_sent = Some(id);
+        }
+    }
+
+    /// Whether this socket already sent `id` (it lies in the unbroken run).
+    fn already_sent(&self, id: MessageId) -> bool {
+        self.sent_from.is_some_and(|f| id >= f) && self.last_sent.is_some_and(|l| id <= l)
+    }
+
+    /// Replays the joined spaces' messages after `after`, skipping what this
+    /// socket already sent.
     fn replay(&mut self, after: MessageId) -> Vec<String> {
         let Ok(read) = self.state.store.read() else {
             return vec![protocol::error("unavailable", "try again")];
         };
-        match replay::for_agent(&read, &self.spaces, after) {
+        let me = self.caller.id();
+        let teams = (self.caller.role() < Role::Admin).then_some(&self.caller.agent.team_ids[..]);
+        let wanted = |t: &crate::threads::model::Thread| dispatch::routed(t, me, teams);
+        match replay::for_agent(&read, &self.spaces, after, &wanted) {
             Ok(Some(frames)) => {
-                let count = frames.len();
-                let mut out = Vec::with_capacity(count + 1);
+                let mut out = Vec::with_capacity(frames.len() + 1);
+                let mut replayed = Vec::new();
                 for (id, text) in frames {
-                    if self.last_sent.is_none_or(|l| id > l) {
-                        self.last_sent = Some(id);
+                    if !self.already_sent(id) {
+                        replayed.push(id);
+                        out.push(text);
                     }
-                    out.push(text);
                 }
-                out.push(frame("resumed", json!({ "count": count })));
+                for &id in &replayed {
+                    self.sent(id);
+                }
+                out.push(frame("resumed", json!({ "count": replayed.len() })));
                 out
             }
             Ok(None) => vec![frame(
@@ -386,6 +415,9 @@ impl AgentSocket {
         conn.subscribe(Topic::Space(space));
         if !self.spaces.contains(&space) {
             self.spaces.push(space);
+            // The new space's earlier messages were never sent here: the
+            // run of sent messages starts again with the next one.
+            self.sent_from = None;
         }
         Ok(vec![frame("joined", json!({ "chatSpaceId": space }))])
     }

@@ -58,11 +58,24 @@ pub fn widget_thread(read: &ReadTx, thread: &Thread) -> Value {
     json!({ "threadId": thread.id, "id": thread.id, "status": thread.status, "agentName": agent_name })
 }
 
-fn message_delivery(text: String, message: &Message, team: Option<crate::ids::TeamId>) -> Delivery {
+/// A message frame; for agents routed like its thread (see [`routed`]).
+fn message_delivery(text: String, message: &Message, thread: Option<&Thread>) -> Delivery {
     Delivery::Frame {
         text: text.into(),
         message: Some(message.id),
-        team,
+        team: thread.and_then(|t| t.team_id),
+        holder: thread.and_then(|t| t.assigned_agent_id),
+    }
+}
+
+/// Whether an agent socket with these teams (None: an admin's, all) gets
+/// the thread's frames: the same rule live deliveries follow in the hub.
+pub fn routed(thread: &Thread, agent: AgentId, teams: Option<&[crate::ids::TeamId]>) -> bool {
+    match (thread.team_id, teams) {
+        (Some(team), Some(teams)) => {
+            teams.contains(&team) || thread.assigned_agent_id == Some(agent)
+        }
+        _ => true,
     }
 }
 
@@ -88,6 +101,7 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                     text: text.into(),
                     message: None,
                     team: thread.team_id,
+                    holder: thread.assigned_agent_id,
                 },
             );
         }
@@ -108,7 +122,7 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             );
             hub.publish(
                 Topic::Space(thread.chat_space_id),
-                message_delivery(text, &message, thread.team_id),
+                message_delivery(text, &message, Some(&thread)),
             );
             if message.visible_to_visitor() {
                 let text = frame(kind, json!({ "message": message }));

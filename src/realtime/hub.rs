@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{Notify, mpsc};
 
@@ -38,12 +38,18 @@ pub enum Delivery {
         text: Arc<str>,
         /// The message it carries, so replays and live frames never repeat.
         message: Option<MessageId>,
-        /// Routed to a team: only that team's agents (and admins) get it.
+        /// Routed to a team: only that team's agents (and admins) get it...
         team: Option<TeamId>,
+        /// ...and the agent holding the thread, whatever its teams.
+        holder: Option<AgentId>,
     },
-    /// Close the socket with this code and reason.
+    /// Close the socket with this code and reason. Never queued: it goes to
+    /// the connection's close slot, so a full queue cannot lose it.
     Close(u16, &'static str),
 }
+
+/// Where a close waits for its socket: set once, read on every turn.
+type CloseSlot = Arc<OnceLock<(u16, &'static str)>>;
 
 impl Delivery {
     pub fn frame(text: String) -> Delivery {
@@ -51,6 +57,7 @@ impl Delivery {
             text: text.into(),
             message: None,
             team: None,
+            holder: None,
         }
     }
 }
@@ -61,6 +68,28 @@ struct Subscriber {
     wake: Arc<Notify>,
     /// None: every delivery; Some: only unrouted ones and these teams'.
     teams: Option<Arc<[TeamId]>>,
+    /// The agent on the other end, if an agent's socket.
+    agent: Option<AgentId>,
+    close: CloseSlot,
+}
+
+impl Subscriber {
+    /// Whether a delivery routed to `team` for a thread `holder` holds is
+    /// for this subscriber.
+    fn wants(&self, team: Option<TeamId>, holder: Option<AgentId>) -> bool {
+        match (team, &self.teams) {
+            (Some(team), Some(teams)) => {
+                teams.contains(&team) || (holder.is_some() && holder == self.agent)
+            }
+            _ => true,
+        }
+    }
+
+    /// Asks the socket to close; the first close wins.
+    fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.close.set((code, reason));
+        self.wake.notify_one();
+    }
 }
 
 #[derive(Default)]
@@ -76,6 +105,9 @@ pub struct Hub {
     /// Online agents per organization, with their socket counts.
     presence: Mutex<HashMap<OrgId, HashMap<AgentId, usize>>>,
     closing: AtomicBool,
+    /// The close every socket gets once the hub is closing, including
+    /// sockets that subscribe after [`Hub::close_all`] went through them.
+    closing_with: OnceLock<(u16, &'static str)>,
     drained: Notify,
 }
 
@@ -89,6 +121,8 @@ pub struct Connection {
     pub wake: Arc<Notify>,
     topics: Vec<Topic>,
     teams: Option<Arc<[TeamId]>>,
+    agent: Option<AgentId>,
+    close: CloseSlot,
 }
 
 impl Hub {
@@ -109,6 +143,8 @@ impl Hub {
             wake: Arc::new(Notify::new()),
             topics: Vec::new(),
             teams: None,
+            agent: None,
+            close: CloseSlot::default(),
         }
     }
 
@@ -118,11 +154,15 @@ impl Hub {
         let Some(subs) = topics.map.get(&topic) else {
             return;
         };
+        if let Delivery::Close(code, reason) = delivery {
+            for sub in subs.values() {
+                sub.close(code, reason);
+            }
+            return;
+        }
         for sub in subs.values() {
-            if let Delivery::Frame {
-                team: Some(team), ..
-            } = &delivery
-                && sub.teams.as_ref().is_some_and(|t| !t.contains(team))
+            if let Delivery::Frame { team, holder, .. } = &delivery
+                && !sub.wants(*team, *holder)
             {
                 continue;
             }
@@ -197,18 +237,16 @@ impl Hub {
     /// Tells every socket to close with `code` and waits until they have,
     /// or until `grace` passes.
     pub async fn close_all(&self, code: u16, reason: &'static str, grace: std::time::Duration) {
+        // Set before going through the topics: a socket subscribing later
+        // finds it in `subscribe`.
+        let _ = self.closing_with.set((code, reason));
         self.closing.store(true, Ordering::SeqCst);
         {
             let topics = self.topics.lock().expect("hub lock");
-            let mut seen = std::collections::HashSet::new();
             for subs in topics.map.values() {
-                for (id, sub) in subs {
-                    if seen.insert(*id) {
-                        // A full queue must not keep the close from arriving.
-                        sub.lagged.store(false, Ordering::Release);
-                        let _ = sub.queue.try_send(Delivery::Close(code, reason));
-                        sub.wake.notify_one();
-                    }
+                for sub in subs.values() {
+                    // Through the close slot: a full queue cannot lose it.
+                    sub.close(code, reason);
                 }
             }
         }
@@ -231,8 +269,10 @@ impl Hub {
 }
 
 impl Connection {
-    /// Restricts team-routed deliveries to these teams (None: all).
-    pub fn set_teams(&mut self, teams: Option<Vec<TeamId>>) {
+    /// Restricts team-routed deliveries to these teams (None: all) and to
+    /// the threads `agent` holds. Set before subscribing.
+    pub fn set_audience(&mut self, agent: AgentId, teams: Option<Vec<TeamId>>) {
+        self.agent = Some(agent);
         self.teams = teams.map(Into::into);
     }
 
@@ -245,16 +285,23 @@ impl Connection {
             lagged: self.lagged.clone(),
             wake: self.wake.clone(),
             teams: self.teams.clone(),
+            agent: self.agent,
+            close: self.close.clone(),
         };
-        self.hub
-            .topics
-            .lock()
-            .expect("hub lock")
-            .map
-            .entry(topic)
-            .or_default()
-            .insert(self.id, sub);
+        let mut topics = self.hub.topics.lock().expect("hub lock");
+        // Under the lock, so either close_all sees this subscriber or this
+        // sees close_all's code.
+        if let Some(&(code, reason)) = self.hub.closing_with.get() {
+            sub.close(code, reason);
+        }
+        topics.map.entry(topic).or_default().insert(self.id, sub);
+        drop(topics);
         self.topics.push(topic);
+    }
+
+    /// The close this socket was asked for (revocation, shutdown), if any.
+    pub fn close_requested(&self) -> Option<(u16, &'static str)> {
+        self.close.get().copied()
     }
 
     pub fn unsubscribe(&mut self, topic: Topic) {
@@ -278,14 +325,8 @@ impl Connection {
     }
 
     /// Throws away everything queued (after a lag, storage is replayed).
-    pub fn discard_queued(&mut self) -> Option<Delivery> {
-        let mut close = None;
-        while let Ok(d) = self.deliveries.try_recv() {
-            if matches!(d, Delivery::Close(..)) {
-                close = Some(d);
-            }
-        }
-        close
+    pub fn discard_queued(&mut self) {
+        while self.deliveries.try_recv().is_ok() {}
     }
 }
 
@@ -346,21 +387,78 @@ mod tests {
         let hub = Hub::new();
         let space = Topic::Space(SpaceId::new());
         let (sales, support) = (TeamId::new(), TeamId::new());
+        let seller_id = AgentId::new();
         let mut seller = hub.connect();
-        seller.set_teams(Some(vec![sales]));
+        seller.set_audience(seller_id, Some(vec![sales]));
         seller.subscribe(space);
         let mut admin = hub.connect();
         admin.subscribe(space);
-        hub.publish(
-            space,
-            Delivery::Frame {
-                text: "x".into(),
-                message: None,
-                team: Some(support),
-            },
-        );
+        let routed = |holder| Delivery::Frame {
+            text: "x".into(),
+            message: None,
+            team: Some(support),
+            holder,
+        };
+        hub.publish(space, routed(None));
         assert!(seller.deliveries.try_recv().is_err());
         assert!(admin.deliveries.try_recv().is_ok());
+        // A thread the seller holds reaches the seller, whatever its team.
+        hub.publish(space, routed(Some(seller_id)));
+        assert!(seller.deliveries.try_recv().is_ok());
+        hub.publish(space, routed(Some(AgentId::new())));
+        assert!(seller.deliveries.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_close_reaches_a_connection_whose_queue_is_full() {
+        let hub = Hub::new();
+        let topic = Topic::Agent(AgentId::new());
+        let mut conn = hub.connect();
+        conn.subscribe(topic);
+        for i in 0..QUEUE + 5 {
+            hub.publish(topic, Delivery::frame(format!("{i}")));
+        }
+        hub.publish(topic, Delivery::Close(4001, "session revoked"));
+        assert!(conn.take_lagged());
+        // Discarding the queue after the lag keeps the close.
+        conn.discard_queued();
+        assert_eq!(conn.close_requested(), Some((4001, "session revoked")));
+        // The first close wins.
+        hub.publish(topic, Delivery::Close(1012, "restarting"));
+        assert_eq!(conn.close_requested(), Some((4001, "session revoked")));
+    }
+
+    #[tokio::test]
+    async fn close_all_reaches_full_queues_and_late_subscribers() {
+        let hub = Hub::new();
+        let topic = Topic::Visitor(VisitorId::new());
+        let mut full = hub.connect();
+        full.subscribe(topic);
+        for i in 0..QUEUE + 5 {
+            hub.publish(topic, Delivery::frame(format!("{i}")));
+        }
+        let mut late = hub.connect();
+        let closing = {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                hub.close_all(1012, "restarting", std::time::Duration::from_secs(30))
+                    .await;
+            })
+        };
+        while !hub.is_closing() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(full.close_requested(), Some((1012, "restarting")));
+        // Subscribed after close_all went through the topics: closed all the same.
+        assert_eq!(late.close_requested(), None);
+        late.subscribe(Topic::Org(OrgId::new()));
+        assert_eq!(late.close_requested(), Some((1012, "restarting")));
+        drop(full);
+        drop(late);
+        tokio::time::timeout(std::time::Duration::from_secs(5), closing)
+            .await
+            .expect("close_all returns once every connection is gone")
+            .unwrap();
     }
 
     #[test]

@@ -103,13 +103,33 @@ pub async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
     socket.send(WsMessage::Text(text.into())).await.is_ok()
 }
 
+/// How long a closing socket waits for the peer's answering close.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Sends a close frame and completes the closing handshake: reads (and
+/// drops) whatever the peer still sends until its own close, for at most
+/// [`CLOSE_WAIT`]. Dropping a socket with unread input makes the kernel
+/// reset the connection, and a reset throws away the close frame and
+/// everything still queued for the peer (a flooding client would never
+/// learn why it was cut off).
 pub async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let _ = socket
+    let sent = socket
         .send(WsMessage::Close(Some(CloseFrame {
             code,
             reason: reason.into(),
         })))
         .await;
+    if sent.is_err() {
+        return;
+    }
+    let drain = async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, WsMessage::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
 }
 
 /// The close a read error deserves: oversized frames get 1009.

@@ -9,7 +9,7 @@ use crate::messages::model::Message;
 use crate::realtime::dispatch::{message_kind, thread_json};
 use crate::realtime::protocol::frame;
 use crate::store::{self, ReadTx, Reader};
-use crate::threads::model::ThreadStatus;
+use crate::threads::model::{Thread, ThreadStatus};
 
 /// Most messages one replay sends; beyond it the client refetches instead.
 pub const MAX_REPLAY: usize = 2000;
@@ -82,16 +82,18 @@ pub fn for_visitor(
     ))
 }
 
-/// Messages of the given spaces after `after`, oldest first, as agent
-/// frames. None when there are too many (or no `after` to start from).
+/// Messages of the given spaces' threads that `wanted` lets through, after
+/// `after`, oldest first, as agent frames. None when there are too many.
 pub fn for_agent(
     read: &ReadTx,
     spaces: &[SpaceId],
     after: MessageId,
+    wanted: &dyn Fn(&Thread) -> bool,
 ) -> store::Result<Option<Vec<(MessageId, String)>>> {
     let since = id_millis(after) - 1000;
     let threads = read.threads_in_spaces(spaces, &ThreadStatus::ALL, None, usize::MAX, &|t| {
-        t.last_activity_at.timestamp_millis() >= since || t.updated_at.timestamp_millis() >= since
+        (t.last_activity_at.timestamp_millis() >= since || t.updated_at.timestamp_millis() >= since)
+            && wanted(t)
     })?;
     let mut out = Vec::new();
     for t in &threads.items {

@@ -69,6 +69,9 @@ struct WidgetSocket {
     space: ChatSpace,
     /// Highest message id sent, so replays and live frames never repeat.
     last_sent: Option<MessageId>,
+    /// Lowest id of the unbroken run of messages this socket has sent, up
+    /// to `last_sent`: a resume skips that run instead of repeating it.
+    sent_from: Option<MessageId>,
     last_typing: Option<Instant>,
 }
 
@@ -82,6 +85,7 @@ async fn run(state: AppState, mut socket: WebSocket, visitor: Visitor, space: Ch
         visitor,
         space,
         last_sent: None,
+        sent_from: None,
         last_typing: None,
     };
     if !rt::send_text(&mut socket, &me.hello()).await {
@@ -93,6 +97,10 @@ async fn run(state: AppState, mut socket: WebSocket, visitor: Visitor, space: Ch
     let mut ping = tokio::time::interval(rt::PING_EVERY);
     ping.reset();
     loop {
+        if let Some((code, reason)) = conn.close_requested() {
+            rt::close(&mut socket, code, reason).await;
+            break;
+        }
         tokio::select! {
             delivery = conn.deliveries.recv() => {
                 let Some(delivery) = delivery else { break };
@@ -104,8 +112,8 @@ async fn run(state: AppState, mut socket: WebSocket, visitor: Visitor, space: Ch
                         if !rt::send_text(&mut socket, &text).await {
                             break;
                         }
-                        if message.is_some() {
-                            me.last_sent = message;
+                        if let Some(m) = message {
+                            me.sent(m);
                         }
                     }
                     Delivery::Close(code, reason) => {
@@ -169,10 +177,7 @@ async fn run(state: AppState, mut socket: WebSocket, visitor: Visitor, space: Ch
         }
         if conn.take_lagged() {
             // Deliveries were dropped: start over from storage.
-            if let Some(Delivery::Close(code, reason)) = conn.discard_queued() {
-                rt::close(&mut socket, code, reason).await;
-                break;
-            }
+            conn.discard_queued();
             let mut frames = vec![frame("resync", json!({}))];
             frames.extend(me.replay(me.last_sent));
             let mut ok = true;
@@ -221,22 +226,42 @@ impl WidgetSocket {
             .publish(Topic::Space(self.space.id), Delivery::frame(text));
     }
 
-    /// Replays storage after `after`, updating what was sent.
+    /// Notes a message frame as sent.
+    fn sent(&mut self, id: MessageId) {
+        if self.sent_from.is_none_or(|f| id < f) {
+            self.sent_from = Some(id);
+        }
+        if self.last_sent.is_none_or(|l| id > l) {
+            self.last_sent = Some(id);
+        }
+    }
+
+    /// Whether this socket already sent `id` (it lies in the unbroken run).
+    fn already_sent(&self, id: MessageId) -> bool {
+        self.sent_from.is_some_and(|f| id >= f) && self.last_sent.is_some_and(|l| id <= l)
+    }
+
+    /// Replays storage after `after`, skipping what this socket already
+    /// sent, and updates what was sent. Everything after `after` has then
+    /// been sent, so the run stays unbroken.
     fn replay(&mut self, after: Option<MessageId>) -> Vec<String> {
         let Ok(read) = self.state.store.read() else {
             return vec![protocol::error("unavailable", "try again")];
         };
         match replay::for_visitor(&read, self.visitor.id, after) {
             Ok(Some(frames)) => {
-                let count = frames.len();
-                let mut out = Vec::with_capacity(count + 1);
+                let mut out = Vec::with_capacity(frames.len() + 1);
+                let mut replayed = Vec::new();
                 for (id, text) in frames {
-                    if self.last_sent.is_none_or(|l| id > l) {
-                        self.last_sent = Some(id);
+                    if !self.already_sent(id) {
+                        replayed.push(id);
+                        out.push(text);
                     }
-                    out.push(text);
                 }
-                out.push(frame("resumed", json!({ "count": count })));
+                for &id in &replayed {
+                    self.sent(id);
+                }
+                out.push(frame("resumed", json!({ "count": replayed.len() })));
                 out
             }
             Ok(None) => vec![frame(
