@@ -17,6 +17,11 @@ pub const NOT_CONFIG_ENV: &[&str] = &["LOG", "ADMIN_PASSWORD"];
 /// The system-wide config file, read when `--config` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/mychat/config.toml";
 
+/// `http.listen` in ACME mode unless set: the CA's HTTP-01 requests and
+/// redirects to HTTPS arrive on port 80.
+pub const ACME_HTTP_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 80);
+
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -62,6 +67,16 @@ pub enum TlsMode {
     Acme,
 }
 
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// Answered on the HTTP listener (port 80 as the CA sees it).
+    #[serde(rename = "http-01")]
+    Http01,
+    /// Answered on the HTTPS listener (port 443 as the CA sees it).
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
@@ -71,6 +86,12 @@ pub struct TlsConfig {
     pub email: String,
     pub acme_directory: String,
     pub acme_ca_file: String,
+    /// Challenge types, most preferred first; a failed order tries the next.
+    pub acme_challenges: Vec<AcmeChallenge>,
+    /// First wait after a failed order; doubles on each failure.
+    pub acme_retry_min_secs: u64,
+    /// Longest wait between retries of a failed order.
+    pub acme_retry_max_secs: u64,
     pub cert_file: String,
     pub key_file: String,
 }
@@ -99,6 +120,8 @@ pub struct LimitsConfig {
     pub ws_connects_per_ip_per_minute: u32,
     /// Frames one socket may send per second (twice that in a burst).
     pub ws_frames_per_second: u32,
+    /// File uploads one visitor or agent may make per minute.
+    pub uploads_per_minute: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -108,6 +131,8 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Seconds between runs of the thread-expiry job.
     pub expiry_interval_secs: u64,
+    /// Seconds between runs of the attachment-retention job.
+    pub retention_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -145,6 +170,9 @@ impl Default for TlsConfig {
             email: String::new(),
             acme_directory: "https://acme-v02.api.letsencrypt.org/directory".into(),
             acme_ca_file: String::new(),
+            acme_challenges: vec![AcmeChallenge::Http01, AcmeChallenge::TlsAlpn01],
+            acme_retry_min_secs: 60,
+            acme_retry_max_secs: 6 * 3600,
             cert_file: String::new(),
             key_file: String::new(),
         }
@@ -172,6 +200,7 @@ impl Default for LimitsConfig {
             edit_window_secs: 15 * 60,
             ws_connects_per_ip_per_minute: 120,
             ws_frames_per_second: 20,
+            uploads_per_minute: 20,
         }
     }
 }
@@ -181,6 +210,7 @@ impl Default for StoreConfig {
         StoreConfig {
             max_batch: 2048,
             expiry_interval_secs: 60,
+            retention_interval_secs: 3600,
         }
     }
 }
@@ -240,7 +270,9 @@ impl Config {
     /// Loads the layered configuration. `file` is `--config`; without it the
     /// system file is read when it exists.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // The layers the user wrote, kept apart from the defaults so that
+        // "was http.listen set?" can be answered.
+        let mut figment = Figment::new();
         match file {
             Some(path) => {
                 if !path.exists() {
@@ -268,9 +300,17 @@ impl Config {
         if let Some(listen) = overrides.listen {
             figment = figment.merge(Serialized::default("http.listen", listen));
         }
-        let config: Config = figment
+        let listen_set = figment.contains("http.listen");
+        let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(figment)
             .extract()
             .map_err(|e| ConfigError::Figment(Box::new(e)))?;
+        if config.tls.mode == TlsMode::Acme && !listen_set {
+            config.http.listen = ACME_HTTP_LISTEN;
+        }
+        for domain in &mut config.tls.domains {
+            *domain = domain.trim().to_ascii_lowercase();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -309,9 +349,50 @@ impl Config {
                 if self.tls.domains.is_empty() {
                     return invalid("tls.mode = \"acme\" needs tls.domains");
                 }
+                if let Some(bad) = self.tls.domains.iter().find(|d| !is_dns_name(d)) {
+                    return Err(ConfigError::Invalid(format!(
+                        "tls.domains: {bad:?} is not a DNS name (wildcards and IP addresses cannot be ordered)"
+                    )));
+                }
+                if !self.tls.email.is_empty() && !self.tls.email.contains('@') {
+                    return invalid("tls.email must be an email address");
+                }
+                let directory = &self.tls.acme_directory;
+                if !directory.starts_with("https://") {
+                    return invalid("tls.acme_directory must be an https:// URL");
+                }
+                if self.tls.acme_challenges.is_empty() {
+                    return invalid("tls.acme_challenges must name at least one challenge type");
+                }
+                if self.tls.acme_retry_min_secs == 0
+                    || self.tls.acme_retry_max_secs < self.tls.acme_retry_min_secs
+                {
+                    return invalid(
+                        "tls.acme_retry_min_secs must be at least 1 and at most tls.acme_retry_max_secs",
+                    );
+                }
             }
         }
+        if self.tls.mode != TlsMode::Off && self.tls.listen == self.http.listen {
+            return invalid("tls.listen and http.listen must differ");
+        }
         Ok(())
+    }
+
+    /// The base URL when serving HTTPS on `bound`: `public_url`, else the
+    /// first domain (with the port unless it is 443), else the address.
+    pub fn tls_base_url(&self, bound: SocketAddr) -> String {
+        if !self.public_url.is_empty() {
+            return self.public_url.trim_end_matches('/').to_owned();
+        }
+        let host = match self.tls.domains.first() {
+            Some(domain) => domain.clone(),
+            None => bound.ip().to_string(),
+        };
+        match bound.port() {
+            443 => format!("https://{host}"),
+            port => format!("https://{host}:{port}"),
+        }
     }
 
     /// The base URL links and snippets point at.
@@ -326,6 +407,22 @@ impl Config {
         }
         format!("http://{bound}")
     }
+}
+
+/// A name an ACME CA can validate: letters, digits and hyphens in dot-separated
+/// labels, no wildcard, not an IP address.
+fn is_dns_name(name: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    name.len() <= 253
+        && name.contains('.')
+        && name.parse::<std::net::IpAddr>().is_err()
+        && name.split('.').all(label_ok)
 }
 
 #[cfg(test)]
@@ -386,5 +483,33 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
+    }
+
+    fn load_toml(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load(Some(&file), &Overrides::default())
+    }
+
+    #[test]
+    fn acme_mode_listens_for_http_on_port_80_unless_told_otherwise() {
+        let acme = "[tls]\nmode = \"acme\"\ndomains = [\"Chat.Example.com\"]\n";
+        let config = load_toml(acme).unwrap();
+        assert_eq!(config.http.listen, ACME_HTTP_LISTEN);
+        assert_eq!(config.tls.domains, ["chat.example.com"]);
+        let explicit = format!("{acme}[http]\nlisten = \"127.0.0.1:8081\"\n");
+        let config = load_toml(&explicit).unwrap();
+        assert_eq!(config.http.listen, "127.0.0.1:8081".parse().unwrap());
+        let off = load_toml("").unwrap();
+        assert_eq!(off.http.listen, HttpConfig::default().listen);
+    }
+
+    #[test]
+    fn acme_domains_must_be_orderable_names() {
+        for bad in ["*.example.com", "127.0.0.1", "localhost", "a_b.example.com"] {
+            let text = format!("[tls]\nmode = \"acme\"\ndomains = [\"{bad}\"]\n");
+            assert!(load_toml(&text).is_err(), "{bad} was accepted");
+        }
     }
 }

@@ -5,8 +5,11 @@
 //! tests bind port 0 and get the real server in-process.
 
 pub mod accounts;
+pub mod attachments;
 pub mod auth;
+pub mod backup;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -21,12 +24,13 @@ pub mod store;
 pub mod tasks;
 pub mod templates;
 pub mod threads;
+pub mod tls;
 pub mod validate;
 pub mod visitors;
 pub mod web;
 pub mod widget;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -34,8 +38,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router, middleware};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -61,6 +68,20 @@ pub enum BuildError {
     Seed(#[from] AppError),
 }
 
+/// The two listeners of an appliance that serves HTTPS itself.
+pub struct TlsListeners {
+    /// Answers HTTP-01 challenges and redirects everything else to HTTPS.
+    pub http: TcpListener,
+    /// Serves the appliance over TLS (and answers TLS-ALPN-01 challenges).
+    pub https: TcpListener,
+}
+
+/// What runs beside the listeners while serving.
+struct Running {
+    dispatcher: JoinHandle<()>,
+    tasks: tasks::Tasks,
+}
+
 /// A ready-to-serve appliance.
 pub struct App {
     state: AppState,
@@ -73,7 +94,7 @@ impl App {
     /// key, and on a fresh database creates the demo when configured.
     pub async fn build(config: Config) -> Result<App, BuildError> {
         let dir = config.data_dir.clone();
-        create_private_dir(&dir).map_err(|source| BuildError::DataDir {
+        fsutil::create_private_dir(&dir).map_err(|source| BuildError::DataDir {
             path: dir.display().to_string(),
             source,
         })?;
@@ -106,8 +127,7 @@ impl App {
     ) -> std::io::Result<()> {
         let bound = listener.local_addr()?;
         self.state.set_base_url(self.state.config.base_url(bound));
-        let dispatcher = realtime::dispatch::start(&self.state);
-        let tasks = spawn_tasks(&self.state);
+        let running = self.start();
         let router = router(self.state.clone());
         tracing::info!(listen = %bound, url = self.state.base_url(), "serving");
         let served = axum::serve(
@@ -116,8 +136,63 @@ impl App {
         )
         .with_graceful_shutdown(shutdown)
         .await;
-        // HTTP has drained; sockets are told to reconnect, then the queued
-        // writes are committed.
+        self.finish(running).await;
+        served
+    }
+
+    /// Serves HTTPS (`tls.mode` manual or acme) until `shutdown` resolves:
+    /// the appliance with HSTS on `https`, redirects and HTTP-01 answers on
+    /// `http`. Stops like [`App::serve`].
+    pub async fn serve_tls(
+        self,
+        listeners: TlsListeners,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let https_bound = listeners.https.local_addr()?;
+        let http_bound = listeners.http.local_addr()?;
+        self.state
+            .set_base_url(self.state.config.tls_base_url(https_bound));
+        let mut running = self.start();
+        let tls = match tls::Tls::start(&self.state, &mut running.tasks) {
+            Ok(tls) => tls,
+            Err(e) => {
+                self.finish(running).await;
+                return Err(std::io::Error::other(e.to_string()));
+            }
+        };
+        let (stop, stopping) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let signal = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        tracing::info!(https = %https_bound, http = %http_bound, url = self.state.base_url(), "serving");
+        let app = router(self.state.clone()).layer(tls::hsts());
+        let https = axum::serve(
+            tls::TlsListener::new(listeners.https, tls.server_config.clone())?.tap_io(|_| {}),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal(stopping.clone()));
+        let redirect = tls::redirect_router(tls.certs.clone(), https_bound.port());
+        let http = axum::serve(listeners.http, redirect.into_make_service())
+            .with_graceful_shutdown(signal(stopping));
+        let (https, http) = tokio::join!(https.into_future(), http.into_future());
+        self.finish(running).await;
+        https.and(http)
+    }
+
+    fn start(&self) -> Running {
+        let dispatcher = realtime::dispatch::start(&self.state);
+        let mut tasks = spawn_tasks(&self.state);
+        control::start(&self.state, &mut tasks);
+        Running { dispatcher, tasks }
+    }
+
+    /// After HTTP has drained: sockets are told to reconnect, background
+    /// jobs stop, then the queued writes are committed.
+    async fn finish(&self, running: Running) {
         let grace = Duration::from_secs(self.state.config.http.shutdown_grace_secs);
         self.state
             .hub
@@ -127,22 +202,11 @@ impl App {
                 grace,
             )
             .await;
-        tasks.shutdown().await;
+        running.tasks.shutdown().await;
         self.state.store.shutdown().await;
-        dispatcher.abort();
+        running.dispatcher.abort();
         tracing::info!("stopped");
-        served
     }
-}
-
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }
 
 fn spawn_tasks(state: &AppState) -> tasks::Tasks {
@@ -162,6 +226,16 @@ fn spawn_tasks(state: &AppState) -> tasks::Tasks {
             }
         }
     });
+    let s = state.clone();
+    let period = Duration::from_secs(state.config.store.retention_interval_secs.max(1));
+    tasks.every("attachment-retention", period, move || {
+        let s = s.clone();
+        async move {
+            if let Err(e) = attachments::service::run_retention(&s).await.map(drop) {
+                tracing::warn!(error = %e, "attachment retention failed");
+            }
+        }
+    });
     tasks
 }
 
@@ -176,6 +250,7 @@ pub fn router(state: AppState) -> Router {
         .merge(visitors::http::routes())
         .merge(templates::http::routes())
         .merge(widget::http::routes())
+        .merge(attachments::http::routes())
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)

@@ -5,12 +5,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use mychat::App;
 use mychat::accounts::model::Role;
 use mychat::accounts::service::{self, NewAgent};
-use mychat::config::{Config, Overrides};
+use mychat::config::{Config, Overrides, TlsMode};
 use mychat::store::Reader;
+use mychat::{App, TlsListeners};
 use tracing_subscriber::EnvFilter;
+
+/// musl's allocator slows the server under concurrent load; the static
+/// (musl) build uses mimalloc. See docs/BENCHMARKS.md.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "mychat", version, about = "Self-hosted live-chat appliance")]
@@ -46,6 +52,21 @@ enum Command {
     },
     /// Print the version.
     Version,
+    /// Write a consistent backup of the data dir to FILE (while the server
+    /// runs, or with it stopped).
+    Backup {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The backup file to create (it must not exist).
+        file: PathBuf,
+    },
+    /// Restore a backup into an empty data dir (with the server stopped).
+    Restore {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// A file written by `mychat backup`.
+        file: PathBuf,
+    },
     /// Administration of accounts (with the server stopped).
     Admin {
         #[command(subcommand)]
@@ -99,6 +120,8 @@ fn init_logging() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // One crypto provider for every TLS connection, chosen here: ring.
+    mychat::tls::install_crypto_provider();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve {
         config: ConfigArgs::default(),
@@ -119,6 +142,14 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Backup { config, file } => match load(&config, None) {
+            Ok(config) => backup(config, file).await,
+            Err(e) => Err(e),
+        },
+        Command::Restore { config, file } => match load(&config, None) {
+            Ok(config) => restore(config, file).await,
+            Err(e) => Err(e),
+        },
         Command::Admin { action } => {
             init_logging();
             admin(action).await
@@ -133,15 +164,29 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
-    let listen = config.http.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
+async fn bind(listen: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let listener = bind(config.http.listen).await?;
+    let https = match config.tls.mode {
+        TlsMode::Off => None,
+        _ => Some(bind(config.tls.listen).await?),
+    };
     let shutdown = shutdown_signal()?;
+    ignore_hangup()?;
     let app = App::build(config).await.map_err(|e| e.to_string())?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let base = app.state().config.base_url(bound);
+    let base = match &https {
+        Some(https) => {
+            let https = https.local_addr().map_err(|e| e.to_string())?;
+            app.state().config.tls_base_url(https)
+        }
+        None => app.state().config.base_url(bound),
+    };
     println!("My-Chat is running at {base}");
     println!("  agent app:  {base}/app");
     println!("  demo page:  {base}/demo");
@@ -154,9 +199,52 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     // An empty line ends the banner, for scripts that read it.
     println!();
-    app.serve(listener, shutdown)
+    let served = match https {
+        Some(https) => {
+            let listeners = TlsListeners {
+                http: listener,
+                https,
+            };
+            app.serve_tls(listeners, shutdown).await
+        }
+        None => app.serve(listener, shutdown).await,
+    };
+    served.map_err(|e| e.to_string())
+}
+
+async fn backup(config: Config, file: PathBuf) -> Result<(), String> {
+    let dir = config.data_dir;
+    let dest = file.clone();
+    let manifest = tokio::task::spawn_blocking(move || mychat::backup::backup(&dir, &dest))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("backup failed: {e}"))?;
+    println!(
+        "backup written to {} and verified: {} messages, {} database entries, {} files",
+        file.display(),
+        manifest.database.messages,
+        manifest.database.entries,
+        manifest.files.len()
+    );
+    Ok(())
+}
+
+async fn restore(config: Config, file: PathBuf) -> Result<(), String> {
+    let dir = config.data_dir;
+    let shown = dir.clone();
+    let manifest = tokio::task::spawn_blocking(move || mychat::backup::restore(&file, &dir))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("restore failed: {e}"))?;
+    println!(
+        "restored into {}: {} messages, {} database entries, {} files (backup of {})",
+        shown.display(),
+        manifest.database.messages,
+        manifest.database.entries,
+        manifest.files.len(),
+        manifest.created_at
+    );
+    Ok(())
 }
 
 /// Listens for SIGTERM and Ctrl-C from now on (before the banner is
@@ -176,6 +264,23 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
         }
         tracing::info!("shutting down");
     })
+}
+
+/// SIGHUP (`systemctl reload`) must never stop the server: in
+/// `tls.mode = "manual"` it reloads the certificate files, otherwise there
+/// is nothing to reload.
+fn ignore_hangup() -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received");
+            }
+        });
+    }
+    Ok(())
 }
 
 async fn open_for_admin(args: &ConfigArgs) -> Result<App, String> {

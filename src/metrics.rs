@@ -127,6 +127,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
             let _ = writeln!(out, "mychat_threads{{status=\"{}\"}} {n}", status.as_str());
         }
     }
+    state.tls.render(&mut out);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -20,6 +20,8 @@ pub struct Shared {
     pub limits: RateLimits,
     pub metrics: Metrics,
     pub hub: Arc<Hub>,
+    /// Certificate expiry for `/metrics` (empty without TLS).
+    pub tls: crate::tls::TlsStatus,
     /// Set once the listener is bound (or from `public_url`).
     base_url: OnceLock<String>,
 }
@@ -38,6 +40,7 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             hub: Hub::new(),
+            tls: Default::default(),
             base_url,
         }))
     }

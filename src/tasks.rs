@@ -43,6 +43,20 @@ impl Tasks {
         self.handles.push((name, handle));
     }
 
+    /// Runs `job` until it returns; it is handed a [`Stop`] to watch.
+    pub fn spawn<F, Fut>(&mut self, name: &'static str, job: F)
+    where
+        F: FnOnce(Stop) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let fut = job(Stop(self.stop.subscribe()));
+        let handle = tokio::spawn(async move {
+            fut.await;
+            tracing::debug!(task = name, "stopped");
+        });
+        self.handles.push((name, handle));
+    }
+
     /// Signals every task and waits for them.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -50,6 +64,24 @@ impl Tasks {
             if let Err(e) = handle.await {
                 tracing::warn!(task = name, error = %e, "task ended badly");
             }
+        }
+    }
+}
+
+/// The shutdown signal as a long-running task sees it.
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Resolves once shutdown has begun.
+    pub async fn requested(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+
+    /// Sleeps for `period`; false when shutdown began first.
+    pub async fn sleep(&mut self, period: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => true,
+            _ = self.requested() => false,
         }
     }
 }

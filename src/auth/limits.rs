@@ -43,6 +43,8 @@ pub struct RateLimits {
     pub sessions_per_ip: Limiter,
     pub visitor_messages: Limiter,
     pub ws_connects_per_ip: Limiter,
+    /// Keyed by uploader ("visitor:<id>", "agent:<id>").
+    pub uploads: Limiter,
 }
 
 impl RateLimits {
@@ -53,6 +55,7 @@ impl RateLimits {
             sessions_per_ip: Limiter::per_minute(config.sessions_per_ip_per_minute),
             visitor_messages: Limiter::per_minute(config.visitor_messages_per_minute),
             ws_connects_per_ip: Limiter::per_minute(config.ws_connects_per_ip_per_minute),
+            uploads: Limiter::per_minute(config.uploads_per_minute),
         }
     }
 
@@ -62,5 +65,6 @@ impl RateLimits {
         self.sessions_per_ip.forget_idle();
         self.visitor_messages.forget_idle();
         self.ws_connects_per_ip.forget_idle();
+        self.uploads.forget_idle();
     }
 }

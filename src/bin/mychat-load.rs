@@ -179,6 +179,23 @@ struct StoreDelta {
     writer_busy: f64,
     /// Batches of at most `le` writes (per bucket, not cumulative).
     batch_buckets: Vec<Bucket>,
+    /// Absent where the kernel does not say (not Linux).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<CpuUse>,
+}
+
+/// Where the writer's time went, and what a message costs in CPU.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CpuUse {
+    /// Share of the wall time the writer thread ran on a CPU.
+    writer_on_cpu: f64,
+    /// Share of the wall time the writer was ready but waited for a CPU.
+    writer_run_queue: f64,
+    writer_micros_per_message: f64,
+    /// The whole process: the writer, the senders and, in-process, the
+    /// HTTP server and client.
+    process_micros_per_message: f64,
 }
 
 #[derive(Serialize)]
@@ -187,10 +204,31 @@ struct Bucket {
     count: u64,
 }
 
+/// The app's counters at one moment.
+struct Snapshot {
+    stats: StoreStats,
+    sched: Option<Sched>,
+}
+
+impl Snapshot {
+    fn take(state: &AppState) -> Snapshot {
+        Snapshot {
+            stats: state.store.stats(),
+            sched: Sched::now(),
+        }
+    }
+}
+
 impl StoreDelta {
     /// Setup writes one at a time, so the lifetime `largest_batch` is the
     /// measured part's whenever that part batched at all.
-    fn between(before: &StoreStats, after: &StoreStats, wall: Duration) -> StoreDelta {
+    fn between(before: &Snapshot, after: &Snapshot, tally: &Tally) -> StoreDelta {
+        let wall = tally.elapsed.as_secs_f64();
+        let cpu = match (&before.sched, &after.sched) {
+            (Some(b), Some(a)) => Some(a.since(b).usage(wall, tally.acknowledged)),
+            _ => None,
+        };
+        let (before, after) = (&before.stats, &after.stats);
         let commits = after.commits - before.commits;
         let writes = after.writes - before.writes;
         let mut previous = 0;
@@ -213,8 +251,9 @@ impl StoreDelta {
                 writes as f64 / commits as f64
             },
             largest_batch: after.largest_batch,
-            writer_busy: (after.commit_seconds - before.commit_seconds) / wall.as_secs_f64(),
+            writer_busy: (after.commit_seconds - before.commit_seconds) / wall,
             batch_buckets,
+            cpu,
         }
     }
 }
@@ -282,6 +321,74 @@ impl Report {
                 .map(|b| format!("<={}: {}", b.le, b.count))
                 .collect();
             println!("  batches     {}", buckets.join(", "));
+            if let Some(c) = &s.cpu {
+                println!(
+                    "  cpu         writer {:.0} us/message, on CPU {:.0}%, waiting for a CPU {:.0}%; process {:.0} us/message",
+                    c.writer_micros_per_message,
+                    c.writer_on_cpu * 100.0,
+                    c.writer_run_queue * 100.0,
+                    c.process_micros_per_message
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- CPU accounting
+
+/// Nanoseconds the threads of this process spent on a CPU, and the
+/// writer's on a CPU and waiting for one, from the scheduler's per-thread
+/// counters (`/proc/self/task/*/schedstat`, Linux only).
+#[derive(Clone, Copy, Default)]
+struct Sched {
+    process_cpu: u64,
+    writer_cpu: u64,
+    writer_wait: u64,
+}
+
+/// The store's writer thread names itself so.
+const WRITER_THREAD: &str = "mychat-writer";
+
+impl Sched {
+    fn now() -> Option<Sched> {
+        let mut total = Sched::default();
+        for task in std::fs::read_dir("/proc/self/task").ok()? {
+            let Ok(task) = task else { continue };
+            let path = task.path();
+            // A thread may end between listing and reading; skip it.
+            let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) else {
+                continue;
+            };
+            let mut fields = stat.split_whitespace().map(str::parse::<u64>);
+            let (Some(Ok(cpu)), Some(Ok(wait))) = (fields.next(), fields.next()) else {
+                return None;
+            };
+            total.process_cpu += cpu;
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.trim_end() == WRITER_THREAD {
+                total.writer_cpu += cpu;
+                total.writer_wait += wait;
+            }
+        }
+        (total.process_cpu > 0).then_some(total)
+    }
+
+    /// Threads that ended in between make a counter go back; count none.
+    fn since(&self, before: &Sched) -> Sched {
+        Sched {
+            process_cpu: self.process_cpu.saturating_sub(before.process_cpu),
+            writer_cpu: self.writer_cpu.saturating_sub(before.writer_cpu),
+            writer_wait: self.writer_wait.saturating_sub(before.writer_wait),
+        }
+    }
+
+    fn usage(&self, wall_secs: f64, messages: u64) -> CpuUse {
+        let per_message = |ns: u64| ns as f64 / 1000.0 / messages.max(1) as f64;
+        CpuUse {
+            writer_on_cpu: self.writer_cpu as f64 / 1e9 / wall_secs,
+            writer_run_queue: self.writer_wait as f64 / 1e9 / wall_secs,
+            writer_micros_per_message: per_message(self.writer_cpu),
+            process_micros_per_message: per_message(self.process_cpu),
         }
     }
 }
@@ -512,9 +619,9 @@ async fn store_run(load: &Load) -> Fallible<Report> {
             }
         })
         .collect();
-    let before = state.store.stats();
+    let before = Snapshot::take(&state);
     let tally = drive(senders, load.messages).await;
-    let delta = StoreDelta::between(&before, &state.store.stats(), tally.elapsed);
+    let delta = StoreDelta::between(&before, &Snapshot::take(&state), &tally);
     state.store.shutdown().await;
     Ok(Report::new(Mode::Store, load, tally, Some(delta)))
 }
@@ -701,9 +808,9 @@ async fn http_local_run(load: &Load) -> Fallible<Report> {
         .map_err(|_| format!("bad organization id {org}"))?;
     let space = library_space(&state, org).await?;
     let threads = api.visitor_threads(&space.widget_key, load.senders).await?;
-    let before = state.store.stats();
+    let before = Snapshot::take(&state);
     let tally = http_drive(&api, &token, threads, load.messages).await;
-    let delta = StoreDelta::between(&before, &state.store.stats(), tally.elapsed);
+    let delta = StoreDelta::between(&before, &Snapshot::take(&state), &tally);
     let _ = stop.send(());
     server
         .await
@@ -770,25 +877,13 @@ async fn calibrate(mode: Mode, senders: usize, args: &MatrixArgs) -> Fallible<us
 
 fn print_table(reports: &[Report]) {
     println!(
-        "| mode | senders | messages | messages/s | p50 ms | p90 ms | p99 ms | max ms | errors | commits | mean batch | largest batch | writer busy |"
+        "| mode | senders | acknowledged | messages/s | p50 ms | p90 ms | p99 ms | max ms | errors | commits | mean batch | largest batch | writer busy | writer CPU µs/msg |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in reports {
         let l = &r.latency_ms;
-        let store = r.store.as_ref().map_or_else(
-            || "| – | – | – | –".to_owned(),
-            |s| {
-                format!(
-                    "| {} | {:.1} | {} | {:.0}%",
-                    s.commits,
-                    s.mean_batch,
-                    s.largest_batch,
-                    s.writer_busy * 100.0
-                )
-            },
-        );
         println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} {store} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
             r.mode.name(),
             r.senders,
             r.acknowledged,
@@ -797,7 +892,24 @@ fn print_table(reports: &[Report]) {
             l.p90,
             l.p99,
             l.max,
-            r.errors
+            r.errors,
+            r.store
+                .as_ref()
+                .map_or_else(|| "– | – | – | – | –".to_owned(), store_cells),
         );
     }
+}
+
+fn store_cells(s: &StoreDelta) -> String {
+    let writer = s.cpu.as_ref().map_or_else(
+        || "–".to_owned(),
+        |c| format!("{:.0}", c.writer_micros_per_message),
+    );
+    format!(
+        "{} | {:.1} | {} | {:.0}% | {writer}",
+        s.commits,
+        s.mean_batch,
+        s.largest_batch,
+        s.writer_busy * 100.0
+    )
 }

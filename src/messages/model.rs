@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AttachmentId, MessageId, ThreadId};
+use crate::attachments::model::AttachmentRef;
+use crate::ids::{MessageId, ThreadId};
 
 /// Longest message content, in characters.
 pub const MAX_CONTENT_CHARS: usize = 5000;
@@ -33,8 +34,13 @@ pub struct Message {
     #[serde(default)]
     pub internal: bool,
     pub reply_to_id: Option<MessageId>,
-    #[serde(default)]
-    pub attachments: Vec<AttachmentId>,
+    /// The files it carries, described enough to draw them; each is
+    /// downloaded from `GET /api/v1/attachments/:id`.
+    #[serde(
+        default,
+        deserialize_with = "crate::attachments::model::refs_or_legacy_ids"
+    )]
+    pub attachments: Vec<AttachmentRef>,
     pub client_msg_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,

@@ -4,6 +4,8 @@
 use chrono::{Duration, Utc};
 
 use crate::accounts::model::Agent;
+use crate::attachments::model::Attachment;
+use crate::attachments::service as attachments;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
 use crate::ids::{AttachmentId, MessageId, ThreadId};
@@ -137,6 +139,7 @@ pub fn append(
             return Err(AppError::validation("replyToId is not a message of this thread").into());
         }
     }
+    let files = attachments::check_attachable(tx, thread, author, &new.attachments)?;
     let now = Utc::now();
     let message = Message {
         id: MessageId::new(),
@@ -147,13 +150,14 @@ pub fn append(
         content: new.content.clone(),
         internal: new.internal,
         reply_to_id: new.reply_to_id,
-        attachments: new.attachments.clone(),
+        attachments: files.iter().map(Attachment::to_ref).collect(),
         client_msg_id: new.client_msg_id.clone(),
         created_at: now,
         edited_at: None,
         deleted_at: None,
     };
     tx.put(&message)?;
+    attachments::bind(tx, files, &message)?;
     if !message.internal {
         match author {
             Author::Visitor(_) => thread.visitor_message_count += 1,
@@ -162,7 +166,7 @@ pub fn append(
         thread.last_message = Some(LastMessage {
             id: message.id,
             sender_type: message.sender_type,
-            preview: message.content.chars().take(PREVIEW_CHARS).collect(),
+            preview: preview(&message),
             created_at: now,
         });
         thread.last_activity_at = now;
@@ -295,28 +299,43 @@ pub async fn edit(
 }
 
 /// Soft-deletes a message: the author or an admin; shown as "deleted".
+/// Its files are deleted once that is committed.
 pub async fn delete(state: &AppState, agent: &Agent, id: MessageId) -> AppResult<Message> {
     let agent = agent.clone();
-    let message = state
-        .store
-        .write(move |tx| {
-            let mut m = message_of_org(tx, agent.organization_id, id)?;
-            let own = m.sender_type == SenderType::Agent && m.sender_id == agent.id.0;
-            if !own && agent.role < crate::accounts::model::Role::Admin {
-                return Err(AppError::Forbidden(
-                    "only the author or an admin may delete a message".into(),
-                )
-                .into());
-            }
-            if m.deleted_at.is_none() {
-                m.deleted_at = Some(Utc::now());
-                tx.put(&m)?;
-                refresh_preview(tx, &m)?;
-            }
-            Ok(m.redacted())
-        })
-        .await?;
+    let message = attachments::write_then_remove(state, move |tx| {
+        let mut m = message_of_org(tx, agent.organization_id, id)?;
+        let own = m.sender_type == SenderType::Agent && m.sender_id == agent.id.0;
+        if !own && agent.role < crate::accounts::model::Role::Admin {
+            return Err(AppError::Forbidden(
+                "only the author or an admin may delete a message".into(),
+            )
+            .into());
+        }
+        let mut files = Vec::new();
+        if m.deleted_at.is_none() {
+            m.deleted_at = Some(Utc::now());
+            tx.put(&m)?;
+            files = attachments::delete_of_message(tx, &m)?;
+            refresh_preview(tx, &m)?;
+        }
+        Ok((m.redacted(), files))
+    })
+    .await?;
     Ok(message)
+}
+
+/// A list's one-line preview: the text, or the file names of a message
+/// that only carries files.
+fn preview(m: &Message) -> String {
+    if m.content.trim().is_empty() && !m.attachments.is_empty() {
+        let names: Vec<&str> = m.attachments.iter().map(|a| a.name.as_str()).collect();
+        format!("📎 {}", names.join(", "))
+            .chars()
+            .take(PREVIEW_CHARS)
+            .collect()
+    } else {
+        m.content.chars().take(PREVIEW_CHARS).collect()
+    }
 }
 
 /// Keeps the thread's preview true after a message changes, and tells live
@@ -329,7 +348,7 @@ fn refresh_preview(tx: &mut WriteTx<'_>, m: &Message) -> store::Result<()> {
         last.preview = if m.deleted_at.is_some() {
             String::new()
         } else {
-            m.content.chars().take(PREVIEW_CHARS).collect()
+            preview(m)
         };
         tx.put(&thread)?;
     }

@@ -2,7 +2,7 @@
 //! brought forward one step at a time inside one transaction; a newer one is
 //! refused rather than misread.
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::tables::{self, ALL, META};
 use super::{Error, Result};
@@ -13,6 +13,13 @@ const KEY: &[u8] = b"schema_version";
 /// Step `i` brings a database from version `i + 1` to `i + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
 const STEPS: &[Step] = &[];
+
+/// The schema version a database records, if any.
+pub fn version(txn: &ReadTransaction) -> Result<Option<u64>> {
+    let meta = txn.open_table(META)?;
+    let v = meta.get(KEY)?.map(|v| v.value().to_vec());
+    Ok(v.and_then(|b| b.try_into().ok().map(u64::from_be_bytes)))
+}
 
 pub fn run(db: &Database) -> Result<()> {
     let txn = db.begin_write()?;

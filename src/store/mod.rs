@@ -11,6 +11,7 @@
 //! makes the writer abort the transaction and run the rest of the batch again
 //! without it, so a failed write never leaves half of itself behind.
 
+pub mod backup;
 mod codec;
 mod migrate;
 mod queries;
@@ -80,6 +81,7 @@ storage_errors!(
     redb::TransactionError,
     redb::CommitError,
     redb::DatabaseError,
+    redb::SetDurabilityError,
     std::io::Error
 );
 

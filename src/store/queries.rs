@@ -9,6 +9,7 @@ use super::records::{self, Record};
 use super::tables::{self, Table};
 use super::{Result, Scan};
 use crate::accounts::model::{Agent, Invite, Organization, RefreshToken, Team};
+use crate::attachments::model::Attachment;
 use crate::ids::*;
 use crate::messages::model::Message;
 use crate::spaces::model::ChatSpace;
@@ -347,6 +348,59 @@ pub trait Reader {
 
     fn templates_of_org(&self, org: OrgId) -> Result<Vec<Template>> {
         self.records_under(tables::IDX_TEMPLATES_BY_ORG, org.as_u128())
+    }
+
+    // Attachments.
+
+    fn attachment(&self, id: AttachmentId) -> Result<Option<Attachment>> {
+        self.by_id(id.as_u128())
+    }
+
+    /// Up to `limit` kept attachments on messages of `space` created before
+    /// `before`, oldest first.
+    fn attachments_bound_before(
+        &self,
+        space: SpaceId,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<AttachmentId>> {
+        let prefix = id_key(space.as_u128()).to_vec();
+        let end = records::attachment_time_key(space.as_u128(), before, 0);
+        let rows = self.scan(
+            tables::IDX_ATTACHMENTS_BY_TIME,
+            &Scan {
+                prefix,
+                limit,
+                ..Scan::default()
+            },
+        )?;
+        Ok(rows
+            .iter()
+            .take_while(|(k, _)| k.as_slice() < end.as_slice())
+            .filter_map(|(k, _)| id_at(k, 24).map(AttachmentId::from_u128))
+            .collect())
+    }
+
+    /// Up to `limit` uploads no message carries, created before `before`,
+    /// oldest first.
+    fn attachments_pending_before(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<AttachmentId>> {
+        let end = time_key(before);
+        let rows = self.scan(
+            tables::IDX_ATTACHMENTS_PENDING,
+            &Scan {
+                limit,
+                ..Scan::default()
+            },
+        )?;
+        Ok(rows
+            .iter()
+            .take_while(|(k, _)| k.as_slice() < end.as_slice())
+            .filter_map(|(k, _)| id_at(k, 8).map(AttachmentId::from_u128))
+            .collect())
     }
 }
 

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use super::codec::{KeyBuf, id_key};
 use super::tables::{self, Table};
 use crate::accounts::model::{Agent, Organization, Team};
+use crate::attachments::model::Attachment;
 use crate::messages::model::Message;
 use crate::spaces::model::ChatSpace;
 use crate::templates::model::Template;
@@ -276,5 +277,36 @@ impl Record for Template {
                 .id(self.id.as_u128())
                 .done(),
         )]
+    }
+}
+
+/// Key of a kept, bound attachment in the retention index.
+pub fn attachment_time_key(space: u128, at: chrono::DateTime<chrono::Utc>, id: u128) -> Vec<u8> {
+    KeyBuf::new().id(space).time(at).id(id).done()
+}
+
+impl Record for Attachment {
+    const TABLE: Table = tables::ATTACHMENTS;
+    const NAME: &'static str = "attachment";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    /// Only attachments whose file is still kept are indexed: bound ones in
+    /// the retention queue, unbound uploads in the pending queue.
+    fn indexes(&self) -> Vec<IndexEntry> {
+        if !self.is_live() {
+            return Vec::new();
+        }
+        let id = self.id.as_u128();
+        vec![match self.message_id {
+            Some(_) => IndexEntry::plain(
+                tables::IDX_ATTACHMENTS_BY_TIME,
+                attachment_time_key(self.chat_space_id.as_u128(), self.created_at, id),
+            ),
+            None => IndexEntry::plain(
+                tables::IDX_ATTACHMENTS_PENDING,
+                KeyBuf::new().time(self.created_at).id(id).done(),
+            ),
+        }]
     }
 }

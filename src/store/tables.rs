@@ -54,6 +54,14 @@ pub const IDX_CLIENT_MSG: Table = TableDefinition::new("idx_client_msg");
 /// org ‖ template
 pub const IDX_TEMPLATES_BY_ORG: Table = TableDefinition::new("idx_templates_by_org");
 
+/// Attachment metadata: id -> JSON (the bytes live under `data_dir/attachments/`).
+pub const ATTACHMENTS: Table = TableDefinition::new("attachments");
+/// space ‖ created ‖ attachment, for attachments on a message whose file
+/// is still kept: the retention job's queue.
+pub const IDX_ATTACHMENTS_BY_TIME: Table = TableDefinition::new("idx_attachments_by_time");
+/// created ‖ attachment, for uploads no message carries yet.
+pub const IDX_ATTACHMENTS_PENDING: Table = TableDefinition::new("idx_attachments_pending");
+
 /// Every table, so a new database creates them all and backups copy them all.
 pub const ALL: &[Table] = &[
     META,
@@ -81,4 +89,7 @@ pub const ALL: &[Table] = &[
     IDX_MESSAGE_THREAD,
     IDX_CLIENT_MSG,
     IDX_TEMPLATES_BY_ORG,
+    ATTACHMENTS,
+    IDX_ATTACHMENTS_BY_TIME,
+    IDX_ATTACHMENTS_PENDING,
 ];

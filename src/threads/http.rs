@@ -7,10 +7,10 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::auth::AgentAuth;
+use crate::auth::{AdminAuth, AgentAuth};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::ids::{AgentId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::ids::{AgentId, AttachmentId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
 use crate::messages::service::NewMessage;
 use crate::state::AppState;
 use crate::store::{Page, ThreadCursor};
@@ -24,7 +24,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/chat-spaces/{id}/threads", get(space_threads))
         .route("/threads", get(threads).post(start))
-        .route("/threads/{id}", get(one).patch(update))
+        .route("/threads/{id}", get(one).patch(update).delete(remove))
         .route("/threads/{id}/claim", patch(claim).post(claim))
         .route("/threads/{id}/release", patch(release).post(release))
         .route("/threads/{id}/close", patch(close).post(close))
@@ -235,6 +235,9 @@ struct StartBody {
     subject: Option<String>,
     content: Option<String>,
     client_msg_id: Option<String>,
+    /// Files uploaded with `POST /attachments?chatSpaceId=` for this start.
+    #[serde(default)]
+    attachment_ids: Vec<AttachmentId>,
 }
 
 async fn start(
@@ -243,19 +246,30 @@ async fn start(
     ApiJson(body): ApiJson<StartBody>,
 ) -> AppResult<(StatusCode, Json<ThreadView>)> {
     let subject = validate::optional_name("subject", body.subject.as_deref(), 200)?;
-    let first = match body.content.as_deref() {
-        Some(c) => Some(NewMessage::parse(
-            c,
+    let first = if body.content.is_some() || !body.attachment_ids.is_empty() {
+        Some(NewMessage::parse(
+            body.content.as_deref().unwrap_or_default(),
             body.client_msg_id.as_deref(),
             None,
             false,
-            Vec::new(),
-        )?),
-        None => None,
+            body.attachment_ids,
+        )?)
+    } else {
+        None
     };
     let sent = service::start(&state, &caller, body.visitor_id, subject, first).await?;
     Ok((
         StatusCode::CREATED,
         Json(service::get(&state, &caller, sent.thread.id)?),
     ))
+}
+
+/// Deletes the thread, its messages and their files (admins only).
+async fn remove(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+) -> AppResult<StatusCode> {
+    service::delete(&state, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,7 @@ use chrono::{Duration, Utc};
 use serde::Serialize;
 
 use crate::accounts::model::{Agent, Role};
+use crate::attachments::model::Attachment;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, ReaderKind};
@@ -13,7 +14,7 @@ use crate::ids::{AgentId, MessageId, OrgId, SpaceId, TeamId, ThreadId, VisitorId
 use crate::messages::model::{Message, SenderType};
 use crate::messages::service::{self as messages, Author, NewMessage};
 use crate::state::AppState;
-use crate::store::{self, Page, Reader, ThreadCursor, WriteTx};
+use crate::store::{self, Page, Reader, Record, ThreadCursor, WriteTx};
 use crate::threads::model::{ReadMarker, Thread, ThreadStatus};
 use crate::visitors::model::Visitor;
 
@@ -776,6 +777,32 @@ pub async fn visitor_close(state: &AppState, visitor: VisitorId) -> AppResult<Op
         })
         .await?;
     Ok(closed)
+}
+
+/// Deletes a thread for good (admins): its messages, their attachments'
+/// metadata in the same write, and the files once that is committed.
+/// Live clients are not told; the thread is simply gone on their next read.
+pub async fn delete(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<()> {
+    let org = caller.org();
+    crate::attachments::service::write_then_remove(state, move |tx| {
+        let thread = thread_of_org(tx, org, id)?;
+        let messages = tx.messages(thread.id, None, false, usize::MAX)?;
+        let mut files = Vec::new();
+        for m in &messages {
+            for a in &m.attachments {
+                let key = crate::store::id_key(a.id.as_u128());
+                if let Some(gone) = tx.delete::<Attachment>(&key)? {
+                    files.extend(gone.file_keys());
+                }
+            }
+            tx.delete::<Message>(&m.key())?;
+        }
+        tx.delete::<Thread>(&thread.key())?;
+        Ok(((), files))
+    })
+    .await?;
+    tracing::info!(thread = %id, agent = %caller.id(), "thread deleted");
+    Ok(())
 }
 
 /// Marks open threads whose space's `expireAfter` has passed without

@@ -1,7 +1,9 @@
 //! Pages and files embedded in the binary (rust-embed): the demo page, the
 //! widget and the agent app. Nothing is read from disk at runtime.
 
+pub mod app;
 pub mod assets;
+pub mod widget;
 
 use axum::Router;
 use axum::extract::State;
@@ -22,6 +24,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/demo") }))
         .route("/demo", get(demo))
+        .merge(widget::routes())
+        .merge(app::routes())
 }
 
 /// The demo page: a plain site with the demo space's widget on it.

@@ -52,10 +52,17 @@ impl Browser {
                 ]
             }
         });
-        let caps = match caps {
+        let mut caps = match caps {
             Value::Object(map) => map,
             _ => unreachable!(),
         };
+        // Chromium will not make a window narrower than 500 pixels; a phone's
+        // viewport needs device emulation.
+        if width < 500 {
+            caps["goog:chromeOptions"]["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 }
+            });
+        }
         // chromedriver needs a moment to listen; retry until it answers.
         let mut last_err = None;
         for _ in 0..100 {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod tls;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -301,5 +302,19 @@ pub mod fixtures {
         visitor_send(&server.app_state, visitor, new)
             .await
             .expect("visitor message")
+    }
+}
+
+impl TestServer {
+    /// Stops (when still running) and starts again on the same data dir and
+    /// the same address, so a page that loaded the widget from this server
+    /// finds it again.
+    pub async fn restart_same_port(mut self) -> TestServer {
+        self.stop().await;
+        let dir = self.dir.clone();
+        let mut config = self.config.clone();
+        config.http.listen = self.addr;
+        drop(self);
+        Self::launch(dir, config).await
     }
 }

@@ -1,0 +1,74 @@
+// The agent app's service worker: keeps the app shell (HTML, CSS, modules,
+// icons) available offline so the app starts and can show its own
+// "reconnecting" state. Network first, so a deploy is picked up at once.
+// API calls and sockets never pass through here and are never cached.
+
+const CACHE = 'mychat-shell-v1';
+const SHELL = [
+  '/app/',
+  '/app/app.css',
+  '/app/main.js',
+  '/app/api.js',
+  '/app/dom.js',
+  '/app/i18n.js',
+  '/app/notify.js',
+  '/app/socket.js',
+  '/app/store.js',
+  '/app/views/admin.js',
+  '/app/views/admin-agents.js',
+  '/app/views/admin-spaces.js',
+  '/app/views/admin-teams.js',
+  '/app/views/admin-templates.js',
+  '/app/views/attachments.js',
+  '/app/views/composer.js',
+  '/app/views/conversation.js',
+  '/app/views/inbox.js',
+  '/app/views/login.js',
+  '/app/views/presence.js',
+  '/app/views/visitor.js',
+  '/app/views/widget-preview.js',
+  '/app/manifest.webmanifest',
+  '/app/icons/icon.svg',
+  '/app/icons/icon-192.png',
+];
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) => cache.addAll(SHELL))
+      .then(() => self.skipWaiting()),
+  );
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    caches
+      .keys()
+      .then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+function isShell(url) {
+  return url.origin === self.location.origin && url.pathname.startsWith('/app/') && url.pathname !== '/app/sw.js';
+}
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET') return;
+  const url = new URL(request.url);
+  // Only the shell: /api/ and /ws/ are never touched.
+  if (!isShell(url)) return;
+  event.respondWith(
+    fetch(request)
+      .then((response) => {
+        if (response.ok && response.type === 'basic') {
+          const copy = response.clone();
+          caches.open(CACHE).then((cache) => cache.put(request.mode === 'navigate' ? '/app/' : request, copy));
+        }
+        return response;
+      })
+      .catch(async () => (await caches.match(request, { ignoreSearch: true })) || (request.mode === 'navigate' ? caches.match('/app/') : Response.error())),
+  );
+});

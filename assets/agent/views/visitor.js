@@ -1,0 +1,187 @@
+// The visitor panel: who is writing, from which page, with which browser,
+// since when, their earlier threads; name, email, phone and external id
+// editable.
+
+import { get, patch } from '../api.js';
+import { field, h, mount, safeLink } from '../dom.js';
+import { fullTime, relativeTime, t } from '../i18n.js';
+import { on, state, upsertThread } from '../store.js';
+
+/** Browser and OS from a user agent string, roughly. */
+export function parseUserAgent(ua) {
+  if (!ua) return { browser: '', os: '' };
+  const pick = (rules) => {
+    for (const [re, name] of rules) {
+      const m = ua.match(re);
+      if (m) return m[1] ? `${name} ${m[1].replace(/_/g, '.')}` : name;
+    }
+    return '';
+  };
+  const browser = pick([
+    [/Edg\/(\d+)/, 'Edge'],
+    [/OPR\/(\d+)/, 'Opera'],
+    [/SamsungBrowser\/(\d+)/, 'Samsung Internet'],
+    [/Firefox\/(\d+)/, 'Firefox'],
+    [/Chrom(?:e|ium)\/(\d+)/, 'Chrome'],
+    [/Version\/(\d+)[\d.]* .*Safari/, 'Safari'],
+  ]);
+  const os = pick([
+    [/Windows NT 10/, 'Windows 10/11'],
+    [/Windows NT ([\d.]+)/, 'Windows'],
+    [/(?:iPhone|iPad).* OS (\d+)/, 'iOS'],
+    [/Mac OS X (\d+[_.]\d+)/, 'macOS'],
+    [/Android (\d+)/, 'Android'],
+    [/CrOS/, 'ChromeOS'],
+    [/Linux/, 'Linux'],
+  ]);
+  return { browser, os };
+}
+
+export class VisitorPanel {
+  constructor(root, thread, { view, close }) {
+    this.root = root;
+    this.visitorId = thread.visitorId;
+    this.threadId = thread.id;
+    this.view = view;
+    this.close = close;
+    this.visitor = null;
+    this.threads = [];
+    this.presence = null;
+    this.editing = false;
+    this.offs = [
+      on('visitor:presence', (f) => {
+        if (f.visitorId !== this.visitorId) return;
+        this.presence = f;
+        if (!this.editing) this.render();
+      }),
+      on('resync', () => this.load()),
+    ];
+    mount(root, h('p', { class: 'muted pad' }, t('common.loading')));
+    this.load();
+  }
+
+  destroy() {
+    for (const off of this.offs) off();
+  }
+
+  async load() {
+    try {
+      const [visitor, threads] = await Promise.all([get(`/visitors/${this.visitorId}`), get(`/visitors/${this.visitorId}/threads`)]);
+      this.visitor = visitor;
+      this.threads = threads.items || [];
+      if (!this.editing) this.render();
+    } catch (e) {
+      mount(this.root, h('p', { class: 'form-error pad' }, e.message));
+    }
+  }
+
+  render() {
+    const v = this.visitor;
+    if (!v) return;
+    const md = v.metadata || {};
+    const { browser, os } = parseUserAgent(md.userAgent);
+    const online = this.presence ? this.presence.online : null;
+    const page = this.presence?.url || md.currentUrl;
+    const title = this.presence?.title || md.currentTitle;
+    const row = (label, value, cls) => (value ? [h('dt', {}, label), h('dd', { class: cls }, value)] : null);
+    const when = (ts) => (ts ? h('time', { datetime: ts, title: fullTime(ts) }, relativeTime(ts)) : null);
+    mount(
+      this.root,
+      h(
+        'div',
+        { class: 'visitor' },
+        h(
+          'header',
+          { class: 'visitor__head' },
+          h('h2', { class: 'visitor__name' }, v.label),
+          online == null ? null : h('span', { class: ['dot', online ? 'dot--online' : 'dot--offline'], title: online ? t('visitor.onSite') : t('visitor.left') }),
+          h('button', { type: 'button', class: 'btn btn--ghost btn--sm visitor__close', 'aria-label': t('common.close'), onclick: () => this.close() }, '×'),
+        ),
+        h(
+          'dl',
+          { class: 'facts' },
+          row(t('visitor.name'), v.displayName),
+          row(t('visitor.email'), v.email ? safeLink(`mailto:${v.email}`, v.email) : null),
+          row(t('visitor.phone'), v.phone),
+          row(t('visitor.externalId'), v.externalId),
+          row(t('visitor.page'), page ? h('span', {}, title ? h('span', { class: 'facts__title' }, title) : null, safeLink(page, page)) : null, 'facts__url'),
+          row(t('visitor.referrer'), md.referrer ? safeLink(md.referrer, md.referrer) : null, 'facts__url'),
+          row(t('visitor.browser'), [browser, os].filter(Boolean).join(' · ') || md.userAgent),
+          row(t('visitor.locale'), md.locale),
+          row(t('visitor.firstSeen'), when(md.firstSeenAt || v.createdAt)),
+          row(t('visitor.lastSeen'), when(md.lastSeenAt)),
+        ),
+        h('button', { type: 'button', class: 'btn btn--sm', dataset: { action: 'edit-visitor' }, onclick: () => this.edit() }, t('visitor.edit')),
+        h('h3', { class: 'visitor__section' }, t('visitor.threads')),
+        h(
+          'ul',
+          { class: 'history' },
+          this.threads.map((th) =>
+            h(
+              'li',
+              {},
+              h(
+                'a',
+                { href: `#/inbox/${this.view}/${th.id}`, class: ['history__item', th.id === this.threadId && 'history__item--current'] },
+                h('span', { class: ['status', `status--${th.status}`] }, t(`status.${th.status}`)),
+                h('time', { datetime: th.createdAt, title: fullTime(th.createdAt) }, relativeTime(th.createdAt)),
+                h('span', { class: 'history__preview' }, th.lastMessage?.preview || th.subject || ''),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  edit() {
+    const v = this.visitor;
+    this.editing = true;
+    const input = (name, value, type = 'text') => h('input', { class: 'input', name, type, value: value || '' });
+    const error = h('p', { class: 'form-error', hidden: true });
+    const form = h(
+      'form',
+      { class: 'stack visitor__form' },
+      field(t('visitor.name'), input('displayName', v.displayName)),
+      field(t('visitor.email'), input('email', v.email, 'email')),
+      field(t('visitor.phone'), input('phone', v.phone, 'tel')),
+      field(t('visitor.externalId'), input('externalId', v.externalId)),
+      error,
+      h(
+        'div',
+        { class: 'row-buttons' },
+        h('button', { type: 'submit', class: 'btn btn--primary btn--sm' }, t('common.save')),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'btn btn--ghost btn--sm',
+            onclick: () => {
+              this.editing = false;
+              this.render();
+            },
+          },
+          t('common.cancel'),
+        ),
+      ),
+    );
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const values = Object.fromEntries(new FormData(form).entries());
+      const body = {};
+      for (const [k, val] of Object.entries(values)) body[k] = val.trim() || null;
+      try {
+        this.visitor = await patch(`/visitors/${this.visitorId}`, body);
+        this.editing = false;
+        // Every list row of this visitor shows the new name.
+        for (const th of state.threads.values()) if (th.visitorId === this.visitorId) upsertThread({ ...th, visitorName: this.visitor.label });
+        this.render();
+      } catch (err) {
+        error.textContent = err.message;
+        error.hidden = false;
+      }
+    });
+    mount(this.root, h('div', { class: 'visitor' }, h('h2', { class: 'visitor__name' }, v.label), form));
+    form.querySelector('input')?.focus();
+  }
+}

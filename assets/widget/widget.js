@@ -1,0 +1,1094 @@
+/* My-Chat visitor widget. Embedded with
+ *   <script src="https://HOST/widget.js" data-widget-key="KEY" async></script>
+ * One IIFE, no dependencies. Everything it draws lives in one open Shadow
+ * DOM; the only global it leaves is window.MyChat. User content is always
+ * inserted as text (textContent / Text nodes), never as HTML. */
+(() => {
+  'use strict';
+  const me = document.currentScript;
+  const KEY = me && me.getAttribute('data-widget-key');
+  if (!KEY || window.MyChat) return;
+  const BASE = me.src.replace(/\/widget\.js([?#].*)?$/, '');
+  const API = BASE + '/api/v1/widget';
+  const STORE = 'mychat:' + KEY;
+
+  /* ---------- words ---------- */
+
+  const WORDS = {
+    en: {
+      open: 'Open chat', close: 'Close chat', online: 'We are online', away: 'We reply by email',
+      write: 'Write a message…', send: 'Send', sending: 'Sending', sent: 'Sent', read: 'Read',
+      failed: 'Not sent', typing: '{} is typing…', agent: 'Agent', end: 'End chat',
+      ended: 'The chat has ended.', name: 'Name', email: 'Email', message: 'Message',
+      contact: 'Please leave your name and email so we can reply.', save: 'Continue',
+      offline: 'We are away right now. Leave a message and we will reply by email.',
+      leave: 'Send message', thanks: 'Thank you! We will reply by email.',
+      reconnecting: 'Reconnecting…', fresh: 'New message', unread: '{} unread',
+      deleted: 'Message deleted', messages: 'Messages',
+    },
+    pl: {
+      open: 'Otwórz czat', close: 'Zamknij czat', online: 'Jesteśmy online', away: 'Odpowiemy e-mailem',
+      write: 'Napisz wiadomość…', send: 'Wyślij', sending: 'Wysyłanie', sent: 'Wysłano', read: 'Przeczytano',
+      failed: 'Nie wysłano', typing: '{} pisze…', agent: 'Konsultant', end: 'Zakończ czat',
+      ended: 'Czat został zakończony.', name: 'Imię', email: 'E-mail', message: 'Wiadomość',
+      contact: 'Zostaw imię i e-mail, abyśmy mogli odpowiedzieć.', save: 'Dalej',
+      offline: 'Nie ma nas teraz. Zostaw wiadomość, odpowiemy e-mailem.',
+      leave: 'Wyślij wiadomość', thanks: 'Dziękujemy! Odpowiemy e-mailem.',
+      reconnecting: 'Ponowne łączenie…', fresh: 'Nowa wiadomość', unread: 'Nieprzeczytane: {}',
+      deleted: 'Wiadomość usunięta', messages: 'Wiadomości',
+    },
+    ru: {
+      open: 'Открыть чат', close: 'Закрыть чат', online: 'Мы онлайн', away: 'Ответим по e-mail',
+      write: 'Напишите сообщение…', send: 'Отправить', sending: 'Отправляется', sent: 'Отправлено',
+      read: 'Прочитано', failed: 'Не отправлено', typing: '{} печатает…', agent: 'Оператор',
+      end: 'Завершить чат', ended: 'Чат завершён.', name: 'Имя', email: 'E-mail', message: 'Сообщение',
+      contact: 'Оставьте имя и e-mail, чтобы мы могли ответить.', save: 'Продолжить',
+      offline: 'Сейчас нас нет. Оставьте сообщение — мы ответим по e-mail.',
+      leave: 'Отправить сообщение', thanks: 'Спасибо! Мы ответим по e-mail.',
+      reconnecting: 'Переподключение…', fresh: 'Новое сообщение', unread: 'Непрочитанных: {}',
+      deleted: 'Сообщение удалено', messages: 'Сообщения',
+    },
+  };
+  let lang = 'en';
+  let t = WORDS.en;
+  const fill = (s, v) => s.replace('{}', v);
+
+  /* ---------- look ---------- */
+
+  const CSS = `
+.root{--accent:#2563eb;--ink:#fff;--bg:#fff;--fg:#111827;--muted:#6b7280;--line:#e5e7eb;--in:#f3f4f6;
+ --shadow:0 10px 30px rgba(0,0,0,.2);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+ color:var(--fg);text-align:left;direction:ltr}
+.dark{--bg:#111827;--fg:#f9fafb;--muted:#9ca3af;--line:#374151;--in:#1f2937}
+@media (prefers-color-scheme:dark){.auto{--bg:#111827;--fg:#f9fafb;--muted:#9ca3af;--line:#374151;--in:#1f2937}}
+*{box-sizing:border-box}
+[hidden]{display:none!important}
+button{font:inherit;cursor:pointer}
+:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
+.launcher{position:fixed;bottom:20px;right:20px;width:56px;height:56px;border:0;border-radius:50%;padding:0;
+ background:var(--accent);color:var(--ink);box-shadow:var(--shadow);display:flex;align-items:center;justify-content:center}
+.launcher svg{width:28px;height:28px}
+svg{fill:currentColor;display:block}
+.badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;
+ background:#dc2626;color:#fff;font:700 12px/20px system-ui,sans-serif;text-align:center}
+.panel{position:fixed;bottom:88px;right:20px;width:370px;height:560px;max-width:calc(100vw - 40px);
+ max-height:calc(100vh - 108px);display:flex;flex-direction:column;overflow:hidden;background:var(--bg);
+ color:var(--fg);border-radius:14px;box-shadow:var(--shadow)}
+.left .launcher,.left .panel{right:auto;left:20px}
+header{display:flex;align-items:center;gap:6px;padding:12px 10px 12px 16px;background:var(--accent);color:var(--ink)}
+.head{flex:1;min-width:0}
+h2{margin:0;font-size:16px;font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.status{margin:0;font-size:12px;display:flex;align-items:center;gap:6px;opacity:.92}
+.dot{width:8px;height:8px;border-radius:50%;background:#9ca3af}
+.on .dot{background:#22c55e}
+header button{background:none;border:0;color:inherit;padding:6px 8px;border-radius:6px;font-size:12px}
+header button:hover{background:rgba(127,127,127,.25)}
+header svg{width:18px;height:18px}
+.log{flex:1;overflow-y:auto;padding:14px;display:flex;flex-direction:column;gap:6px}
+.msg{max-width:82%;display:flex;flex-direction:column;align-items:flex-start;align-self:flex-start}
+.out{align-self:flex-end;align-items:flex-end}
+.sys{align-self:center;max-width:100%;color:var(--muted);font-size:12px;text-align:center}
+.who{font-size:11px;color:var(--muted);margin:4px 4px 1px}
+.bubble{padding:8px 12px;border-radius:14px;background:var(--in);white-space:pre-wrap;overflow-wrap:anywhere}
+.out .bubble{background:var(--accent);color:var(--ink)}
+.meta{font-size:11px;color:var(--muted);margin:1px 4px 0;display:flex;gap:4px}
+.failed .meta{color:#dc2626}
+.typing{padding:0 16px 4px;font-size:12px;font-style:italic;color:var(--muted)}
+.notice{padding:6px 16px;font-size:12px;background:#fef3c7;color:#92400e}
+form{display:flex;gap:8px;padding:10px;border-top:1px solid var(--line);align-items:flex-end}
+.card{flex-direction:column;align-items:stretch}
+.card p{margin:0;font-size:13px}
+label{display:flex;flex-direction:column;gap:2px;font-size:12px;color:var(--muted)}
+textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);border:1px solid var(--line);
+ border-radius:10px;padding:8px 10px;width:100%;margin:0;resize:none}
+.compose textarea{flex:1;height:40px;max-height:140px}
+.card textarea{height:90px}
+.primary{border:0;border-radius:10px;padding:0 14px;height:40px;background:var(--accent);color:var(--ink);font-weight:600}
+.compose .primary{width:44px;padding:0;display:flex;align-items:center;justify-content:center}
+.compose svg{width:20px;height:20px}
+.err{color:#dc2626;font-size:12px;margin:0}
+@media (max-width:480px){
+ .panel{top:0;left:0;right:0;bottom:0;width:auto;height:auto;max-width:none;max-height:none;border-radius:0}
+ .opened .launcher{display:none}}`;
+
+  /* ---------- memory: survives reloads ---------- */
+
+  const load = () => {
+    try {
+      return JSON.parse(localStorage.getItem(STORE)) || {};
+    } catch (e) {
+      return {};
+    }
+  };
+  // token, queue [{id, content, at}], contact, seen (last agent message the
+  // visitor saw), agentRead (last message an agent read), open
+  const st = Object.assign({ queue: [] }, load());
+  const save = () => {
+    try {
+      localStorage.setItem(STORE, JSON.stringify(st));
+    } catch (e) {
+      /* storage may be off; the chat still works for this page */
+    }
+  };
+
+  /* ---------- public API ----------
+   * MyChat.open(), MyChat.close(), MyChat.identify({name, email}) and
+   * MyChat.on(event, fn) for 'ready', 'open', 'close', 'message' (an
+   * agent's reply: {id, content, senderName, createdAt}) and 'sent'. Calls
+   * made before the widget is ready wait for it. */
+
+  const listeners = {};
+  const later = [];
+  let ready = false;
+  const whenReady = (fn) => (ready ? fn() : later.push(fn));
+  const emit = (event, data) =>
+    (listeners[event] || []).forEach((fn) => {
+      try {
+        fn(data);
+      } catch (e) {
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    });
+  const api = Object.freeze({
+    open: () => whenReady(() => setOpen(true)),
+    close: () => whenReady(() => setOpen(false)),
+    identify: (who) => whenReady(() => identify(who || {})),
+    on: (event, fn) => {
+      (listeners[event] = listeners[event] || []).push(fn);
+      return api;
+    },
+  });
+  Object.defineProperty(window, 'MyChat', { value: api, configurable: true });
+
+  /* ---------- DOM helpers ---------- */
+
+  const SVG = 'http://www.w3.org/2000/svg';
+  // Children that are strings become Text nodes: never parsed as HTML.
+  const h = (tag, props, ...kids) => {
+    const el = document.createElement(tag);
+    for (const k in props || {}) {
+      const v = props[k];
+      if (v == null || v === false) continue;
+      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+    el.append(...kids.filter((c) => c != null));
+    return el;
+  };
+  const icon = (d) => {
+    const svg = document.createElementNS(SVG, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('aria-hidden', 'true');
+    const path = document.createElementNS(SVG, 'path');
+    path.setAttribute('d', d);
+    svg.append(path);
+    return svg;
+  };
+  const BUBBLE = 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z';
+  const CROSS = 'M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12l5.6 5.6-1.4 1.4-5.6-5.6L6.4 19 5 17.6l5.6-5.6L5 6.4z';
+  const ARROW = 'M3 20.5 21 12 3 3.5V10l12 2-12 2z';
+
+  let ui = null;
+  let shadow = null;
+
+  function field(label, props) {
+    const input = h(props.rows ? 'textarea' : 'input', props);
+    return [h('label', null, label, input), input];
+  }
+
+  function build() {
+    const host = document.createElement('mychat-widget');
+    // Inline !important beats any host rule, and resets what would inherit.
+    host.style.cssText =
+      'all:initial!important;position:fixed!important;bottom:0!important;right:0!important;' +
+      'width:0!important;height:0!important;z-index:2147483000!important;display:block!important';
+    shadow = host.attachShadow({ mode: 'open' });
+    try {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      shadow.adoptedStyleSheets = [sheet];
+    } catch (e) {
+      shadow.append(h('style', null, CSS));
+    }
+    const [nameLabel, nameIn] = field(t.name, { name: 'name', autocomplete: 'name', maxlength: 100 });
+    const [emailLabel, emailIn] = field(t.email, { name: 'email', type: 'email', autocomplete: 'email', required: true, maxlength: 254 });
+    const [oNameLabel, oName] = field(t.name, { name: 'name', autocomplete: 'name', maxlength: 100 });
+    const [oEmailLabel, oEmail] = field(t.email, { name: 'email', type: 'email', autocomplete: 'email', required: true, maxlength: 254 });
+    const [oTextLabel, oText] = field(t.message, { name: 'content', rows: 4, required: true, maxlength: 5000 });
+    const r = (ui = {
+      host,
+      badge: h('span', { class: 'badge', 'aria-hidden': 'true', hidden: true }),
+      title: h('h2', { id: 'mychat-title' }),
+      status: h('span'),
+      end: h('button', { type: 'button', class: 'end', hidden: true, onclick: endChat }, t.end),
+      log: h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t.messages, tabindex: '0' }),
+      typing: h('div', { class: 'typing', hidden: true }),
+      notice: h('div', { class: 'notice', role: 'status', hidden: true }, t.reconnecting),
+      input: h('textarea', { 'aria-label': t.write, placeholder: t.write, maxlength: 5000, rows: 1, oninput: onInput, onkeydown: onComposeKey }),
+      nameIn, emailIn, oName, oEmail, oText,
+      contactErr: h('p', { class: 'err', role: 'alert' }),
+      offlineErr: h('p', { class: 'err', role: 'alert' }),
+    });
+    r.launcher = h('button', { type: 'button', class: 'launcher', 'aria-expanded': 'false', 'aria-controls': 'mychat-panel', onclick: () => setOpen(!isOpen) }, icon(BUBBLE), r.badge);
+    r.compose = h('form', { class: 'compose', onsubmit: (e) => (e.preventDefault(), sendTyped()) },
+      r.input, h('button', { type: 'submit', class: 'primary', 'aria-label': t.send }, icon(ARROW)));
+    r.contact = h('form', { class: 'card contact', hidden: true, onsubmit: saveContact },
+      h('p', null, t.contact), nameLabel, emailLabel, r.contactErr, h('button', { type: 'submit', class: 'primary' }, t.save));
+    r.offline = h('form', { class: 'card offline', hidden: true, onsubmit: sendOffline },
+      h('p', null, t.offline), oNameLabel, oEmailLabel, oTextLabel, r.offlineErr, h('button', { type: 'submit', class: 'primary' }, t.leave));
+    r.panel = h('div', { class: 'panel', id: 'mychat-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'mychat-title', hidden: true, onkeydown: onPanelKey },
+      h('header', null,
+        h('div', { class: 'head' }, r.title, h('p', { class: 'status' }, h('span', { class: 'dot' }), r.status)),
+        r.end,
+        h('button', { type: 'button', class: 'x', 'aria-label': t.close, onclick: () => setOpen(false) }, icon(CROSS))),
+      r.notice, r.log, r.typing, r.contact, r.offline, r.compose);
+    r.root = h('div', { class: 'root', lang }, r.launcher, r.panel);
+    // Keys typed into the chat are not the host page's shortcuts.
+    for (const type of ['keydown', 'keyup', 'keypress']) r.panel.addEventListener(type, (e) => e.stopPropagation());
+    shadow.append(r.root);
+    appearance();
+    if (cfg.welcomeMessage) {
+      const w = h('div', { class: 'msg in welcome' }, h('div', { class: 'bubble' }, cfg.welcomeMessage));
+      place(w, '');
+    }
+    st.queue.forEach(showPending);
+    (document.body || document.documentElement).append(host);
+  }
+
+  function appearance() {
+    ui.title.textContent = cfg.title;
+    const color = /^#[0-9a-f]{6}$/i.test(cfg.accentColor) ? cfg.accentColor : '#2563eb';
+    const n = parseInt(color.slice(1), 16);
+    const light = ((n >> 16) * 299 + ((n >> 8) & 255) * 587 + (n & 255) * 114) / 1000 > 160;
+    ui.root.style.setProperty('--accent', color);
+    ui.root.style.setProperty('--ink', light ? '#111827' : '#fff');
+    ui.root.classList.add(['light', 'dark'].includes(cfg.theme) ? cfg.theme : 'auto');
+    ui.root.classList.toggle('left', cfg.position === 'bottomLeft');
+  }
+
+  /* ---------- the conversation on screen ---------- */
+
+  const records = new Map(); // message id or clientMsgId -> {el, m, state}
+  let lastId = ''; // newest message id from the server: where resume and polling start
+  let threadId = null;
+  let threadClosed = false;
+  let endedNoted = null;
+  let historyLoaded = false;
+
+  // Keeps server order: an element with key k goes after the last keyed
+  // element whose key is not greater. Unkeyed (unsent) ones stay last.
+  function place(el, key) {
+    el.dataset.k = key;
+    let at = ui.log.lastElementChild;
+    while (at && (at.dataset.k == null || at.dataset.k > key)) at = at.previousElementSibling;
+    if (at) at.after(el);
+    else ui.log.prepend(el);
+  }
+
+  const nearBottom = () => ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 80;
+  const toBottom = () => {
+    ui.log.scrollTop = ui.log.scrollHeight;
+  };
+
+  function clock(when) {
+    const d = new Date(when);
+    try {
+      return d.toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' });
+    } catch (e) {
+      return d.toTimeString().slice(0, 5);
+    }
+  }
+
+  function bubble(kind, text, when, who) {
+    const meta = h('div', { class: 'meta' }, h('time', { datetime: when }, clock(when)));
+    const el = h('div', { class: 'msg ' + kind }, who ? h('div', { class: 'who' }, who) : null, h('div', { class: 'bubble' }, text), meta);
+    return { el, meta, text: el.querySelector('.bubble') };
+  }
+
+  function setState(rec, state) {
+    rec.state = state;
+    rec.el.dataset.state = state;
+    rec.el.classList.toggle('failed', state === 'failed');
+    const marks = { sending: '…', sent: '✓', read: '✓✓', failed: '!' };
+    if (!rec.mark) rec.mark = rec.meta.appendChild(h('span', { class: 'state', role: 'img' }));
+    rec.mark.textContent = marks[state];
+    rec.mark.setAttribute('aria-label', t[state]);
+    rec.mark.title = t[state];
+  }
+
+  function showPending(q) {
+    const rec = bubble('out', q.content, q.at);
+    rec.pending = true;
+    records.set(q.id, rec);
+    setState(rec, 'sending');
+    ui.log.append(rec.el);
+    toBottom();
+  }
+
+  // A line from the widget itself, after the newest message.
+  function note(text) {
+    const el = h('div', { class: 'msg sys', role: 'note' }, text);
+    place(el, lastId + '~');
+    toBottom();
+  }
+
+  // A message from the server: new, or the server's copy of one shown already.
+  function addMessage(m) {
+    if (m.internal) return;
+    const own = m.senderType === 'visitor';
+    const stick = own || nearBottom();
+    let rec = records.get(m.id) || (m.clientMsgId && own && records.get(m.clientMsgId));
+    const text = m.deletedAt ? t.deleted : m.content;
+    if (rec && !rec.pending) {
+      rec.text.textContent = text;
+      return;
+    }
+    if (m.threadId !== threadId) {
+      threadId = m.threadId;
+      threadClosed = false;
+    }
+    if (m.id > lastId) lastId = m.id;
+    if (rec) {
+      // Our own message came back from the server: it now has its place.
+      rec.pending = false;
+      rec.el.remove();
+    } else {
+      const prev = ui.log.lastElementChild;
+      const kind = own ? 'out' : m.senderType === 'agent' ? 'in' : 'sys';
+      const who = kind === 'in' && !(prev && prev.dataset.sender === m.senderId) ? m.senderName || t.agent : null;
+      rec = bubble(kind, text, m.createdAt, who);
+      rec.el.dataset.sender = m.senderId;
+    }
+    rec.m = m;
+    rec.el.dataset.id = m.id;
+    records.set(m.id, rec);
+    if (m.clientMsgId && own) records.set(m.clientMsgId, rec);
+    place(rec.el, m.id);
+    if (own) {
+      setState(rec, st.agentRead && m.id <= st.agentRead ? 'read' : 'sent');
+      // The server takes no message before the email when the space says so.
+      if (cfg.requireVisitorData === 'beforeFirstMessage') st.contact = st.contact || 'given';
+    } else if (m.senderType === 'agent') {
+      ui.typing.hidden = true;
+      // An agent who writes has read everything before.
+      agentRead(m.id);
+      incoming(m);
+    }
+    if (stick) toBottom();
+    refresh();
+  }
+
+  function incoming(m) {
+    if (st.seen && m.id <= st.seen) return;
+    if (historyLoaded) {
+      emit('message', { id: m.id, content: m.content, senderName: m.senderName, createdAt: m.createdAt });
+      if (!isOpen || document.hidden) {
+        beep();
+        flashTitle();
+      }
+    }
+    if (!replaying) markRead();
+  }
+
+  function unread() {
+    let n = 0;
+    const seen = st.seen || '';
+    for (const [k, rec] of records) if (k === (rec.m && rec.m.id) && rec.m.senderType === 'agent' && k > seen) n++;
+    return n;
+  }
+
+  function agentRead(upTo) {
+    if (!upTo || (st.agentRead && upTo <= st.agentRead)) return;
+    st.agentRead = upTo;
+    save();
+    for (const [k, rec] of records) {
+      if (rec.m && k === rec.m.id && rec.m.senderType === 'visitor' && k <= upTo) setState(rec, 'read');
+    }
+  }
+
+  function setThread(th) {
+    if (!th) return;
+    threadId = th.id || th.threadId;
+    threadClosed = th.status === 'closed' || th.status === 'expired';
+    if (historyLoaded) noteEnded();
+    refresh();
+  }
+
+  function noteEnded() {
+    if (!threadClosed || endedNoted === threadId) return;
+    endedNoted = threadId;
+    note(t.ended);
+  }
+
+  /* ---------- what the panel shows ---------- */
+
+  let cfg = null;
+  let isOpen = false;
+  let offlineSent = false;
+
+  const talking = () => !!threadId && !threadClosed;
+  const reachable = () => cfg.open && cfg.agentsOnline;
+
+  function refresh() {
+    if (!ui) return;
+    const on = reachable();
+    ui.root.classList.toggle('on', on);
+    ui.status.textContent = on ? t.online : t.away;
+    const offline = cfg.offlineMessages && !on && !offlineSent && !(talking() && records.size);
+    const need = cfg.requireVisitorData;
+    const wrote = [...records.values()].some((r) => !r.m || r.m.senderType === 'visitor');
+    const askFirst = need === 'beforeFirstMessage' && !st.contact;
+    const askAfter = need === 'afterFirstMessage' && !st.contact && wrote;
+    ui.offline.hidden = !offline;
+    ui.contact.hidden = offline || !(askFirst || askAfter || contactDemanded);
+    ui.compose.hidden = offline || askFirst || contactDemanded;
+    ui.end.hidden = !talking();
+    ui.notice.hidden = !token || connected() || !lostOnce;
+    const n = unread();
+    ui.badge.hidden = isOpen || !n;
+    ui.badge.textContent = n > 9 ? '9+' : String(n);
+    ui.launcher.setAttribute('aria-label', isOpen ? t.close : n ? t.open + ', ' + fill(t.unread, n) : t.open);
+  }
+
+  function setOpen(open, focus = true) {
+    if (open === isOpen) return;
+    const hadFocus = ui.panel.contains(shadow.activeElement);
+    isOpen = open;
+    st.open = open;
+    save();
+    ui.panel.hidden = !open;
+    ui.root.classList.toggle('opened', open);
+    ui.launcher.setAttribute('aria-expanded', String(open));
+    if (open) {
+      if (focus) wakeAudio();
+      go();
+      stopFlash();
+      markRead();
+      toBottom();
+      if (focus) focusFirst();
+    } else if (hadFocus) {
+      ui.launcher.focus();
+    }
+    refresh();
+    emit(open ? 'open' : 'close');
+  }
+
+  function focusables() {
+    return [...ui.panel.querySelectorAll('button,textarea,input,[tabindex]')].filter(
+      (el) => !el.disabled && el.getClientRects().length,
+    );
+  }
+
+  function focusFirst() {
+    const f = focusables();
+    const first = f.find((el) => el.matches('textarea,input'));
+    (first || f[0] || ui.panel).focus();
+  }
+
+  // Esc closes; Tab and Shift+Tab stay inside the open panel.
+  function onPanelKey(e) {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      setOpen(false);
+      return;
+    }
+    if (e.key !== 'Tab') return;
+    const f = focusables();
+    const first = f[0];
+    const last = f[f.length - 1];
+    const now = shadow.activeElement;
+    if (e.shiftKey && (now === first || !f.includes(now))) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && (now === last || !f.includes(now))) {
+      e.preventDefault();
+      first.focus();
+    }
+  }
+
+  /* ---------- attention: sound and title ---------- */
+
+  let audio = null;
+  // Browsers let a page make sound only after a gesture: the first opening.
+  function wakeAudio() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      if (audio.state === 'suspended') audio.resume();
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+  function beep() {
+    if (!wakeAudio()) return;
+    try {
+      const now = audio.currentTime;
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.08, now);
+      gain.gain.exponentialRampToValueAtTime(0.0001, now + 0.35);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(now);
+      osc.stop(now + 0.35);
+    } catch (e) {
+      /* no sound: the badge and the title still say it */
+    }
+  }
+
+  let flashTimer = 0;
+  let hostTitle = '';
+  function flashTitle() {
+    if (flashTimer) return;
+    hostTitle = document.title;
+    let on = false;
+    const step = () => {
+      on = !on;
+      document.title = on ? '(' + unread() + ') ' + t.fresh : hostTitle;
+    };
+    step();
+    flashTimer = setInterval(step, 1000);
+  }
+  function stopFlash() {
+    if (!flashTimer) return;
+    clearInterval(flashTimer);
+    flashTimer = 0;
+    document.title = hostTitle;
+  }
+
+  /* ---------- talking to the server ---------- */
+
+  let token = st.token || null;
+  let halted = false;
+
+  async function call(method, path, body, anonymous) {
+    const headers = {};
+    if (body) headers['content-type'] = 'application/json';
+    if (token && !anonymous) headers.authorization = 'Bearer ' + token;
+    const res = await fetch(API + path, { method, headers, body: body && JSON.stringify(body), credentials: 'omit' });
+    const data = res.status === 204 ? null : await res.json().catch(() => null);
+    if (!res.ok) {
+      const err = new Error((data && data.error && data.error.message) || res.statusText);
+      err.status = res.status;
+      err.code = data && data.error && data.error.code;
+      throw err;
+    }
+    return data;
+  }
+
+  let sessionCall = null;
+  function session() {
+    if (!sessionCall) {
+      const body = {
+        key: KEY,
+        sessionToken: token || undefined,
+        locale: (navigator.language || '').slice(0, 35) || undefined,
+        url: location.href.slice(0, 2000),
+        referrer: document.referrer.slice(0, 2000) || undefined,
+      };
+      sessionCall = call('POST', '/session', body, true).then(
+        (s) => {
+          if (token && !s.resumed) forget();
+          token = st.token = s.sessionToken;
+          save();
+        },
+        (err) => {
+          sessionCall = null;
+          throw err;
+        },
+      );
+    }
+    return sessionCall;
+  }
+
+  // The server no longer knows this visitor: start over, keeping unsent text.
+  function forget() {
+    for (const [k, rec] of records) {
+      if (!rec.pending) {
+        rec.el.remove();
+        records.delete(k);
+      }
+    }
+    ui.log.querySelectorAll('.sys').forEach((el) => el.remove());
+    lastId = '';
+    threadId = null;
+    threadClosed = false;
+    st.seen = st.agentRead = st.contact = undefined;
+  }
+
+  function renew() {
+    forget();
+    token = st.token = null;
+    sessionCall = null;
+    save();
+    go();
+  }
+
+  // Errors of calls that need a session: 401 means the token is gone;
+  // 403/404 mean this site or key may no longer use the chat.
+  function failed(err) {
+    if (err.status === 401) renew();
+    else if (err.status === 403 || err.status === 404) halt();
+  }
+
+  function halt() {
+    halted = true;
+    clearTimeout(retryTimer);
+    clearTimeout(pollTimer);
+    if (ws) ws.close();
+  }
+
+  /* the socket, with jittered backoff; polling when sockets are refused */
+
+  let ws = null;
+  let wsUp = false;
+  let wsFails = 0; // sockets in a row that never opened
+  let attempts = 0;
+  let retryTimer = 0;
+  let polling = false;
+  let pollOk = false;
+  let pollTimer = 0;
+  let lostOnce = false;
+  let heard = 0;
+  let replaying = false;
+
+  const connected = () => wsUp || (polling && pollOk);
+
+  function go() {
+    if (halted) return;
+    clearTimeout(retryTimer);
+    session().then(connect, (err) => {
+      if (err.status === 403 || err.status === 404) halt();
+      else retry();
+    });
+  }
+
+  function retry() {
+    clearTimeout(retryTimer);
+    const cap = polling ? 60000 : 15000;
+    const delay = Math.min(cap, 400 * 2 ** Math.min(attempts++, 8)) * (0.5 + Math.random() / 2);
+    retryTimer = setTimeout(go, delay);
+  }
+
+  function connect() {
+    if (ws || halted || !token) return;
+    const url = BASE.replace(/^http/, 'ws') + '/ws/widget?key=' + encodeURIComponent(KEY) + '&token=' + encodeURIComponent(token);
+    let sock;
+    try {
+      sock = new WebSocket(url);
+    } catch (e) {
+      return closed(false);
+    }
+    ws = sock;
+    let opened = false;
+    sock.onopen = () => {
+      opened = true;
+    };
+    sock.onmessage = (e) => {
+      heard = Date.now();
+      let f;
+      try {
+        f = JSON.parse(e.data);
+      } catch (err) {
+        return;
+      }
+      onFrame(f);
+    };
+    sock.onclose = () => {
+      if (ws !== sock) return;
+      ws = null;
+      closed(opened);
+    };
+  }
+
+  function closed(opened) {
+    wsUp = false;
+    lostOnce = true;
+    wsFails = opened ? 0 : wsFails + 1;
+    refresh();
+    if (halted) return;
+    // A plain request tells a refused socket from a server that is away,
+    // and fetches what was missed meanwhile.
+    poll().then(
+      () => {
+        if (wsFails >= 2) setPolling(true);
+      },
+      (err) => {
+        // The server itself is away: those failures say nothing about sockets.
+        if (!err.status) wsFails = 0;
+        failed(err);
+      },
+    );
+    retry();
+  }
+
+  const wsSend = (frame) => {
+    if (wsUp && ws && ws.readyState === 1) ws.send(JSON.stringify(frame));
+    return wsUp;
+  };
+
+  // Keep-alive: a socket that heard nothing for long is dead; replace it.
+  setInterval(() => {
+    if (!wsUp) return;
+    if (Date.now() - heard > 70000) ws.close();
+    else wsSend({ type: 'ping' });
+  }, 30000);
+
+  function onFrame(f) {
+    switch (f.type) {
+      case 'hello':
+        wsUp = true;
+        attempts = 0;
+        wsFails = 0;
+        setPolling(false);
+        cfg.open = f.open;
+        cfg.agentsOnline = f.agentsOnline;
+        if (f.thread) setThread(f.thread);
+        replaying = true;
+        ui.log.setAttribute('aria-busy', 'true');
+        wsSend({ type: 'resume', after: lastId || null });
+        wsSend({ type: 'visitor:page', url: location.href.slice(0, 2000), title: (flashTimer ? hostTitle : document.title).slice(0, 300) });
+        break;
+      case 'resumed':
+        replaying = false;
+        ui.log.setAttribute('aria-busy', 'false');
+        historyLoaded = true;
+        noteEnded();
+        markRead();
+        flush();
+        break;
+      case 'resync':
+        poll().catch(failed);
+        break;
+      case 'message:ack':
+        acked(f.clientMsgId, f.message);
+        break;
+      case 'agent:message':
+      case 'visitor:message':
+        addMessage(f.message);
+        break;
+      case 'message:updated':
+        if (records.has(f.message.id)) addMessage(f.message);
+        break;
+      case 'agent:typing':
+        showTyping(f.isTyping, f.agentName);
+        break;
+      case 'messages:read':
+        agentRead(f.upTo);
+        break;
+      case 'agents:status':
+        cfg.agentsOnline = f.online;
+        break;
+      case 'thread:updated':
+        setThread(f);
+        break;
+      case 'error':
+        if (f.clientMsgId) refused(f.clientMsgId, f.code);
+        break;
+    }
+    refresh();
+  }
+
+  function setPolling(on) {
+    polling = on;
+    clearTimeout(pollTimer);
+    if (on) pollTimer = setTimeout(pollLoop, 3000);
+  }
+
+  function pollLoop() {
+    if (!polling) return;
+    poll()
+      .then(flush, failed)
+      .finally(() => {
+        if (polling) pollTimer = setTimeout(pollLoop, isOpen ? 3000 : 10000);
+      });
+  }
+
+  let pollCall = null;
+  function poll() {
+    if (!pollCall) {
+      pollCall = pollPages().then(
+        () => {
+          pollOk = true;
+          pollCall = null;
+          historyLoaded = true;
+          noteEnded();
+          markRead();
+          refresh();
+        },
+        (err) => {
+          pollOk = false;
+          pollCall = null;
+          refresh();
+          throw err;
+        },
+      );
+    }
+    return pollCall;
+  }
+
+  async function pollPages() {
+    for (;;) {
+      const from = lastId;
+      const page = await call('GET', '/messages?limit=200' + (from ? '&after=' + from : ''));
+      page.items.forEach((m) => addMessage(m));
+      setThread(page.thread);
+      if (!from || !page.nextCursor) return;
+    }
+  }
+
+  /* ---------- sending: queued until the server has it ---------- */
+
+  const newId = () => {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    return 'w-' + Array.from(crypto.getRandomValues(new Uint32Array(4)), (n) => n.toString(36)).join('-');
+  };
+
+  function sendTyped() {
+    const content = ui.input.value.trim();
+    if (!content) return;
+    ui.input.value = '';
+    grow();
+    stopTyping();
+    const q = { id: newId(), content, at: new Date().toISOString() };
+    st.queue.push(q);
+    save();
+    showPending(q);
+    refresh();
+    if (!wsSend({ type: 'visitor:send_message', clientMsgId: q.id, content })) {
+      if (polling && pollOk) flush();
+      else {
+        // Try at once rather than wait out the backoff.
+        attempts = 0;
+        go();
+      }
+    }
+  }
+
+  let posting = false;
+  let flushTimer = 0;
+  // Sends everything queued: over the socket in one go (the server keeps
+  // the order), else one by one over HTTP. clientMsgId makes resends safe.
+  function flush() {
+    clearTimeout(flushTimer);
+    if (!st.queue.length || contactDemanded) return;
+    if (wsUp) {
+      st.queue.forEach((q) => wsSend({ type: 'visitor:send_message', clientMsgId: q.id, content: q.content }));
+      return;
+    }
+    if (!polling || posting) return;
+    posting = true;
+    (async () => {
+      try {
+        while (st.queue.length && !contactDemanded) {
+          const q = st.queue[0];
+          try {
+            const r = await call('POST', '/messages', { content: q.content, clientMsgId: q.id });
+            acked(q.id, r.message);
+          } catch (err) {
+            if (!refused(q.id, err.code, err.status)) throw err;
+          }
+        }
+      } catch (err) {
+        failed(err);
+      } finally {
+        posting = false;
+      }
+    })();
+  }
+
+  function unqueue(id) {
+    st.queue = st.queue.filter((q) => q.id !== id);
+    save();
+  }
+
+  function acked(id, m) {
+    unqueue(id);
+    addMessage(m);
+    emit('sent', { id: m.id, content: m.content });
+  }
+
+  // The server said no. Returns false when it is worth retrying later.
+  function refused(id, code, status) {
+    if (code === 'unprocessable') {
+      // This space needs the visitor's email first; the message waits.
+      contactDemanded = true;
+      refresh();
+      return true;
+    }
+    if (!code || status >= 500 || ['rate_limited', 'unavailable', 'internal', 'unauthorized'].includes(code)) {
+      clearTimeout(flushTimer);
+      flushTimer = setTimeout(flush, 5000);
+      return false;
+    }
+    unqueue(id);
+    const rec = records.get(id);
+    if (rec) {
+      rec.pending = false;
+      setState(rec, 'failed');
+    }
+    return true;
+  }
+
+  /* typing, both ways */
+
+  let typingSince = 0;
+  let typingStop = 0;
+  function grow() {
+    ui.input.style.height = '';
+    ui.input.style.height = Math.min(ui.input.scrollHeight + 2, 140) + 'px';
+  }
+  function onInput() {
+    grow();
+    if (!ui.input.value) return stopTyping();
+    if (Date.now() - typingSince > 2000 && wsSend({ type: 'visitor:typing', isTyping: true })) typingSince = Date.now();
+    clearTimeout(typingStop);
+    typingStop = setTimeout(stopTyping, 3000);
+  }
+  function stopTyping() {
+    clearTimeout(typingStop);
+    if (typingSince) wsSend({ type: 'visitor:typing', isTyping: false });
+    typingSince = 0;
+  }
+  // Enter sends, Shift+Enter is a new line (and IME composition is left alone).
+  function onComposeKey(e) {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      sendTyped();
+    }
+  }
+
+  let typingHide = 0;
+  function showTyping(on, name) {
+    clearTimeout(typingHide);
+    ui.typing.textContent = fill(t.typing, name || t.agent);
+    ui.typing.hidden = !on;
+    if (on) typingHide = setTimeout(() => (ui.typing.hidden = true), 8000);
+  }
+
+  /* read markers */
+
+  function markRead() {
+    if (!isOpen || document.hidden) return;
+    stopFlash();
+    let newest = '';
+    for (const [k, rec] of records) if (rec.m && k === rec.m.id && rec.m.senderType === 'agent' && k > newest) newest = k;
+    if (!newest || (st.seen && newest <= st.seen)) return;
+    st.seen = newest;
+    save();
+    if (!wsSend({ type: 'visitor:read', upTo: newest })) call('POST', '/read', { upTo: newest }).catch(() => {});
+    refresh();
+  }
+
+  /* ---------- forms ---------- */
+
+  let contactDemanded = false;
+
+  async function identify(who) {
+    const body = {};
+    if (who.name != null) body.displayName = String(who.name).trim().slice(0, 100) || null;
+    if (who.email != null) body.email = String(who.email).trim() || null;
+    await session();
+    await call('PATCH', '/visitor', body);
+    if (body.email) {
+      st.contact = 'given';
+      contactDemanded = false;
+      save();
+      refresh();
+      flush();
+    }
+  }
+
+  async function busy(form, errEl, work) {
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    errEl.textContent = '';
+    try {
+      await work();
+      return true;
+    } catch (err) {
+      errEl.textContent = err.message || t.failed;
+      return false;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function saveContact(e) {
+    e.preventDefault();
+    const ok = await busy(ui.contact, ui.contactErr, () => identify({ name: ui.nameIn.value, email: ui.emailIn.value }));
+    if (ok) focusFirst();
+  }
+
+  async function sendOffline(e) {
+    e.preventDefault();
+    const ok = await busy(ui.offline, ui.offlineErr, async () => {
+      await session();
+      const r = await call('POST', '/offline', {
+        name: ui.oName.value.trim() || undefined,
+        email: ui.oEmail.value.trim(),
+        content: ui.oText.value.trim(),
+      });
+      offlineSent = true;
+      st.contact = 'given';
+      save();
+      ui.oText.value = '';
+      if (r.thread) setThread(r.thread);
+      // The message itself, so the thanks go below it.
+      await poll().catch(() => {});
+      note(t.thanks);
+    });
+    if (ok) {
+      refresh();
+      focusFirst();
+    }
+  }
+
+  async function endChat() {
+    try {
+      const r = await call('POST', '/close');
+      if (r && r.thread) setThread(r.thread);
+    } catch (err) {
+      failed(err);
+    }
+    ui.input.focus();
+  }
+
+  /* ---------- start ---------- */
+
+  let bootTries = 0;
+  async function boot() {
+    let res;
+    try {
+      res = await fetch(API + '/config?key=' + encodeURIComponent(KEY), { credentials: 'omit' });
+    } catch (e) {
+      // The chat server is away: try again later, ever more rarely.
+      setTimeout(boot, Math.min(300000, 5000 * 2 ** bootTries++) * (0.5 + Math.random() / 2));
+      return;
+    }
+    // An unknown key or a site that may not use this chat: no widget at all.
+    if (!res.ok) return;
+    cfg = await res.json();
+    const wanted = [cfg.locale, ...(navigator.languages || [navigator.language])];
+    lang = wanted.map((l) => String(l || '').slice(0, 2).toLowerCase()).find((l) => WORDS[l]) || 'en';
+    t = WORDS[lang];
+    if (document.readyState === 'loading') await new Promise((ok) => document.addEventListener('DOMContentLoaded', ok));
+    build();
+    ready = true;
+    refresh();
+    // A returning visitor reconnects at once; a new one when they open the chat.
+    if (token || st.queue.length) go();
+    if (st.open) setOpen(true, false);
+    later.splice(0).forEach((fn) => fn());
+    emit('ready');
+    document.addEventListener('visibilitychange', markRead);
+    window.addEventListener('online', () => {
+      attempts = 0;
+      if (!ws && token) go();
+    });
+  }
+
+  boot();
+})();

@@ -1,0 +1,976 @@
+//! The visitor widget in a real browser: headless Chromium driven through
+//! chromedriver (WebDriver). A host page on another origin (another port)
+//! embeds `/widget.js`; agents answer through the REST API and an agent
+//! socket, as the agent app would.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::browser::{Browser, host_site, host_site_on};
+use common::{Owner, TestServer};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::elements::{Element, ElementRef};
+use fantoccini::key::Key;
+use futures_util::{SinkExt, StreamExt};
+use mychat::ids::OrgId;
+use mychat::spaces::model::{
+    ChatSpace, OpeningHours, Position, RequireVisitorData, SpaceSettings, Theme,
+};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Long enough for a slow CI machine; every wait ends as soon as it can.
+const WAIT: u64 = 30;
+
+/// The widget's shadow root, as page script.
+const ROOT: &str = "document.querySelector('mychat-widget')?.shadowRoot";
+
+/// A page of the customer's site: hostile CSS, a marker of the globals that
+/// existed before the widget, and the snippet.
+fn host_page(server: &TestServer, key: &str, head: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Host shop</title>
+<style>
+  * {{ font-size: 40px !important; color: red !important; line-height: 3 !important; }}
+  div, button, textarea, form {{ display: block; margin: 25px !important; border: 6px solid lime !important; }}
+  html {{ font-size: 5px; }}
+</style>
+{head}
+</head><body>
+<p id="probe">Our products</p>
+<script>
+  window.__before = Object.getOwnPropertyNames(window);
+  window.__probe = JSON.stringify(document.getElementById('probe').getBoundingClientRect());
+  window.__sheets = document.styleSheets.length;
+</script>
+<script src="{base}/widget.js" data-widget-key="{key}" async></script>
+</body></html>"#,
+        base = server.base,
+    )
+}
+
+/// A space whose allowed domains hold a host site's origin, and that site,
+/// serving the page with the snippet. Returns the space and the site's URL.
+async fn site(
+    server: &TestServer,
+    owner: &Owner,
+    settings: SpaceSettings,
+    head: &str,
+) -> (ChatSpace, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let org: OrgId = owner.org_id.parse().unwrap();
+    let space = mychat::spaces::service::create_with(
+        &server.app_state,
+        org,
+        "Shop",
+        vec![format!("127.0.0.1:{}", addr.port())],
+        settings,
+    )
+    .await
+    .expect("space created");
+    host_site_on(listener, host_page(server, &space.widget_key, head)).await;
+    (space, format!("http://{addr}"))
+}
+
+/// Settings for tests that have no agent socket: the chat, not the
+/// offline form, whoever is online.
+fn chat_only() -> SpaceSettings {
+    SpaceSettings {
+        offline_messages: false,
+        ..SpaceSettings::default()
+    }
+}
+
+/// An agent's live socket: makes the organization's agents "online",
+/// keeps what it hears and can send frames (typing) while it lives.
+struct AgentSocket {
+    out: mpsc::UnboundedSender<String>,
+    heard: Arc<Mutex<Vec<Value>>>,
+}
+
+async fn agent_online(server: &TestServer, token: &str, space: &ChatSpace) -> AgentSocket {
+    let url = format!("ws://{}/ws/agent", server.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("agent socket");
+    let auth = json!({"type": "auth", "token": token}).to_string();
+    ws.send(Message::text(auth)).await.unwrap();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().contains(r#""type":"ready""#) => break,
+            Some(Ok(_)) => continue,
+            other => panic!("agent socket refused: {other:?}"),
+        }
+    }
+    let join = json!({"type": "agent:join_space", "chatSpaceId": space.id}).to_string();
+    ws.send(Message::text(join)).await.unwrap();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().contains(r#""type":"joined""#) => break,
+            Some(Ok(_)) => continue,
+            other => panic!("could not join the space: {other:?}"),
+        }
+    }
+    let (out, mut outgoing) = mpsc::unbounded_channel::<String>();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let keep = heard.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                incoming = ws.next() => {
+                    match incoming {
+                        Some(Ok(Message::Text(t))) => {
+                            if let Ok(frame) = serde_json::from_str(t.as_str()) {
+                                keep.lock().unwrap().push(frame);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+                frame = outgoing.recv() => {
+                    let Some(frame) = frame else { break };
+                    if ws.send(Message::text(frame)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    AgentSocket { out, heard }
+}
+
+impl AgentSocket {
+    fn send(&self, frame: Value) {
+        self.out.send(frame.to_string()).expect("agent socket open");
+    }
+
+    /// Waits until the socket has heard a frame that satisfies `pred`.
+    async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) {
+        for _ in 0..(WAIT * 10) {
+            if self.heard.lock().unwrap().iter().any(&pred) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the agent never heard {what}");
+    }
+}
+
+/// An element inside the widget, once it exists.
+async fn el(browser: &Browser, selector: &str) -> Element {
+    let found = browser
+        .wait_for(
+            selector,
+            &format!("return {ROOT}?.querySelector({selector:?})"),
+            WAIT,
+        )
+        .await;
+    let id = found
+        .as_object()
+        .and_then(|o| o.values().next())
+        .and_then(Value::as_str)
+        .expect("a web element reference")
+        .to_owned();
+    Element::from_element_id(browser.client.clone(), ElementRef::from(id))
+}
+
+/// Whether an element of the widget is displayed.
+fn shown(selector: &str) -> String {
+    format!(
+        "const e = {ROOT}?.querySelector({selector:?}); return !!e && e.getClientRects().length > 0"
+    )
+}
+
+fn hidden(selector: &str) -> String {
+    format!(
+        "const e = {ROOT}?.querySelector({selector:?}); return !!e && e.getClientRects().length === 0"
+    )
+}
+
+/// The conversation as the widget shows it: [direction, text, state].
+async fn conversation(browser: &Browser) -> Vec<(String, String, String)> {
+    let v = browser
+        .js(&format!(
+            "return [...{ROOT}.querySelectorAll('.log .msg:not(.welcome):not(.sys)')].map(m => \
+             [m.classList.contains('out') ? 'out' : 'in', m.querySelector('.bubble').textContent, m.dataset.state || ''])"
+        ))
+        .await;
+    serde_json::from_value(v).expect("rows")
+}
+
+/// Waits until the widget shows a message with this text, in this state
+/// ("" for the agent's messages, which have none).
+async fn wait_message(browser: &Browser, text: &str, state: &str) {
+    browser
+        .wait_for(
+            &format!("{text:?} shown as {state:?}"),
+            &format!(
+                "return [...{ROOT}.querySelectorAll('.log .msg')].some(m => \
+                 m.querySelector('.bubble')?.textContent === {text:?} && (m.dataset.state || '') === {state:?})"
+            ),
+            WAIT,
+        )
+        .await;
+}
+
+/// Presses one key wherever the focus is.
+async fn press(browser: &Browser, key: Key) {
+    let key: char = key.into();
+    let actions = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    browser.client.perform_actions(actions).await.unwrap();
+}
+
+async fn open_widget(browser: &Browser, site: &str) {
+    browser.goto(site).await;
+    el(browser, ".launcher").await.click().await.unwrap();
+    browser
+        .wait_for("the open panel", &shown(".panel"), WAIT)
+        .await;
+}
+
+/// The one thread the visitor started, as the agents' list shows it.
+async fn the_thread(server: &TestServer, owner: &Owner) -> Value {
+    for _ in 0..(WAIT * 10) {
+        let list = server.get("/api/v1/threads?view=all", &owner.token).await;
+        if let Some(first) = list.ok()["items"].as_array().and_then(|a| a.first()) {
+            return first.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no thread reached the agents");
+}
+
+async fn messages_of(server: &TestServer, owner: &Owner, thread: &str) -> Vec<Value> {
+    let r = server
+        .get(
+            &format!("/api/v1/threads/{thread}/messages?limit=200"),
+            &owner.token,
+        )
+        .await;
+    r.ok()["items"].as_array().expect("items").clone()
+}
+
+fn contents(messages: &[Value]) -> Vec<&str> {
+    messages
+        .iter()
+        .map(|m| m["content"].as_str().expect("content"))
+        .collect()
+}
+
+async fn agent_says(server: &TestServer, owner: &Owner, thread: &str, text: &str) -> String {
+    let r = server
+        .post(
+            &format!("/api/v1/threads/{thread}/messages"),
+            &owner.token,
+            json!({"content": text, "clientMsgId": uuid::Uuid::new_v4().to_string()}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["id"].as_str().expect("message id").to_owned()
+}
+
+#[tokio::test]
+async fn visitor_chats_live_with_an_agent_and_keeps_the_history_after_a_reload() {
+    let server = TestServer::start().await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let (space, site) = site(&server, &owner, SpaceSettings::default(), "").await;
+    let agent = agent_online(&server, &owner.token, &space).await;
+    let browser = Browser::start().await;
+    browser.goto(&site).await;
+    browser
+        .wait_for("the launcher", &shown(".launcher"), WAIT)
+        .await;
+
+    // One global, and the host page's layout and styles are as they were.
+    // (`ret_nodes` is chromedriver's own, from running test scripts.)
+    let new_globals = browser
+        .js("return Object.getOwnPropertyNames(window)
+             .filter(k => !window.__before.includes(k) && !k.startsWith('__') && k !== 'ret_nodes')")
+        .await;
+    assert_eq!(new_globals, json!(["MyChat"]));
+    let same = browser
+        .js("return JSON.stringify(document.getElementById('probe').getBoundingClientRect()) === window.__probe \
+             && document.styleSheets.length === window.__sheets")
+        .await;
+    assert_eq!(same, json!(true));
+    // Host CSS does not reach inside.
+    let look = browser
+        .js(&format!(
+            "const l = {ROOT}.querySelector('.launcher'); const s = getComputedStyle(l); \
+             return [s.width, s.height, s.marginTop, getComputedStyle(l.parentNode).fontSize]"
+        ))
+        .await;
+    assert_eq!(look, json!(["56px", "56px", "0px", "14px"]));
+
+    el(&browser, ".launcher").await.click().await.unwrap();
+    browser
+        .wait_for("the open panel", &shown(".panel"), WAIT)
+        .await;
+    browser
+        .wait_for(
+            "the online state",
+            &format!("return {ROOT}.querySelector('.status').textContent === 'We are online'"),
+            WAIT,
+        )
+        .await;
+    let panel = browser
+        .js(&format!(
+            "const p = {ROOT}.querySelector('.panel'); return [p.getAttribute('role'), \
+             {ROOT}.querySelector('h2').textContent, Math.round(p.getBoundingClientRect().width), \
+             {ROOT}.activeElement?.tagName]"
+        ))
+        .await;
+    assert_eq!(panel, json!(["dialog", "Chat with us", 370, "TEXTAREA"]));
+
+    // Enter sends; Shift+Enter is a new line.
+    let input = el(&browser, ".compose textarea").await;
+    input.send_keys("Hello, I need help\u{E007}").await.unwrap();
+    wait_message(&browser, "Hello, I need help", "sent").await;
+    input.send_keys("line one").await.unwrap();
+    // The agents see the visitor typing.
+    agent
+        .wait_for("the visitor typing", |f| {
+            f["type"] == "visitor:typing" && f["isTyping"] == true
+        })
+        .await;
+    input
+        .send_keys("\u{E008}\u{E007}\u{E000}line two\u{E007}")
+        .await
+        .unwrap();
+    wait_message(&browser, "line one\nline two", "sent").await;
+
+    let thread = the_thread(&server, &owner).await;
+    let thread_id = thread["id"].as_str().unwrap().to_owned();
+    let stored = messages_of(&server, &owner, &thread_id).await;
+    assert_eq!(
+        contents(&stored),
+        ["Hello, I need help", "line one\nline two"]
+    );
+
+    // The agent reads: the visitor's messages say so.
+    let last_visitor = stored[1]["id"].as_str().unwrap();
+    server
+        .post(
+            &format!("/api/v1/threads/{thread_id}/read"),
+            &owner.token,
+            json!({"upTo": last_visitor}),
+        )
+        .await
+        .ok();
+    wait_message(&browser, "Hello, I need help", "read").await;
+    wait_message(&browser, "line one\nline two", "read").await;
+
+    // The agent types, then answers; the visitor sees both live.
+    agent.send(json!({"type": "agent:typing", "threadId": thread_id, "isTyping": true}));
+    browser
+        .wait_for(
+            "the agent typing",
+            &format!(
+                "const t = {ROOT}.querySelector('.typing'); return !t.hidden && t.textContent === 'Acme owner is typing…'"
+            ),
+            WAIT,
+        )
+        .await;
+    let reply = agent_says(&server, &owner, &thread_id, "Hi! Happy to help.").await;
+    wait_message(&browser, "Hi! Happy to help.", "").await;
+    browser
+        .wait_for("typing to stop", &hidden(".typing"), WAIT)
+        .await;
+
+    // The open panel tells the agents the visitor read the reply.
+    for _ in 0..(WAIT * 10) {
+        let t = server
+            .get(&format!("/api/v1/threads/{thread_id}"), &owner.token)
+            .await;
+        if t.ok()["visitorRead"]["upTo"] == reply.as_str() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t = server
+        .get(&format!("/api/v1/threads/{thread_id}"), &owner.token)
+        .await;
+    assert_eq!(t.ok()["visitorRead"]["upTo"], reply.as_str());
+
+    // Esc closes and gives the focus back to the launcher.
+    press(&browser, Key::Escape).await;
+    browser
+        .wait_for("the closed panel", &hidden(".panel"), WAIT)
+        .await;
+    let focused = browser
+        .js(&format!(
+            "return {ROOT}.activeElement?.classList.contains('launcher')"
+        ))
+        .await;
+    assert_eq!(focused, json!(true));
+
+    // A reply while the panel is closed: a badge and a flashing title.
+    agent_says(&server, &owner, &thread_id, "Are you still there?").await;
+    browser
+        .wait_for(
+            "the unread badge",
+            &format!("const b = {ROOT}.querySelector('.badge'); return !b.hidden && b.textContent === '1'"),
+            WAIT,
+        )
+        .await;
+    browser
+        .wait_for(
+            "the title flash",
+            "return document.title === '(1) New message'",
+            WAIT,
+        )
+        .await;
+
+    // After a reload: the whole conversation, in order, still unread.
+    browser.client.refresh().await.unwrap();
+    browser
+        .wait_for(
+            "the badge after the reload",
+            &format!("const b = {ROOT}?.querySelector('.badge'); return !!b && !b.hidden && b.textContent === '1'"),
+            WAIT,
+        )
+        .await;
+    el(&browser, ".launcher").await.click().await.unwrap();
+    wait_message(&browser, "Are you still there?", "").await;
+    let rows = conversation(&browser).await;
+    let rows: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|(d, t, s)| (d.as_str(), t.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("out", "Hello, I need help", "read"),
+            ("out", "line one\nline two", "read"),
+            ("in", "Hi! Happy to help.", ""),
+            ("in", "Are you still there?", ""),
+        ]
+    );
+    browser
+        .wait_for("the badge gone", &hidden(".badge"), WAIT)
+        .await;
+    assert_eq!(browser.js("return document.title").await, "Host shop");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn markup_from_agents_and_settings_is_shown_as_text_and_never_runs() {
+    let server = TestServer::start().await;
+    let owner = server.register("<i>Evil</i>", "eve@acme.test").await;
+    let settings = SpaceSettings {
+        title: "<u>Support</u>".into(),
+        welcome_message: "<img src=x onerror=\"window.__pwned='welcome'\">Hi".into(),
+        ..chat_only()
+    };
+    let (_, site) = site(&server, &owner, settings, "").await;
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+    el(&browser, ".compose textarea")
+        .await
+        .send_keys("<b>not bold</b>\u{E007}")
+        .await
+        .unwrap();
+    wait_message(&browser, "<b>not bold</b>", "sent").await;
+
+    let thread = the_thread(&server, &owner).await;
+    let thread_id = thread["id"].as_str().unwrap();
+    let evil = "<img src=x onerror=\"window.__pwned='agent'\"><script>window.__pwned='script'</script><b>bold</b> &amp; more";
+    agent_says(&server, &owner, thread_id, evil).await;
+    wait_message(&browser, evil, "").await;
+
+    let found = browser
+        .js(&format!(
+            "const r = {ROOT}; return [r.querySelectorAll('img, script, b, u, i').length, \
+             r.querySelector('h2').textContent, r.querySelector('.welcome .bubble').textContent, \
+             r.querySelector('.who').textContent, window.__pwned === undefined]"
+        ))
+        .await;
+    assert_eq!(
+        found,
+        json!([
+            0,
+            "<u>Support</u>",
+            "<img src=x onerror=\"window.__pwned='welcome'\">Hi",
+            "<i>Evil</i> owner",
+            true
+        ])
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_site_that_is_not_allowed_gets_no_chat() {
+    let server = TestServer::start().await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let org: OrgId = owner.org_id.parse().unwrap();
+    let space =
+        mychat::spaces::service::create(&server.app_state, org, "Shop", vec!["shop.test".into()])
+            .await
+            .unwrap();
+    let site = host_site(host_page(&server, &space.widget_key, "")).await;
+    let browser = Browser::start().await;
+    browser.goto(&site).await;
+
+    // Once the config call has been answered (403), nothing is drawn.
+    browser
+        .wait_for(
+            "the config call",
+            "return performance.getEntriesByType('resource').some(e => e.name.includes('/api/v1/widget/config') && e.responseEnd > 0)",
+            WAIT,
+        )
+        .await;
+    let widget = browser
+        .js("return document.querySelector('mychat-widget') === null")
+        .await;
+    assert_eq!(widget, json!(true));
+    let threads = server.get("/api/v1/threads?view=all", &owner.token).await;
+    assert_eq!(threads.ok()["items"], json!([]));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn outside_opening_hours_the_offline_form_takes_a_message_to_the_agents() {
+    let server = TestServer::start().await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let settings = SpaceSettings {
+        // No range at all: never open.
+        opening_hours: Some(OpeningHours {
+            timezone: "UTC".into(),
+            ranges: Vec::new(),
+        }),
+        ..SpaceSettings::default()
+    };
+    let (space, site) = site(&server, &owner, settings, "").await;
+    let _agent = agent_online(&server, &owner.token, &space).await;
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+
+    browser
+        .wait_for("the offline form", &shown("form.offline"), WAIT)
+        .await;
+    assert_eq!(browser.js(&hidden("form.compose")).await, json!(true));
+    let status = browser
+        .js(&format!(
+            "return {ROOT}.querySelector('.status').textContent"
+        ))
+        .await;
+    assert_eq!(status, "We reply by email");
+
+    el(&browser, "form.offline input[name=name]")
+        .await
+        .send_keys("Olga")
+        .await
+        .unwrap();
+    el(&browser, "form.offline input[name=email]")
+        .await
+        .send_keys("olga@example.test")
+        .await
+        .unwrap();
+    el(&browser, "form.offline textarea")
+        .await
+        .send_keys("Please call me back tomorrow")
+        .await
+        .unwrap();
+    el(&browser, "form.offline button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "the thanks",
+            &format!(
+                "return [...{ROOT}.querySelectorAll('.sys')].some(n => n.textContent === 'Thank you! We will reply by email.')"
+            ),
+            WAIT,
+        )
+        .await;
+    wait_message(&browser, "Please call me back tomorrow", "sent").await;
+
+    let thread = the_thread(&server, &owner).await;
+    assert_eq!(thread["subject"], "Offline message");
+    let thread_id = thread["id"].as_str().unwrap();
+    let stored = messages_of(&server, &owner, thread_id).await;
+    assert_eq!(contents(&stored), ["Please call me back tomorrow"]);
+    let visitor = server
+        .get(
+            &format!("/api/v1/visitors/{}", thread["visitorId"].as_str().unwrap()),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(visitor.ok()["email"], "olga@example.test");
+    assert_eq!(visitor.ok()["displayName"], "Olga");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_offline_form_gives_way_to_the_chat_when_an_agent_comes_online() {
+    let server = TestServer::start().await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let (space, site) = site(&server, &owner, SpaceSettings::default(), "").await;
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+    browser
+        .wait_for("the offline form", &shown("form.offline"), WAIT)
+        .await;
+
+    // Whether the widget's socket is up yet or not, it learns of the agent
+    // (in `hello` or in `agents:status`).
+    let _agent = agent_online(&server, &owner.token, &space).await;
+    browser
+        .wait_for("the chat", &shown("form.compose"), WAIT)
+        .await;
+    assert_eq!(browser.js(&hidden("form.offline")).await, json!(true));
+    let status = browser
+        .js(&format!(
+            "return {ROOT}.querySelector('.status').textContent"
+        ))
+        .await;
+    assert_eq!(status, "We are online");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_phone_gets_the_full_screen_panel() {
+    let server = TestServer::start().await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let (_, site) = site(&server, &owner, chat_only(), "").await;
+    let browser = Browser::start_sized(390, 844).await;
+    open_widget(&browser, &site).await;
+
+    let fits = browser
+        .js(&format!(
+            "const r = {ROOT}.querySelector('.panel').getBoundingClientRect(); \
+             return [r.left, r.top, r.width === innerWidth, r.height === innerHeight, innerWidth <= 480]"
+        ))
+        .await;
+    assert_eq!(fits, json!([0, 0, true, true, true]));
+    assert_eq!(browser.js(&hidden(".launcher")).await, json!(true));
+
+    // The close button in the header gets the site back.
+    el(&browser, "header .x").await.click().await.unwrap();
+    browser
+        .wait_for("the closed panel", &hidden(".panel"), WAIT)
+        .await;
+    browser
+        .wait_for("the launcher", &shown(".launcher"), WAIT)
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_server_restart_mid_conversation_loses_nothing_the_visitor_typed() {
+    let mut server = TestServer::start().await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let (_, site) = site(&server, &owner, chat_only(), "").await;
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+    let input = el(&browser, ".compose textarea").await;
+    input.send_keys("Before the restart\u{E007}").await.unwrap();
+    wait_message(&browser, "Before the restart", "sent").await;
+
+    server.stop().await;
+    browser
+        .wait_for("the reconnecting notice", &shown(".notice"), WAIT)
+        .await;
+    input
+        .send_keys("Typed while it was down\u{E007}")
+        .await
+        .unwrap();
+    wait_message(&browser, "Typed while it was down", "sending").await;
+    // Kept in the page's storage until the server has it.
+    let queued = browser
+        .js("return Object.keys(localStorage).map(k => localStorage.getItem(k)).join()")
+        .await;
+    assert!(
+        queued.as_str().unwrap().contains("Typed while it was down"),
+        "{queued}"
+    );
+
+    let server = server.restart_same_port().await;
+    wait_message(&browser, "Typed while it was down", "sent").await;
+    browser
+        .wait_for("the notice gone", &hidden(".notice"), WAIT)
+        .await;
+    let thread = the_thread(&server, &owner).await;
+    let thread_id = thread["id"].as_str().unwrap();
+    let stored = messages_of(&server, &owner, thread_id).await;
+    assert_eq!(
+        contents(&stored),
+        ["Before the restart", "Typed while it was down"]
+    );
+
+    // The new socket is live: a reply arrives at once.
+    agent_says(&server, &owner, thread_id, "Back again").await;
+    wait_message(&browser, "Back again", "").await;
+    let stored = messages_of(&server, &owner, thread_id).await;
+    assert_eq!(
+        contents(&stored),
+        [
+            "Before the restart",
+            "Typed while it was down",
+            "Back again"
+        ]
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn refused_websockets_fall_back_to_polling() {
+    let server = TestServer::start().await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    // As behind a proxy that refuses WebSocket upgrades.
+    let block = "<script>window.WebSocket = function () { throw new Error('blocked'); };</script>";
+    let (_, site) = site(&server, &owner, chat_only(), block).await;
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+    el(&browser, ".compose textarea")
+        .await
+        .send_keys("Can you hear me?\u{E007}")
+        .await
+        .unwrap();
+    wait_message(&browser, "Can you hear me?", "sent").await;
+
+    let thread = the_thread(&server, &owner).await;
+    let thread_id = thread["id"].as_str().unwrap();
+    agent_says(&server, &owner, thread_id, "Loud and clear").await;
+    wait_message(&browser, "Loud and clear", "").await;
+    assert_eq!(
+        contents(&messages_of(&server, &owner, thread_id).await),
+        ["Can you hear me?", "Loud and clear"]
+    );
+    assert_eq!(server.app_state.hub.connection_count(), 0);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn appearance_and_words_come_from_the_space() {
+    let server = TestServer::start().await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let settings = SpaceSettings {
+        title: "Pomoc".into(),
+        accent_color: "#ff0000".into(),
+        theme: Theme::Dark,
+        position: Position::BottomLeft,
+        locale: "pl".into(),
+        ..chat_only()
+    };
+    let (_, site) = site(&server, &owner, settings, "").await;
+    let browser = Browser::start().await;
+    browser.goto(&site).await;
+    browser
+        .wait_for("the launcher", &shown(".launcher"), WAIT)
+        .await;
+    let launcher = browser
+        .js(&format!(
+            "const l = {ROOT}.querySelector('.launcher'); const s = getComputedStyle(l); \
+             return [s.backgroundColor, s.left, l.getAttribute('aria-label')]"
+        ))
+        .await;
+    assert_eq!(launcher, json!(["rgb(255, 0, 0)", "20px", "Otwórz czat"]));
+
+    el(&browser, ".launcher").await.click().await.unwrap();
+    browser
+        .wait_for("the open panel", &shown(".panel"), WAIT)
+        .await;
+    let panel = browser
+        .js(&format!(
+            "const r = {ROOT}; return [getComputedStyle(r.querySelector('.panel')).backgroundColor, \
+             r.querySelector('h2').textContent, r.querySelector('.status').textContent, \
+             r.querySelector('.compose textarea').placeholder, r.querySelector('header .x').getAttribute('aria-label')]"
+        ))
+        .await;
+    assert_eq!(
+        panel,
+        json!([
+            "rgb(17, 24, 39)",
+            "Pomoc",
+            "Odpowiemy e-mailem",
+            "Napisz wiadomość…",
+            "Zamknij czat"
+        ])
+    );
+
+    // Tab and Shift+Tab stay inside the open panel.
+    for _ in 0..6 {
+        press(&browser, Key::Tab).await;
+        let inside = browser
+            .js(&format!(
+                "const a = {ROOT}.activeElement; return !!a && {ROOT}.querySelector('.panel').contains(a)"
+            ))
+            .await;
+        assert_eq!(inside, json!(true), "focus left the panel");
+    }
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_space_can_ask_for_name_and_email_before_or_after_the_first_message() {
+    let server = TestServer::start().await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let browser = Browser::start().await;
+
+    // Before: the form comes first and the chat after it.
+    let before = SpaceSettings {
+        require_visitor_data: RequireVisitorData::BeforeFirstMessage,
+        ..chat_only()
+    };
+    let (_, site_before) = site(&server, &owner, before, "").await;
+    open_widget(&browser, &site_before).await;
+    browser
+        .wait_for("the contact form", &shown("form.contact"), WAIT)
+        .await;
+    assert_eq!(browser.js(&hidden("form.compose")).await, json!(true));
+    el(&browser, "form.contact input[name=name]")
+        .await
+        .send_keys("Piotr")
+        .await
+        .unwrap();
+    el(&browser, "form.contact input[name=email]")
+        .await
+        .send_keys("piotr@example.test\u{E007}")
+        .await
+        .unwrap();
+    browser
+        .wait_for("the chat", &shown("form.compose"), WAIT)
+        .await;
+    assert_eq!(browser.js(&hidden("form.contact")).await, json!(true));
+    el(&browser, ".compose textarea")
+        .await
+        .send_keys("Hello after the form\u{E007}")
+        .await
+        .unwrap();
+    wait_message(&browser, "Hello after the form", "sent").await;
+    let thread = the_thread(&server, &owner).await;
+    let visitor = server
+        .get(
+            &format!("/api/v1/visitors/{}", thread["visitorId"].as_str().unwrap()),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(visitor.ok()["email"], "piotr@example.test");
+    assert_eq!(visitor.ok()["displayName"], "Piotr");
+
+    // After: the first message goes at once, then the form asks.
+    let after = SpaceSettings {
+        require_visitor_data: RequireVisitorData::AfterFirstMessage,
+        ..chat_only()
+    };
+    let (_, site_after) = site(&server, &owner, after, "").await;
+    open_widget(&browser, &site_after).await;
+    assert_eq!(browser.js(&hidden("form.contact")).await, json!(true));
+    el(&browser, ".compose textarea")
+        .await
+        .send_keys("A quick question\u{E007}")
+        .await
+        .unwrap();
+    wait_message(&browser, "A quick question", "sent").await;
+    browser
+        .wait_for("the contact form", &shown("form.contact"), WAIT)
+        .await;
+    el(&browser, "form.contact input[name=email]")
+        .await
+        .send_keys("kasia@example.test\u{E007}")
+        .await
+        .unwrap();
+    browser
+        .wait_for("the form gone", &hidden("form.contact"), WAIT)
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn ending_the_chat_closes_the_thread_and_the_next_message_starts_a_new_one() {
+    let server = TestServer::start().await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let (_, site) = site(&server, &owner, chat_only(), "").await;
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+    browser
+        .wait_for("no end button yet", &hidden(".end"), WAIT)
+        .await;
+    let input = el(&browser, ".compose textarea").await;
+    input.send_keys("First conversation\u{E007}").await.unwrap();
+    wait_message(&browser, "First conversation", "sent").await;
+    let first = the_thread(&server, &owner).await;
+
+    el(&browser, ".end").await.click().await.unwrap();
+    browser
+        .wait_for(
+            "the ended note",
+            &format!(
+                "return [...{ROOT}.querySelectorAll('.sys')].some(n => n.textContent === 'The chat has ended.')"
+            ),
+            WAIT,
+        )
+        .await;
+    browser
+        .wait_for("the end button gone", &hidden(".end"), WAIT)
+        .await;
+    let closed = server
+        .get(
+            &format!("/api/v1/threads/{}", first["id"].as_str().unwrap()),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(closed.ok()["status"], "closed");
+
+    input
+        .send_keys("Second conversation\u{E007}")
+        .await
+        .unwrap();
+    wait_message(&browser, "Second conversation", "sent").await;
+    browser
+        .wait_for("the end button", &shown(".end"), WAIT)
+        .await;
+    // The same visitor, two threads: the first closed, the second open.
+    let visitor = first["visitorId"].as_str().unwrap();
+    let threads = server
+        .get(&format!("/api/v1/visitors/{visitor}/threads"), &owner.token)
+        .await;
+    let mut statuses: Vec<String> = threads.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|t| t["status"].as_str().unwrap().to_owned())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["closed", "unassigned"]);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_demo_page_has_a_working_chat() {
+    // The demo space allows the address the server listens on, so it needs
+    // a known port.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = TestServer::start_with(|c| {
+        c.demo = true;
+        c.http.listen = addr;
+    })
+    .await;
+    let browser = Browser::start().await;
+    // Under the demo page's own Content-Security-Policy.
+    open_widget(&browser, &server.url("/demo")).await;
+    el(&browser, ".compose textarea")
+        .await
+        .send_keys("Hello from the demo\u{E007}")
+        .await
+        .unwrap();
+    wait_message(&browser, "Hello from the demo", "sent").await;
+    browser.close().await;
+}
