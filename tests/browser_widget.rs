@@ -964,13 +964,35 @@ async fn the_demo_page_has_a_working_chat() {
     })
     .await;
     let browser = Browser::start().await;
-    // Under the demo page's own Content-Security-Policy.
+    // Under the demo page's own Content-Security-Policy. Until an agent
+    // logs in, the demo chat takes offline messages.
     open_widget(&browser, &server.url("/demo")).await;
-    el(&browser, ".compose textarea")
+    browser
+        .wait_for("the offline form", &shown("form.offline"), WAIT)
+        .await;
+    el(&browser, "form.offline input[name=email]")
         .await
-        .send_keys("Hello from the demo\u{E007}")
+        .send_keys("visitor@example.test")
+        .await
+        .unwrap();
+    el(&browser, "form.offline textarea")
+        .await
+        .send_keys("Hello from the demo")
+        .await
+        .unwrap();
+    el(&browser, "form.offline button[type=submit]")
+        .await
+        .click()
         .await
         .unwrap();
     wait_message(&browser, "Hello from the demo", "sent").await;
+    // The live socket is allowed too, not just plain requests.
+    for _ in 0..(WAIT * 10) {
+        if server.app_state.hub.connection_count() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.app_state.hub.connection_count() > 0);
     browser.close().await;
 }

@@ -367,6 +367,8 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     if (m.clientMsgId && own) records.set(m.clientMsgId, rec);
     place(rec.el, m.id);
     if (own) {
+      // Stored, whichever way it came back: no need to send it again.
+      if (m.clientMsgId && st.queue.some((q) => q.id === m.clientMsgId)) unqueue(m.clientMsgId);
       setState(rec, st.agentRead && m.id <= st.agentRead ? 'read' : 'sent');
       // The server takes no message before the email when the space says so.
       if (cfg.requireVisitorData === 'beforeFirstMessage') st.contact = st.contact || 'given';
