@@ -24,7 +24,10 @@
       offline: 'We are away right now. Leave a message and we will reply by email.',
       leave: 'Send message', thanks: 'Thank you! We will reply by email.',
       reconnecting: 'Reconnecting…', fresh: 'New message', unread: '{} unread',
-      deleted: 'Message deleted', messages: 'Messages',
+      deleted: 'Message deleted', messages: 'Messages', attach: 'Attach files', retry: 'Retry', remove: 'Remove',
+      big: 'Files may be at most {}.', many: 'Files per message: at most {}.', type: 'This type of file is not accepted.',
+      bad: 'This file cannot be accepted.', upfail: 'Upload failed.', expired: 'file expired',
+      lost: 'A message with files was not sent: its upload was interrupted.',
     },
     pl: {
       open: 'Otwórz czat', close: 'Zamknij czat', online: 'Jesteśmy online', away: 'Odpowiemy e-mailem',
@@ -35,7 +38,11 @@
       offline: 'Nie ma nas teraz. Zostaw wiadomość, odpowiemy e-mailem.',
       leave: 'Wyślij wiadomość', thanks: 'Dziękujemy! Odpowiemy e-mailem.',
       reconnecting: 'Ponowne łączenie…', fresh: 'Nowa wiadomość', unread: 'Nieprzeczytane: {}',
-      deleted: 'Wiadomość usunięta', messages: 'Wiadomości',
+      deleted: 'Wiadomość usunięta', messages: 'Wiadomości', attach: 'Załącz pliki', retry: 'Ponów', remove: 'Usuń',
+      big: 'Plik może mieć najwyżej {}.', many: 'Maksymalna liczba plików w wiadomości: {}.',
+      type: 'Pliki tego typu nie są przyjmowane.', bad: 'Nie można przyjąć tego pliku.',
+      upfail: 'Nie udało się przesłać pliku.', expired: 'plik wygasł',
+      lost: 'Wiadomość z plikami nie została wysłana: przesyłanie zostało przerwane.',
     },
     ru: {
       open: 'Открыть чат', close: 'Закрыть чат', online: 'Мы онлайн', away: 'Ответим по e-mail',
@@ -46,7 +53,11 @@
       offline: 'Сейчас нас нет. Оставьте сообщение — мы ответим по e-mail.',
       leave: 'Отправить сообщение', thanks: 'Спасибо! Мы ответим по e-mail.',
       reconnecting: 'Переподключение…', fresh: 'Новое сообщение', unread: 'Непрочитанных: {}',
-      deleted: 'Сообщение удалено', messages: 'Сообщения',
+      deleted: 'Сообщение удалено', messages: 'Сообщения', attach: 'Прикрепить файлы', retry: 'Повторить',
+      remove: 'Убрать', big: 'Файл может быть не больше {}.', many: 'Файлов в сообщении: не больше {}.',
+      type: 'Файлы такого типа не принимаются.', bad: 'Этот файл не может быть принят.',
+      upfail: 'Не удалось загрузить файл.', expired: 'срок хранения файла истёк',
+      lost: 'Сообщение с файлами не отправлено: загрузка прервалась.',
     },
   };
   let lang = 'en';
@@ -107,6 +118,24 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 .compose .primary{width:44px;padding:0;display:flex;align-items:center;justify-content:center}
 .compose svg{width:20px;height:20px}
 .err{color:#dc2626;font-size:12px;margin:0}
+.compose{flex-wrap:wrap}
+.tray,.compose .err{flex-basis:100%}
+.tray:empty,.compose .err:empty{display:none}
+.att{border:0;background:none;color:var(--muted);width:28px;height:40px;padding:0;display:flex;align-items:center;justify-content:center}
+.files,.tray{display:flex;flex-wrap:wrap;gap:4px}
+.files{margin-top:4px}
+.out .files{justify-content:flex-end}
+.file{display:flex;flex-wrap:wrap;align-items:center;gap:2px 6px;max-width:100%;padding:4px 8px;border:1px solid var(--line);
+ border-radius:10px;background:var(--bg);color:var(--fg);font-size:12px;text-align:left}
+.file span{flex:1;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.file small{color:var(--muted)}
+.file progress{width:56px;height:6px}
+.file button{border:0;background:none;color:inherit;padding:0 4px}
+.bad small{flex-basis:100%;order:1;color:#dc2626}
+.gone{font-style:italic;color:var(--muted)}
+.thumb{border:0;padding:0;background:var(--in);border-radius:10px;overflow:hidden}
+.thumb img{display:block;min-width:48px;min-height:48px;max-width:180px;max-height:180px}
+.drop{outline:3px dashed var(--accent);outline-offset:-6px}
 @media (max-width:480px){
  .panel{top:0;left:0;right:0;bottom:0;width:auto;height:auto;max-width:none;max-height:none;border-radius:0}
  .opened .launcher{display:none}}`;
@@ -189,6 +218,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
   const BUBBLE = 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z';
   const CROSS = 'M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12l5.6 5.6-1.4 1.4-5.6-5.6L6.4 19 5 17.6l5.6-5.6L5 6.4z';
   const ARROW = 'M3 20.5 21 12 3 3.5V10l12 2-12 2z';
+  const CLIP = 'M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z';
 
   let ui = null;
   let shadow = null;
@@ -226,19 +256,24 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       log: h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t.messages, tabindex: '0' }),
       typing: h('div', { class: 'typing', hidden: true }),
       notice: h('div', { class: 'notice', role: 'status', hidden: true }, t.reconnecting),
-      input: h('textarea', { 'aria-label': t.write, placeholder: t.write, maxlength: 5000, rows: 1, oninput: onInput, onkeydown: onComposeKey }),
+      input: h('textarea', { 'aria-label': t.write, placeholder: t.write, maxlength: 5000, rows: 1, oninput: onInput, onkeydown: onComposeKey, onpaste }),
+      tray: h('div', { class: 'tray' }),
+      ferr: h('p', { class: 'err', role: 'alert' }),
+      file: h('input', { type: 'file', multiple: true, hidden: true, onchange: () => (addFiles([...ui.file.files]), (ui.file.value = '')) }),
       nameIn, emailIn, oName, oEmail, oText,
       contactErr: h('p', { class: 'err', role: 'alert' }),
       offlineErr: h('p', { class: 'err', role: 'alert' }),
     });
     r.launcher = h('button', { type: 'button', class: 'launcher', 'aria-expanded': 'false', 'aria-controls': 'mychat-panel', onclick: () => setOpen(!isOpen) }, icon(BUBBLE), r.badge);
     r.compose = h('form', { class: 'compose', onsubmit: (e) => (e.preventDefault(), sendTyped()) },
+      r.tray, r.ferr, r.file,
+      h('button', { type: 'button', class: 'att', 'aria-label': t.attach, title: t.attach, hidden: !canAttach(), onclick: () => r.file.click() }, icon(CLIP)),
       r.input, h('button', { type: 'submit', class: 'primary', 'aria-label': t.send }, icon(ARROW)));
     r.contact = h('form', { class: 'card contact', hidden: true, onsubmit: saveContact },
       h('p', null, t.contact), nameLabel, emailLabel, r.contactErr, h('button', { type: 'submit', class: 'primary' }, t.save));
     r.offline = h('form', { class: 'card offline', hidden: true, onsubmit: sendOffline },
       h('p', null, t.offline), oNameLabel, oEmailLabel, oTextLabel, r.offlineErr, h('button', { type: 'submit', class: 'primary' }, t.leave));
-    r.panel = h('div', { class: 'panel', id: 'mychat-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'mychat-title', hidden: true, onkeydown: onPanelKey },
+    r.panel = h('div', { class: 'panel', id: 'mychat-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'mychat-title', hidden: true, onkeydown: onPanelKey, ondragover: onDrag, ondragleave: onDrag, ondrop: onDrag },
       h('header', null,
         h('div', { class: 'head' }, r.title, h('p', { class: 'status' }, h('span', { class: 'dot' }), r.status)),
         r.end,
@@ -252,6 +287,12 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     if (cfg.welcomeMessage) {
       const w = h('div', { class: 'msg in welcome' }, h('div', { class: 'bubble' }, cfg.welcomeMessage));
       place(w, '');
+    }
+    // Uploads do not survive a reload: their messages cannot be sent.
+    if (st.queue.some((q) => q.wait)) {
+      st.queue = st.queue.filter((q) => !q.wait);
+      save();
+      r.ferr.textContent = t.lost;
     }
     st.queue.forEach(showPending);
     (document.body || document.documentElement).append(host);
@@ -303,8 +344,16 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 
   function bubble(kind, text, when, who) {
     const meta = h('div', { class: 'meta' }, h('time', { datetime: when }, clock(when)));
-    const el = h('div', { class: 'msg ' + kind }, who ? h('div', { class: 'who' }, who) : null, h('div', { class: 'bubble' }, text), meta);
-    return { el, meta, text: el.querySelector('.bubble') };
+    const rec = { text: h('div', { class: 'bubble' }), files: h('div', { class: 'files' }), meta };
+    rec.el = h('div', { class: 'msg ' + kind }, who ? h('div', { class: 'who' }, who) : null, rec.text, rec.files, meta);
+    say(rec, text);
+    return rec;
+  }
+
+  // A message with only files has no text bubble.
+  function say(rec, text) {
+    rec.text.textContent = text;
+    rec.text.hidden = !text;
   }
 
   function setState(rec, state) {
@@ -320,6 +369,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 
   function showPending(q) {
     const rec = bubble('out', q.content, q.at);
+    rec.files.append(...(ups.get(q.id) || []).map((f) => f.el));
     rec.pending = true;
     records.set(q.id, rec);
     setState(rec, 'sending');
@@ -342,7 +392,8 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     let rec = records.get(m.id) || (m.clientMsgId && own && records.get(m.clientMsgId));
     const text = m.deletedAt ? t.deleted : m.content;
     if (rec && !rec.pending) {
-      rec.text.textContent = text;
+      say(rec, text);
+      showFiles(rec, m);
       return;
     }
     if (m.threadId !== threadId) {
@@ -354,6 +405,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       // Our own message came back from the server: it now has its place.
       rec.pending = false;
       rec.el.remove();
+      say(rec, text);
     } else {
       const prev = ui.log.lastElementChild;
       const kind = own ? 'out' : m.senderType === 'agent' ? 'in' : 'sys';
@@ -362,6 +414,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       rec.el.dataset.sender = m.senderId;
     }
     rec.m = m;
+    showFiles(rec, m);
     rec.el.dataset.id = m.id;
     records.set(m.id, rec);
     if (m.clientMsgId && own) records.set(m.clientMsgId, rec);
@@ -742,6 +795,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     switch (f.type) {
       case 'hello':
         wsUp = true;
+        onSocket = new Set();
         attempts = 0;
         wsFails = 0;
         setPolling(false);
@@ -848,46 +902,66 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     return 'w-' + Array.from(crypto.getRandomValues(new Uint32Array(4)), (n) => n.toString(36)).join('-');
   };
 
+  // A queued message: {id, content, at}, plus att (uploaded ids) or, while
+  // its files are still uploading, wait. Its uploads live in `ups`.
   function sendTyped() {
     const content = ui.input.value.trim();
-    if (!content) return;
+    const files = tray.filter((f) => !f.fatal);
+    if (!content && !files.length) return;
     ui.input.value = '';
     grow();
     stopTyping();
+    tray.forEach((f) => f.el.remove());
+    tray = [];
+    ui.ferr.textContent = '';
     const q = { id: newId(), content, at: new Date().toISOString() };
+    if (files.length) {
+      files.forEach((f) => (f.q = q));
+      ups.set(q.id, files);
+      q.wait = 1;
+    }
     st.queue.push(q);
     save();
     showPending(q);
     refresh();
-    if (!wsSend({ type: 'visitor:send_message', clientMsgId: q.id, content })) {
-      if (polling && pollOk) flush();
-      else {
-        // Try at once rather than wait out the backoff.
-        attempts = 0;
-        go();
-      }
+    // Goes now, or when its files are uploaded.
+    if (q.wait) settle(q);
+    else kick();
+  }
+
+  function kick() {
+    if (wsUp || (polling && pollOk)) flush();
+    else {
+      // Try at once rather than wait out the backoff.
+      attempts = 0;
+      go();
     }
   }
 
   let posting = false;
   let flushTimer = 0;
-  // Sends everything queued: over the socket in one go (the server keeps
-  // the order), else one by one over HTTP. clientMsgId makes resends safe.
+  let onSocket = new Set(); // ids sent over the current socket
+  // Sends what is queued, in order, up to a message still waiting for its
+  // files: over the socket in one go (the server keeps the order), else one
+  // by one over HTTP. clientMsgId makes resends safe.
   function flush() {
     clearTimeout(flushTimer);
     if (!st.queue.length || contactDemanded) return;
     if (wsUp) {
-      st.queue.forEach((q) => wsSend({ type: 'visitor:send_message', clientMsgId: q.id, content: q.content }));
+      for (const q of st.queue) {
+        if (q.wait) break;
+        if (!onSocket.has(q.id) && wsSend({ type: 'visitor:send_message', clientMsgId: q.id, content: q.content, attachmentIds: q.att })) onSocket.add(q.id);
+      }
       return;
     }
     if (!polling || posting) return;
     posting = true;
     (async () => {
       try {
-        while (st.queue.length && !contactDemanded) {
+        while (st.queue.length && !contactDemanded && !st.queue[0].wait) {
           const q = st.queue[0];
           try {
-            const r = await call('POST', '/messages', { content: q.content, clientMsgId: q.id });
+            const r = await call('POST', '/messages', { content: q.content, clientMsgId: q.id, attachmentIds: q.att });
             acked(q.id, r.message);
           } catch (err) {
             if (!refused(q.id, err.code, err.status)) throw err;
@@ -903,6 +977,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 
   function unqueue(id) {
     st.queue = st.queue.filter((q) => q.id !== id);
+    ups.delete(id);
     save();
   }
 
@@ -921,6 +996,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       return true;
     }
     if (!code || status >= 500 || ['rate_limited', 'unavailable', 'internal', 'unauthorized'].includes(code)) {
+      onSocket.delete(id);
       clearTimeout(flushTimer);
       flushTimer = setTimeout(flush, 5000);
       return false;
@@ -932,6 +1008,163 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       setState(rec, 'failed');
     }
     return true;
+  }
+
+  /* ---------- files ---------- */
+
+  let tray = []; // uploads for the message being written
+  const ups = new Map(); // queued message id -> its uploads
+  const canAttach = () => !!(cfg.attachments && cfg.attachments.allowed);
+  const size = (n) => (n < 1024 ? n + ' B' : n < 1048576 ? Math.round(n / 1024) + ' KB' : (n / 1048576).toFixed(1) + ' MB');
+
+  // Files are checked here first, so the visitor learns at once.
+  function addFiles(list) {
+    const { maxCount, maxSizeBytes } = cfg.attachments;
+    ui.ferr.textContent = '';
+    for (const file of list) {
+      if (tray.filter((f) => !f.fatal).length >= maxCount) {
+        ui.ferr.textContent = fill(t.many, maxCount);
+        break;
+      }
+      if (file.size > maxSizeBytes) {
+        ui.ferr.textContent = file.name + ': ' + fill(t.big, size(maxSizeBytes));
+        continue;
+      }
+      const f = { file };
+      const button = (label, text, onclick) => h('button', { type: 'button', 'aria-label': label, title: label, onclick }, text);
+      f.el = h('div', { class: 'file up' },
+        h('span', null, file.name),
+        (f.info = h('small', { 'aria-live': 'polite' })),
+        (f.bar = h('progress', { max: 1, 'aria-label': file.name })),
+        (f.retry = button(t.retry, '↻', () => upload(f))),
+        (f.x = button(t.remove, '×', () => unfile(f))));
+      tray.push(f);
+      ui.tray.append(f.el);
+      upload(f);
+    }
+  }
+
+  // XMLHttpRequest, not fetch: only it reports upload progress.
+  function upload(f) {
+    f.err = f.fatal = '';
+    f.bar.value = 0;
+    draw(f);
+    session().then(() => {
+      const x = (f.xhr = new XMLHttpRequest());
+      x.open('POST', API + '/attachments');
+      x.setRequestHeader('authorization', 'Bearer ' + token);
+      x.upload.onprogress = (e) => (f.bar.value = e.loaded / (e.total || 1));
+      x.onload = () => {
+        let d = null;
+        try {
+          d = JSON.parse(x.responseText);
+        } catch (e) {
+          /* not JSON: a proxy's error page */
+        }
+        if (x.status !== 201) return fail(f, x.status, d && d.error && d.error.message);
+        f.id = d.id;
+        draw(f);
+        if (f.q) settle(f.q);
+      };
+      x.onerror = () => fail(f, 0);
+      const form = new FormData();
+      form.append('file', f.file, f.file.name);
+      x.send(form);
+    }, () => fail(f, 0));
+  }
+
+  function fail(f, status, why) {
+    if (status === 401) renew();
+    // Refused for what the file is: trying again will not help.
+    f.fatal = [403, 413, 415, 422].includes(status);
+    const word = { 413: fill(t.big, size(cfg.attachments.maxSizeBytes)), 415: t.type, 422: t.bad }[status] || t.upfail;
+    f.err = status === 415 || status === 422 ? word + ' ' + (why || '') : word;
+    draw(f);
+  }
+
+  function draw(f) {
+    f.info.textContent = f.err || size(f.file.size);
+    f.el.classList.toggle('bad', !!f.err);
+    f.bar.hidden = !!(f.id || f.err);
+    f.retry.hidden = !f.err || f.fatal;
+    f.x.hidden = !!(f.q && f.id);
+  }
+
+  // The visitor takes a file back, from the composer or a waiting message.
+  function unfile(f) {
+    if (f.xhr) f.xhr.abort();
+    f.el.remove();
+    const list = f.q ? ups.get(f.q.id) : tray;
+    list.splice(list.indexOf(f), 1);
+    if (!f.q) return;
+    if (list.length || f.q.content) return settle(f.q);
+    const rec = records.get(f.q.id);
+    rec.el.remove();
+    records.delete(f.q.id);
+    unqueue(f.q.id);
+    flush();
+    refresh();
+  }
+
+  // A waiting message whose uploads are all done may go.
+  function settle(q) {
+    const files = ups.get(q.id);
+    if (!q.wait || files.some((f) => !f.id)) return;
+    q.att = files.map((f) => f.id);
+    delete q.wait;
+    save();
+    files.forEach(draw);
+    kick();
+  }
+
+  function onDrag(e) {
+    const ok = canAttach() && !ui.compose.hidden && [...e.dataTransfer.types].includes('Files');
+    ui.panel.classList.toggle('drop', ok && e.type === 'dragover');
+    if (!ok) return;
+    e.preventDefault();
+    if (e.type === 'drop') addFiles([...e.dataTransfer.files]);
+  }
+
+  function onpaste(e) {
+    const list = [...((e.clipboardData && e.clipboardData.files) || [])];
+    if (!list.length || !canAttach()) return;
+    e.preventDefault();
+    addFiles(list);
+  }
+
+  // Downloads need the session token, so files are fetched and shown
+  // through blob: URLs.
+  const blobs = new Map();
+  function blob(path) {
+    if (!blobs.has(path)) {
+      const got = fetch(BASE + '/api/v1/attachments/' + path, { headers: { authorization: 'Bearer ' + token }, credentials: 'omit' })
+        .then((r) => (r.ok ? r.blob() : Promise.reject(r.status)))
+        .then((b) => URL.createObjectURL(b));
+      got.catch(() => blobs.delete(path));
+      blobs.set(path, got);
+    }
+    return blobs.get(path);
+  }
+
+  // Images open in a new tab; other files are saved under their name.
+  const openFile = (a, tab) =>
+    blob(a.id).then(
+      (url) => h('a', tab ? { href: url, target: '_blank', rel: 'noopener' } : { href: url, download: a.name }).click(),
+      () => {},
+    );
+
+  function showFiles(rec, m) {
+    rec.files.replaceChildren(...(m.deletedAt ? [] : m.attachments || []).map(fileView));
+  }
+
+  function fileView(a) {
+    if (a.expired) return h('span', { class: 'file gone' }, h('span', null, a.name), h('small', null, t.expired));
+    if (a.thumbnail) {
+      const img = h('img', { alt: a.name });
+      blob(a.id + '/thumbnail').then((url) => (img.src = url), () => img.replaceWith(a.name));
+      return h('button', { type: 'button', class: 'thumb', title: a.name, onclick: () => openFile(a, 1) }, img);
+    }
+    return h('button', { type: 'button', class: 'file', onclick: () => openFile(a) }, h('span', null, a.name), h('small', null, size(a.sizeBytes)));
   }
 
   /* typing, both ways */
