@@ -1953,7 +1953,6 @@ async fn closed_connections_leave_nothing_behind_in_the_hub() {
 }
 
 #[tokio::test]
-#[ignore = "waits for the real ping interval and dead-peer timeout (about 90 s)"]
 async fn idle_sockets_are_pinged_and_dead_ones_dropped() {
     let w = world().await;
     let (token, _) = session(&w.server, &w.space).await;
