@@ -16,10 +16,15 @@ if [ -z "$BIN" ]; then
 fi
 
 OUT=target/debian
-ROOT="$OUT/mychat_${VERSION}_amd64"
 DEB="$OUT/mychat_${VERSION}_amd64.deb"
-rm -rf "$ROOT" "$DEB"
+mkdir -p "$OUT"
+# A private staging dir and an atomic rename: builds running at the same
+# time do not trip over each other.
+STAGE=$(mktemp -d "$OUT/.build.XXXXXX")
+trap 'rm -rf "$STAGE"' EXIT
+ROOT="$STAGE/root"
 mkdir -p "$ROOT/DEBIAN"
+chmod 0755 "$STAGE" "$ROOT" "$ROOT/DEBIAN"
 
 install -D -m 0755 "$BIN" "$ROOT/usr/bin/mychat"
 # root:mychat 0640 is set by postinst (dpkg-statoverride): the group does
@@ -38,5 +43,6 @@ SIZE=$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)
 sed -e "s/@VERSION@/$VERSION/" -e "s/@SIZE@/$SIZE/" packaging/debian/control \
     > "$ROOT/DEBIAN/control"
 
-dpkg-deb --root-owner-group -Zxz --build "$ROOT" "$DEB" >/dev/null
+dpkg-deb --root-owner-group -Zxz --build "$ROOT" "$STAGE/mychat.deb" >/dev/null
+mv -f "$STAGE/mychat.deb" "$DEB"
 echo "$DEB"

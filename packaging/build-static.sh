@@ -5,7 +5,7 @@
 #
 # TLS is rustls with one crypto provider, ring (pure Rust and assembly, no
 # cmake). musl's malloc slows the server down under concurrent load, so musl
-# builds use mimalloc (see Cargo.toml and docs/BENCHMARKS.md).
+# builds use mimalloc (figures in packaging/README.md).
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -205,6 +205,9 @@ impl App {
         running.tasks.shutdown().await;
         self.state.store.shutdown().await;
         running.dispatcher.abort();
+        // Awaited, so that its handle on the store is gone when serving
+        // returns and the data dir can be opened again at once.
+        let _ = running.dispatcher.await;
         tracing::info!("stopped");
     }
 }

@@ -13,7 +13,7 @@ use mychat::{App, TlsListeners};
 use tracing_subscriber::EnvFilter;
 
 /// musl's allocator slows the server under concurrent load; the static
-/// (musl) build uses mimalloc. See docs/BENCHMARKS.md.
+/// (musl) build uses mimalloc. Figures in packaging/README.md.
 #[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

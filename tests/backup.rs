@@ -97,7 +97,10 @@ async fn a_backup_under_write_load_restores_every_acknowledged_message() {
     assert!(printed.contains("verified"), "{printed}");
     // The server kept taking writes while the backup ran.
     let after = acked.lock().unwrap().len();
-    assert!(after > before.len(), "writes were acknowledged during the backup");
+    assert!(
+        after > before.len(),
+        "writes were acknowledged during the backup"
+    );
     stop.send(true).unwrap();
     for w in writers {
         w.await.unwrap();
@@ -150,7 +153,11 @@ async fn a_backup_with_the_server_stopped_reads_the_database_itself() {
     ok(&mychat(&["backup", file.to_str().unwrap()], &data));
     let restored = dir.path().join("restored");
     ok(&mychat(&["restore", file.to_str().unwrap()], &restored));
-    assert!(missing_messages(&restored, &[sent.message.id]).await.is_empty());
+    assert!(
+        missing_messages(&restored, &[sent.message.id])
+            .await
+            .is_empty()
+    );
     // Nothing but the backup is left beside it.
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -88,6 +88,25 @@ async fn http01_certificate_is_served_with_redirects_and_reused_after_a_restart(
     assert_eq!(again.serial, first.serial);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pebble.orders(), 1, "no new order after the restart");
+
+    // A name added to the configuration: the old certificate serves until
+    // one naming both is there.
+    let mut server = server;
+    server.stop().await;
+    let (dir, mut config) = (server.dir.clone(), server.config.clone());
+    drop(server);
+    let added = "help.mychat.test";
+    config.tls.domains.push(added.into());
+    let server = TlsServer::start(dir, config).await;
+    let both = eventually(MINUTE, "a certificate naming both", || {
+        let root = root.clone();
+        async move { presented(https, added, &root).await.ok() }
+    })
+    .await;
+    let mut names = both.names.clone();
+    names.sort();
+    assert_eq!(names, [domain, added]);
+    assert_eq!(pebble.orders(), 2);
     drop(server);
 }
 

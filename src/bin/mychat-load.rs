@@ -35,6 +35,9 @@ use mychat::threads::service::{agent_send, visitor_send};
 use mychat::visitors::model::{Visitor, VisitorMetadata};
 use mychat::{App, AppState, Config};
 
+#[path = "load/ws.rs"]
+mod ws;
+
 type Fallible<T> = Result<T, String>;
 
 #[derive(Parser)]
@@ -58,6 +61,13 @@ enum Command {
     Http(HttpArgs),
     /// Both modes with 1, 16 and 128 senders; prints a Markdown table.
     Matrix(MatrixArgs),
+    /// WebSockets: N idle widget sockets and the server's memory per socket
+    /// (the server runs as a separate process).
+    Idle(ws::IdleArgs),
+    /// WebSockets: visitor → agent delivery latency at a paced rate.
+    Deliver(ws::DeliverArgs),
+    /// WebSockets: one space watched by many agent sockets.
+    Fanout(ws::FanoutArgs),
 }
 
 #[derive(Args, Clone)]
@@ -120,6 +130,9 @@ async fn main() -> ExitCode {
             .await
             .map(|r| r.print(cli.json)),
         Command::Matrix(args) => matrix(&args, cli.json).await,
+        Command::Idle(args) => ws::idle(&args, cli.json).await,
+        Command::Deliver(args) => ws::deliver(&args, cli.json).await,
+        Command::Fanout(args) => ws::fanout(&args, cli.json).await,
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,8 @@
 //! `tls.mode = "acme"`: certificates for `tls.domains` from an ACME CA,
 //! managed the way Caddy does it.
 //!
-//! - The stored certificate is served from the start, with no order, as
-//!   long as it names every configured domain.
+//! - The stored certificate is served from the start. No order is made
+//!   while it names every configured domain and is not due for renewal.
 //! - It is renewed when a third of its lifetime is left, or inside the
 //!   window the CA suggests when it offers ACME Renewal Information (ARI).
 //! - A failed order is retried after `tls.acme_retry_min_secs`, doubling up
@@ -48,24 +48,27 @@ pub fn start(state: &AppState, certs: &Arc<Certs>, tasks: &mut Tasks) -> Result<
     let client = Arc::new(client_config(&settings.acme_ca_file)?);
     let mut current = None;
     match storage.load_certificate() {
-        Ok(Some(stored)) if stored.info.covers(&settings.domains) => {
-            tracing::info!(
-                names = ?stored.info.names,
-                serial = %stored.info.serial,
-                not_after = %unix_to_rfc3339(stored.info.not_after),
-                "serving the stored certificate"
-            );
-            state
-                .tls
-                .set_expiry(&settings.domains, stored.info.not_after);
+        Ok(Some(stored)) => {
+            let names = &stored.info.names;
+            if stored.info.covers(&settings.domains) {
+                tracing::info!(
+                    names = ?names,
+                    serial = %stored.info.serial,
+                    not_after = %unix_to_rfc3339(stored.info.not_after),
+                    "serving the stored certificate"
+                );
+            } else {
+                // Still served, for the names it has, until the new one is there.
+                tracing::info!(
+                    stored = ?names,
+                    configured = ?settings.domains,
+                    "the stored certificate does not name every configured domain; a new one will be ordered"
+                );
+            }
+            state.tls.set_expiry(names, stored.info.not_after);
             certs.set_current(stored.key.clone());
             current = Some(stored);
         }
-        Ok(Some(stored)) => tracing::info!(
-            stored = ?stored.info.names,
-            configured = ?settings.domains,
-            "the stored certificate does not name every configured domain; a new one will be ordered"
-        ),
         Ok(None) => tracing::info!(names = ?settings.domains, "no certificate yet; ordering one"),
         Err(e) => {
             tracing::warn!(error = %e, "the stored certificate is unusable; ordering a new one")
