@@ -107,6 +107,30 @@ async fn http01_certificate_is_served_with_redirects_and_reused_after_a_restart(
     names.sort();
     assert_eq!(names, [domain, added]);
     assert_eq!(pebble.orders(), 2);
+
+    // Another ACME directory (as from staging to production): a new
+    // account there and a new certificate from it.
+    let mut config = server.config.clone();
+    let other = config.tls.acme_directory.replace("localhost", "127.0.0.1");
+    assert_ne!(other, config.tls.acme_directory);
+    config.tls.acme_directory = other;
+    let mut server = server;
+    server.stop().await;
+    let dir = server.dir.clone();
+    drop(server);
+    let server = TlsServer::start(dir.clone(), config).await;
+    let moved = eventually(MINUTE, "a certificate from the new directory", || {
+        let (root, serial) = (root.clone(), both.serial.clone());
+        async move {
+            let now = presented(https, domain, &root).await.ok()?;
+            (now.serial != serial).then_some(now)
+        }
+    })
+    .await;
+    assert_eq!(moved.names.len(), 2);
+    assert_eq!(pebble.orders(), 3);
+    let issuer = std::fs::read_to_string(dir.path().join("acme/certificate.json")).unwrap();
+    assert!(issuer.contains("127.0.0.1"), "{issuer}");
     drop(server);
 }
 

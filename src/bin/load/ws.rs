@@ -630,6 +630,23 @@ fn cpu_nanos(pid: u32) -> Option<u64> {
     Some(total)
 }
 
+/// The store's writer thread (it names itself so): nanoseconds on a CPU
+/// and waiting for one. In-process servers only.
+fn writer_sched() -> Option<(u64, u64)> {
+    let mut found = None;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(task) = task else { continue };
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != "mychat-writer" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+        found = Some((fields.next()??, fields.next()??));
+    }
+    found
+}
+
 // ---------------------------------------------------------------- idle
 
 #[derive(Serialize)]
@@ -1007,18 +1024,51 @@ struct StoreDelta {
     commits: u64,
     writes: u64,
     mean_batch: f64,
+    /// Share of the wall time the writer spent in transactions (running
+    /// the writes, committing, fsync).
     writer_busy: f64,
+    /// Share of the wall time the writer thread ran on a CPU, and waited
+    /// for one (a loaded machine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writer_on_cpu: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writer_run_queue: Option<f64>,
+}
+
+/// The store's counters and the writer's scheduling at one moment.
+struct StoreMark {
+    stats: StoreStats,
+    sched: Option<(u64, u64)>,
+}
+
+impl StoreMark {
+    fn take(state: &AppState) -> StoreMark {
+        StoreMark {
+            stats: state.store.stats(),
+            sched: writer_sched(),
+        }
+    }
 }
 
 impl StoreDelta {
-    fn between(before: &StoreStats, after: &StoreStats, wall: f64) -> StoreDelta {
-        let commits = after.commits - before.commits;
-        let writes = after.writes - before.writes;
+    fn between(before: &StoreMark, after: &StoreMark, wall: f64) -> StoreDelta {
+        let (b, a) = (&before.stats, &after.stats);
+        let commits = a.commits - b.commits;
+        let writes = a.writes - b.writes;
+        let sched = match (before.sched, after.sched) {
+            (Some(b), Some(a)) => Some((
+                a.0.saturating_sub(b.0) as f64 / 1e9 / wall,
+                a.1.saturating_sub(b.1) as f64 / 1e9 / wall,
+            )),
+            _ => None,
+        };
         StoreDelta {
             commits,
             writes,
             mean_batch: writes as f64 / commits.max(1) as f64,
-            writer_busy: (after.commit_seconds - before.commit_seconds) / wall,
+            writer_busy: (a.commit_seconds - b.commit_seconds) / wall,
+            writer_on_cpu: sched.map(|s| s.0),
+            writer_run_queue: sched.map(|s| s.1),
         }
     }
 }
@@ -1150,7 +1200,7 @@ async fn traffic_run(server: &Server, shape: &Shape) -> Fallible<TrafficReport> 
     // Let the warm-up deliveries reach the agents.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let stats_before = server.state.as_ref().map(|s| s.store.stats());
+    let stats_before = server.state.as_ref().map(StoreMark::take);
     let client_pid = std::process::id();
     let separate = server.pid.filter(|&p| p != client_pid);
     let cpu_before = (
@@ -1219,7 +1269,7 @@ async fn traffic_run(server: &Server, shape: &Shape) -> Fallible<TrafficReport> 
     let wall = start.elapsed().as_secs_f64();
     let store = match (&server.state, &stats_before) {
         (Some(state), Some(before)) => {
-            Some(StoreDelta::between(before, &state.store.stats(), wall))
+            Some(StoreDelta::between(before, &StoreMark::take(state), wall))
         }
         _ => None,
     };
@@ -1414,6 +1464,13 @@ fn print_traffic(r: &TrafficReport) {
             s.mean_batch,
             s.writer_busy * 100.0
         );
+        if let (Some(on), Some(queued)) = (s.writer_on_cpu, s.writer_run_queue) {
+            println!(
+                "  writer      on a CPU {:.0}%, waiting for a CPU {:.0}% of the time",
+                on * 100.0,
+                queued * 100.0
+            );
+        }
     }
     match (r.server_cores, r.client_cores) {
         (Some(s), Some(c)) => println!("  cpu         server {s:.2} cores, client {c:.2} cores"),

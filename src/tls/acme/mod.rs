@@ -2,7 +2,8 @@
 //! managed the way Caddy does it.
 //!
 //! - The stored certificate is served from the start. No order is made
-//!   while it names every configured domain and is not due for renewal.
+//!   while it names every configured domain, came from the configured
+//!   directory and is not due for renewal.
 //! - It is renewed when a third of its lifetime is left, or inside the
 //!   window the CA suggests when it offers ACME Renewal Information (ARI).
 //! - A failed order is retried after `tls.acme_retry_min_secs`, doubling up
@@ -186,6 +187,15 @@ impl Manager {
         if !current.info.covers(&self.settings.domains) {
             return Plan::Now("the configured domains changed");
         }
+        if current
+            .directory
+            .as_ref()
+            .is_some_and(|d| *d != self.settings.acme_directory)
+        {
+            // E.g. from Let's Encrypt's staging CA, whose certificates
+            // browsers do not trust, to production.
+            return Plan::Now("the ACME directory changed");
+        }
         if self.failures > 0 {
             // A retry after a failure: the backoff has already been waited.
             return Plan::Now("retrying");
@@ -281,8 +291,11 @@ impl Manager {
                 info.names, self.settings.domains
             )));
         }
-        self.storage
-            .save_certificate(&issued.key_pem, &issued.chain_pem)?;
+        self.storage.save_certificate(
+            &issued.key_pem,
+            &issued.chain_pem,
+            &self.settings.acme_directory,
+        )?;
         self.certs.set_current(key.clone());
         self.state
             .tls
@@ -290,6 +303,7 @@ impl Manager {
         self.current = Some(storage::Stored {
             key,
             info: info.clone(),
+            directory: Some(self.settings.acme_directory.clone()),
         });
         self.ari = None;
         Ok(info)
@@ -311,7 +325,8 @@ impl Manager {
                         .map_err(|e| AcmeError::Order(format!("stored account: {e}")))?;
                 let account = Account::builder_with_http(self.http())
                     .from_credentials(credentials)
-                    .await?;
+                    .await
+                    .map_err(|e| AcmeError::Order(format!("ACME directory {directory}: {e}")))?;
                 if stored.email != email {
                     let contact = format!("mailto:{email}");
                     let contacts: Vec<&str> = if email.is_empty() {
@@ -348,7 +363,8 @@ impl Manager {
                         directory.clone(),
                         None,
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| AcmeError::Order(format!("ACME directory {directory}: {e}")))?;
                 self.storage.save_account(&StoredAccount {
                     directory,
                     email,

@@ -3,6 +3,8 @@
 //! the chain). Each file is written whole, atomically (temp file, fsync,
 //! rename) with mode 0600, so a crash leaves the old file or the new one,
 //! and a key never sits beside a certificate it does not belong to.
+//! `certificate.json` names the directory that issued it, so that moving
+//! from a staging CA to a production one orders a new certificate.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +18,12 @@ use crate::tls::certs::{CertInfo, certified_key, key_info};
 
 pub const ACCOUNT_FILE: &str = "account.json";
 pub const CERTIFICATE_FILE: &str = "certificate.pem";
+pub const ISSUER_FILE: &str = "certificate.json";
+
+#[derive(Serialize, Deserialize)]
+struct Issuer {
+    directory: String,
+}
 
 /// An account at one ACME directory.
 #[derive(Serialize, Deserialize)]
@@ -34,6 +42,8 @@ pub struct Storage {
 pub struct Stored {
     pub key: Arc<CertifiedKey>,
     pub info: CertInfo,
+    /// The ACME directory it came from, when known.
+    pub directory: Option<String>,
 }
 
 impl Storage {
@@ -93,15 +103,35 @@ impl Storage {
         // One file holds both: each parser takes the sections of its kind.
         let key = certified_key(&pem, &pem)?;
         let info = key_info(&key)?;
-        Ok(Some(Stored { key, info }))
+        let directory = self
+            .read(ISSUER_FILE)?
+            .and_then(|bytes| serde_json::from_slice::<Issuer>(&bytes).ok())
+            .map(|issuer| issuer.directory);
+        Ok(Some(Stored {
+            key,
+            info,
+            directory,
+        }))
     }
 
-    pub fn save_certificate(&self, key_pem: &str, chain_pem: &str) -> Result<(), TlsError> {
+    /// Stores a certificate and its key, then which directory issued it (a
+    /// crash in between makes the next start order once more, no worse).
+    pub fn save_certificate(
+        &self,
+        key_pem: &str,
+        chain_pem: &str,
+        directory: &str,
+    ) -> Result<(), TlsError> {
         let mut pem = String::with_capacity(key_pem.len() + chain_pem.len() + 1);
         pem.push_str(key_pem.trim_end());
         pem.push('\n');
         pem.push_str(chain_pem);
-        self.write(CERTIFICATE_FILE, pem.as_bytes())
+        self.write(CERTIFICATE_FILE, pem.as_bytes())?;
+        let issuer = serde_json::to_vec(&Issuer {
+            directory: directory.to_owned(),
+        })
+        .map_err(|e| TlsError::Invalid(format!("certificate issuer: {e}")))?;
+        self.write(ISSUER_FILE, &issuer)
     }
 }
 
