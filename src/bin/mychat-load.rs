@@ -99,6 +99,8 @@ struct MatrixArgs {
     /// Roughly how long each measured run should last.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Where the runs' temporary data dirs are created (default: the
+    /// system temp dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
 }

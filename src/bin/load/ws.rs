@@ -612,22 +612,20 @@ fn memory(pid: u32) -> Option<Memory> {
     })
 }
 
-/// Nanoseconds a process's threads spent on a CPU, from the scheduler's
-/// per-thread counters.
+/// Nanoseconds of CPU a process used, ended threads included (utime and
+/// stime from /proc/<pid>/stat, in clock ticks of 10 ms: USER_HZ is 100
+/// on Linux).
 fn cpu_nanos(pid: u32) -> Option<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let Ok(task) = task else { continue };
-        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
-            continue;
-        };
-        total += stat
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    Some(total)
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: state is the
+    // first, utime the 12th, stime the 13th.
+    let mut fields = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) * 10_000_000)
 }
 
 /// The store's writer thread (it names itself so): nanoseconds on a CPU
@@ -945,6 +943,17 @@ fn now_micros() -> u64 {
     epoch().elapsed().as_micros() as u64
 }
 
+const MESSAGE_ID: &str = "\"clientMsgId\":\"v";
+
+/// A measured message's `v<visitor>-<seq>` client id as one number.
+fn message_key(text: &str) -> Option<u64> {
+    let at = text.find(MESSAGE_ID)? + MESSAGE_ID.len();
+    let rest = &text[at..];
+    let (visitor, rest) = rest.split_once('-')?;
+    let seq = &rest[..rest.find('"')?];
+    Some((visitor.parse::<u64>().ok()? << 32) | seq.parse::<u64>().ok()?)
+}
+
 const STAMP: &str = "\"content\":\"t=";
 
 /// The send time a frame's message content carries.
@@ -1006,6 +1015,9 @@ struct TrafficReport {
     deliveries_per_sec: f64,
     /// Send → agent socket receive, over every delivery.
     delivery_ms: Latency,
+    /// Send → the last agent socket's receive, per message that reached
+    /// every agent.
+    all_agents_ms: Latency,
     /// Send → `message:ack` on the visitor's socket (durable commit).
     ack_ms: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1123,6 +1135,8 @@ async fn traffic(args: &ServerArgs, shape: &Shape, json: bool) -> Fallible<()> {
 struct AgentTally {
     latency: Histogram<u64>,
     resyncs: u64,
+    /// (message, µs from send to here) of every delivery.
+    seen: Vec<(u64, u64)>,
 }
 
 /// What one visitor socket saw.
@@ -1292,10 +1306,23 @@ async fn traffic_run(server: &Server, shape: &Shape) -> Fallible<TrafficReport> 
     }
     let mut latency = histogram();
     let mut resyncs = 0;
+    // Per message: how many agents got it, and when the last one did.
+    let mut reach: std::collections::HashMap<u64, (usize, u64)> = Default::default();
     for a in agents {
         let t = a.await.map_err(|e| e.to_string())?;
         latency.add(&t.latency).expect("same bounds");
         resyncs += t.resyncs;
+        for (id, took) in t.seen {
+            let r = reach.entry(id).or_default();
+            r.0 += 1;
+            r.1 = r.1.max(took);
+        }
+    }
+    let mut all_agents = histogram();
+    for (count, slowest) in reach.into_values() {
+        if count >= shape.agents {
+            all_agents.saturating_record(slowest);
+        }
     }
     drop(sinks);
     let acknowledged = progress.acked.load(Ordering::SeqCst);
@@ -1317,6 +1344,7 @@ async fn traffic_run(server: &Server, shape: &Shape) -> Fallible<TrafficReport> 
         resyncs,
         deliveries_per_sec: delivered as f64 / window,
         delivery_ms: Latency::of(&latency),
+        all_agents_ms: Latency::of(&all_agents),
         ack_ms: Latency::of(&ack),
         store,
         server_cores,
@@ -1409,6 +1437,7 @@ async fn agent_reader(
     let mut tally = AgentTally {
         latency: histogram(),
         resyncs: 0,
+        seen: Vec::new(),
     };
     loop {
         let frame = tokio::select! {
@@ -1423,7 +1452,11 @@ async fn agent_reader(
         if is_kind(&text, "visitor:message") {
             if let Some(sent) = stamp(&text) {
                 let now = now_micros();
-                tally.latency.saturating_record(now.saturating_sub(sent));
+                let took = now.saturating_sub(sent);
+                tally.latency.saturating_record(took);
+                if let Some(id) = message_key(&text) {
+                    tally.seen.push((id, took));
+                }
                 progress.delivered.fetch_add(1, Ordering::SeqCst);
                 progress.last_delivery.fetch_max(now, Ordering::SeqCst);
             }
@@ -1451,6 +1484,13 @@ fn print_traffic(r: &TrafficReport) {
         "  send→agent  p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2} ms",
         l.p50, l.p90, l.p99, l.p999, l.max
     );
+    if r.agents > 1 {
+        let l = &r.all_agents_ms;
+        println!(
+            "  →all agents p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2} ms",
+            l.p50, l.p90, l.p99, l.p999, l.max
+        );
+    }
     let a = &r.ack_ms;
     println!(
         "  send→ack    p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2} ms",
@@ -1490,6 +1530,7 @@ mod tests {
     fn stamps_are_read_back_from_frames() {
         let frame = r#"{"message":{"clientMsgId":"v1-2","content":"t=12345; visitor 1"},"type":"visitor:message"}"#;
         assert_eq!(stamp(frame), Some(12345));
+        assert_eq!(message_key(frame), Some((1 << 32) | 2));
         assert!(is_kind(frame, "visitor:message"));
         assert_eq!(stamp(r#"{"message":{"content":"hello"}}"#), None);
     }
