@@ -130,6 +130,10 @@ impl App {
         let running = self.start();
         let router = router(self.state.clone());
         tracing::info!(listen = %bound, url = self.state.base_url(), "serving");
+        // Small live frames must not wait for the peer's delayed ACKs.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
