@@ -326,28 +326,12 @@ impl AgentSocket {
         let me = self.caller.id();
         let teams = (self.caller.role() < Role::Admin).then_some(&self.caller.agent.team_ids[..]);
         let wanted = |t: &crate::threads::model::Thread| dispatch::routed(t, me, teams);
-        match replay::for_agent(&read, &self.spaces, after, &wanted) {
-            Ok(Some(frames)) => {
-                let mut out = Vec::with_capacity(frames.len() + 1);
-                let mut replayed = Vec::new();
-                for (id, text) in frames {
-                    if !self.already_sent(id) {
-                        replayed.push(id);
-                        out.push(text);
-                    }
-                }
-                for &id in &replayed {
-                    self.sent(id);
-                }
-                out.push(frame("resumed", json!({ "count": replayed.len() })));
-                out
-            }
-            Ok(None) => vec![frame(
-                "resync",
-                json!({ "reason": "too many missed messages" }),
-            )],
-            Err(_) => vec![protocol::error("unavailable", "try again")],
+        let result = replay::for_agent(&read, &self.spaces, after, &wanted);
+        let (out, replayed) = rt::replay_reply(result, |id| self.already_sent(id));
+        for id in replayed {
+            self.sent(id);
         }
+        out
     }
 
     async fn handle(&mut self, text: &str, conn: &mut Connection) -> Vec<String> {

@@ -154,3 +154,41 @@ pub fn close_for_error(error: &axum::Error) -> (u16, &'static str) {
 pub fn closing(state: &AppState) -> bool {
     state.hub.is_closing()
 }
+
+/// The answer to a replay: the frames not already sent, then `resumed`;
+/// `resync` when there were too many. Returns the ids it replayed, which
+/// the socket then counts as sent.
+pub fn replay_reply(
+    result: crate::store::Result<Option<Vec<(crate::ids::MessageId, String)>>>,
+    already_sent: impl Fn(crate::ids::MessageId) -> bool,
+) -> (Vec<String>, Vec<crate::ids::MessageId>) {
+    use serde_json::json;
+    match result {
+        Ok(Some(frames)) => {
+            let mut out = Vec::with_capacity(frames.len() + 1);
+            let mut replayed = Vec::new();
+            for (id, text) in frames {
+                if !already_sent(id) {
+                    replayed.push(id);
+                    out.push(text);
+                }
+            }
+            out.push(protocol::frame(
+                "resumed",
+                json!({ "count": replayed.len() }),
+            ));
+            (out, replayed)
+        }
+        Ok(None) => (
+            vec![protocol::frame(
+                "resync",
+                json!({ "reason": "too many missed messages" }),
+            )],
+            Vec::new(),
+        ),
+        Err(_) => (
+            vec![protocol::error("unavailable", "try again")],
+            Vec::new(),
+        ),
+    }
+}

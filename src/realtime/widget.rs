@@ -248,28 +248,12 @@ impl WidgetSocket {
         let Ok(read) = self.state.store.read() else {
             return vec![protocol::error("unavailable", "try again")];
         };
-        match replay::for_visitor(&read, self.visitor.id, after) {
-            Ok(Some(frames)) => {
-                let mut out = Vec::with_capacity(frames.len() + 1);
-                let mut replayed = Vec::new();
-                for (id, text) in frames {
-                    if !self.already_sent(id) {
-                        replayed.push(id);
-                        out.push(text);
-                    }
-                }
-                for &id in &replayed {
-                    self.sent(id);
-                }
-                out.push(frame("resumed", json!({ "count": replayed.len() })));
-                out
-            }
-            Ok(None) => vec![frame(
-                "resync",
-                json!({ "reason": "too many missed messages" }),
-            )],
-            Err(_) => vec![protocol::error("unavailable", "try again")],
+        let result = replay::for_visitor(&read, self.visitor.id, after);
+        let (out, replayed) = rt::replay_reply(result, |id| self.already_sent(id));
+        for id in replayed {
+            self.sent(id);
         }
+        out
     }
 
     /// Handles one client frame; returns the frames to answer with.
