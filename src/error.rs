@@ -51,6 +51,9 @@ pub enum AppError {
     /// 500: logged, never shown in detail.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 500: storage itself failed (logged, never shown in detail).
+    #[error("storage: {0}")]
+    Storage(String),
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -82,7 +85,7 @@ impl AppError {
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Internal(_) | AppError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -98,14 +101,14 @@ impl AppError {
             AppError::Unprocessable(_) => "unprocessable",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) => "unavailable",
-            AppError::Internal(_) => "internal",
+            AppError::Internal(_) | AppError::Storage(_) => "internal",
         }
     }
 
     /// The message clients see; internal details stay in the log.
     pub fn public_message(&self) -> String {
         match self {
-            AppError::Internal(_) => "internal error".to_owned(),
+            AppError::Internal(_) | AppError::Storage(_) => "internal error".to_owned(),
             other => other.to_string(),
         }
     }
@@ -118,7 +121,7 @@ pub fn envelope(code: &str, message: &str) -> serde_json::Value {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if let AppError::Internal(detail) = &self {
+        if let AppError::Internal(detail) | AppError::Storage(detail) = &self {
             tracing::error!(%detail, "request failed");
         }
         let status = self.status();
@@ -144,10 +147,16 @@ impl IntoResponse for AppError {
 impl From<store::Error> for AppError {
     fn from(e: store::Error) -> Self {
         match e {
-            store::Error::Domain(app) => *app,
+            store::Error::Storage(detail) => AppError::Storage(detail),
             store::Error::ShuttingDown => AppError::Unavailable("shutting down".into()),
             other => AppError::Internal(other.to_string()),
         }
+    }
+}
+
+impl store::WriteError for AppError {
+    fn is_storage(&self) -> bool {
+        matches!(self, AppError::Storage(_))
     }
 }
 

@@ -8,7 +8,8 @@ use crate::auth::limits::RateLimits;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
-use crate::store::Store;
+use crate::error::AppResult;
+use crate::store::{Store, WriteTx};
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -50,6 +51,16 @@ impl AppState {
         self.base_url
             .get()
             .map_or("http://127.0.0.1:8080", String::as_str)
+    }
+
+    /// Runs a use case's write closure in the next group commit
+    /// ([`Store::write`]); the closure refuses with an [`AppError`].
+    pub async fn write<T, F>(&self, op: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut WriteTx<'_>) -> AppResult<T> + Send + 'static,
+    {
+        self.store.write(op).await
     }
 
     pub(crate) fn set_base_url(&self, url: String) {

@@ -917,8 +917,7 @@ async fn age(server: &TestServer, id: &str, days: i64) {
     a.created_at -= chrono::Duration::days(days);
     server
         .app_state
-        .store
-        .write(move |tx| tx.put(&a))
+        .write(move |tx| Ok(tx.put(&a)?))
         .await
         .unwrap();
 }

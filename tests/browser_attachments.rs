@@ -469,8 +469,7 @@ async fn an_agent_attaches_a_pdf_and_the_visitor_gets_the_file_chip() {
     a.created_at -= chrono::Duration::days(365);
     server
         .app_state
-        .store
-        .write(move |tx| tx.put(&a))
+        .write(move |tx| Ok(tx.put(&a)?))
         .await
         .unwrap();
     let report = mychat::attachments::service::run_retention(&server.app_state)

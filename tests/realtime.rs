@@ -817,11 +817,10 @@ async fn every_thread_state_change_reaches_agent_and_widget_sockets() {
     let id: ThreadId = thread.parse().unwrap();
     w.server
         .app_state
-        .store
         .write(move |tx| {
             let mut t = tx.thread(id)?.expect("thread");
             t.last_activity_at = chrono::Utc::now() - chrono::Duration::days(3);
-            tx.put(&t)
+            Ok(tx.put(&t)?)
         })
         .await
         .unwrap();
@@ -1364,7 +1363,6 @@ async fn burst(
     let thread_id: ThreadId = thread.parse().unwrap();
     server
         .app_state
-        .store
         .write(move |tx| {
             let mut a = tx.agent(agent_id)?.expect("agent");
             let mut t = tx.thread(thread_id)?.expect("thread");

@@ -194,8 +194,7 @@ async fn inactive_threads_expire() {
     let s = space.clone();
     server
         .app_state
-        .store
-        .write(move |tx| tx.put(&s))
+        .write(move |tx| Ok(tx.put(&s)?))
         .await
         .unwrap();
     let v = visitor(&server, &space).await;
@@ -206,8 +205,7 @@ async fn inactive_threads_expire() {
     aged.last_activity_at = chrono::Utc::now() - chrono::Duration::minutes(31);
     server
         .app_state
-        .store
-        .write(move |tx| tx.put(&aged))
+        .write(move |tx| Ok(tx.put(&aged)?))
         .await
         .unwrap();
 
@@ -242,8 +240,7 @@ async fn the_expiry_job_runs_in_the_background() {
     let s = space.clone();
     server
         .app_state
-        .store
-        .write(move |tx| tx.put(&s))
+        .write(move |tx| Ok(tx.put(&s)?))
         .await
         .unwrap();
     let v = visitor(&server, &space).await;
@@ -252,8 +249,7 @@ async fn the_expiry_job_runs_in_the_background() {
     let t = thread.clone();
     server
         .app_state
-        .store
-        .write(move |tx| tx.put(&t))
+        .write(move |tx| Ok(tx.put(&t)?))
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -48,14 +48,14 @@ async fn new_visitor(server: &TestServer, space: SpaceId, number: u64) -> Visito
     let hash = mychat::auth::tokens::hash(&format!("{SESSION_TOKEN}-{number}"));
     server
         .app_state
-        .store
         .write(move |tx| {
             tx.put(&visitor)?;
             tx.put_raw(
                 tables::IDX_VISITOR_TOKEN,
                 &hash,
                 &mychat::store::id_key(visitor.id.as_u128()),
-            )
+            )?;
+            Ok(())
         })
         .await
         .unwrap();
@@ -92,8 +92,7 @@ async fn new_thread(
     let id = thread.id;
     server
         .app_state
-        .store
-        .write(move |tx| tx.put(&thread))
+        .write(move |tx| Ok(tx.put(&thread)?))
         .await
         .unwrap();
     id

@@ -150,26 +150,26 @@ pub fn apply_change(actor: Actor, target: &mut Agent, change: &AgentChange) -> A
 }
 
 /// The agent `id` if it belongs to `org`; anything else reads as absent.
-fn agent_in<R: Reader + ?Sized>(r: &R, org: OrgId, id: AgentId) -> store::Result<Agent> {
+fn agent_in<R: Reader + ?Sized>(r: &R, org: OrgId, id: AgentId) -> AppResult<Agent> {
     match r.agent(id)? {
         Some(a) if a.organization_id == org => Ok(a),
-        _ => Err(AppError::NotFound("agent").into()),
+        _ => Err(AppError::NotFound("agent")),
     }
 }
 
-fn team_in<R: Reader + ?Sized>(r: &R, org: OrgId, id: TeamId) -> store::Result<Team> {
+fn team_in<R: Reader + ?Sized>(r: &R, org: OrgId, id: TeamId) -> AppResult<Team> {
     match r.team(id)? {
         Some(t) if t.organization_id == org => Ok(t),
-        _ => Err(AppError::NotFound("team").into()),
+        _ => Err(AppError::NotFound("team")),
     }
 }
 
 /// Every id must name a team of `org`. An unknown id is the request's
 /// fault (400), not a missing route object (404).
-fn check_teams<R: Reader + ?Sized>(r: &R, org: OrgId, ids: &[TeamId]) -> store::Result<()> {
+fn check_teams<R: Reader + ?Sized>(r: &R, org: OrgId, ids: &[TeamId]) -> AppResult<()> {
     for id in ids {
         if !matches!(r.team(*id)?, Some(t) if t.organization_id == org) {
-            return Err(AppError::validation(format!("teamIds: no team {id}")).into());
+            return Err(AppError::validation(format!("teamIds: no team {id}")));
         }
     }
     Ok(())
@@ -178,7 +178,7 @@ fn check_teams<R: Reader + ?Sized>(r: &R, org: OrgId, ids: &[TeamId]) -> store::
 /// Deletes the agent's outstanding invites (and any expired ones, which
 /// nobody can use anyway). Invites are keyed by token hash, so this scans;
 /// the table holds only unaccepted invites and stays small.
-fn forget_invites(tx: &mut WriteTx<'_>, agent: AgentId, now: DateTime<Utc>) -> store::Result<()> {
+fn forget_invites(tx: &mut WriteTx<'_>, agent: AgentId, now: DateTime<Utc>) -> AppResult<()> {
     let rows = tx.scan(
         tables::INVITES,
         &store::Scan {
@@ -219,7 +219,6 @@ pub async fn rename_organization(
 ) -> AppResult<Organization> {
     let name = crate::validate::name("name", name, MAX_NAME)?;
     let updated = state
-        .store
         .write(move |tx| {
             let mut o = tx.org(org)?.ok_or(AppError::NotFound("organization"))?;
             o.name = name.clone();
@@ -238,7 +237,7 @@ pub fn agents(state: &AppState, org: OrgId) -> AppResult<Vec<Agent>> {
 }
 
 pub fn agent(state: &AppState, org: OrgId, id: AgentId) -> AppResult<Agent> {
-    Ok(agent_in(&state.store.read()?, org, id)?)
+    agent_in(&state.store.read()?, org, id)
 }
 
 /// Changes an agent as `actor` may (see [`apply_change`]). Disabling also
@@ -251,7 +250,6 @@ pub async fn update_agent(
 ) -> AppResult<Agent> {
     let now = Utc::now();
     let updated = state
-        .store
         .write(move |tx| {
             let mut agent = agent_in(tx, actor.org, id)?;
             if let Some(ids) = &change.team_ids {
@@ -294,28 +292,26 @@ pub async fn reissue_invite(state: &AppState, actor: Actor, id: AgentId) -> AppR
         expires_at: now + Duration::hours(state.config.auth.invite_ttl_hours as i64),
     };
     state
-        .store
         .write(move |tx| {
             let agent = agent_in(tx, actor.org, id)?;
             // Whoever holds the link sets the password, so handing out an
             // owner's link would be a way for an admin to become one.
             if agent.role == Role::Owner && actor.role < Role::Owner {
                 return Err(
-                    AppError::Forbidden("only the owner can invite an owner".into()).into(),
+                    AppError::Forbidden("only the owner can invite an owner".into()),
                 );
             }
             if agent.disabled {
-                return Err(AppError::conflict("agent_disabled", "this agent is disabled").into());
+                return Err(AppError::conflict("agent_disabled", "this agent is disabled"));
             }
             if !agent.password_hash.is_empty() {
                 return Err(AppError::conflict(
                     "invite_accepted",
                     "this agent has already set a password",
-                )
-                .into());
+                ));
             }
             forget_invites(tx, id, now)?;
-            tx.put_value(tables::INVITES, &hash, &invite)
+            Ok(tx.put_value(tables::INVITES, &hash, &invite)?)
         })
         .await?;
     tracing::info!(org = %actor.org, actor = %actor.id, agent = %id, "invite issued");
@@ -331,8 +327,8 @@ fn name_taken(teams: &[Team], name: &str, except: Option<TeamId>) -> bool {
         .any(|t| Some(t.id) != except && t.name.to_lowercase() == wanted)
 }
 
-fn team_name_taken() -> store::Error {
-    AppError::conflict("team_name_taken", "a team with this name already exists").into()
+fn team_name_taken() -> AppError {
+    AppError::conflict("team_name_taken", "a team with this name already exists")
 }
 
 /// The organization's teams, in creation order.
@@ -341,7 +337,7 @@ pub fn teams(state: &AppState, org: OrgId) -> AppResult<Vec<Team>> {
 }
 
 pub fn team(state: &AppState, org: OrgId, id: TeamId) -> AppResult<Team> {
-    Ok(team_in(&state.store.read()?, org, id)?)
+    team_in(&state.store.read()?, org, id)
 }
 
 /// Creates a team; names are unique within the organization, ignoring case.
@@ -354,15 +350,14 @@ pub async fn create_team(state: &AppState, org: OrgId, name: &str) -> AppResult<
     };
     let t = team.clone();
     state
-        .store
         .write(move |tx| {
             if tx.org(org)?.is_none() {
-                return Err(AppError::NotFound("organization").into());
+                return Err(AppError::NotFound("organization"));
             }
             if name_taken(&tx.teams_of_org(org)?, &t.name, None) {
                 return Err(team_name_taken());
             }
-            tx.put(&t)
+            Ok(tx.put(&t)?)
         })
         .await?;
     Ok(team)
@@ -371,7 +366,6 @@ pub async fn create_team(state: &AppState, org: OrgId, name: &str) -> AppResult<
 pub async fn rename_team(state: &AppState, org: OrgId, id: TeamId, name: &str) -> AppResult<Team> {
     let name = crate::validate::name("name", name, MAX_NAME)?;
     let updated = state
-        .store
         .write(move |tx| {
             let mut team = team_in(tx, org, id)?;
             if name_taken(&tx.teams_of_org(org)?, &name, Some(id)) {
@@ -389,7 +383,6 @@ pub async fn rename_team(state: &AppState, org: OrgId, id: TeamId, name: &str) -
 /// `teamIds`, so no agent is left pointing at a team that is gone.
 pub async fn delete_team(state: &AppState, org: OrgId, id: TeamId) -> AppResult<()> {
     state
-        .store
         .write(move |tx| {
             team_in(tx, org, id)?;
             let members: Vec<Agent> = tx

@@ -121,17 +121,15 @@ pub async fn create_organization(
     };
     let (o, a) = (org.clone(), agent.clone());
     state
-        .store
         .write(move |tx| {
-            tx.put(&a)?;
+            tx.put(&a).map_err(email_taken)?;
             tx.put(&o)?;
             if demo {
                 tx.put_raw(tables::META, DEMO_ORG_KEY, &store::id_key(o.id.as_u128()))?;
             }
             Ok(())
         })
-        .await
-        .map_err(email_taken)?;
+        .await?;
     Ok((org, agent))
 }
 
@@ -156,15 +154,13 @@ pub async fn create_agent(state: &AppState, org: OrgId, new: NewAgent) -> AppRes
     };
     let a = agent.clone();
     state
-        .store
         .write(move |tx| {
             if tx.org(org)?.is_none() {
-                return Err(AppError::NotFound("organization").into());
+                return Err(AppError::NotFound("organization"));
             }
-            tx.put(&a)
+            tx.put(&a).map_err(email_taken)
         })
-        .await
-        .map_err(email_taken)?;
+        .await?;
     Ok(agent)
 }
 
@@ -182,8 +178,7 @@ pub async fn issue_session(
     };
     let hash = tokens::hash(&refresh);
     state
-        .store
-        .write(move |tx| tx.put_value(tables::REFRESH_TOKENS, &hash, &record))
+        .write(move |tx| Ok(tx.put_value(tables::REFRESH_TOKENS, &hash, &record)?))
         .await?;
     Ok(Session {
         access_token: state.jwt.issue(agent),
@@ -216,7 +211,6 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<Session> {
     let invalid = || AppError::Unauthorized("invalid or expired refresh token".into());
     let hash = tokens::hash(token);
     let agent = state
-        .store
         .write(move |tx| {
             let record = tx.refresh_token(&hash)?.ok_or_else(invalid)?;
             // The token is spent whatever happens next.
@@ -241,7 +235,6 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<Session> {
 /// refresh tokens no longer refresh.
 pub async fn revoke_all(state: &AppState, agent: AgentId) -> AppResult<Agent> {
     let updated = state
-        .store
         .write(move |tx| {
             let mut a = tx.agent(agent)?.ok_or(AppError::NotFound("agent"))?;
             a.token_version += 1;
@@ -261,7 +254,6 @@ pub async fn logout(
 ) -> AppResult<()> {
     let hash = refresh_token.map(tokens::hash);
     state
-        .store
         .write(move |tx| {
             if let Some(h) = &hash {
                 tx.delete_raw(tables::REFRESH_TOKENS, h)?;
@@ -293,7 +285,6 @@ pub async fn set_password(state: &AppState, agent: AgentId, new: &str) -> AppRes
     password::validate(new)?;
     let hash = password::hash(new.to_owned()).await?;
     let updated = state
-        .store
         .write(move |tx| {
             let mut a = tx.agent(agent)?.ok_or(AppError::NotFound("agent"))?;
             a.password_hash = hash.clone();
@@ -315,8 +306,7 @@ pub async fn create_invite(state: &AppState, agent: AgentId) -> AppResult<String
     };
     let hash = tokens::hash(&token);
     state
-        .store
-        .write(move |tx| tx.put_value(tables::INVITES, &hash, &invite))
+        .write(move |tx| Ok(tx.put_value(tables::INVITES, &hash, &invite)?))
         .await?;
     Ok(token)
 }
@@ -328,16 +318,15 @@ pub async fn accept_invite(state: &AppState, token: &str, new_password: &str) ->
     let hash_of_token = tokens::hash(token);
     let password_hash = password::hash(new_password.to_owned()).await?;
     let agent = state
-        .store
         .write(move |tx| {
             let invite = tx.invite(&hash_of_token)?.ok_or_else(invalid)?;
             if invite.expires_at < Utc::now() {
-                return Err(invalid().into());
+                return Err(invalid());
             }
             let mut a = tx.agent(invite.agent_id)?.ok_or_else(invalid)?;
             // An invite only sets a first password; it never resets one.
             if a.disabled || !a.password_hash.is_empty() {
-                return Err(invalid().into());
+                return Err(invalid());
             }
             tx.delete_raw(tables::INVITES, &hash_of_token)?;
             a.password_hash = password_hash.clone();

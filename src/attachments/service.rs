@@ -19,7 +19,7 @@ use crate::messages::model::Message;
 use crate::messages::service::{self as messages, Author, NewMessage};
 use crate::spaces::model::{AttachmentPolicy, ChatSpace};
 use crate::state::AppState;
-use crate::store::{self, Reader, WriteTx, id_key};
+use crate::store::{Reader, WriteTx, id_key};
 use crate::threads::model::Thread;
 
 /// Where an upload goes and under whose name.
@@ -191,10 +191,10 @@ where
     };
     // The commit runs to its end even if the client goes away meanwhile, so
     // the files are kept exactly when the metadata is.
-    let store = state.store.clone();
+    let state2 = state.clone();
     let record = attachment.clone();
     tokio::spawn(async move {
-        let committed = store.write(move |tx| tx.put(&record)).await;
+        let committed = state2.write(move |tx| Ok(tx.put(&record)?)).await;
         if committed.is_ok() {
             placed.keep();
         }
@@ -234,12 +234,12 @@ pub fn check_attachable<R: Reader + ?Sized>(
     thread: &Thread,
     author: &Author,
     ids: &[AttachmentId],
-) -> store::Result<Vec<Attachment>> {
+) -> AppResult<Vec<Attachment>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let Some(uploader) = uploader_of(author) else {
-        return Err(AppError::validation("only visitors and agents can attach files").into());
+        return Err(AppError::validation("only visitors and agents can attach files"));
     };
     let space = read
         .space(thread.chat_space_id)?
@@ -248,14 +248,13 @@ pub fn check_attachable<R: Reader + ?Sized>(
     if ids.len() > max {
         return Err(AppError::validation(format!(
             "a message may carry at most {max} attachments here"
-        ))
-        .into());
+        )));
     }
     let mut seen = HashSet::new();
     let mut found = Vec::with_capacity(ids.len());
     for id in ids {
         if !seen.insert(*id) {
-            return Err(AppError::validation("attachmentIds lists a file twice").into());
+            return Err(AppError::validation("attachmentIds lists a file twice"));
         }
         let a = read
             .attachment(*id)?
@@ -270,8 +269,7 @@ pub fn check_attachable<R: Reader + ?Sized>(
             return Err(AppError::conflict(
                 "attachment_already_attached",
                 format!("attachment {id} is already on a message"),
-            )
-            .into());
+            ));
         }
         found.push(a);
     }
@@ -280,7 +278,7 @@ pub fn check_attachable<R: Reader + ?Sized>(
 
 /// Binds checked attachments to the message that carries them, in the
 /// message's write.
-pub fn bind(tx: &mut WriteTx<'_>, found: Vec<Attachment>, message: &Message) -> store::Result<()> {
+pub fn bind(tx: &mut WriteTx<'_>, found: Vec<Attachment>, message: &Message) -> AppResult<()> {
     for mut a in found {
         a.message_id = Some(message.id);
         a.thread_id = Some(message.thread_id);
@@ -291,7 +289,7 @@ pub fn bind(tx: &mut WriteTx<'_>, found: Vec<Attachment>, message: &Message) -> 
 
 /// Marks a message's attachments deleted inside its delete write; returns
 /// the storage keys to remove once that write is committed.
-pub fn delete_of_message(tx: &mut WriteTx<'_>, message: &Message) -> store::Result<Vec<String>> {
+pub fn delete_of_message(tx: &mut WriteTx<'_>, message: &Message) -> AppResult<Vec<String>> {
     let mut keys = Vec::new();
     for r in &message.attachments {
         if let Some(mut a) = tx.attachment(r.id)?
@@ -311,12 +309,12 @@ pub fn delete_of_message(tx: &mut WriteTx<'_>, message: &Message) -> store::Resu
 pub async fn write_then_remove<T, F>(state: &AppState, op: F) -> AppResult<T>
 where
     T: Send + 'static,
-    F: FnMut(&mut WriteTx<'_>) -> store::Result<(T, Vec<String>)> + Send + 'static,
+    F: FnMut(&mut WriteTx<'_>) -> AppResult<(T, Vec<String>)> + Send + 'static,
 {
-    let store = state.store.clone();
+    let state = state.clone();
     let root = files::root(&state.config.data_dir);
     tokio::spawn(async move {
-        let (value, keys) = store.write(op).await?;
+        let (value, keys) = state.write(op).await?;
         files::remove(root, keys).await;
         Ok(value)
     })
@@ -457,7 +455,7 @@ fn expire_batch(
     tx: &mut WriteTx<'_>,
     ids: &[AttachmentId],
     cutoff: chrono::DateTime<Utc>,
-) -> store::Result<(usize, Vec<String>)> {
+) -> AppResult<(usize, Vec<String>)> {
     let now = Utc::now();
     let mut keys = Vec::new();
     let mut expired = 0;

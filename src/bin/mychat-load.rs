@@ -575,8 +575,7 @@ async fn library_threads(state: &AppState, space: &ChatSpace, n: usize) -> Falli
     let visitors: Vec<Visitor> = (0..n).map(|i| visitor(space, i as u64 + 1)).collect();
     let all = visitors.clone();
     state
-        .store
-        .write(move |tx| all.iter().try_for_each(|v| tx.put(v)))
+        .write(move |tx| Ok(all.iter().try_for_each(|v| tx.put(v))?))
         .await
         .map_err(|e| format!("visitors: {e}"))?;
     let mut threads = Vec::with_capacity(n);

@@ -11,7 +11,7 @@ use crate::events::Event;
 use crate::ids::{AttachmentId, MessageId, ThreadId};
 use crate::messages::model::{MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS, Message, SenderType};
 use crate::state::AppState;
-use crate::store::{self, Page, Reader, WriteTx};
+use crate::store::{Page, Reader, WriteTx};
 use crate::threads::model::{LastMessage, ReadMarker, Thread};
 use crate::visitors::model::Visitor;
 
@@ -113,9 +113,9 @@ pub fn existing<R: Reader + ?Sized>(
     read: &R,
     author: &Author,
     new: &NewMessage,
-) -> store::Result<Option<Message>> {
+) -> AppResult<Option<Message>> {
     match &new.client_msg_id {
-        Some(cid) => read.message_by_client_id(author.sender_id(), cid),
+        Some(cid) => Ok(read.message_by_client_id(author.sender_id(), cid)?),
         None => Ok(None),
     }
 }
@@ -128,7 +128,7 @@ pub fn append(
     thread: &mut Thread,
     author: &Author,
     new: &NewMessage,
-) -> store::Result<Message> {
+) -> AppResult<Message> {
     if let Some(reply_to) = new.reply_to_id {
         let target = tx.message(reply_to)?;
         let visible = target.is_some_and(|m| {
@@ -136,7 +136,7 @@ pub fn append(
                 && (author.sender_type() != SenderType::Visitor || m.visible_to_visitor())
         });
         if !visible {
-            return Err(AppError::validation("replyToId is not a message of this thread").into());
+            return Err(AppError::validation("replyToId is not a message of this thread"));
         }
     }
     let files = attachments::check_attachable(tx, thread, author, &new.attachments)?;
@@ -268,25 +268,23 @@ pub async fn edit(
     let window = Duration::seconds(state.config.limits.edit_window_secs as i64);
     let agent = agent.clone();
     let message = state
-        .store
         .write(move |tx| {
             let mut m = message_of_org(tx, agent.organization_id, id)?;
             if m.sender_type != SenderType::Agent || m.sender_id != agent.id.0 {
                 return Err(
-                    AppError::Forbidden("only the author may edit a message".into()).into(),
+                    AppError::Forbidden("only the author may edit a message".into()),
                 );
             }
             if m.deleted_at.is_some() {
                 return Err(
-                    AppError::conflict("message_deleted", "the message was deleted").into(),
+                    AppError::conflict("message_deleted", "the message was deleted"),
                 );
             }
             if Utc::now() - m.created_at > window {
                 return Err(AppError::conflict(
                     "edit_window_passed",
                     "the message is too old to edit",
-                )
-                .into());
+                ));
             }
             m.content = new.content.clone();
             m.edited_at = Some(Utc::now());
@@ -308,8 +306,7 @@ pub async fn delete(state: &AppState, agent: &Agent, id: MessageId) -> AppResult
         if !own && agent.role < crate::accounts::model::Role::Admin {
             return Err(AppError::Forbidden(
                 "only the author or an admin may delete a message".into(),
-            )
-            .into());
+            ));
         }
         let mut files = Vec::new();
         if m.deleted_at.is_none() {
@@ -340,7 +337,7 @@ fn preview(m: &Message) -> String {
 
 /// Keeps the thread's preview true after a message changes, and tells live
 /// clients about the change.
-fn refresh_preview(tx: &mut WriteTx<'_>, m: &Message) -> store::Result<()> {
+fn refresh_preview(tx: &mut WriteTx<'_>, m: &Message) -> AppResult<()> {
     let Some(mut thread) = tx.thread(m.thread_id)? else {
         return Ok(());
     };
@@ -364,8 +361,8 @@ pub fn message_of_org<R: Reader + ?Sized>(
     read: &R,
     org: crate::ids::OrgId,
     id: MessageId,
-) -> store::Result<Message> {
-    let not_found = || store::Error::from(AppError::NotFound("message"));
+) -> AppResult<Message> {
+    let not_found = || AppError::NotFound("message");
     let m = read.message(id)?.ok_or_else(not_found)?;
     let thread = read.thread(m.thread_id)?.ok_or_else(not_found)?;
     let space = read.space(thread.chat_space_id)?.ok_or_else(not_found)?;

@@ -356,7 +356,6 @@ impl WidgetSocket {
         let id = self.visitor.id;
         let (u, t) = (url.clone(), title.clone());
         self.state
-            .store
             .write(move |tx| {
                 let Some(mut v) = tx.visitor(id)? else {
                     return Ok(());
@@ -364,7 +363,7 @@ impl WidgetSocket {
                 v.metadata.current_url = Some(u.clone());
                 v.metadata.current_title = t.clone();
                 v.metadata.last_seen_at = Some(Utc::now());
-                tx.put(&v)
+                Ok(tx.put(&v)?)
             })
             .await?;
         self.presence(true, Some(&url), title.as_deref());

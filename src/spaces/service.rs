@@ -86,12 +86,11 @@ pub async fn create_with(
     };
     let s = space.clone();
     state
-        .store
         .write(move |tx| {
             if tx.org(org)?.is_none() {
-                return Err(AppError::NotFound("organization").into());
+                return Err(AppError::NotFound("organization"));
             }
-            tx.put(&s)
+            Ok(tx.put(&s)?)
         })
         .await?;
     Ok(space)
@@ -145,7 +144,6 @@ pub async fn update(
         .transpose()?;
     let settings_patch = patch.settings;
     let space = state
-        .store
         .write(move |tx| {
             let mut space = owned(tx, org, id)?;
             if let Some(p) = &settings_patch {
@@ -168,7 +166,6 @@ pub async fn update(
 /// so the key stops resolving in the same commit.
 pub async fn delete(state: &AppState, org: OrgId, id: SpaceId) -> AppResult<()> {
     state
-        .store
         .write(move |tx| {
             owned(tx, org, id)?;
             tx.delete::<ChatSpace>(&id_key(id.as_u128()))?;
@@ -183,7 +180,6 @@ pub async fn rotate_key(state: &AppState, org: OrgId, id: SpaceId) -> AppResult<
     // Drawn outside the closure so a retried closure writes the same key.
     let key = tokens::public_key();
     let space = state
-        .store
         .write(move |tx| {
             let mut space = owned(tx, org, id)?;
             space.widget_key = key.clone();

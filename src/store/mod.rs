@@ -34,7 +34,6 @@ pub use queries::{Page, Reader, ThreadCursor};
 pub use records::{IndexEntry, Record};
 pub use writer::StoreStats;
 
-use crate::error::AppError;
 use crate::events::Event;
 use tables::Table;
 
@@ -52,16 +51,21 @@ pub enum Error {
     /// The database was written by a newer version of the program.
     #[error("database schema {found} is newer than this program's {supported}")]
     SchemaTooNew { found: u64, supported: u64 },
-    /// A rule of the use case refused the write.
-    #[error(transparent)]
-    Domain(Box<AppError>),
     #[error("store is shutting down")]
     ShuttingDown,
 }
 
-impl From<AppError> for Error {
-    fn from(e: AppError) -> Self {
-        Error::Domain(Box::new(e))
+/// What a write closure may fail with: the caller's own error type (the
+/// store never names it), able to carry a store error and to say whether
+/// it is a failure of storage itself. The writer needs that to know a
+/// broken transaction from a refused write.
+pub trait WriteError: From<Error> + Send + 'static {
+    fn is_storage(&self) -> bool;
+}
+
+impl WriteError for Error {
+    fn is_storage(&self) -> bool {
+        matches!(self, Error::Storage(_))
     }
 }
 
@@ -135,10 +139,14 @@ impl Store {
     /// Runs `op` in the next group commit and returns its result once the
     /// commit is durable. `op` may run more than once (see the module docs),
     /// so it must not have effects outside the transaction.
-    pub async fn write<T, F>(&self, op: F) -> Result<T>
+    ///
+    /// The closure fails with the caller's error type `E`; store errors
+    /// inside it convert with `?`.
+    pub async fn write<T, E, F>(&self, op: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnMut(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
+        E: WriteError,
+        F: FnMut(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = writer::Job::new(op, reply);
@@ -146,9 +154,16 @@ impl Store {
             .jobs
             .send(writer::Msg::Job(job))
             .await
-            .map_err(|_| Error::ShuttingDown)?;
-        let value = answer.await.map_err(|_| Error::ShuttingDown)??;
-        Ok(*value.downcast::<T>().expect("a write returns its own type"))
+            .map_err(|_| E::from(Error::ShuttingDown))?;
+        match answer.await.map_err(|_| E::from(Error::ShuttingDown))? {
+            writer::Outcome::Done(value) => {
+                Ok(*value.downcast::<T>().expect("a write returns its own type"))
+            }
+            writer::Outcome::Refused(error) => {
+                Err(*error.downcast::<E>().expect("a write fails with its own type"))
+            }
+            writer::Outcome::Store(error) => Err(E::from(error)),
+        }
     }
 
     /// Commits everything already queued, then stops the writer. Later

@@ -9,27 +9,52 @@ use std::time::Instant;
 use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CommitListener, Error, Result, WriteTx};
+use super::{CommitListener, Error, Result, WriteError, WriteTx};
 use crate::events::Event;
 
 pub type ListenerSlot = std::sync::OnceLock<CommitListener>;
 
 type Boxed = Box<dyn Any + Send>;
-type Op = Box<dyn FnMut(&mut WriteTx<'_>) -> Result<Boxed> + Send>;
+
+/// A write closure's failure, with its error type erased.
+struct Failure {
+    error: Boxed,
+    /// Storage itself failed: the transaction cannot be trusted.
+    storage: bool,
+}
+
+type Op = Box<dyn FnMut(&mut WriteTx<'_>) -> std::result::Result<Boxed, Failure> + Send>;
+
+/// What a write's caller hears back.
+pub enum Outcome {
+    /// The closure's value, after the commit.
+    Done(Boxed),
+    /// The closure's own error (of the caller's type); nothing was written.
+    Refused(Boxed),
+    /// The commit (or the transaction) failed.
+    Store(Error),
+}
 
 pub struct Job {
     op: Op,
-    reply: oneshot::Sender<Result<Boxed>>,
+    reply: oneshot::Sender<Outcome>,
 }
 
 impl Job {
-    pub fn new<T, F>(mut op: F, reply: oneshot::Sender<Result<Boxed>>) -> Job
+    pub fn new<T, E, F>(mut op: F, reply: oneshot::Sender<Outcome>) -> Job
     where
         T: Send + 'static,
-        F: FnMut(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
+        E: WriteError,
+        F: FnMut(&mut WriteTx<'_>) -> std::result::Result<T, E> + Send + 'static,
     {
         Job {
-            op: Box::new(move |tx| op(tx).map(|v| Box::new(v) as Boxed)),
+            op: Box::new(move |tx| match op(tx) {
+                Ok(v) => Ok(Box::new(v) as Boxed),
+                Err(e) => Err(Failure {
+                    storage: e.is_storage(),
+                    error: Box::new(e),
+                }),
+            }),
             reply,
         }
     }
@@ -176,7 +201,7 @@ fn commit_batch(db: &Database, stats: &Stats, listener: &ListenerSlot, mut jobs:
             Ok(txn) => txn,
             Err(e) => return fail_all(jobs, &Error::from(e)),
         };
-        let mut results: Vec<Result<Boxed>> = Vec::with_capacity(jobs.len());
+        let mut results: Vec<Outcome> = Vec::with_capacity(jobs.len());
         let mut events: Vec<Event> = Vec::new();
         let mut poisoned = None;
         {
@@ -192,9 +217,9 @@ fn commit_batch(db: &Database, stats: &Stats, listener: &ListenerSlot, mut jobs:
                 match result {
                     Ok(value) => {
                         events.extend(emitted);
-                        results.push(Ok(value));
+                        results.push(Outcome::Done(value));
                     }
-                    Err(e) if !tx.dirty && !matches!(e, Error::Storage(_)) => results.push(Err(e)),
+                    Err(e) if !tx.dirty && !e.storage => results.push(Outcome::Refused(e.error)),
                     Err(e) => {
                         poisoned = Some((i, e));
                         break;
@@ -206,7 +231,7 @@ fn commit_batch(db: &Database, stats: &Stats, listener: &ListenerSlot, mut jobs:
             // Undo the whole transaction and run the others again without it.
             let _ = txn.abort();
             let job = jobs.remove(i);
-            let _ = job.reply.send(Err(e));
+            let _ = job.reply.send(Outcome::Refused(e.error));
             if jobs.is_empty() {
                 return;
             }
@@ -238,6 +263,6 @@ fn commit_batch(db: &Database, stats: &Stats, listener: &ListenerSlot, mut jobs:
 
 fn fail_all(jobs: Vec<Job>, error: &Error) {
     for job in jobs {
-        let _ = job.reply.send(Err(Error::Storage(error.to_string())));
+        let _ = job.reply.send(Outcome::Store(Error::Storage(error.to_string())));
     }
 }

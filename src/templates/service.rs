@@ -112,7 +112,6 @@ pub async fn create(state: &AppState, org: OrgId, new: NewTemplate) -> AppResult
     };
     let t = template.clone();
     state
-        .store
         .write(move |tx| {
             // Checked inside the transaction, which also sees the batch's
             // earlier writes, so two creations of one shortcut cannot both win.
@@ -120,7 +119,7 @@ pub async fn create(state: &AppState, org: OrgId, new: NewTemplate) -> AppResult
                 check_space(tx, org, s)?;
             }
             check_shortcut_free(tx, org, &t.shortcut, t.id)?;
-            tx.put(&t)
+            Ok(tx.put(&t)?)
         })
         .await?;
     Ok(template)
@@ -133,7 +132,6 @@ pub async fn update(
     patch: TemplatePatch,
 ) -> AppResult<Template> {
     let template = state
-        .store
         .write(move |tx| {
             let mut t = owned(tx, org, id)?;
             if let Some(shortcut) = &patch.shortcut {
@@ -161,7 +159,6 @@ pub async fn update(
 
 pub async fn delete(state: &AppState, org: OrgId, id: TemplateId) -> AppResult<()> {
     state
-        .store
         .write(move |tx| {
             owned(tx, org, id)?;
             tx.delete::<Template>(&id_key(id.as_u128()))?;

@@ -14,7 +14,7 @@ use crate::ids::{AgentId, MessageId, OrgId, SpaceId, TeamId, ThreadId, VisitorId
 use crate::messages::model::{Message, SenderType};
 use crate::messages::service::{self as messages, Author, NewMessage};
 use crate::state::AppState;
-use crate::store::{self, Page, Reader, Record, ThreadCursor, WriteTx};
+use crate::store::{Page, Reader, Record, ThreadCursor, WriteTx};
 use crate::threads::model::{ReadMarker, Thread, ThreadStatus};
 use crate::visitors::model::Visitor;
 
@@ -41,7 +41,7 @@ pub fn view_of<R: Reader + ?Sized>(
     read: &R,
     thread: Thread,
     viewer: AgentId,
-) -> store::Result<ThreadView> {
+) -> AppResult<ThreadView> {
     let visitor_name = read
         .visitor(thread.visitor_id)?
         .map_or_else(|| "Visitor".to_owned(), |v| v.label());
@@ -62,8 +62,8 @@ pub fn thread_of_org<R: Reader + ?Sized>(
     read: &R,
     org: OrgId,
     id: ThreadId,
-) -> store::Result<Thread> {
-    let not_found = || store::Error::from(AppError::NotFound("thread"));
+) -> AppResult<Thread> {
+    let not_found = || AppError::NotFound("thread");
     let thread = read.thread(id)?.ok_or_else(not_found)?;
     let space = read.space(thread.chat_space_id)?.ok_or_else(not_found)?;
     if space.organization_id != org {
@@ -193,7 +193,7 @@ pub fn list(
         .items
         .into_iter()
         .map(|t| view_of(&read, t, agent.id))
-        .collect::<store::Result<Vec<_>>>()?;
+        .collect::<AppResult<Vec<_>>>()?;
     Ok(Page {
         items,
         next_cursor: page.next_cursor,
@@ -203,10 +203,10 @@ pub fn list(
 pub fn get(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
     let read = state.store.read()?;
     let thread = thread_of_org(&read, caller.org(), id)?;
-    Ok(view_of(&read, thread, caller.id())?)
+    view_of(&read, thread, caller.id())
 }
 
-fn holder_error<R: Reader + ?Sized>(read: &R, holder: AgentId) -> store::Error {
+fn holder_error<R: Reader + ?Sized>(read: &R, holder: AgentId) -> AppError {
     let holder_name = read
         .agent(holder)
         .ok()
@@ -216,18 +216,17 @@ fn holder_error<R: Reader + ?Sized>(read: &R, holder: AgentId) -> store::Error {
         holder_id: holder,
         holder_name,
     }
-    .into()
 }
 
-fn ensure_open(thread: &Thread) -> store::Result<()> {
+fn ensure_open(thread: &Thread) -> AppResult<()> {
     if !thread.status.is_open() {
-        return Err(AppError::conflict("thread_closed", "the thread is closed").into());
+        return Err(AppError::conflict("thread_closed", "the thread is closed"));
     }
     Ok(())
 }
 
 /// Whether `agent` may act on a thread someone holds: the holder or an admin.
-fn ensure_holder_or_admin(tx: &WriteTx<'_>, thread: &Thread, agent: &Agent) -> store::Result<()> {
+fn ensure_holder_or_admin(tx: &WriteTx<'_>, thread: &Thread, agent: &Agent) -> AppResult<()> {
     match thread.assigned_agent_id {
         Some(holder) if holder != agent.id && agent.role < Role::Admin => {
             Err(holder_error(tx, holder))
@@ -253,11 +252,10 @@ async fn change<F>(
     mut apply: F,
 ) -> AppResult<ThreadView>
 where
-    F: FnMut(&mut WriteTx<'_>, &mut Thread, &Agent) -> store::Result<bool> + Send + 'static,
+    F: FnMut(&mut WriteTx<'_>, &mut Thread, &Agent) -> AppResult<bool> + Send + 'static,
 {
     let agent = caller.agent.clone();
     let thread = state
-        .store
         .write(move |tx| {
             let mut thread = thread_of_org(tx, agent.organization_id, id)?;
             if apply(tx, &mut thread, &agent)? {
@@ -270,7 +268,7 @@ where
         })
         .await?;
     let read = state.store.read()?;
-    Ok(view_of(&read, thread, caller.id())?)
+    view_of(&read, thread, caller.id())
 }
 
 /// Claims an unassigned thread. Atomic and first-wins: the loser gets 409
@@ -284,7 +282,7 @@ pub async fn claim(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult
             None => {}
         }
         if !available_to(agent, thread) {
-            return Err(AppError::Forbidden("this thread is for another team".into()).into());
+            return Err(AppError::Forbidden("this thread is for another team".into()));
         }
         assign(thread, agent.id);
         Ok(true)
@@ -323,7 +321,7 @@ pub async fn transfer(
             .filter(|a| a.organization_id == agent.organization_id)
             .ok_or(AppError::NotFound("agent"))?;
         if target.disabled {
-            return Err(AppError::conflict("agent_disabled", "that agent is disabled").into());
+            return Err(AppError::conflict("agent_disabled", "that agent is disabled"));
         }
         assign(thread, target.id);
         Ok(true)
@@ -382,14 +380,13 @@ pub async fn patch(
             if !matches!(status, ThreadStatus::Pending | ThreadStatus::Active) {
                 return Err(AppError::validation(
                     "status may only be set to pending or active here",
-                )
-                .into());
+                ));
             }
             ensure_open(thread)?;
             ensure_holder_or_admin(tx, thread, agent)?;
             if thread.assigned_agent_id.is_none() {
                 return Err(
-                    AppError::conflict("thread_unassigned", "claim the thread first").into(),
+                    AppError::conflict("thread_unassigned", "claim the thread first"),
                 );
             }
         }
@@ -419,7 +416,7 @@ fn seen_up_to<R: Reader + ?Sized>(
     thread: &Thread,
     up_to: MessageId,
     counts_visitor: bool,
-) -> store::Result<u64> {
+) -> AppResult<u64> {
     let total = if counts_visitor {
         thread.visitor_message_count
     } else {
@@ -459,7 +456,6 @@ pub async fn mark_read(
     up_to: MessageId,
 ) -> AppResult<(Thread, bool)> {
     let result = state
-        .store
         .write(move |tx| {
             let mut t = tx.thread(thread)?.ok_or(AppError::NotFound("thread"))?;
             let m = tx
@@ -474,7 +470,7 @@ pub async fn mark_read(
                 return Ok((t, false));
             }
             if matches!(who, ReadBy::Visitor) && m.internal {
-                return Err(AppError::validation("upTo is not a message of this thread").into());
+                return Err(AppError::validation("upTo is not a message of this thread"));
             }
             let seen = seen_up_to(tx, &t, m.id, matches!(who, ReadBy::Agent(_)))?;
             let reader = match &who {
@@ -578,7 +574,7 @@ pub fn new_thread(space: SpaceId, visitor: VisitorId) -> Thread {
 pub fn open_thread_of<R: Reader + ?Sized>(
     read: &R,
     visitor: VisitorId,
-) -> store::Result<Option<Thread>> {
+) -> AppResult<Option<Thread>> {
     Ok(read
         .threads_of_visitor(visitor)?
         .into_iter()
@@ -602,7 +598,6 @@ pub async fn visitor_send(state: &AppState, visitor: &Visitor, new: NewMessage) 
     let author = Author::Visitor(visitor.clone());
     let (visitor_id, space_id) = (visitor.id, visitor.chat_space_id);
     let sent = state
-        .store
         .write(move |tx| {
             if let Some(original) = messages::existing(tx, &author, &new)? {
                 let thread = tx
@@ -653,7 +648,6 @@ pub async fn agent_send(
     let agent = caller.agent.clone();
     let author = Author::Agent(agent.clone());
     let sent = state
-        .store
         .write(move |tx| {
             let mut thread = thread_of_org(tx, agent.organization_id, id)?;
             if let Some(original) = messages::existing(tx, &author, &new)? {
@@ -711,21 +705,19 @@ pub async fn start(
     let agent = caller.agent.clone();
     let author = Author::Agent(agent.clone());
     let sent = state
-        .store
         .write(move |tx| {
             let v = tx.visitor(visitor)?.ok_or(AppError::NotFound("visitor"))?;
             let space = tx
                 .space(v.chat_space_id)?
                 .ok_or(AppError::NotFound("visitor"))?;
             if space.organization_id != agent.organization_id {
-                return Err(AppError::NotFound("visitor").into());
+                return Err(AppError::NotFound("visitor"));
             }
             if let Some(open) = open_thread_of(tx, visitor)? {
                 return Err(AppError::conflict(
                     "thread_open",
                     format!("the visitor already has an open thread {}", open.id),
-                )
-                .into());
+                ));
             }
             let mut thread = new_thread(space.id, visitor);
             thread.subject = subject.clone();
@@ -760,7 +752,6 @@ pub async fn start(
 /// The visitor ends the chat from the widget.
 pub async fn visitor_close(state: &AppState, visitor: VisitorId) -> AppResult<Option<Thread>> {
     let closed = state
-        .store
         .write(move |tx| {
             let Some(mut thread) = open_thread_of(tx, visitor)? else {
                 return Ok(None);
@@ -828,7 +819,6 @@ pub async fn expire_inactive(state: &AppState) -> AppResult<Vec<Thread>> {
         return Ok(Vec::new());
     }
     let expired = state
-        .store
         .write(move |tx| {
             let mut expired = Vec::new();
             for (id, cutoff) in &candidates {

@@ -97,7 +97,6 @@ pub async fn update(
     patch: VisitorPatch,
 ) -> AppResult<Visitor> {
     let visitor = state
-        .store
         .write(move |tx| {
             // Re-read inside the transaction: the widget updates the same
             // record (page, last seen) and its changes must survive.

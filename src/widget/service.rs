@@ -153,7 +153,6 @@ pub async fn open_session(
 async fn touch(state: &AppState, id: VisitorId, req: &SessionRequest) -> AppResult<bool> {
     let req = req.clone();
     let found = state
-        .store
         .write(move |tx| {
             let Some(mut v) = tx.visitor(id)? else {
                 return Ok(false);
@@ -187,7 +186,6 @@ async fn create_visitor(
     let token = tokens::generate();
     let hash = tokens::hash(&token);
     let visitor_id = state
-        .store
         .write(move |tx| {
             let now = Utc::now();
             let visitor = Visitor {
@@ -333,7 +331,6 @@ pub async fn update_visitor(
     patch: VisitorPatch,
 ) -> AppResult<PublicVisitor> {
     let visitor = state
-        .store
         .write(move |tx| {
             // Re-read inside the write so concurrent page/last-seen updates survive.
             let mut v = tx.visitor(id)?.ok_or_else(session_gone)?;
@@ -383,7 +380,6 @@ pub async fn offline(
         .check(&visitor.id.to_string())?;
     let (visitor_id, space_id) = (visitor.id, space.id);
     let thread = state
-        .store
         .write(move |tx| {
             let mut v = tx.visitor(visitor_id)?.ok_or_else(session_gone)?;
             if form.name.is_some() {

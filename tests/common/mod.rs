@@ -283,8 +283,7 @@ pub mod fixtures {
         let v = visitor.clone();
         server
             .app_state
-            .store
-            .write(move |tx| tx.put(&v))
+            .write(move |tx| Ok(tx.put(&v)?))
             .await
             .unwrap();
         visitor
