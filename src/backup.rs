@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::DB_FILE;
+use crate::control::client as control;
 use crate::fsutil::{create_private_dir, sync_dir};
 use crate::store::backup::Summary;
 
@@ -182,7 +183,7 @@ fn data_files(data_dir: &Path) -> io::Result<Vec<(PathBuf, String)>> {
             let skip = name.starts_with('.')
                 || name.ends_with(".tmp")
                 || name.ends_with(".part")
-                || name == crate::control::SOCKET;
+                || name == control::SOCKET;
             if skip || (rel.as_os_str().is_empty() && name == DB_FILE) {
                 continue;
             }
@@ -241,7 +242,11 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<Manifest, BackupError> {
 
 fn write_and_verify(data_dir: &Path, dir: &Path, partial: &Path) -> Result<Manifest, BackupError> {
     let mut file = private_file(partial)?;
-    if !crate::control::request_backup(data_dir, &mut file)? {
+    let answer = control::request(data_dir, "backup", &mut file)?;
+    if let control::Answer::Refused(reason) = answer {
+        return Err(BackupError::Server(reason));
+    }
+    if answer == control::Answer::NoServer {
         // No server: this process may open the database itself.
         let copy = dir.join(format!(".mychat-copy-{}.redb", uuid::Uuid::new_v4()));
         let written = crate::store::backup::backup_file(&data_dir.join(DB_FILE), &copy)
@@ -249,7 +254,7 @@ fn write_and_verify(data_dir: &Path, dir: &Path, partial: &Path) -> Result<Manif
                 crate::store::Error::Storage(m) if m.contains("already open") => {
                     BackupError::Server(format!(
                         "the database is in use, but the server's control socket {} does not answer",
-                        data_dir.join(crate::control::SOCKET).display()
+                        data_dir.join(control::SOCKET).display()
                     ))
                 }
                 e => e.into(),

@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod ids;
 pub mod messages;
 pub mod metrics;
+pub mod ops;
 pub mod realtime;
 pub mod spaces;
 pub mod state;
@@ -35,11 +36,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use axum::{Json, Router, middleware};
+use axum::{Router, middleware};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -157,7 +157,7 @@ impl App {
         self.state
             .set_base_url(self.state.config.tls_base_url(https_bound));
         let mut running = self.start();
-        let tls = match tls::Tls::start(&self.state, &mut running.tasks) {
+        let tls = match tls::Tls::start(&self.state.config, &self.state.tls, &mut running.tasks) {
             Ok(tls) => tls,
             Err(e) => {
                 self.finish(running).await;
@@ -261,15 +261,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::render))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .merge(web::routes())
         .merge(realtime::routes())
         .layer(DefaultBodyLimit::max(state.config.http.body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            metrics::track,
+            ops::track,
         ))
         // Spans name the path only: query strings may carry tokens.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -283,17 +283,4 @@ pub fn router(state: AppState) -> Router {
 
 async fn api_not_found() -> AppError {
     AppError::NotFound("route")
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let ready = state.store.is_running() && state.store.read().is_ok();
-    if ready {
-        (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))).into_response()
-    } else {
-        AppError::Unavailable("store is not available".into()).into_response()
-    }
 }

@@ -3,15 +3,8 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use crate::state::AppState;
-use crate::store::Reader;
+use crate::store::StoreStats;
 use crate::threads::model::ThreadStatus;
 
 /// Upper bounds, in seconds, of the latency histogram.
@@ -37,56 +30,47 @@ impl Metrics {
         self.latency_micros_sum
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
-}
 
-/// Middleware recording every request's status and latency.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let _route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    state
-        .metrics
-        .observe(response.status().as_u16(), started.elapsed().as_secs_f64());
-    response
-}
-
-pub async fn render(State(state): State<AppState>) -> Response {
-    let m = &state.metrics;
-    let mut out = String::with_capacity(4096);
-    out.push_str("# HELP mychat_http_requests_total HTTP requests by status class.\n");
-    out.push_str("# TYPE mychat_http_requests_total counter\n");
-    for (i, c) in m.requests.iter().enumerate() {
+    /// Appends the request counters and the latency histogram.
+    pub fn render(&self, out: &mut String) {
+        let m = self;
+        out.push_str("# HELP mychat_http_requests_total HTTP requests by status class.\n");
+        out.push_str("# TYPE mychat_http_requests_total counter\n");
+        for (i, c) in m.requests.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "mychat_http_requests_total{{class=\"{}xx\"}} {}",
+                i + 1,
+                c.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP mychat_http_request_duration_seconds HTTP request latency.\n");
+        out.push_str("# TYPE mychat_http_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, c) in m.latency_buckets.iter().enumerate() {
+            cumulative += c.load(Ordering::Relaxed);
+            let le = LATENCY_BUCKETS
+                .get(i)
+                .map_or("+Inf".to_owned(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "mychat_http_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
         let _ = writeln!(
             out,
-            "mychat_http_requests_total{{class=\"{}xx\"}} {}",
-            i + 1,
-            c.load(Ordering::Relaxed)
+            "mychat_http_request_duration_seconds_sum {}",
+            m.latency_micros_sum.load(Ordering::Relaxed) as f64 / 1e6
         );
-    }
-    out.push_str("# HELP mychat_http_request_duration_seconds HTTP request latency.\n");
-    out.push_str("# TYPE mychat_http_request_duration_seconds histogram\n");
-    let mut cumulative = 0;
-    for (i, c) in m.latency_buckets.iter().enumerate() {
-        cumulative += c.load(Ordering::Relaxed);
-        let le = LATENCY_BUCKETS
-            .get(i)
-            .map_or("+Inf".to_owned(), |b| b.to_string());
         let _ = writeln!(
             out,
-            "mychat_http_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            "mychat_http_request_duration_seconds_count {cumulative}"
         );
     }
-    let _ = writeln!(
-        out,
-        "mychat_http_request_duration_seconds_sum {}",
-        m.latency_micros_sum.load(Ordering::Relaxed) as f64 / 1e6
-    );
-    let _ = writeln!(
-        out,
-        "mychat_http_request_duration_seconds_count {cumulative}"
-    );
+}
 
-    let s = state.store.stats();
+/// Appends the group-commit writer's counters and batch-size histogram.
+pub fn render_store(s: &StoreStats, out: &mut String) {
     out.push_str("# HELP mychat_store_commits_total Durable commits of the group-commit writer.\n");
     out.push_str("# TYPE mychat_store_commits_total counter\n");
     let _ = writeln!(out, "mychat_store_commits_total {}", s.commits);
@@ -119,30 +103,13 @@ pub async fn render(State(state): State<AppState>) -> Response {
         "mychat_store_commit_seconds_total {}",
         s.commit_seconds
     );
-
-    if let Ok(counts) = open_thread_counts(&state) {
-        out.push_str("# HELP mychat_threads Threads by status.\n");
-        out.push_str("# TYPE mychat_threads gauge\n");
-        for (status, n) in counts {
-            let _ = writeln!(out, "mychat_threads{{status=\"{}\"}} {n}", status.as_str());
-        }
-    }
-    state.tls.render(&mut out);
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
-fn open_thread_counts(state: &AppState) -> crate::store::Result<Vec<(ThreadStatus, usize)>> {
-    let read = state.store.read()?;
-    let open = [
-        ThreadStatus::Unassigned,
-        ThreadStatus::Active,
-        ThreadStatus::Pending,
-    ];
-    let mut counts: Vec<(ThreadStatus, usize)> = open.iter().map(|s| (*s, 0)).collect();
-    for org_space in read.all_spaces()? {
-        for (status, n) in counts.iter_mut() {
-            *n += read.count_threads(org_space.id, *status)?;
-        }
+/// Appends the open-thread gauge.
+pub fn render_threads(counts: &[(ThreadStatus, usize)], out: &mut String) {
+    out.push_str("# HELP mychat_threads Threads by status.\n");
+    out.push_str("# TYPE mychat_threads gauge\n");
+    for (status, n) in counts {
+        let _ = writeln!(out, "mychat_threads{{status=\"{}\"}} {n}", status.as_str());
     }
-    Ok(counts)
 }

@@ -6,9 +6,9 @@ use std::sync::{Arc, OnceLock};
 use crate::auth::jwt::JwtKeys;
 use crate::auth::limits::RateLimits;
 use crate::config::Config;
+use crate::error::AppResult;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
-use crate::error::AppResult;
 use crate::store::{Store, WriteTx};
 
 #[derive(Clone)]
@@ -22,7 +22,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub hub: Arc<Hub>,
     /// Certificate expiry for `/metrics` (empty without TLS).
-    pub tls: crate::tls::TlsStatus,
+    pub tls: Arc<crate::tls::TlsStatus>,
     /// Set once the listener is bound (or from `public_url`).
     base_url: OnceLock<String>,
 }

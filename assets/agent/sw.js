@@ -24,6 +24,7 @@ const SHELL = [
   '/app/views/conversation.js',
   '/app/views/inbox.js',
   '/app/views/login.js',
+  '/app/views/status-line.js',
   '/app/views/presence.js',
   '/app/views/visitor.js',
   '/app/views/widget-preview.js',

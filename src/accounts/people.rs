@@ -297,12 +297,15 @@ pub async fn reissue_invite(state: &AppState, actor: Actor, id: AgentId) -> AppR
             // Whoever holds the link sets the password, so handing out an
             // owner's link would be a way for an admin to become one.
             if agent.role == Role::Owner && actor.role < Role::Owner {
-                return Err(
-                    AppError::Forbidden("only the owner can invite an owner".into()),
-                );
+                return Err(AppError::Forbidden(
+                    "only the owner can invite an owner".into(),
+                ));
             }
             if agent.disabled {
-                return Err(AppError::conflict("agent_disabled", "this agent is disabled"));
+                return Err(AppError::conflict(
+                    "agent_disabled",
+                    "this agent is disabled",
+                ));
             }
             if !agent.password_hash.is_empty() {
                 return Err(AppError::conflict(

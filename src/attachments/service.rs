@@ -239,7 +239,9 @@ pub fn check_attachable<R: Reader + ?Sized>(
         return Ok(Vec::new());
     }
     let Some(uploader) = uploader_of(author) else {
-        return Err(AppError::validation("only visitors and agents can attach files"));
+        return Err(AppError::validation(
+            "only visitors and agents can attach files",
+        ));
     };
     let space = read
         .space(thread.chat_space_id)?

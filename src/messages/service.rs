@@ -136,7 +136,9 @@ pub fn append(
                 && (author.sender_type() != SenderType::Visitor || m.visible_to_visitor())
         });
         if !visible {
-            return Err(AppError::validation("replyToId is not a message of this thread"));
+            return Err(AppError::validation(
+                "replyToId is not a message of this thread",
+            ));
         }
     }
     let files = attachments::check_attachable(tx, thread, author, &new.attachments)?;
@@ -271,14 +273,15 @@ pub async fn edit(
         .write(move |tx| {
             let mut m = message_of_org(tx, agent.organization_id, id)?;
             if m.sender_type != SenderType::Agent || m.sender_id != agent.id.0 {
-                return Err(
-                    AppError::Forbidden("only the author may edit a message".into()),
-                );
+                return Err(AppError::Forbidden(
+                    "only the author may edit a message".into(),
+                ));
             }
             if m.deleted_at.is_some() {
-                return Err(
-                    AppError::conflict("message_deleted", "the message was deleted"),
-                );
+                return Err(AppError::conflict(
+                    "message_deleted",
+                    "the message was deleted",
+                ));
             }
             if Utc::now() - m.created_at > window {
                 return Err(AppError::conflict(

@@ -159,9 +159,9 @@ impl Store {
             writer::Outcome::Done(value) => {
                 Ok(*value.downcast::<T>().expect("a write returns its own type"))
             }
-            writer::Outcome::Refused(error) => {
-                Err(*error.downcast::<E>().expect("a write fails with its own type"))
-            }
+            writer::Outcome::Refused(error) => Err(*error
+                .downcast::<E>()
+                .expect("a write fails with its own type")),
             writer::Outcome::Store(error) => Err(E::from(error)),
         }
     }

@@ -263,6 +263,8 @@ fn commit_batch(db: &Database, stats: &Stats, listener: &ListenerSlot, mut jobs:
 
 fn fail_all(jobs: Vec<Job>, error: &Error) {
     for job in jobs {
-        let _ = job.reply.send(Outcome::Store(Error::Storage(error.to_string())));
+        let _ = job
+            .reply
+            .send(Outcome::Store(Error::Storage(error.to_string())));
     }
 }

@@ -58,11 +58,7 @@ pub fn view_of<R: Reader + ?Sized>(
 }
 
 /// A thread of a space of `org`; otherwise 404.
-pub fn thread_of_org<R: Reader + ?Sized>(
-    read: &R,
-    org: OrgId,
-    id: ThreadId,
-) -> AppResult<Thread> {
+pub fn thread_of_org<R: Reader + ?Sized>(read: &R, org: OrgId, id: ThreadId) -> AppResult<Thread> {
     let not_found = || AppError::NotFound("thread");
     let thread = read.thread(id)?.ok_or_else(not_found)?;
     let space = read.space(thread.chat_space_id)?.ok_or_else(not_found)?;
@@ -282,7 +278,9 @@ pub async fn claim(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult
             None => {}
         }
         if !available_to(agent, thread) {
-            return Err(AppError::Forbidden("this thread is for another team".into()));
+            return Err(AppError::Forbidden(
+                "this thread is for another team".into(),
+            ));
         }
         assign(thread, agent.id);
         Ok(true)
@@ -321,7 +319,10 @@ pub async fn transfer(
             .filter(|a| a.organization_id == agent.organization_id)
             .ok_or(AppError::NotFound("agent"))?;
         if target.disabled {
-            return Err(AppError::conflict("agent_disabled", "that agent is disabled"));
+            return Err(AppError::conflict(
+                "agent_disabled",
+                "that agent is disabled",
+            ));
         }
         assign(thread, target.id);
         Ok(true)
@@ -385,9 +386,10 @@ pub async fn patch(
             ensure_open(thread)?;
             ensure_holder_or_admin(tx, thread, agent)?;
             if thread.assigned_agent_id.is_none() {
-                return Err(
-                    AppError::conflict("thread_unassigned", "claim the thread first"),
-                );
+                return Err(AppError::conflict(
+                    "thread_unassigned",
+                    "claim the thread first",
+                ));
             }
         }
         if let Some(Some(team)) = p.team_id {

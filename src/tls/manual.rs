@@ -8,30 +8,36 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::certs::{certified_key, key_info, unix_to_rfc3339};
-use super::{Certs, TlsError};
-use crate::state::AppState;
+use super::{Certs, TlsError, TlsStatus};
+use crate::config::TlsConfig;
 use crate::tasks::{Stop, Tasks};
 
 /// How often the files' modification times are looked at.
 const POLL: Duration = Duration::from_secs(2);
 
 /// Loads the files (an error stops the start) and starts the reloader.
-pub fn start(state: &AppState, certs: &Arc<Certs>, tasks: &mut Tasks) -> Result<(), TlsError> {
+pub fn start(
+    settings: &TlsConfig,
+    status: &Arc<TlsStatus>,
+    certs: &Arc<Certs>,
+    tasks: &mut Tasks,
+) -> Result<(), TlsError> {
     let files = Files {
-        cert: PathBuf::from(&state.config.tls.cert_file),
-        key: PathBuf::from(&state.config.tls.key_file),
+        cert: PathBuf::from(&settings.cert_file),
+        key: PathBuf::from(&settings.key_file),
+        domains: settings.domains.clone(),
     };
     let seen = files.modified();
-    install(state, certs, &files)?;
+    install(status, certs, &files)?;
     #[cfg(unix)]
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| TlsError::Invalid(format!("cannot listen for SIGHUP: {e}")))?;
-    let (state, certs) = (state.clone(), certs.clone());
+    let (status, certs) = (status.clone(), certs.clone());
     tasks.spawn("tls-reload", move |stop| async move {
         #[cfg(unix)]
-        reload_loop(state, certs, files, seen, stop, hangup).await;
+        reload_loop(status, certs, files, seen, stop, hangup).await;
         #[cfg(not(unix))]
-        reload_loop(state, certs, files, seen, stop).await;
+        reload_loop(status, certs, files, seen, stop).await;
     });
     Ok(())
 }
@@ -39,6 +45,8 @@ pub fn start(state: &AppState, certs: &Arc<Certs>, tasks: &mut Tasks) -> Result<
 struct Files {
     cert: PathBuf,
     key: PathBuf,
+    /// The configured names, for a certificate that names none.
+    domains: Vec<String>,
 }
 
 impl Files {
@@ -55,15 +63,15 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn install(state: &AppState, certs: &Certs, files: &Files) -> Result<(), TlsError> {
+fn install(status: &TlsStatus, certs: &Certs, files: &Files) -> Result<(), TlsError> {
     let key = certified_key(&read(&files.cert)?, &read(&files.key)?)?;
     let info = key_info(&key)?;
     let names = if info.names.is_empty() {
-        state.config.tls.domains.clone()
+        files.domains.clone()
     } else {
         info.names.clone()
     };
-    state.tls.set_expiry(&names, info.not_after);
+    status.set_expiry(&names, info.not_after);
     certs.set_current(key);
     tracing::info!(
         cert = %files.cert.display(),
@@ -76,7 +84,7 @@ fn install(state: &AppState, certs: &Certs, files: &Files) -> Result<(), TlsErro
 }
 
 async fn reload_loop(
-    state: AppState,
+    status: Arc<TlsStatus>,
     certs: Arc<Certs>,
     files: Files,
     mut seen: [Option<SystemTime>; 2],
@@ -100,7 +108,7 @@ async fn reload_loop(
             }
         };
         seen = files.modified();
-        if let Err(e) = install(&state, &certs, &files) {
+        if let Err(e) = install(&status, &certs, &files) {
             tracing::error!(reason, error = %e, "certificate reload failed; still serving the previous certificate");
         }
     }

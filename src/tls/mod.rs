@@ -28,7 +28,6 @@ pub use listener::TlsListener;
 pub use redirect::{hsts, redirect_router};
 
 use crate::config::{Config, TlsMode};
-use crate::state::AppState;
 use crate::tasks::Tasks;
 
 /// The ALPN protocol of TLS-ALPN-01 validation (RFC 8737).
@@ -168,16 +167,19 @@ impl Tls {
     /// Manual mode fails when the files cannot be loaded. ACME mode starts
     /// with the stored certificate when there is one; without it, handshakes
     /// fail until the first order succeeds.
-    pub fn start(state: &AppState, tasks: &mut Tasks) -> Result<Tls, TlsError> {
+    pub fn start(
+        config: &Config,
+        status: &Arc<TlsStatus>,
+        tasks: &mut Tasks,
+    ) -> Result<Tls, TlsError> {
         install_crypto_provider();
-        let config: &Config = &state.config;
         let certs = Arc::new(Certs::default());
         let mut alpn = vec![b"http/1.1".to_vec()];
         match config.tls.mode {
             TlsMode::Off => return Err(TlsError::Invalid("tls.mode is off".into())),
-            TlsMode::Manual => manual::start(state, &certs, tasks)?,
+            TlsMode::Manual => manual::start(&config.tls, status, &certs, tasks)?,
             TlsMode::Acme => {
-                acme::start(state, &certs, tasks)?;
+                acme::start(config, status, &certs, tasks)?;
                 alpn.push(ACME_TLS_ALPN.to_vec());
             }
         }

@@ -5,7 +5,7 @@ import { del, get, patch, post } from '../api.js';
 import { copyText, field, h, mount } from '../dom.js';
 import { relativeTime, t } from '../i18n.js';
 import { emit, state } from '../store.js';
-import { statusLine } from './admin.js';
+import { statusLine } from './status-line.js';
 
 export class AgentsPage {
   constructor(root) {

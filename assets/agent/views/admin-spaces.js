@@ -7,7 +7,7 @@ import { del, get, patch, post } from '../api.js';
 import { copyText, field, h, mount } from '../dom.js';
 import { t, weekday } from '../i18n.js';
 import { emit, state } from '../store.js';
-import { statusLine } from './admin.js';
+import { statusLine } from './status-line.js';
 import { WidgetPreview } from './widget-preview.js';
 
 const MB = 1024 * 1024;

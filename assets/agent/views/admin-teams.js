@@ -5,7 +5,7 @@ import { del, get, patch, post } from '../api.js';
 import { field, h, mount } from '../dom.js';
 import { t } from '../i18n.js';
 import { state } from '../store.js';
-import { statusLine } from './admin.js';
+import { statusLine } from './status-line.js';
 
 export class TeamsPage {
   constructor(root) {

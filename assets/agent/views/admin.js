@@ -34,25 +34,3 @@ export class Admin {
     this.current?.destroy?.();
   }
 }
-
-/** A small status line for forms: "Saved" or the server's message. */
-export function statusLine() {
-  const el = h('p', { class: 'form-status', role: 'status', hidden: true });
-  let timer = 0;
-  return {
-    el,
-    ok(text) {
-      el.textContent = text;
-      el.className = 'form-status form-status--ok';
-      el.hidden = false;
-      clearTimeout(timer);
-      timer = setTimeout(() => (el.hidden = true), 4000);
-    },
-    error(e) {
-      el.textContent = typeof e === 'string' ? e : e.message || t('error.generic');
-      el.className = 'form-status form-status--error';
-      el.hidden = false;
-      clearTimeout(timer);
-    },
-  };
-}

@@ -22,9 +22,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use super::certs::{CertInfo, certified_key, key_info, unix_to_rfc3339};
-use super::{Certs, TlsError, provider};
-use crate::config::{AcmeChallenge, TlsConfig};
-use crate::state::AppState;
+use super::{Certs, TlsError, TlsStatus, provider};
+use crate::config::{AcmeChallenge, Config, TlsConfig};
 use crate::tasks::{Stop, Tasks};
 use storage::{Storage, StoredAccount};
 
@@ -43,9 +42,14 @@ pub enum AcmeError {
 const RECHECK: Duration = Duration::from_secs(600);
 
 /// Serves the stored certificate when it fits, and starts the manager.
-pub fn start(state: &AppState, certs: &Arc<Certs>, tasks: &mut Tasks) -> Result<(), TlsError> {
-    let settings = state.config.tls.clone();
-    let storage = Storage::open(storage::dir(&state.config.data_dir))?;
+pub fn start(
+    config: &Config,
+    status: &Arc<TlsStatus>,
+    certs: &Arc<Certs>,
+    tasks: &mut Tasks,
+) -> Result<(), TlsError> {
+    let settings = config.tls.clone();
+    let storage = Storage::open(storage::dir(&config.data_dir))?;
     let client = Arc::new(client_config(&settings.acme_ca_file)?);
     let mut current = None;
     match storage.load_certificate() {
@@ -66,7 +70,7 @@ pub fn start(state: &AppState, certs: &Arc<Certs>, tasks: &mut Tasks) -> Result<
                     "the stored certificate does not name every configured domain; a new one will be ordered"
                 );
             }
-            state.tls.set_expiry(names, stored.info.not_after);
+            status.set_expiry(names, stored.info.not_after);
             certs.set_current(stored.key.clone());
             current = Some(stored);
         }
@@ -76,7 +80,7 @@ pub fn start(state: &AppState, certs: &Arc<Certs>, tasks: &mut Tasks) -> Result<
         }
     }
     let manager = Manager {
-        state: state.clone(),
+        status: status.clone(),
         certs: certs.clone(),
         settings,
         storage,
@@ -91,7 +95,7 @@ pub fn start(state: &AppState, certs: &Arc<Certs>, tasks: &mut Tasks) -> Result<
 }
 
 struct Manager {
-    state: AppState,
+    status: Arc<TlsStatus>,
     certs: Arc<Certs>,
     settings: TlsConfig,
     storage: Storage,
@@ -297,8 +301,7 @@ impl Manager {
             &self.settings.acme_directory,
         )?;
         self.certs.set_current(key.clone());
-        self.state
-            .tls
+        self.status
             .set_expiry(&self.settings.domains, info.not_after);
         self.current = Some(storage::Stored {
             key,

@@ -4,19 +4,20 @@
 //! server runs ask the server through this socket.
 //!
 //! The protocol is one request line (`backup`), answered by `ok` and the
-//! payload until the connection closes, or by `error: <reason>`.
+//! payload until the connection closes, or by `error: <reason>`. This is
+//! the server's side; `client` is the commands' side.
+
+pub mod client;
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::Duration;
 
-use crate::backup::{self, BackupError};
+use crate::backup;
 use crate::state::AppState;
 use crate::tasks::Tasks;
 
-/// The socket's name inside the data dir.
-pub const SOCKET: &str = "mychat.sock";
+pub use client::SOCKET;
 
 /// Listens on the socket until shutdown. Without it the server still runs;
 /// only online backups are unavailable.
@@ -90,26 +91,5 @@ fn answer(state: &AppState, stream: UnixStream) -> std::io::Result<()> {
             written
         }
         other => writeln!(out, "error: unknown command {other:?}"),
-    }
-}
-
-/// Asks a running server for a backup and copies it into `out`. False when
-/// no server answers on the socket.
-pub fn request_backup(data_dir: &Path, out: &mut impl Write) -> Result<bool, BackupError> {
-    let Ok(mut stream) = UnixStream::connect(data_dir.join(SOCKET)) else {
-        return Ok(false);
-    };
-    stream.write_all(b"backup\n")?;
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    reader.read_line(&mut status)?;
-    match status.trim_end() {
-        "ok" => {
-            std::io::copy(&mut reader, out)?;
-            Ok(true)
-        }
-        other => Err(BackupError::Server(
-            other.strip_prefix("error: ").unwrap_or(other).to_owned(),
-        )),
     }
 }
