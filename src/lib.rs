@@ -238,7 +238,7 @@ fn spawn_tasks(state: &AppState) -> tasks::Tasks {
     tasks.every("attachment-retention", period, move || {
         let s = s.clone();
         async move {
-            if let Err(e) = attachments::service::run_retention(&s).await.map(drop) {
+            if let Err(e) = attachments::retention::run_retention(&s).await.map(drop) {
                 tracing::warn!(error = %e, "attachment retention failed");
             }
         }

@@ -948,7 +948,7 @@ async fn retention_removes_old_files_and_keeps_new_ones() {
     let old_path = file_path(&server, &record(&server, &old_id).storage_key);
     let new_path = file_path(&server, &record(&server, &new_id).storage_key);
 
-    let report = mychat::attachments::service::run_retention(&server.app_state)
+    let report = mychat::attachments::retention::run_retention(&server.app_state)
         .await
         .unwrap();
     assert_eq!(report.expired, 1);
@@ -984,7 +984,7 @@ async fn retention_removes_old_files_and_keeps_new_ones() {
     assert_eq!(notice["senderType"], "system");
     assert_eq!(notice["content"], "File expired: old scan.pdf");
     // Running again finds nothing more to do.
-    let again = mychat::attachments::service::run_retention(&server.app_state)
+    let again = mychat::attachments::retention::run_retention(&server.app_state)
         .await
         .unwrap();
     assert_eq!(again, Default::default());

@@ -472,7 +472,7 @@ async fn an_agent_attaches_a_pdf_and_the_visitor_gets_the_file_chip() {
         .write(move |tx| Ok(tx.put(&a)?))
         .await
         .unwrap();
-    let report = mychat::attachments::service::run_retention(&server.app_state)
+    let report = mychat::attachments::retention::run_retention(&server.app_state)
         .await
         .unwrap();
     assert_eq!(report.expired, 1);

@@ -3,9 +3,11 @@
 //! thumbnails of images; retention. Metadata lives in the store, bytes
 //! under `data_dir/attachments/` by random names.
 
+pub mod binding;
 pub mod files;
 pub mod http;
 pub mod model;
 pub mod policy;
+pub mod retention;
 pub mod service;
 pub mod thumbs;

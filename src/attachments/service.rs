@@ -1,26 +1,19 @@
 //! Attachment use cases: receiving an upload, binding uploads to the
 //! message that carries them, the download guard, and retention.
 
-use std::collections::{BTreeMap, HashSet};
-use std::time::Duration as StdDuration;
-
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::accounts::model::Agent;
 use crate::attachments::files::{self, Placed, TempFile};
-use crate::attachments::model::{Attachment, AttachmentRef, Uploader, UploaderKind};
+use crate::attachments::model::{Attachment, Uploader, UploaderKind};
 use crate::attachments::{policy, thumbs};
 use crate::error::{AppError, AppResult};
-use crate::events::Event;
-use crate::ids::{AttachmentId, MessageId, OrgId, SpaceId, ThreadId, VisitorId};
-use crate::messages::model::Message;
-use crate::messages::service::{self as messages, Author, NewMessage};
+use crate::ids::{AttachmentId, OrgId, SpaceId, ThreadId, VisitorId};
 use crate::spaces::model::{AttachmentPolicy, ChatSpace};
 use crate::state::AppState;
-use crate::store::{Reader, WriteTx, id_key};
-use crate::threads::model::Thread;
+use crate::store::Reader;
 
 /// Where an upload goes and under whose name.
 #[derive(Clone, Debug)]
@@ -70,7 +63,7 @@ pub fn agent_scope(
     };
     match (thread, space) {
         (Some(id), None) => {
-            let thread = crate::threads::service::thread_of_org(&read, agent.organization_id, id)?;
+            let thread = crate::threads::rules::thread_of_org(&read, agent.organization_id, id)?;
             let space = read
                 .space(thread.chat_space_id)?
                 .ok_or(AppError::NotFound("thread"))?;
@@ -210,120 +203,6 @@ fn io_error(e: std::io::Error) -> AppError {
     AppError::Internal(format!("attachment storage: {e}"))
 }
 
-/// The uploader a message author stands for, if it can attach files.
-fn uploader_of(author: &Author) -> Option<Uploader> {
-    match author {
-        Author::Visitor(v) => Some(Uploader {
-            kind: UploaderKind::Visitor,
-            id: v.id.0,
-        }),
-        Author::Agent(a) => Some(Uploader {
-            kind: UploaderKind::Agent,
-            id: a.id.0,
-        }),
-        Author::System | Author::Integration(_) => None,
-    }
-}
-
-/// Checks, without writing, that `ids` may go on a new message by `author`
-/// in `thread`: each exists, was uploaded by the author into the thread's
-/// space (and, for agents, for this thread), is on no message yet, and
-/// there are no more than the space allows.
-pub fn check_attachable<R: Reader + ?Sized>(
-    read: &R,
-    thread: &Thread,
-    author: &Author,
-    ids: &[AttachmentId],
-) -> AppResult<Vec<Attachment>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Some(uploader) = uploader_of(author) else {
-        return Err(AppError::validation(
-            "only visitors and agents can attach files",
-        ));
-    };
-    let space = read
-        .space(thread.chat_space_id)?
-        .ok_or(AppError::NotFound("thread"))?;
-    let max = space.settings.attachments.max_count as usize;
-    if ids.len() > max {
-        return Err(AppError::validation(format!(
-            "a message may carry at most {max} attachments here"
-        )));
-    }
-    let mut seen = HashSet::new();
-    let mut found = Vec::with_capacity(ids.len());
-    for id in ids {
-        if !seen.insert(*id) {
-            return Err(AppError::validation("attachmentIds lists a file twice"));
-        }
-        let a = read
-            .attachment(*id)?
-            .filter(|a| {
-                a.is_live()
-                    && a.uploader == uploader
-                    && a.chat_space_id == thread.chat_space_id
-                    && a.thread_id.is_none_or(|t| t == thread.id)
-            })
-            .ok_or(AppError::NotFound("attachment"))?;
-        if a.message_id.is_some() {
-            return Err(AppError::conflict(
-                "attachment_already_attached",
-                format!("attachment {id} is already on a message"),
-            ));
-        }
-        found.push(a);
-    }
-    Ok(found)
-}
-
-/// Binds checked attachments to the message that carries them, in the
-/// message's write.
-pub fn bind(tx: &mut WriteTx<'_>, found: Vec<Attachment>, message: &Message) -> AppResult<()> {
-    for mut a in found {
-        a.message_id = Some(message.id);
-        a.thread_id = Some(message.thread_id);
-        tx.put(&a)?;
-    }
-    Ok(())
-}
-
-/// Marks a message's attachments deleted inside its delete write; returns
-/// the storage keys to remove once that write is committed.
-pub fn delete_of_message(tx: &mut WriteTx<'_>, message: &Message) -> AppResult<Vec<String>> {
-    let mut keys = Vec::new();
-    for r in &message.attachments {
-        if let Some(mut a) = tx.attachment(r.id)?
-            && a.is_live()
-        {
-            a.deleted_at = Some(Utc::now());
-            keys.extend(a.file_keys());
-            tx.put(&a)?;
-        }
-    }
-    Ok(keys)
-}
-
-/// Runs a write that makes stored files garbage (it returns their keys)
-/// and deletes them after the commit. The whole runs to its end even if
-/// the caller goes away, so no file outlives its metadata by accident.
-pub async fn write_then_remove<T, F>(state: &AppState, op: F) -> AppResult<T>
-where
-    T: Send + 'static,
-    F: FnMut(&mut WriteTx<'_>) -> AppResult<(T, Vec<String>)> + Send + 'static,
-{
-    let state = state.clone();
-    let root = files::root(&state.config.data_dir);
-    tokio::spawn(async move {
-        let (value, keys) = state.write(op).await?;
-        files::remove(root, keys).await;
-        Ok(value)
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("write task: {e}")))?
-}
-
 /// Who asks to download.
 #[derive(Clone, Debug)]
 pub enum Viewer {
@@ -366,176 +245,4 @@ pub fn visible(state: &AppState, viewer: &Viewer, id: AttachmentId) -> AppResult
 pub fn path_of(state: &AppState, key: &str) -> AppResult<std::path::PathBuf> {
     files::path_of(&files::root(&state.config.data_dir), key)
         .ok_or_else(|| AppError::Internal("attachment with a bad storage key".into()))
-}
-
-/// How long an upload may wait for the message that carries it.
-pub const PENDING_TTL_HOURS: i64 = 24;
-/// How long a partial upload may sit in the temp folder.
-const TMP_TTL: StdDuration = StdDuration::from_secs(3600);
-/// Attachments handled per write.
-const BATCH: usize = 200;
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RetentionReport {
-    /// Files removed because their space's retention passed.
-    pub expired: usize,
-    /// Uploads no message took within [`PENDING_TTL_HOURS`].
-    pub abandoned: usize,
-}
-
-/// The retention job: removes the files of attachments older than their
-/// space's `retentionDays`, says so in each thread (an internal system
-/// note, and the message's attachment marked expired), drops uploads no
-/// message carried within a day, and clears stale partial uploads.
-pub async fn run_retention(state: &AppState) -> AppResult<RetentionReport> {
-    let now = Utc::now();
-    let mut report = RetentionReport::default();
-    let spaces = state.store.read()?.all_spaces()?;
-    for space in spaces {
-        let cutoff = now - Duration::days(i64::from(space.settings.retention_days));
-        loop {
-            let ids = state
-                .store
-                .read()?
-                .attachments_bound_before(space.id, cutoff, BATCH)?;
-            if ids.is_empty() {
-                break;
-            }
-            let full = ids.len() == BATCH;
-            let n = write_then_remove(state, move |tx| expire_batch(tx, &ids, cutoff)).await?;
-            report.expired += n;
-            if !full || n == 0 {
-                break;
-            }
-        }
-    }
-    let stale = now - Duration::hours(PENDING_TTL_HOURS);
-    loop {
-        let ids = state
-            .store
-            .read()?
-            .attachments_pending_before(stale, BATCH)?;
-        if ids.is_empty() {
-            break;
-        }
-        let full = ids.len() == BATCH;
-        let n = write_then_remove(state, move |tx| {
-            let (mut n, mut keys) = (0, Vec::new());
-            for id in &ids {
-                // Checked again: it may have been sent since the scan.
-                if let Some(a) = tx.attachment(*id)?
-                    && a.message_id.is_none()
-                    && a.created_at < stale
-                {
-                    keys.extend(a.file_keys());
-                    tx.delete::<Attachment>(&id_key(id.as_u128()))?;
-                    n += 1;
-                }
-            }
-            Ok((n, keys))
-        })
-        .await?;
-        report.abandoned += n;
-        if !full || n == 0 {
-            break;
-        }
-    }
-    files::sweep_tmp(files::root(&state.config.data_dir), TMP_TTL).await;
-    if report != RetentionReport::default() {
-        tracing::info!(
-            expired = report.expired,
-            abandoned = report.abandoned,
-            "attachment retention"
-        );
-    }
-    Ok(report)
-}
-
-/// One write of the retention job: expires the attachments of `ids` that
-/// are still kept and older than `cutoff`, and tells their threads.
-fn expire_batch(
-    tx: &mut WriteTx<'_>,
-    ids: &[AttachmentId],
-    cutoff: chrono::DateTime<Utc>,
-) -> AppResult<(usize, Vec<String>)> {
-    let now = Utc::now();
-    let mut keys = Vec::new();
-    let mut expired = 0;
-    // Grouped by message, so one note names all of a message's files.
-    let mut by_message: BTreeMap<MessageId, Vec<Attachment>> = BTreeMap::new();
-    for id in ids {
-        if let Some(a) = tx.attachment(*id)?
-            && a.is_live()
-            && a.created_at < cutoff
-            && let Some(m) = a.message_id
-        {
-            by_message.entry(m).or_default().push(a);
-        }
-    }
-    let mut threads: BTreeMap<ThreadId, Thread> = BTreeMap::new();
-    for (message_id, gone) in by_message {
-        for a in &gone {
-            let mut a = a.clone();
-            a.expired_at = Some(now);
-            keys.extend(a.file_keys());
-            tx.put(&a)?;
-            expired += 1;
-        }
-        let Some(mut message) = tx.message(message_id)? else {
-            continue;
-        };
-        let names = mark_expired(&mut message.attachments, &gone);
-        tx.put(&message)?;
-        let mut thread = match threads.remove(&message.thread_id) {
-            Some(t) => t,
-            None => match tx.thread(message.thread_id)? {
-                Some(t) => t,
-                None => continue,
-            },
-        };
-        tx.emit(Event::MessageChanged {
-            message: message.clone().redacted(),
-            thread: thread.clone(),
-        });
-        if message.deleted_at.is_none() {
-            let label = if names.len() == 1 {
-                "File expired"
-            } else {
-                "Files expired"
-            };
-            // An internal note: it informs agents without counting as a
-            // reply or reviving an old thread; visitors see the file chip
-            // turn "expired" through the message change.
-            let note = NewMessage::parse(
-                &format!("{label}: {}", names.join(", ")),
-                None,
-                None,
-                true,
-                Vec::new(),
-            )?;
-            let notice = messages::append(tx, &mut thread, &Author::System, &note)?;
-            tx.emit(Event::MessageNew {
-                message: notice,
-                thread: thread.clone(),
-            });
-        }
-        threads.insert(thread.id, thread);
-    }
-    for thread in threads.values() {
-        tx.put(thread)?;
-    }
-    Ok((expired, keys))
-}
-
-/// Marks the refs of `gone` expired; returns their names.
-fn mark_expired(refs: &mut [AttachmentRef], gone: &[Attachment]) -> Vec<String> {
-    let mut names = Vec::new();
-    for r in refs.iter_mut() {
-        if gone.iter().any(|a| a.id == r.id) {
-            r.expired = true;
-            r.thumbnail = false;
-            names.push(r.name.clone());
-        }
-    }
-    names
 }

@@ -1,7 +1,7 @@
 //! `mychat-load`: how many acknowledged, durable messages My-Chat takes per
 //! second, and how long each one waits.
 //!
-//! `store` drives the use case (`threads::service::agent_send`) against the
+//! `store` drives the use case (`messages::send::from_agent`) against the
 //! real store, without HTTP; `http` drives `POST /threads/{id}/messages`
 //! over real connections, against an in-process server or one given by
 //! `--url`; `matrix` runs both with 1, 16 and 128 senders and prints a
@@ -28,10 +28,10 @@ use mychat::accounts::service::{NewAgent, create_organization};
 use mychat::auth::Caller;
 use mychat::config::{LimitsConfig, Registration};
 use mychat::ids::{OrgId, ThreadId, VisitorId};
-use mychat::messages::service::NewMessage;
+use mychat::messages::model::NewMessage;
+use mychat::messages::send;
 use mychat::spaces::model::ChatSpace;
 use mychat::store::StoreStats;
-use mychat::threads::service::{agent_send, visitor_send};
 use mychat::visitors::model::{Visitor, VisitorMetadata};
 use mychat::{App, AppState, Config};
 
@@ -582,7 +582,7 @@ async fn library_threads(state: &AppState, space: &ChatSpace, n: usize) -> Falli
     for (i, v) in visitors.iter().enumerate() {
         let first = NewMessage::parse(VISITOR_HELLO, Some(&hello_id(i)), None, false, Vec::new())
             .map_err(|e| e.to_string())?;
-        let sent = visitor_send(state, v, first)
+        let sent = send::from_visitor(state, v.id, space, first)
             .await
             .map_err(|e| format!("first visitor message: {e}"))?;
         threads.push(sent.thread.id);
@@ -625,7 +625,7 @@ async fn store_run(load: &Load) -> Fallible<Report> {
             move |i| {
                 let (state, caller) = (state.clone(), caller.clone());
                 async move {
-                    agent_send(&state, &caller, thread, message(s, i)?)
+                    send::from_agent(&state, &caller, thread, message(s, i)?)
                         .await
                         .map(drop)
                         .map_err(|e| e.to_string())

@@ -11,10 +11,11 @@ use crate::error::AppResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::ids::{AttachmentId, MessageId, ThreadId};
 use crate::messages::model::Message;
-use crate::messages::service::{self, Audience, NewMessage};
+use crate::messages::model::NewMessage;
+use crate::messages::send;
+use crate::messages::service::{self, Audience};
 use crate::state::AppState;
 use crate::store::Page;
-use crate::threads::service as threads;
 use crate::validate;
 
 pub fn routes() -> Router<AppState> {
@@ -38,7 +39,7 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> AppResult<Json<Page<Message>>> {
     let read = state.store.read()?;
-    let thread = threads::thread_of_org(&read, caller.org(), id)?;
+    let thread = crate::threads::rules::thread_of_org(&read, caller.org(), id)?;
     let limit = validate::limit(q.limit)?;
     Ok(Json(service::page(
         &read,
@@ -77,7 +78,7 @@ async fn send(
         body.internal,
         body.attachment_ids,
     )?;
-    let sent = threads::agent_send(&state, &caller, id, new).await?;
+    let sent = send::from_agent(&state, &caller, id, new).await?;
     let status = if sent.created {
         StatusCode::CREATED
     } else {

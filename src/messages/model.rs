@@ -3,11 +3,16 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::model::Agent;
 use crate::attachments::model::AttachmentRef;
-use crate::ids::{MessageId, ThreadId};
+use crate::error::{AppError, AppResult};
+use crate::ids::{AttachmentId, MessageId, ThreadId};
+use crate::visitors::model::Visitor;
 
 /// Longest message content, in characters.
 pub const MAX_CONTENT_CHARS: usize = 5000;
+/// A list's preview, in characters.
+const PREVIEW_CHARS: usize = 140;
 /// Longest client-chosen idempotency key.
 pub const MAX_CLIENT_MSG_ID: usize = 100;
 
@@ -48,6 +53,20 @@ pub struct Message {
 }
 
 impl Message {
+    /// A list's one-line preview: the text, or the file names of a message
+    /// that only carries files.
+    pub fn preview(&self) -> String {
+        if self.content.trim().is_empty() && !self.attachments.is_empty() {
+            let names: Vec<&str> = self.attachments.iter().map(|a| a.name.as_str()).collect();
+            format!("📎 {}", names.join(", "))
+                .chars()
+                .take(PREVIEW_CHARS)
+                .collect()
+        } else {
+            self.content.chars().take(PREVIEW_CHARS).collect()
+        }
+    }
+
     /// What visitors and lists may see of a deleted message: nothing of its content.
     pub fn redacted(mut self) -> Message {
         if self.deleted_at.is_some() {
@@ -60,5 +79,95 @@ impl Message {
     /// Whether the visitor of the thread may see this message at all.
     pub fn visible_to_visitor(&self) -> bool {
         !self.internal
+    }
+}
+
+/// Who is sending.
+#[derive(Clone, Debug)]
+pub enum Author {
+    Visitor(Visitor),
+    Agent(Agent),
+    /// The appliance itself (e.g. "file expired").
+    System,
+    /// An integrator's backend, by API token name.
+    Integration(String),
+}
+
+impl Author {
+    pub fn sender_type(&self) -> SenderType {
+        match self {
+            Author::Visitor(_) => SenderType::Visitor,
+            Author::Agent(_) => SenderType::Agent,
+            Author::System => SenderType::System,
+            Author::Integration(_) => SenderType::Integration,
+        }
+    }
+
+    pub fn sender_id(&self) -> uuid::Uuid {
+        match self {
+            Author::Visitor(v) => v.id.0,
+            Author::Agent(a) => a.id.0,
+            Author::System | Author::Integration(_) => uuid::Uuid::nil(),
+        }
+    }
+
+    pub fn name(&self) -> Option<String> {
+        match self {
+            Author::Visitor(v) => Some(v.label()),
+            Author::Agent(a) => Some(a.display_name.clone()),
+            Author::System => None,
+            Author::Integration(n) => Some(n.clone()),
+        }
+    }
+}
+
+/// A message to send, validated.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub content: String,
+    pub client_msg_id: Option<String>,
+    pub reply_to_id: Option<MessageId>,
+    pub internal: bool,
+    pub attachments: Vec<AttachmentId>,
+}
+
+impl NewMessage {
+    pub fn parse(
+        content: &str,
+        client_msg_id: Option<&str>,
+        reply_to_id: Option<MessageId>,
+        internal: bool,
+        attachments: Vec<AttachmentId>,
+    ) -> AppResult<NewMessage> {
+        let content = content.trim_end();
+        let content = content.trim_start_matches(['\n', '\r']);
+        if content.chars().count() > MAX_CONTENT_CHARS {
+            return Err(AppError::validation(format!(
+                "content must have at most {MAX_CONTENT_CHARS} characters"
+            )));
+        }
+        if content.trim().is_empty() && attachments.is_empty() {
+            return Err(AppError::validation("content must not be empty"));
+        }
+        let client_msg_id = match client_msg_id {
+            Some(c)
+                if c.is_empty()
+                    || c.len() > MAX_CLIENT_MSG_ID
+                    || c.chars().any(|ch| ch.is_control()) =>
+            {
+                return Err(AppError::validation(format!(
+                    "clientMsgId must have 1 to {MAX_CLIENT_MSG_ID} printable characters"
+                )));
+            }
+            other => other.map(str::to_owned),
+        };
+        crate::validate::list_len("attachmentIds", &attachments, 10)?;
+        Ok(NewMessage {
+            content: content.to_owned(),
+            client_msg_id,
+            reply_to_id,
+            internal,
+            attachments,
+        })
     }
 }

@@ -4,199 +4,13 @@
 use chrono::{Duration, Utc};
 
 use crate::accounts::model::Agent;
-use crate::attachments::model::Attachment;
-use crate::attachments::service as attachments;
+use crate::attachments::binding as attachments;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
-use crate::ids::{AttachmentId, MessageId, ThreadId};
-use crate::messages::model::{MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS, Message, SenderType};
+use crate::ids::{MessageId, ThreadId};
+use crate::messages::model::{Message, NewMessage, SenderType};
 use crate::state::AppState;
 use crate::store::{Page, Reader, WriteTx};
-use crate::threads::model::{LastMessage, ReadMarker, Thread};
-use crate::visitors::model::Visitor;
-
-const PREVIEW_CHARS: usize = 140;
-
-/// Who is sending.
-#[derive(Clone, Debug)]
-pub enum Author {
-    Visitor(Visitor),
-    Agent(Agent),
-    /// The appliance itself (e.g. "file expired").
-    System,
-    /// An integrator's backend, by API token name.
-    Integration(String),
-}
-
-impl Author {
-    pub fn sender_type(&self) -> SenderType {
-        match self {
-            Author::Visitor(_) => SenderType::Visitor,
-            Author::Agent(_) => SenderType::Agent,
-            Author::System => SenderType::System,
-            Author::Integration(_) => SenderType::Integration,
-        }
-    }
-
-    pub fn sender_id(&self) -> uuid::Uuid {
-        match self {
-            Author::Visitor(v) => v.id.0,
-            Author::Agent(a) => a.id.0,
-            Author::System | Author::Integration(_) => uuid::Uuid::nil(),
-        }
-    }
-
-    fn name(&self) -> Option<String> {
-        match self {
-            Author::Visitor(v) => Some(v.label()),
-            Author::Agent(a) => Some(a.display_name.clone()),
-            Author::System => None,
-            Author::Integration(n) => Some(n.clone()),
-        }
-    }
-}
-
-/// A message to send, validated.
-#[derive(Clone, Debug)]
-pub struct NewMessage {
-    pub content: String,
-    pub client_msg_id: Option<String>,
-    pub reply_to_id: Option<MessageId>,
-    pub internal: bool,
-    pub attachments: Vec<AttachmentId>,
-}
-
-impl NewMessage {
-    pub fn parse(
-        content: &str,
-        client_msg_id: Option<&str>,
-        reply_to_id: Option<MessageId>,
-        internal: bool,
-        attachments: Vec<AttachmentId>,
-    ) -> AppResult<NewMessage> {
-        let content = content.trim_end();
-        let content = content.trim_start_matches(['\n', '\r']);
-        if content.chars().count() > MAX_CONTENT_CHARS {
-            return Err(AppError::validation(format!(
-                "content must have at most {MAX_CONTENT_CHARS} characters"
-            )));
-        }
-        if content.trim().is_empty() && attachments.is_empty() {
-            return Err(AppError::validation("content must not be empty"));
-        }
-        let client_msg_id = match client_msg_id {
-            Some(c)
-                if c.is_empty()
-                    || c.len() > MAX_CLIENT_MSG_ID
-                    || c.chars().any(|ch| ch.is_control()) =>
-            {
-                return Err(AppError::validation(format!(
-                    "clientMsgId must have 1 to {MAX_CLIENT_MSG_ID} printable characters"
-                )));
-            }
-            other => other.map(str::to_owned),
-        };
-        crate::validate::list_len("attachmentIds", &attachments, 10)?;
-        Ok(NewMessage {
-            content: content.to_owned(),
-            client_msg_id,
-            reply_to_id,
-            internal,
-            attachments,
-        })
-    }
-}
-
-/// The message a sender already stored under this key, if any: a retry
-/// gets the original back and nothing is written.
-pub fn existing<R: Reader + ?Sized>(
-    read: &R,
-    author: &Author,
-    new: &NewMessage,
-) -> AppResult<Option<Message>> {
-    match &new.client_msg_id {
-        Some(cid) => Ok(read.message_by_client_id(author.sender_id(), cid)?),
-        None => Ok(None),
-    }
-}
-
-/// Appends a message to `thread` inside a write and updates the thread's
-/// counters, preview and the sender's read marker. The caller checks
-/// idempotency ([`existing`]) and permissions first, and puts the thread.
-pub fn append(
-    tx: &mut WriteTx<'_>,
-    thread: &mut Thread,
-    author: &Author,
-    new: &NewMessage,
-) -> AppResult<Message> {
-    if let Some(reply_to) = new.reply_to_id {
-        let target = tx.message(reply_to)?;
-        let visible = target.is_some_and(|m| {
-            m.thread_id == thread.id
-                && (author.sender_type() != SenderType::Visitor || m.visible_to_visitor())
-        });
-        if !visible {
-            return Err(AppError::validation(
-                "replyToId is not a message of this thread",
-            ));
-        }
-    }
-    let files = attachments::check_attachable(tx, thread, author, &new.attachments)?;
-    let now = Utc::now();
-    let message = Message {
-        id: MessageId::new(),
-        thread_id: thread.id,
-        sender_type: author.sender_type(),
-        sender_id: author.sender_id(),
-        sender_name: author.name(),
-        content: new.content.clone(),
-        internal: new.internal,
-        reply_to_id: new.reply_to_id,
-        attachments: files.iter().map(Attachment::to_ref).collect(),
-        client_msg_id: new.client_msg_id.clone(),
-        created_at: now,
-        edited_at: None,
-        deleted_at: None,
-    };
-    tx.put(&message)?;
-    attachments::bind(tx, files, &message)?;
-    if !message.internal {
-        match author {
-            Author::Visitor(_) => thread.visitor_message_count += 1,
-            _ => thread.agent_message_count += 1,
-        }
-        thread.last_message = Some(LastMessage {
-            id: message.id,
-            sender_type: message.sender_type,
-            preview: preview(&message),
-            created_at: now,
-        });
-        thread.last_activity_at = now;
-        // Whoever writes has read everything before it.
-        match author {
-            Author::Visitor(_) => {
-                thread.visitor_read = Some(ReadMarker {
-                    up_to: message.id,
-                    seen: thread.agent_message_count,
-                    at: now,
-                });
-            }
-            Author::Agent(a) => {
-                thread.agent_reads.insert(
-                    a.id,
-                    ReadMarker {
-                        up_to: message.id,
-                        seen: thread.visitor_message_count,
-                        at: now,
-                    },
-                );
-            }
-            _ => {}
-        }
-    }
-    thread.updated_at = now;
-    Ok(message)
-}
 
 /// Which messages a reader may see.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -324,20 +138,6 @@ pub async fn delete(state: &AppState, agent: &Agent, id: MessageId) -> AppResult
     Ok(message)
 }
 
-/// A list's one-line preview: the text, or the file names of a message
-/// that only carries files.
-fn preview(m: &Message) -> String {
-    if m.content.trim().is_empty() && !m.attachments.is_empty() {
-        let names: Vec<&str> = m.attachments.iter().map(|a| a.name.as_str()).collect();
-        format!("📎 {}", names.join(", "))
-            .chars()
-            .take(PREVIEW_CHARS)
-            .collect()
-    } else {
-        m.content.chars().take(PREVIEW_CHARS).collect()
-    }
-}
-
 /// Keeps the thread's preview true after a message changes, and tells live
 /// clients about the change.
 fn refresh_preview(tx: &mut WriteTx<'_>, m: &Message) -> AppResult<()> {
@@ -348,7 +148,7 @@ fn refresh_preview(tx: &mut WriteTx<'_>, m: &Message) -> AppResult<()> {
         last.preview = if m.deleted_at.is_some() {
             String::new()
         } else {
-            preview(m)
+            m.preview()
         };
         tx.put(&thread)?;
     }

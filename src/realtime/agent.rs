@@ -18,12 +18,14 @@ use crate::auth::extract::agent_from_token;
 use crate::error::{AppError, AppResult};
 use crate::extract::ClientIp;
 use crate::ids::{MessageId, SpaceId, ThreadId};
-use crate::messages::service::NewMessage;
+use crate::messages::model::NewMessage;
+use crate::messages::send;
 use crate::realtime::hub::{Connection, Delivery, Topic};
 use crate::realtime::protocol::{self, AgentIn, frame};
 use crate::realtime::{self as rt, FloodGuard, Liveness, dispatch, replay};
 use crate::state::AppState;
 use crate::store::Reader;
+use crate::threads::rules::thread_of_org;
 use crate::threads::service::{self as threads, ReadBy};
 
 /// How long a socket may take to send its `auth` frame.
@@ -371,7 +373,7 @@ impl AgentSocket {
                         internal,
                         attachment_ids,
                     )?;
-                    threads::agent_send(&self.state, &self.caller, thread_id, new).await
+                    send::from_agent(&self.state, &self.caller, thread_id, new).await
                 }
                 .await;
                 return match sent {
@@ -416,8 +418,7 @@ impl AgentSocket {
         {
             return Ok(Vec::new());
         }
-        let thread =
-            threads::thread_of_org(&self.state.store.read()?, self.caller.org(), thread_id)?;
+        let thread = thread_of_org(&self.state.store.read()?, self.caller.org(), thread_id)?;
         if is_typing {
             self.last_typing.insert(thread_id, now);
         } else {
@@ -444,7 +445,7 @@ impl AgentSocket {
     }
 
     async fn read(&mut self, thread_id: ThreadId, up_to: MessageId) -> AppResult<Vec<String>> {
-        threads::thread_of_org(&self.state.store.read()?, self.caller.org(), thread_id)?;
+        thread_of_org(&self.state.store.read()?, self.caller.org(), thread_id)?;
         threads::mark_read(
             &self.state,
             thread_id,

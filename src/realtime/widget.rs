@@ -15,7 +15,8 @@ use crate::auth::extract::{check_origin, visitor_from_token};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiQuery, ClientIp};
 use crate::ids::MessageId;
-use crate::messages::service::NewMessage;
+use crate::messages::model::NewMessage;
+use crate::messages::send;
 use crate::realtime::hub::{Delivery, Topic};
 use crate::realtime::protocol::{self, WidgetIn, frame};
 use crate::realtime::{self as rt, FloodGuard, Liveness, dispatch, replay};
@@ -310,15 +311,7 @@ impl WidgetSocket {
         reply_to: Option<MessageId>,
     ) -> AppResult<crate::messages::model::Message> {
         let new = NewMessage::parse(content, Some(client_msg_id), reply_to, false, attachments)?;
-        // The visitor may have left an email through REST since connecting.
-        let visitor = self
-            .state
-            .store
-            .read()?
-            .visitor(self.visitor.id)?
-            .ok_or_else(|| AppError::Unauthorized("visitor session ended".into()))?;
-        self.visitor = visitor;
-        let sent = widget::send(&self.state, &self.visitor, &self.space, new).await?;
+        let sent = send::from_visitor(&self.state, self.visitor.id, &self.space, new).await?;
         Ok(sent.message)
     }
 
@@ -335,8 +328,7 @@ impl WidgetSocket {
         let Ok(read) = self.state.store.read() else {
             return;
         };
-        let Ok(Some(thread)) = crate::threads::service::open_thread_of(&read, self.visitor.id)
-        else {
+        let Ok(Some(thread)) = crate::threads::rules::open_thread_of(&read, self.visitor.id) else {
             return;
         };
         let text = frame(

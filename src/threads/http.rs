@@ -11,7 +11,8 @@ use crate::auth::{AdminAuth, AgentAuth};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::ids::{AgentId, AttachmentId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
-use crate::messages::service::NewMessage;
+use crate::messages::model::NewMessage;
+use crate::messages::send;
 use crate::state::AppState;
 use crate::store::{Page, ThreadCursor};
 use crate::threads::model::ThreadStatus;
@@ -257,7 +258,7 @@ async fn start(
     } else {
         None
     };
-    let sent = service::start(&state, &caller, body.visitor_id, subject, first).await?;
+    let sent = send::agent_starts(&state, &caller, body.visitor_id, subject, first).await?;
     Ok((
         StatusCode::CREATED,
         Json(service::get(&state, &caller, sent.thread.id)?),

@@ -5,18 +5,20 @@
 use chrono::{Duration, Utc};
 use serde::Serialize;
 
-use crate::accounts::model::{Agent, Role};
+use crate::accounts::model::Agent;
 use crate::attachments::model::Attachment;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, ReaderKind};
-use crate::ids::{AgentId, MessageId, OrgId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::ids::{AgentId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
 use crate::messages::model::{Message, SenderType};
-use crate::messages::service::{self as messages, Author, NewMessage};
 use crate::state::AppState;
 use crate::store::{Page, Reader, Record, ThreadCursor, WriteTx};
 use crate::threads::model::{ReadMarker, Thread, ThreadStatus};
-use crate::visitors::model::Visitor;
+use crate::threads::rules::{
+    assign, available_to, ensure_holder_or_admin, ensure_open, holder_error, open_thread_of,
+    thread_of_org,
+};
 
 pub const OPEN: [ThreadStatus; 3] = [
     ThreadStatus::Unassigned,
@@ -55,25 +57,6 @@ pub fn view_of<R: Reader + ?Sized>(
         assigned_agent_name,
         thread,
     })
-}
-
-/// A thread of a space of `org`; otherwise 404.
-pub fn thread_of_org<R: Reader + ?Sized>(read: &R, org: OrgId, id: ThreadId) -> AppResult<Thread> {
-    let not_found = || AppError::NotFound("thread");
-    let thread = read.thread(id)?.ok_or_else(not_found)?;
-    let space = read.space(thread.chat_space_id)?.ok_or_else(not_found)?;
-    if space.organization_id != org {
-        return Err(not_found());
-    }
-    Ok(thread)
-}
-
-/// Whether an agent may see an unassigned thread in its Available list:
-/// threads routed to a team are for that team's agents.
-pub fn available_to(agent: &Agent, thread: &Thread) -> bool {
-    thread
-        .team_id
-        .is_none_or(|t| agent.team_ids.contains(&t) || agent.role >= Role::Admin)
 }
 
 /// Which threads a list shows.
@@ -200,44 +183,6 @@ pub fn get(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadV
     let read = state.store.read()?;
     let thread = thread_of_org(&read, caller.org(), id)?;
     view_of(&read, thread, caller.id())
-}
-
-fn holder_error<R: Reader + ?Sized>(read: &R, holder: AgentId) -> AppError {
-    let holder_name = read
-        .agent(holder)
-        .ok()
-        .flatten()
-        .map_or_else(|| "another agent".to_owned(), |a| a.display_name);
-    AppError::Claimed {
-        holder_id: holder,
-        holder_name,
-    }
-}
-
-fn ensure_open(thread: &Thread) -> AppResult<()> {
-    if !thread.status.is_open() {
-        return Err(AppError::conflict("thread_closed", "the thread is closed"));
-    }
-    Ok(())
-}
-
-/// Whether `agent` may act on a thread someone holds: the holder or an admin.
-fn ensure_holder_or_admin(tx: &WriteTx<'_>, thread: &Thread, agent: &Agent) -> AppResult<()> {
-    match thread.assigned_agent_id {
-        Some(holder) if holder != agent.id && agent.role < Role::Admin => {
-            Err(holder_error(tx, holder))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn assign(thread: &mut Thread, agent: AgentId) {
-    thread.assigned_agent_id = Some(agent);
-    thread.status = ThreadStatus::Active;
-    if !thread.participants.contains(&agent) {
-        thread.participants.push(agent);
-    }
-    thread.updated_at = Utc::now();
 }
 
 /// Runs a lifecycle change as one write and returns the new thread.
@@ -547,210 +492,6 @@ pub fn unread_count(state: &AppState, caller: &Caller) -> AppResult<UnreadCount>
     Ok(UnreadCount { total, threads })
 }
 
-/// A new thread, not yet stored.
-pub fn new_thread(space: SpaceId, visitor: VisitorId) -> Thread {
-    let now = Utc::now();
-    Thread {
-        id: ThreadId::new(),
-        chat_space_id: space,
-        visitor_id: visitor,
-        assigned_agent_id: None,
-        team_id: None,
-        participants: Vec::new(),
-        external_ref: None,
-        subject: None,
-        status: ThreadStatus::Unassigned,
-        last_message: None,
-        visitor_message_count: 0,
-        agent_message_count: 0,
-        visitor_read: None,
-        agent_reads: Default::default(),
-        last_activity_at: now,
-        created_at: now,
-        updated_at: now,
-        closed_at: None,
-    }
-}
-
-/// The visitor's open thread, if any (there is at most one).
-pub fn open_thread_of<R: Reader + ?Sized>(
-    read: &R,
-    visitor: VisitorId,
-) -> AppResult<Option<Thread>> {
-    Ok(read
-        .threads_of_visitor(visitor)?
-        .into_iter()
-        .find(|t| t.status.is_open()))
-}
-
-/// What a send did.
-#[derive(Clone, Debug)]
-pub struct Sent {
-    pub thread: Thread,
-    pub message: Message,
-    /// False when the clientMsgId was seen before and the original came back.
-    pub created: bool,
-    /// True when this message started a new thread.
-    pub new_thread: bool,
-}
-
-/// A visitor writes: into the open thread, or a new one when the last one
-/// ended. Idempotent by clientMsgId.
-pub async fn visitor_send(state: &AppState, visitor: &Visitor, new: NewMessage) -> AppResult<Sent> {
-    let author = Author::Visitor(visitor.clone());
-    let (visitor_id, space_id) = (visitor.id, visitor.chat_space_id);
-    let sent = state
-        .write(move |tx| {
-            if let Some(original) = messages::existing(tx, &author, &new)? {
-                let thread = tx
-                    .thread(original.thread_id)?
-                    .ok_or(AppError::NotFound("thread"))?;
-                return Ok(Sent {
-                    thread,
-                    message: original,
-                    created: false,
-                    new_thread: false,
-                });
-            }
-            let (mut thread, new_thread) = match open_thread_of(tx, visitor_id)? {
-                Some(t) => (t, false),
-                None => (new_thread(space_id, visitor_id), true),
-            };
-            let message = messages::append(tx, &mut thread, &author, &new)?;
-            tx.put(&thread)?;
-            if new_thread {
-                tx.emit(Event::ThreadNew {
-                    thread: thread.clone(),
-                });
-            }
-            tx.emit(Event::MessageNew {
-                message: message.clone(),
-                thread: thread.clone(),
-            });
-            Ok(Sent {
-                thread,
-                message,
-                created: true,
-                new_thread,
-            })
-        })
-        .await?;
-    Ok(sent)
-}
-
-/// An agent writes into a thread. Replying to an unassigned thread claims
-/// it; a thread another agent holds takes only internal notes (admins may
-/// always write). Idempotent by clientMsgId.
-pub async fn agent_send(
-    state: &AppState,
-    caller: &Caller,
-    id: ThreadId,
-    new: NewMessage,
-) -> AppResult<Sent> {
-    let agent = caller.agent.clone();
-    let author = Author::Agent(agent.clone());
-    let sent = state
-        .write(move |tx| {
-            let mut thread = thread_of_org(tx, agent.organization_id, id)?;
-            if let Some(original) = messages::existing(tx, &author, &new)? {
-                return Ok(Sent {
-                    thread,
-                    message: original,
-                    created: false,
-                    new_thread: false,
-                });
-            }
-            let mut claimed = false;
-            if !new.internal {
-                ensure_open(&thread)?;
-                match thread.assigned_agent_id {
-                    None => {
-                        assign(&mut thread, agent.id);
-                        claimed = true;
-                    }
-                    Some(holder) if holder != agent.id && agent.role < Role::Admin => {
-                        return Err(holder_error(tx, holder));
-                    }
-                    Some(_) => {}
-                }
-            }
-            let message = messages::append(tx, &mut thread, &author, &new)?;
-            tx.put(&thread)?;
-            if claimed {
-                tx.emit(Event::ThreadUpdated {
-                    thread: thread.clone(),
-                });
-            }
-            tx.emit(Event::MessageNew {
-                message: message.clone(),
-                thread: thread.clone(),
-            });
-            Ok(Sent {
-                thread,
-                message,
-                created: true,
-                new_thread: false,
-            })
-        })
-        .await?;
-    Ok(sent)
-}
-
-/// An agent starts a conversation with a known visitor of its organization.
-pub async fn start(
-    state: &AppState,
-    caller: &Caller,
-    visitor: VisitorId,
-    subject: Option<String>,
-    first: Option<NewMessage>,
-) -> AppResult<Sent> {
-    let agent = caller.agent.clone();
-    let author = Author::Agent(agent.clone());
-    let sent = state
-        .write(move |tx| {
-            let v = tx.visitor(visitor)?.ok_or(AppError::NotFound("visitor"))?;
-            let space = tx
-                .space(v.chat_space_id)?
-                .ok_or(AppError::NotFound("visitor"))?;
-            if space.organization_id != agent.organization_id {
-                return Err(AppError::NotFound("visitor"));
-            }
-            if let Some(open) = open_thread_of(tx, visitor)? {
-                return Err(AppError::conflict(
-                    "thread_open",
-                    format!("the visitor already has an open thread {}", open.id),
-                ));
-            }
-            let mut thread = new_thread(space.id, visitor);
-            thread.subject = subject.clone();
-            assign(&mut thread, agent.id);
-            let message = match &first {
-                Some(m) => messages::append(tx, &mut thread, &author, m)?,
-                None => {
-                    let system =
-                        NewMessage::parse("Conversation started", None, None, false, Vec::new())?;
-                    messages::append(tx, &mut thread, &Author::System, &system)?
-                }
-            };
-            tx.put(&thread)?;
-            tx.emit(Event::ThreadNew {
-                thread: thread.clone(),
-            });
-            tx.emit(Event::MessageNew {
-                message: message.clone(),
-                thread: thread.clone(),
-            });
-            Ok(Sent {
-                thread,
-                message,
-                created: true,
-                new_thread: true,
-            })
-        })
-        .await?;
-    Ok(sent)
-}
-
 /// The visitor ends the chat from the widget.
 pub async fn visitor_close(state: &AppState, visitor: VisitorId) -> AppResult<Option<Thread>> {
     let closed = state
@@ -777,7 +518,7 @@ pub async fn visitor_close(state: &AppState, visitor: VisitorId) -> AppResult<Op
 /// Live clients are not told; the thread is simply gone on their next read.
 pub async fn delete(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<()> {
     let org = caller.org();
-    crate::attachments::service::write_then_remove(state, move |tx| {
+    crate::attachments::binding::write_then_remove(state, move |tx| {
         let thread = thread_of_org(tx, org, id)?;
         let messages = tx.messages(thread.id, None, false, usize::MAX)?;
         let mut files = Vec::new();

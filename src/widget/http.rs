@@ -13,14 +13,15 @@ use crate::error::AppResult;
 use crate::extract::{ApiJson, ApiQuery, ClientIp};
 use crate::ids::{AttachmentId, MessageId};
 use crate::messages::model::Message;
-use crate::messages::service::NewMessage;
+use crate::messages::model::NewMessage;
+use crate::messages::send::{self, OfflineMessage};
 use crate::state::AppState;
 use crate::validate;
 use crate::visitors::service::{MAX_DISPLAY_NAME, VisitorPatch};
 use crate::widget::cors;
 use crate::widget::service::{
-    self, MAX_USER_AGENT, MessagesPage, OfflineMessage, PublicVisitor, Session, SessionRequest,
-    ThreadRef, WidgetConfig,
+    self, MAX_USER_AGENT, MessagesPage, PublicVisitor, Session, SessionRequest, ThreadRef,
+    WidgetConfig,
 };
 
 /// Longest page URL or referrer kept.
@@ -153,7 +154,7 @@ async fn send(
         false,
         body.attachment_ids,
     )?;
-    let sent = service::send(&state, &auth.visitor, &auth.space, new).await?;
+    let sent = send::from_visitor(&state, auth.visitor.id, &auth.space, new).await?;
     let status = if sent.created {
         StatusCode::CREATED
     } else {
@@ -225,7 +226,9 @@ async fn offline(
         email: validate::email(&body.email)?,
         message: NewMessage::parse(&body.content, None, None, false, Vec::new())?,
     };
-    let thread = service::offline(&state, &auth.visitor, &auth.space, form).await?;
+    let thread = send::offline_from_visitor(&state, auth.visitor.id, &auth.space, form)
+        .await?
+        .thread;
     let reply = ThreadReply {
         thread: Some(ThreadRef::from(&thread)),
     };

@@ -8,20 +8,18 @@ use serde::Serialize;
 use crate::auth::extract::check_origin;
 use crate::auth::tokens;
 use crate::error::{AppError, AppResult};
-use crate::events::Event;
 use crate::ids::{MessageId, SpaceId, ThreadId, VisitorId};
 use crate::messages::model::Message;
-use crate::messages::service::{self as messages, Audience, Author, NewMessage};
+use crate::messages::service::{self as messages, Audience};
 use crate::spaces::model::{AttachmentPolicy, ChatSpace, Position, RequireVisitorData, Theme};
 use crate::state::AppState;
 use crate::store::{Page, Reader, id_key, tables};
 use crate::threads::model::{Thread, ThreadStatus};
-use crate::threads::service::{self as threads, ReadBy, Sent};
+use crate::threads::service::{self as threads, ReadBy};
 use crate::visitors::model::{Visitor, VisitorMetadata};
 use crate::visitors::service::VisitorPatch;
 
 /// The subject agents see on a thread that came from the offline form.
-pub const OFFLINE_SUBJECT: &str = "Offline message";
 /// Longest user agent kept; browsers' real ones are far shorter.
 pub const MAX_USER_AGENT: usize = 500;
 
@@ -225,33 +223,6 @@ async fn create_visitor(
     })
 }
 
-/// A visitor's message into the open thread, or a new thread when the last
-/// one ended. Idempotent by clientMsgId.
-pub async fn send(
-    state: &AppState,
-    visitor: &Visitor,
-    space: &ChatSpace,
-    new: NewMessage,
-) -> AppResult<Sent> {
-    let policy = &space.settings.attachments;
-    if !new.attachments.is_empty() && !policy.allowed {
-        return Err(AppError::validation("attachments are not allowed here"));
-    }
-    crate::validate::list_len("attachmentIds", &new.attachments, policy.max_count as usize)?;
-    if space.settings.require_visitor_data == RequireVisitorData::BeforeFirstMessage
-        && visitor.email.is_none()
-    {
-        return Err(AppError::Unprocessable(
-            "this chat needs your email before the first message".into(),
-        ));
-    }
-    state
-        .limits
-        .visitor_messages
-        .check(&visitor.id.to_string())?;
-    threads::visitor_send(state, visitor, new).await
-}
-
 /// The thread the widget shows: the open one, else the most recent.
 pub fn current_thread<R: Reader + ?Sized>(
     read: &R,
@@ -348,67 +319,6 @@ pub async fn update_visitor(
         })
         .await?;
     Ok(visitor.into())
-}
-
-/// A message left through the offline form.
-#[derive(Clone, Debug)]
-pub struct OfflineMessage {
-    pub name: Option<String>,
-    pub email: String,
-    pub message: NewMessage,
-}
-
-/// Stores the visitor's contact and the message in one write, so agents
-/// never see an offline thread without the address to answer it at. It
-/// goes into the visitor's open thread when there is one (a visitor has at
-/// most one), else starts a thread with the offline subject.
-pub async fn offline(
-    state: &AppState,
-    visitor: &Visitor,
-    space: &ChatSpace,
-    form: OfflineMessage,
-) -> AppResult<Thread> {
-    if !space.settings.offline_messages {
-        return Err(AppError::conflict(
-            "offline_messages_disabled",
-            "this chat does not take offline messages",
-        ));
-    }
-    state
-        .limits
-        .visitor_messages
-        .check(&visitor.id.to_string())?;
-    let (visitor_id, space_id) = (visitor.id, space.id);
-    let thread = state
-        .write(move |tx| {
-            let mut v = tx.visitor(visitor_id)?.ok_or_else(session_gone)?;
-            if form.name.is_some() {
-                v.display_name = form.name.clone();
-            }
-            v.email = Some(form.email.clone());
-            tx.put(&v)?;
-            let (mut thread, new_thread) = match threads::open_thread_of(tx, visitor_id)? {
-                Some(t) => (t, false),
-                None => (threads::new_thread(space_id, visitor_id), true),
-            };
-            if thread.subject.is_none() {
-                thread.subject = Some(OFFLINE_SUBJECT.to_owned());
-            }
-            let message = messages::append(tx, &mut thread, &Author::Visitor(v), &form.message)?;
-            tx.put(&thread)?;
-            if new_thread {
-                tx.emit(Event::ThreadNew {
-                    thread: thread.clone(),
-                });
-            }
-            tx.emit(Event::MessageNew {
-                message,
-                thread: thread.clone(),
-            });
-            Ok(thread)
-        })
-        .await?;
-    Ok(thread)
 }
 
 pub async fn close(state: &AppState, visitor: VisitorId) -> AppResult<Option<ThreadRef>> {

@@ -238,9 +238,9 @@ pub mod fixtures {
     use mychat::accounts::model::Role;
     use mychat::accounts::service::{NewAgent, create_agent};
     use mychat::ids::OrgId;
-    use mychat::messages::service::NewMessage;
+    use mychat::messages::model::NewMessage;
+    use mychat::messages::send::{self, Sent};
     use mychat::spaces::model::ChatSpace;
-    use mychat::threads::service::{Sent, visitor_send};
     use mychat::visitors::model::{Visitor, VisitorMetadata};
 
     pub async fn space(server: &TestServer, owner: &Owner) -> ChatSpace {
@@ -298,7 +298,13 @@ pub mod fixtures {
             Vec::new(),
         )
         .unwrap();
-        visitor_send(&server.app_state, visitor, new)
+        let space = mychat::store::Reader::space(
+            &server.app_state.store.read().unwrap(),
+            visitor.chat_space_id,
+        )
+        .unwrap()
+        .expect("space");
+        send::from_visitor(&server.app_state, visitor.id, &space, new)
             .await
             .expect("visitor message")
     }
