@@ -5,8 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::model::Agent;
 use crate::attachments::model::AttachmentRef;
-use crate::error::{AppError, AppResult};
-use crate::ids::{AttachmentId, MessageId, ThreadId};
+use crate::ids::{MessageId, ThreadId};
 use crate::visitors::model::Visitor;
 
 /// Longest message content, in characters.
@@ -118,56 +117,5 @@ impl Author {
             Author::System => None,
             Author::Integration(n) => Some(n.clone()),
         }
-    }
-}
-
-/// A message to send, validated.
-#[derive(Clone, Debug)]
-pub struct NewMessage {
-    pub content: String,
-    pub client_msg_id: Option<String>,
-    pub reply_to_id: Option<MessageId>,
-    pub internal: bool,
-    pub attachments: Vec<AttachmentId>,
-}
-
-impl NewMessage {
-    pub fn parse(
-        content: &str,
-        client_msg_id: Option<&str>,
-        reply_to_id: Option<MessageId>,
-        internal: bool,
-        attachments: Vec<AttachmentId>,
-    ) -> AppResult<NewMessage> {
-        let content = content.trim_end();
-        let content = content.trim_start_matches(['\n', '\r']);
-        if content.chars().count() > MAX_CONTENT_CHARS {
-            return Err(AppError::validation(format!(
-                "content must have at most {MAX_CONTENT_CHARS} characters"
-            )));
-        }
-        if content.trim().is_empty() && attachments.is_empty() {
-            return Err(AppError::validation("content must not be empty"));
-        }
-        let client_msg_id = match client_msg_id {
-            Some(c)
-                if c.is_empty()
-                    || c.len() > MAX_CLIENT_MSG_ID
-                    || c.chars().any(|ch| ch.is_control()) =>
-            {
-                return Err(AppError::validation(format!(
-                    "clientMsgId must have 1 to {MAX_CLIENT_MSG_ID} printable characters"
-                )));
-            }
-            other => other.map(str::to_owned),
-        };
-        crate::validate::list_len("attachmentIds", &attachments, 10)?;
-        Ok(NewMessage {
-            content: content.to_owned(),
-            client_msg_id,
-            reply_to_id,
-            internal,
-            attachments,
-        })
     }
 }

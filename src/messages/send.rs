@@ -14,8 +14,8 @@ use crate::attachments::model::Attachment;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
-use crate::ids::{MessageId, ThreadId, VisitorId};
-use crate::messages::model::{Author, Message, NewMessage, SenderType};
+use crate::ids::{AttachmentId, MessageId, ThreadId, VisitorId};
+use crate::messages::model::{Author, MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS, Message, SenderType};
 use crate::spaces::model::{ChatSpace, RequireVisitorData};
 use crate::state::AppState;
 use crate::store::{Reader, WriteTx};
@@ -26,6 +26,57 @@ use crate::threads::rules::{
 
 /// The subject of a thread the offline form started.
 pub const OFFLINE_SUBJECT: &str = "Offline message";
+
+/// A message to send, validated.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub content: String,
+    pub client_msg_id: Option<String>,
+    pub reply_to_id: Option<MessageId>,
+    pub internal: bool,
+    pub attachments: Vec<AttachmentId>,
+}
+
+impl NewMessage {
+    pub fn parse(
+        content: &str,
+        client_msg_id: Option<&str>,
+        reply_to_id: Option<MessageId>,
+        internal: bool,
+        attachments: Vec<AttachmentId>,
+    ) -> AppResult<NewMessage> {
+        let content = content.trim_end();
+        let content = content.trim_start_matches(['\n', '\r']);
+        if content.chars().count() > MAX_CONTENT_CHARS {
+            return Err(AppError::validation(format!(
+                "content must have at most {MAX_CONTENT_CHARS} characters"
+            )));
+        }
+        if content.trim().is_empty() && attachments.is_empty() {
+            return Err(AppError::validation("content must not be empty"));
+        }
+        let client_msg_id = match client_msg_id {
+            Some(c)
+                if c.is_empty()
+                    || c.len() > MAX_CLIENT_MSG_ID
+                    || c.chars().any(|ch| ch.is_control()) =>
+            {
+                return Err(AppError::validation(format!(
+                    "clientMsgId must have 1 to {MAX_CLIENT_MSG_ID} printable characters"
+                )));
+            }
+            other => other.map(str::to_owned),
+        };
+        crate::validate::list_len("attachmentIds", &attachments, 10)?;
+        Ok(NewMessage {
+            content: content.to_owned(),
+            client_msg_id,
+            reply_to_id,
+            internal,
+            attachments,
+        })
+    }
+}
 
 /// What a send did: the acknowledgement.
 #[derive(Clone, Debug)]

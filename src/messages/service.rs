@@ -8,7 +8,8 @@ use crate::attachments::binding as attachments;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
 use crate::ids::{MessageId, ThreadId};
-use crate::messages::model::{Message, NewMessage, SenderType};
+use crate::messages::model::{Message, SenderType};
+use crate::messages::send::NewMessage;
 use crate::state::AppState;
 use crate::store::{Page, Reader, WriteTx};
 

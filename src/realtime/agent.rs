@@ -18,13 +18,13 @@ use crate::auth::extract::agent_from_token;
 use crate::error::{AppError, AppResult};
 use crate::extract::ClientIp;
 use crate::ids::{MessageId, SpaceId, ThreadId};
-use crate::messages::model::NewMessage;
-use crate::messages::send;
+use crate::messages::send::{self, NewMessage};
+use crate::realtime::driver::{self, SentLog, Session, Stored};
 use crate::realtime::hub::{Connection, Delivery, Topic};
 use crate::realtime::protocol::{self, AgentIn, frame};
-use crate::realtime::{self as rt, FloodGuard, Liveness, dispatch, replay};
+use crate::realtime::{self as rt, dispatch, replay};
 use crate::state::AppState;
-use crate::store::Reader;
+use crate::store::{ReadTx, Reader};
 use crate::threads::rules::thread_of_org;
 use crate::threads::service::{self as threads, ReadBy};
 
@@ -109,11 +109,8 @@ struct AgentSocket {
     state: AppState,
     caller: Caller,
     spaces: Vec<SpaceId>,
-    /// Highest message id sent, so replays and live frames never repeat.
-    last_sent: Option<MessageId>,
-    /// Lowest id of the unbroken run of messages (of the joined spaces)
-    /// this socket has sent, up to `last_sent`: a resume skips that run.
-    sent_from: Option<MessageId>,
+    /// Message frames sent, of the joined spaces.
+    log: SentLog,
     last_typing: HashMap<ThreadId, Instant>,
 }
 
@@ -140,8 +137,7 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<Caller>) {
         state: state.clone(),
         caller,
         spaces: Vec::new(),
-        last_sent: None,
-        sent_from: None,
+        log: SentLog::default(),
         last_typing: HashMap::new(),
     };
     let ready = frame(
@@ -152,7 +148,7 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<Caller>) {
         me.announce_presence(true);
     }
     if rt::send_text(&mut socket, &ready).await {
-        me.serve(&mut socket, &mut conn).await;
+        driver::drive(&mut socket, &mut conn, &mut me).await;
     }
     if state.hub.agent_offline(me.caller.org(), me.caller.id()) {
         me.announce_presence(false);
@@ -172,100 +168,34 @@ fn agent_from_token_again(state: &AppState, caller: &Caller) -> AppResult<Caller
     Ok(Caller { agent })
 }
 
-impl AgentSocket {
-    async fn serve(&mut self, socket: &mut WebSocket, conn: &mut Connection) {
-        let mut flood = FloodGuard::new(self.state.config.limits.ws_frames_per_second);
-        let mut alive = Liveness::default();
-        let mut ping = tokio::time::interval(rt::PING_EVERY);
-        ping.reset();
-        loop {
-            if let Some((code, reason)) = conn.close_requested() {
-                rt::close(socket, code, reason).await;
-                return;
-            }
-            tokio::select! {
-                delivery = conn.deliveries.recv() => {
-                    let Some(delivery) = delivery else { return };
-                    match delivery {
-                        Delivery::Frame { text, message, .. } => {
-                            if message.is_some_and(|m| self.last_sent.is_some_and(|l| m <= l)) {
-                                continue;
-                            }
-                            if !rt::send_text(socket, &text).await {
-                                return;
-                            }
-                            if let Some(m) = message {
-                                self.sent(m);
-                            }
-                        }
-                        Delivery::Close(code, reason) => {
-                            rt::close(socket, code, reason).await;
-                            return;
-                        }
-                    }
-                }
-                _ = conn.wake.notified() => {}
-                incoming = socket.recv() => {
-                    let text = match incoming {
-                        None | Some(Ok(WsMessage::Close(_))) => return,
-                        Some(Err(e)) => {
-                            let (code, reason) = rt::close_for_error(&e);
-                            rt::close(socket, code, reason).await;
-                            return;
-                        }
-                        Some(Ok(WsMessage::Text(t))) => t,
-                        Some(Ok(WsMessage::Binary(_))) => {
-                            alive.heard();
-                            let _ = rt::send_text(socket, &protocol::error("unsupported", "binary frames are not supported")).await;
-                            continue;
-                        }
-                        Some(Ok(_)) => {
-                            alive.heard();
-                            continue;
-                        }
-                    };
-                    alive.heard();
-                    match flood.check() {
-                        Ok(()) => {}
-                        Err(true) => {
-                            let _ = rt::send_text(socket, &protocol::error("rate_limited", "too many frames; slow down")).await;
-                            continue;
-                        }
-                        Err(false) => {
-                            rt::close(socket, rt::CLOSE_POLICY, "too many frames").await;
-                            return;
-                        }
-                    }
-                    for reply in self.handle(text.as_str(), conn).await {
-                        if !rt::send_text(socket, &reply).await {
-                            return;
-                        }
-                    }
-                }
-                _ = ping.tick() => {
-                    if alive.is_dead() {
-                        return;
-                    }
-                    if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            if conn.take_lagged() {
-                conn.discard_queued();
-                let mut frames = vec![frame("resync", json!({}))];
-                if let Some(after) = self.last_sent {
-                    frames.extend(self.replay(after));
-                }
-                for f in frames {
-                    if !rt::send_text(socket, &f).await {
-                        return;
-                    }
-                }
-            }
-        }
+impl Session for AgentSocket {
+    const REPLAYS_FROM_START: bool = false;
+
+    fn state(&self) -> &AppState {
+        &self.state
     }
 
+    fn log(&mut self) -> &mut SentLog {
+        &mut self.log
+    }
+
+    /// The joined spaces' messages after `after` that this agent is routed.
+    fn stored_after(&self, read: &ReadTx, after: Option<MessageId>) -> Stored {
+        let Some(after) = after else {
+            return Ok(Some(Vec::new()));
+        };
+        let me = self.caller.id();
+        let teams = (self.caller.role() < Role::Admin).then_some(&self.caller.agent.team_ids[..]);
+        let wanted = |t: &crate::threads::model::Thread| dispatch::routed(t, me, teams);
+        replay::for_agent(read, &self.spaces, after, &wanted)
+    }
+
+    async fn handle(&mut self, text: &str, conn: &mut Connection) -> Vec<String> {
+        self.answer(text, conn).await
+    }
+}
+
+impl AgentSocket {
     fn presence_list(&self) -> serde_json::Value {
         let online = self.state.hub.online_agents(self.caller.org());
         let read = self.state.store.read();
@@ -304,39 +234,7 @@ impl AgentSocket {
         }
     }
 
-    /// Notes a message frame as sent.
-    fn sent(&mut self, id: MessageId) {
-        if self.sent_from.is_none_or(|f| id < f) {
-            self.sent_from = Some(id);
-        }
-        if self.last_sent.is_none_or(|l| id > l) {
-            self.last_sent = Some(id);
-        }
-    }
-
-    /// Whether this socket already sent `id` (it lies in the unbroken run).
-    fn already_sent(&self, id: MessageId) -> bool {
-        self.sent_from.is_some_and(|f| id >= f) && self.last_sent.is_some_and(|l| id <= l)
-    }
-
-    /// Replays the joined spaces' messages after `after`, skipping what this
-    /// socket already sent.
-    fn replay(&mut self, after: MessageId) -> Vec<String> {
-        let Ok(read) = self.state.store.read() else {
-            return vec![protocol::error("unavailable", "try again")];
-        };
-        let me = self.caller.id();
-        let teams = (self.caller.role() < Role::Admin).then_some(&self.caller.agent.team_ids[..]);
-        let wanted = |t: &crate::threads::model::Thread| dispatch::routed(t, me, teams);
-        let result = replay::for_agent(&read, &self.spaces, after, &wanted);
-        let (out, replayed) = rt::replay_reply(result, |id| self.already_sent(id));
-        for id in replayed {
-            self.sent(id);
-        }
-        out
-    }
-
-    async fn handle(&mut self, text: &str, conn: &mut Connection) -> Vec<String> {
+    async fn answer(&mut self, text: &str, conn: &mut Connection) -> Vec<String> {
         let parsed: AgentIn = match protocol::parse(text) {
             Ok(f) => f,
             Err((code, message)) => return vec![protocol::error(code, &message)],
@@ -353,10 +251,7 @@ impl AgentSocket {
                 self.spaces.retain(|s| *s != chat_space_id);
                 Ok(vec![frame("left", json!({ "chatSpaceId": chat_space_id }))])
             }
-            AgentIn::Resume { after } => Ok(match after {
-                Some(after) => self.replay(after),
-                None => vec![frame("resumed", json!({ "count": 0 }))],
-            }),
+            AgentIn::Resume { after } => Ok(driver::replay(self, after)),
             AgentIn::SendMessage {
                 thread_id,
                 client_msg_id,
@@ -401,9 +296,7 @@ impl AgentSocket {
         conn.subscribe(Topic::Space(space));
         if !self.spaces.contains(&space) {
             self.spaces.push(space);
-            // The new space's earlier messages were never sent here: the
-            // run of sent messages starts again with the next one.
-            self.sent_from = None;
+            self.log.break_run();
         }
         Ok(vec![frame("joined", json!({ "chatSpaceId": space }))])
     }

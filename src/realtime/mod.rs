@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod dispatch;
+pub mod driver;
 pub mod hub;
 pub mod protocol;
 pub mod replay;

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::Utc;
@@ -14,15 +14,16 @@ use serde_json::json;
 use crate::auth::extract::{check_origin, visitor_from_token};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiQuery, ClientIp};
-use crate::ids::MessageId;
-use crate::messages::model::NewMessage;
-use crate::messages::send;
+use crate::ids::{MessageId, VisitorId};
+use crate::messages::send::{self, NewMessage};
+use crate::realtime::driver::{self, SentLog, Session, Stored};
+use crate::realtime::hub::Connection;
 use crate::realtime::hub::{Delivery, Topic};
 use crate::realtime::protocol::{self, WidgetIn, frame};
-use crate::realtime::{self as rt, FloodGuard, Liveness, dispatch, replay};
+use crate::realtime::{self as rt, dispatch, replay};
 use crate::spaces::model::ChatSpace;
 use crate::state::AppState;
-use crate::store::Reader;
+use crate::store::{ReadTx, Reader};
 use crate::visitors::model::Visitor;
 use crate::widget::service as widget;
 
@@ -66,13 +67,9 @@ pub async fn upgrade(
 
 struct WidgetSocket {
     state: AppState,
-    visitor: Visitor,
+    visitor: VisitorId,
     space: ChatSpace,
-    /// Highest message id sent, so replays and live frames never repeat.
-    last_sent: Option<MessageId>,
-    /// Lowest id of the unbroken run of messages this socket has sent, up
-    /// to `last_sent`: a resume skips that run instead of repeating it.
-    sent_from: Option<MessageId>,
+    log: SentLog,
     last_typing: Option<Instant>,
 }
 
@@ -83,114 +80,37 @@ async fn run(state: AppState, mut socket: WebSocket, visitor: Visitor, space: Ch
     conn.subscribe(Topic::SpaceWidgets(space.id));
     let mut me = WidgetSocket {
         state: state.clone(),
-        visitor,
+        visitor: visitor.id,
         space,
-        last_sent: None,
-        sent_from: None,
+        log: SentLog::default(),
         last_typing: None,
     };
     if !rt::send_text(&mut socket, &me.hello()).await {
         return;
     }
     me.presence(true, None, None);
-    let mut flood = FloodGuard::new(state.config.limits.ws_frames_per_second);
-    let mut alive = Liveness::default();
-    let mut ping = tokio::time::interval(rt::PING_EVERY);
-    ping.reset();
-    loop {
-        if let Some((code, reason)) = conn.close_requested() {
-            rt::close(&mut socket, code, reason).await;
-            break;
-        }
-        tokio::select! {
-            delivery = conn.deliveries.recv() => {
-                let Some(delivery) = delivery else { break };
-                match delivery {
-                    Delivery::Frame { text, message, .. } => {
-                        if message.is_some_and(|m| me.last_sent.is_some_and(|l| m <= l)) {
-                            continue;
-                        }
-                        if !rt::send_text(&mut socket, &text).await {
-                            break;
-                        }
-                        if let Some(m) = message {
-                            me.sent(m);
-                        }
-                    }
-                    Delivery::Close(code, reason) => {
-                        rt::close(&mut socket, code, reason).await;
-                        break;
-                    }
-                }
-            }
-            _ = conn.wake.notified() => {}
-            incoming = socket.recv() => {
-                let text = match incoming {
-                    None | Some(Ok(WsMessage::Close(_))) => break,
-                    Some(Err(e)) => {
-                        let (code, reason) = rt::close_for_error(&e);
-                        rt::close(&mut socket, code, reason).await;
-                        break;
-                    }
-                    Some(Ok(WsMessage::Text(t))) => t,
-                    Some(Ok(WsMessage::Binary(_))) => {
-                        alive.heard();
-                        let _ = rt::send_text(&mut socket, &protocol::error("unsupported", "binary frames are not supported")).await;
-                        continue;
-                    }
-                    Some(Ok(_)) => {
-                        alive.heard();
-                        continue;
-                    }
-                };
-                alive.heard();
-                match flood.check() {
-                    Ok(()) => {}
-                    Err(true) => {
-                        let _ = rt::send_text(&mut socket, &protocol::error("rate_limited", "too many frames; slow down")).await;
-                        continue;
-                    }
-                    Err(false) => {
-                        rt::close(&mut socket, rt::CLOSE_POLICY, "too many frames").await;
-                        break;
-                    }
-                }
-                let replies = me.handle(text.as_str()).await;
-                let mut ok = true;
-                for reply in replies {
-                    if !rt::send_text(&mut socket, &reply).await {
-                        ok = false;
-                        break;
-                    }
-                }
-                if !ok {
-                    break;
-                }
-            }
-            _ = ping.tick() => {
-                if alive.is_dead() {
-                    break;
-                }
-                if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
-                    break;
-                }
-            }
-        }
-        if conn.take_lagged() {
-            // Deliveries were dropped: start over from storage.
-            conn.discard_queued();
-            let mut frames = vec![frame("resync", json!({}))];
-            frames.extend(me.replay(me.last_sent));
-            let mut ok = true;
-            for f in frames {
-                ok &= rt::send_text(&mut socket, &f).await;
-            }
-            if !ok {
-                break;
-            }
-        }
-    }
+    driver::drive(&mut socket, &mut conn, &mut me).await;
     me.presence(false, None, None);
+}
+
+impl Session for WidgetSocket {
+    const REPLAYS_FROM_START: bool = true;
+
+    fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    fn log(&mut self) -> &mut SentLog {
+        &mut self.log
+    }
+
+    fn stored_after(&self, read: &ReadTx, after: Option<MessageId>) -> Stored {
+        replay::for_visitor(read, self.visitor, after)
+    }
+
+    async fn handle(&mut self, text: &str, _conn: &mut Connection) -> Vec<String> {
+        self.answer(text).await
+    }
 }
 
 impl WidgetSocket {
@@ -200,7 +120,7 @@ impl WidgetSocket {
             .as_ref()
             .ok()
             .and_then(|r| {
-                widget::current_thread(r, self.visitor.id)
+                widget::current_thread(r, self.visitor)
                     .ok()
                     .flatten()
                     .map(|t| (r, t))
@@ -209,7 +129,7 @@ impl WidgetSocket {
         frame(
             "hello",
             json!({
-                "visitorId": self.visitor.id,
+                "visitorId": self.visitor,
                 "thread": thread,
                 "agentsOnline": self.state.hub.any_agent_online(self.space.organization_id),
                 "open": self.space.settings.is_open(Utc::now()),
@@ -220,52 +140,22 @@ impl WidgetSocket {
     fn presence(&self, online: bool, url: Option<&str>, title: Option<&str>) {
         let text = frame(
             "visitor:presence",
-            json!({ "visitorId": self.visitor.id, "online": online, "url": url, "title": title }),
+            json!({ "visitorId": self.visitor, "online": online, "url": url, "title": title }),
         );
         self.state
             .hub
             .publish(Topic::Space(self.space.id), Delivery::frame(text));
     }
 
-    /// Notes a message frame as sent.
-    fn sent(&mut self, id: MessageId) {
-        if self.sent_from.is_none_or(|f| id < f) {
-            self.sent_from = Some(id);
-        }
-        if self.last_sent.is_none_or(|l| id > l) {
-            self.last_sent = Some(id);
-        }
-    }
-
-    /// Whether this socket already sent `id` (it lies in the unbroken run).
-    fn already_sent(&self, id: MessageId) -> bool {
-        self.sent_from.is_some_and(|f| id >= f) && self.last_sent.is_some_and(|l| id <= l)
-    }
-
-    /// Replays storage after `after`, skipping what this socket already
-    /// sent, and updates what was sent. Everything after `after` has then
-    /// been sent, so the run stays unbroken.
-    fn replay(&mut self, after: Option<MessageId>) -> Vec<String> {
-        let Ok(read) = self.state.store.read() else {
-            return vec![protocol::error("unavailable", "try again")];
-        };
-        let result = replay::for_visitor(&read, self.visitor.id, after);
-        let (out, replayed) = rt::replay_reply(result, |id| self.already_sent(id));
-        for id in replayed {
-            self.sent(id);
-        }
-        out
-    }
-
     /// Handles one client frame; returns the frames to answer with.
-    async fn handle(&mut self, text: &str) -> Vec<String> {
+    async fn answer(&mut self, text: &str) -> Vec<String> {
         let parsed: WidgetIn = match protocol::parse(text) {
             Ok(f) => f,
             Err((code, message)) => return vec![protocol::error(code, &message)],
         };
         match parsed {
             WidgetIn::Ping {} => vec![frame("pong", json!({}))],
-            WidgetIn::Resume { after } => self.replay(after),
+            WidgetIn::Resume { after } => driver::replay(self, after),
             WidgetIn::SendMessage {
                 client_msg_id,
                 content,
@@ -291,7 +181,7 @@ impl WidgetSocket {
                 Vec::new()
             }
             WidgetIn::Read { up_to } => {
-                match widget::read(&self.state, self.visitor.id, up_to).await {
+                match widget::read(&self.state, self.visitor, up_to).await {
                     Ok(()) => Vec::new(),
                     Err(e) => vec![protocol::error(e.code(), &e.public_message())],
                 }
@@ -311,7 +201,7 @@ impl WidgetSocket {
         reply_to: Option<MessageId>,
     ) -> AppResult<crate::messages::model::Message> {
         let new = NewMessage::parse(content, Some(client_msg_id), reply_to, false, attachments)?;
-        let sent = send::from_visitor(&self.state, self.visitor.id, &self.space, new).await?;
+        let sent = send::from_visitor(&self.state, self.visitor, &self.space, new).await?;
         Ok(sent.message)
     }
 
@@ -328,12 +218,12 @@ impl WidgetSocket {
         let Ok(read) = self.state.store.read() else {
             return;
         };
-        let Ok(Some(thread)) = crate::threads::rules::open_thread_of(&read, self.visitor.id) else {
+        let Ok(Some(thread)) = crate::threads::rules::open_thread_of(&read, self.visitor) else {
             return;
         };
         let text = frame(
             "visitor:typing",
-            json!({ "threadId": thread.id, "visitorId": self.visitor.id, "isTyping": is_typing }),
+            json!({ "threadId": thread.id, "visitorId": self.visitor, "isTyping": is_typing }),
         );
         self.state
             .hub
@@ -345,7 +235,7 @@ impl WidgetSocket {
         if let Some(t) = &title {
             crate::validate::bounded("title", t, 300)?;
         }
-        let id = self.visitor.id;
+        let id = self.visitor;
         let (u, t) = (url.clone(), title.clone());
         self.state
             .write(move |tx| {

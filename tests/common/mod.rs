@@ -238,7 +238,7 @@ pub mod fixtures {
     use mychat::accounts::model::Role;
     use mychat::accounts::service::{NewAgent, create_agent};
     use mychat::ids::OrgId;
-    use mychat::messages::model::NewMessage;
+    use mychat::messages::send::NewMessage;
     use mychat::messages::send::{self, Sent};
     use mychat::spaces::model::ChatSpace;
     use mychat::visitors::model::{Visitor, VisitorMetadata};
