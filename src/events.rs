@@ -2,7 +2,8 @@
 //! with [`crate::store::WriteTx::emit`]; the writer hands them to the hub
 //! right after the commit that made them true, in commit order.
 
-use crate::ids::{AgentId, MessageId, ThreadId};
+use crate::ids::{AgentId, MemberId, MessageId, ThreadId};
+use crate::integrations::model::Member;
 use crate::messages::model::Message;
 use crate::threads::model::Thread;
 
@@ -24,12 +25,18 @@ pub enum Event {
     },
     /// An agent's sessions were revoked (logout, password change, disabling).
     AgentRevoked { agent: AgentId },
+    /// A member became a participant of an object-bound thread (added by
+    /// the integrator, or joined). `thread` is the thread after it.
+    ParticipantJoined { thread: Thread, member: Member },
+    /// A member stopped being a participant (left, or removed).
+    ParticipantLeft { thread: Thread, member: Member },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReaderKind {
     Visitor,
     Agent(AgentId),
+    Member(MemberId),
 }
 
 impl Event {
@@ -39,7 +46,9 @@ impl Event {
             | Event::ThreadUpdated { thread }
             | Event::MessageNew { thread, .. }
             | Event::MessageChanged { thread, .. }
-            | Event::Read { thread, .. } => Some(thread.id),
+            | Event::Read { thread, .. }
+            | Event::ParticipantJoined { thread, .. }
+            | Event::ParticipantLeft { thread, .. } => Some(thread.id),
             Event::AgentRevoked { .. } => None,
         }
     }

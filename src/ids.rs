@@ -68,6 +68,9 @@ typed_id!(
     MessageId,
     TemplateId,
     AttachmentId,
+    ApiTokenId,
+    SigningKeyId,
+    MemberId,
 );
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod events;
 pub mod extract;
 pub mod fsutil;
 pub mod ids;
+pub mod integrations;
 pub mod messages;
 pub mod metrics;
 pub mod ops;
@@ -258,6 +259,7 @@ pub fn router(state: AppState) -> Router {
         .merge(templates::http::routes())
         .merge(widget::http::routes())
         .merge(attachments::http::routes())
+        .merge(integrations::http::routes())
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)
@@ -267,6 +269,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::routes())
         .merge(realtime::routes())
         .layer(DefaultBodyLimit::max(state.config.http.body_limit))
+        .layer(middleware::from_fn(auth::extract::api_token_from_query))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             ops::track,

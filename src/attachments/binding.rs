@@ -26,7 +26,11 @@ fn uploader_of(author: &Author) -> Option<Uploader> {
             kind: UploaderKind::Agent,
             id: a.id.0,
         }),
-        Author::System | Author::Integration(_) => None,
+        Author::Member(m) => Some(Uploader {
+            kind: UploaderKind::Member,
+            id: m.id.0,
+        }),
+        Author::System | Author::Integration { .. } | Author::Backend { .. } => None,
     }
 }
 

@@ -19,6 +19,7 @@ pub struct Uploader {
 pub enum UploaderKind {
     Visitor,
     Agent,
+    Member,
 }
 
 impl Uploader {
@@ -27,6 +28,7 @@ impl Uploader {
         match self.kind {
             UploaderKind::Visitor => format!("visitor:{}", self.id),
             UploaderKind::Agent => format!("agent:{}", self.id),
+            UploaderKind::Member => format!("member:{}", self.id),
         }
     }
 }

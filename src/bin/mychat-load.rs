@@ -559,7 +559,7 @@ async fn library_org(state: &AppState) -> Fallible<(Caller, ChatSpace)> {
         .await
         .map_err(|e| format!("organization: {e}"))?;
     let space = library_space(state, org.id).await?;
-    Ok((Caller { agent }, space))
+    Ok((Caller { agent, token: None }, space))
 }
 
 async fn library_space(state: &AppState, org: OrgId) -> Fallible<ChatSpace> {

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::model::Agent;
 use crate::attachments::model::AttachmentRef;
-use crate::ids::{MessageId, ThreadId};
+use crate::ids::{ApiTokenId, MessageId, ThreadId};
+use crate::integrations::model::Member;
 use crate::visitors::model::Visitor;
 
 /// Longest message content, in characters.
@@ -22,6 +23,7 @@ pub enum SenderType {
     Agent,
     System,
     Integration,
+    Member,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -86,10 +88,21 @@ impl Message {
 pub enum Author {
     Visitor(Visitor),
     Agent(Agent),
+    /// One of the integrator's users, in an object-bound thread.
+    Member(Member),
     /// The appliance itself (e.g. "file expired").
     System,
-    /// An integrator's backend, by API token name.
-    Integration(String),
+    /// The integrator's backend through an `agent`-scope API token, named
+    /// after the token.
+    Integration {
+        token: ApiTokenId,
+        name: String,
+    },
+    /// The integrator's backend through the management API: its messages
+    /// are system messages, idempotent per token.
+    Backend {
+        token: ApiTokenId,
+    },
 }
 
 impl Author {
@@ -97,16 +110,20 @@ impl Author {
         match self {
             Author::Visitor(_) => SenderType::Visitor,
             Author::Agent(_) => SenderType::Agent,
-            Author::System => SenderType::System,
-            Author::Integration(_) => SenderType::Integration,
+            Author::Member(_) => SenderType::Member,
+            Author::System | Author::Backend { .. } => SenderType::System,
+            Author::Integration { .. } => SenderType::Integration,
         }
     }
 
+    /// Whose `clientMsgId`s these are: the idempotency key is scoped to it.
     pub fn sender_id(&self) -> uuid::Uuid {
         match self {
             Author::Visitor(v) => v.id.0,
             Author::Agent(a) => a.id.0,
-            Author::System | Author::Integration(_) => uuid::Uuid::nil(),
+            Author::Member(m) => m.id.0,
+            Author::Integration { token, .. } | Author::Backend { token } => token.0,
+            Author::System => uuid::Uuid::nil(),
         }
     }
 
@@ -114,8 +131,14 @@ impl Author {
         match self {
             Author::Visitor(v) => Some(v.label()),
             Author::Agent(a) => Some(a.display_name.clone()),
-            Author::System => None,
-            Author::Integration(n) => Some(n.clone()),
+            Author::Member(m) => Some(m.name.clone()),
+            Author::System | Author::Backend { .. } => None,
+            Author::Integration { name, .. } => Some(name.clone()),
         }
+    }
+
+    /// Whether the author reads like a visitor: sees no internal notes.
+    pub fn is_outsider(&self) -> bool {
+        matches!(self, Author::Visitor(_) | Author::Member(_))
     }
 }

@@ -14,8 +14,9 @@ use crate::attachments::model::Attachment;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
-use crate::ids::{AttachmentId, MessageId, ThreadId, VisitorId};
-use crate::messages::model::{Author, MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS, Message, SenderType};
+use crate::ids::{ApiTokenId, AttachmentId, MessageId, OrgId, ThreadId, VisitorId};
+use crate::integrations::model::{Member, MemberScopes, may_join};
+use crate::messages::model::{Author, MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS, Message};
 use crate::spaces::model::{ChatSpace, RequireVisitorData};
 use crate::state::AppState;
 use crate::store::{Reader, WriteTx};
@@ -239,7 +240,18 @@ pub async fn from_agent(
     new: NewMessage,
 ) -> AppResult<Sent> {
     let agent = caller.agent.clone();
-    let author = Author::Agent(agent.clone());
+    // The organization's backend writes under its token's name, may write
+    // into any thread, and never claims one.
+    let (author, integration) = match &caller.token {
+        Some(t) => (
+            Author::Integration {
+                token: t.id,
+                name: t.name.clone(),
+            },
+            true,
+        ),
+        None => (Author::Agent(agent.clone()), false),
+    };
     state
         .write(move |tx| {
             let mut thread = thread_of_org(tx, agent.organization_id, id)?;
@@ -247,7 +259,10 @@ pub async fn from_agent(
                 return Ok(Sent::original(thread, original));
             }
             let mut claimed = false;
-            if !new.internal {
+            if integration || thread.is_object_bound() {
+                // Staff posts into object-bound threads claim nothing.
+                ensure_open(&thread)?;
+            } else if !new.internal {
                 ensure_open(&thread)?;
                 match thread.assigned_agent_id {
                     None => {
@@ -291,6 +306,11 @@ pub async fn agent_starts(
     subject: Option<String>,
     first: Option<NewMessage>,
 ) -> AppResult<Sent> {
+    if caller.is_integration() {
+        return Err(AppError::Forbidden(
+            "an API token cannot hold threads".into(),
+        ));
+    }
     let agent = caller.agent.clone();
     let author = Author::Agent(agent.clone());
     state
@@ -337,6 +357,107 @@ pub async fn agent_starts(
         .await
 }
 
+/// A member writes into an object-bound thread it takes part in (member
+/// REST and socket). A potential member gets 403 until it joins; any
+/// other thread is a 404. Idempotent by clientMsgId.
+pub async fn from_member(
+    state: &AppState,
+    member: &Member,
+    id: ThreadId,
+    scopes: &MemberScopes,
+    new: NewMessage,
+) -> AppResult<Sent> {
+    if new.internal {
+        return Err(AppError::validation("members cannot write internal notes"));
+    }
+    let (author, member, scopes) = (
+        Author::Member(member.clone()),
+        member.clone(),
+        scopes.clone(),
+    );
+    state
+        .write(move |tx| {
+            let mut thread = member_thread(tx, &member, &scopes, id)?;
+            if !thread.has_member(member.id) {
+                return Err(AppError::Forbidden(
+                    "join the conversation before writing".into(),
+                ));
+            }
+            if let Some(original) = existing(tx, &author, &new)? {
+                return Ok(Sent::original(thread, original));
+            }
+            ensure_open(&thread)?;
+            let message = append(tx, &mut thread, &author, &new)?;
+            tx.put(&thread)?;
+            tx.emit(Event::MessageNew {
+                message: message.clone(),
+                thread: thread.clone(),
+            });
+            Ok(Sent {
+                thread,
+                message,
+                created: true,
+                new_thread: false,
+            })
+        })
+        .await
+}
+
+/// An object-bound thread a member takes part in or may join; else 404,
+/// so a member learns nothing of threads outside its reach.
+pub fn member_thread<R: Reader + ?Sized>(
+    read: &R,
+    member: &Member,
+    scopes: &MemberScopes,
+    id: ThreadId,
+) -> AppResult<Thread> {
+    let not_found = || AppError::NotFound("dialog");
+    let thread = thread_of_org(read, member.organization_id, id).map_err(|_| not_found())?;
+    let reachable = thread
+        .membership
+        .as_ref()
+        .is_some_and(|m| m.members.contains(&member.id) || may_join(&m.access_scopes, scopes));
+    if !reachable {
+        return Err(not_found());
+    }
+    Ok(thread)
+}
+
+/// The integrator's backend posts into an object-bound thread of its
+/// organization (management API): a system message, idempotent per token.
+pub async fn from_backend(
+    state: &AppState,
+    org: OrgId,
+    token: ApiTokenId,
+    id: ThreadId,
+    new: NewMessage,
+) -> AppResult<Sent> {
+    let author = Author::Backend { token };
+    state
+        .write(move |tx| {
+            let mut thread = thread_of_org(tx, org, id)?;
+            if !thread.is_object_bound() {
+                return Err(AppError::NotFound("thread"));
+            }
+            if let Some(original) = existing(tx, &author, &new)? {
+                return Ok(Sent::original(thread, original));
+            }
+            let message = append(tx, &mut thread, &author, &new)?;
+            tx.put(&thread)?;
+            tx.emit(Event::MessageNew {
+                message: message.clone(),
+                thread: thread.clone(),
+            });
+            Ok(Sent {
+                thread,
+                message,
+                created: true,
+                new_thread: false,
+            })
+        })
+        .await
+}
+
 /// The appliance's own internal note (e.g. "File expired"), inside a write
 /// the caller runs; the caller puts the thread.
 pub fn system_note(tx: &mut WriteTx<'_>, thread: &mut Thread, content: &str) -> AppResult<Message> {
@@ -374,8 +495,7 @@ pub fn append(
     if let Some(reply_to) = new.reply_to_id {
         let target = tx.message(reply_to)?;
         let visible = target.is_some_and(|m| {
-            m.thread_id == thread.id
-                && (author.sender_type() != SenderType::Visitor || m.visible_to_visitor())
+            m.thread_id == thread.id && (!author.is_outsider() || m.visible_to_visitor())
         });
         if !visible {
             return Err(AppError::validation(
@@ -432,6 +552,19 @@ pub fn append(
                         at: now,
                     },
                 );
+            }
+            Author::Member(m) => {
+                let seen = thread.visitor_message_count + thread.agent_message_count;
+                if let Some(membership) = thread.membership.as_mut() {
+                    membership.reads.insert(
+                        m.id,
+                        ReadMarker {
+                            up_to: message.id,
+                            seen,
+                            at: now,
+                        },
+                    );
+                }
             }
             _ => {}
         }

@@ -165,7 +165,7 @@ fn agent_from_token_again(state: &AppState, caller: &Caller) -> AppResult<Caller
     if agent.disabled || agent.token_version != caller.agent.token_version {
         return Err(AppError::Unauthorized("revoked".into()));
     }
-    Ok(Caller { agent })
+    Ok(Caller { agent, token: None })
 }
 
 impl Session for AgentSocket {

@@ -7,8 +7,9 @@ use tokio::sync::mpsc;
 
 use crate::events::{Event, ReaderKind};
 use crate::ids::AgentId;
+use crate::integrations::views::{self, Participant};
 use crate::messages::model::{Message, SenderType};
-use crate::realtime::hub::{Delivery, Topic};
+use crate::realtime::hub::{Delivery, Hub, Topic};
 use crate::realtime::protocol::frame;
 use crate::state::AppState;
 use crate::store::{ReadTx, Reader};
@@ -91,6 +92,9 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
     let hub = &state.hub;
     match event {
         Event::ThreadNew { thread } => {
+            if thread.is_object_bound() {
+                announce_dialog(read, hub, &thread, "dialog:new");
+            }
             let text = frame(
                 "thread:new",
                 json!({ "thread": thread_json(read, &thread) }),
@@ -106,6 +110,9 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             );
         }
         Event::ThreadUpdated { thread } => {
+            if thread.is_object_bound() {
+                announce_dialog(read, hub, &thread, "dialog:updated");
+            }
             let text = frame(
                 "thread:updated",
                 json!({ "thread": thread_json(read, &thread) }),
@@ -124,6 +131,13 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                 Topic::Space(thread.chat_space_id),
                 message_delivery(text, &message, Some(&thread)),
             );
+            if thread.is_object_bound() && message.visible_to_visitor() {
+                let text = frame(
+                    "message:new",
+                    json!({ "dialogId": thread.id, "message": message }),
+                );
+                to_members_message(hub, &thread, &message, text);
+            }
             if message.visible_to_visitor() {
                 let text = frame(kind, json!({ "message": message }));
                 hub.publish(
@@ -139,6 +153,13 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                 Delivery::frame(text.clone()),
             );
             if message.visible_to_visitor() {
+                if thread.is_object_bound() {
+                    let text = frame(
+                        "message:updated",
+                        json!({ "dialogId": thread.id, "message": message }),
+                    );
+                    to_members(hub, &thread, &text);
+                }
                 hub.publish(Topic::Visitor(thread.visitor_id), Delivery::frame(text));
             }
         }
@@ -150,12 +171,22 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             let who = match reader {
                 ReaderKind::Visitor => json!("visitor"),
                 ReaderKind::Agent(a) => json!(a),
+                ReaderKind::Member(m) => {
+                    json!(read.member(m).ok().flatten().map(|m| m.external_id))
+                }
             };
             let text = frame(
                 "messages:read",
                 json!({ "threadId": thread.id, "reader": who, "upTo": up_to }),
             );
             hub.publish(Topic::Space(thread.chat_space_id), Delivery::frame(text));
+            if thread.is_object_bound() {
+                let text = frame(
+                    "messages:read",
+                    json!({ "dialogId": thread.id, "reader": who, "upTo": up_to }),
+                );
+                to_members(hub, &thread, &text);
+            }
             if let ReaderKind::Agent(_) = reader {
                 let text = frame(
                     "messages:read",
@@ -164,6 +195,30 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                 hub.publish(Topic::Visitor(thread.visitor_id), Delivery::frame(text));
             }
         }
+        Event::ParticipantJoined { thread, member } => {
+            let who = Participant::from(&member);
+            let added = frame(
+                "dialog:new",
+                json!({ "dialog": views::dialog(read, &thread, member.id) }),
+            );
+            hub.publish(Topic::Member(member.id), Delivery::frame(added));
+            let text = frame(
+                "participant:joined",
+                json!({ "dialogId": thread.id, "participant": who }),
+            );
+            to_members(hub, &thread, &text);
+            hub.publish(Topic::Space(thread.chat_space_id), Delivery::frame(text));
+        }
+        Event::ParticipantLeft { thread, member } => {
+            let text = frame(
+                "participant:left",
+                json!({ "dialogId": thread.id, "participant": Participant::from(&member) }),
+            );
+            // The one who left hears it too, as the end of that dialog.
+            hub.publish(Topic::Member(member.id), Delivery::frame(text.clone()));
+            to_members(hub, &thread, &text);
+            hub.publish(Topic::Space(thread.chat_space_id), Delivery::frame(text));
+        }
         Event::AgentRevoked { agent } => {
             hub.publish(
                 Topic::Agent(agent),
@@ -171,4 +226,56 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             );
         }
     }
+}
+
+/// A frame for every participant of an object-bound thread.
+fn to_members(hub: &Hub, thread: &Thread, text: &str) {
+    for m in thread.membership.iter().flat_map(|ms| &ms.members) {
+        hub.publish(Topic::Member(*m), Delivery::frame(text.to_owned()));
+    }
+}
+
+/// A message frame for every participant, counted as sent by its id.
+fn to_members_message(hub: &Hub, thread: &Thread, message: &Message, text: String) {
+    let text: std::sync::Arc<str> = text.into();
+    for m in thread.membership.iter().flat_map(|ms| &ms.members) {
+        hub.publish(
+            Topic::Member(*m),
+            Delivery::Frame {
+                text: text.clone(),
+                message: Some(message.id),
+                team: None,
+                holder: None,
+            },
+        );
+    }
+}
+
+/// Tells participants about the thread (each sees its own view), and the
+/// members who may join it that it is there.
+fn announce_dialog(read: &ReadTx, hub: &Hub, thread: &Thread, kind: &str) {
+    let Some(membership) = &thread.membership else {
+        return;
+    };
+    for m in &membership.members {
+        let text = frame(kind, json!({ "dialog": views::dialog(read, thread, *m) }));
+        hub.publish(Topic::Member(*m), Delivery::frame(text));
+    }
+    let Ok(Some(space)) = read.space(thread.chat_space_id) else {
+        return;
+    };
+    // A potential member's view: no content, not participating.
+    let outsider = crate::ids::MemberId(uuid::Uuid::nil());
+    let text = frame(
+        kind,
+        json!({ "dialog": views::dialog(read, thread, outsider) }),
+    );
+    hub.publish(
+        Topic::Members(space.organization_id),
+        Delivery::Scoped {
+            text: text.into(),
+            scopes: membership.access_scopes.clone().into(),
+            except: membership.members.clone().into(),
+        },
+    );
 }

@@ -11,7 +11,8 @@ use std::future::Future;
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use serde_json::json;
 
-use crate::ids::MessageId;
+use crate::ids::{MemberId, MessageId};
+use crate::integrations::model::AccessScope;
 use crate::realtime::hub::{Connection, Delivery};
 use crate::realtime::protocol::{self, frame};
 use crate::realtime::{self as rt, FloodGuard, Liveness};
@@ -77,6 +78,12 @@ pub trait Session: Send {
     /// The message frames this socket shows after `after`, from storage.
     fn stored_after(&self, read: &ReadTx, after: Option<MessageId>) -> Stored;
 
+    /// Whether a frame meant for those who may join a thread with these
+    /// access scopes is for this socket (member sockets only).
+    fn admits(&self, _scopes: &[AccessScope], _except: &[MemberId]) -> bool {
+        false
+    }
+
     /// Answers one client text frame with the frames to send back.
     fn handle(
         &mut self,
@@ -125,6 +132,13 @@ pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, se
                         }
                         if let Some(m) = message {
                             session.log().sent(m);
+                        }
+                    }
+                    Delivery::Scoped { text, scopes, except } => {
+                        if session.admits(&scopes, &except)
+                            && !rt::send_text(socket, &text).await
+                        {
+                            return;
                         }
                     }
                     Delivery::Close(code, reason) => {

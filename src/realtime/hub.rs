@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::ids::{AgentId, MessageId, OrgId, SpaceId, TeamId, VisitorId};
+use crate::ids::{AgentId, MemberId, MessageId, OrgId, SpaceId, TeamId, VisitorId};
+use crate::integrations::model::AccessScope;
 
 /// Deliveries a connection may have waiting before it counts as lagging.
 pub const QUEUE: usize = 256;
@@ -28,6 +29,11 @@ pub enum Topic {
     Org(OrgId),
     /// One agent's sockets: control (revocation).
     Agent(AgentId),
+    /// One member's sockets: its threads' events.
+    Member(MemberId),
+    /// Every member socket of an organization: threads that became
+    /// available, filtered by each member's scopes ([`Delivery::Scoped`]).
+    Members(OrgId),
 }
 
 /// What a connection is sent.
@@ -42,6 +48,13 @@ pub enum Delivery {
         team: Option<TeamId>,
         /// ...and the agent holding the thread, whatever its teams.
         holder: Option<AgentId>,
+    },
+    /// A frame only members that may join one of these threads' scopes get,
+    /// and not those in `except` (they hear through their own topic).
+    Scoped {
+        text: Arc<str>,
+        scopes: Arc<[AccessScope]>,
+        except: Arc<[MemberId]>,
     },
     /// Close the socket with this code and reason. Never queued: it goes to
     /// the connection's close slot, so a full queue cannot lose it.
@@ -109,6 +122,20 @@ pub struct Hub {
     /// sockets that subscribe after [`Hub::close_all`] went through them.
     closing_with: OnceLock<(u16, &'static str)>,
     drained: Notify,
+}
+
+/// Asks one connection to close; the first close wins.
+#[derive(Clone)]
+pub struct Closer {
+    close: CloseSlot,
+    wake: Arc<Notify>,
+}
+
+impl Closer {
+    pub fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.close.set((code, reason));
+        self.wake.notify_one();
+    }
 }
 
 /// One live socket's end of the hub. Dropping it unsubscribes everything.
@@ -300,6 +327,14 @@ impl Connection {
     }
 
     /// The close this socket was asked for (revocation, shutdown), if any.
+    /// A handle that asks this connection (only) to close, from elsewhere.
+    pub fn closer(&self) -> Closer {
+        Closer {
+            close: self.close.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+
     pub fn close_requested(&self) -> Option<(u16, &'static str)> {
         self.close.get().copied()
     }

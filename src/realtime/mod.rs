@@ -9,6 +9,7 @@ pub mod agent;
 pub mod dispatch;
 pub mod driver;
 pub mod hub;
+pub mod member;
 pub mod protocol;
 pub mod replay;
 pub mod widget;
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ws/widget", get(widget::upgrade))
         .route("/ws/agent", get(agent::upgrade))
+        .route("/ws/member", get(member::upgrade))
 }
 
 /// Buffers sized for many mostly idle sockets: the library's defaults

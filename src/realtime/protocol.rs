@@ -96,6 +96,37 @@ pub enum AgentIn {
     Resume { after: Option<MessageId> },
 }
 
+/// What a member's socket (`/ws/member`) may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase", deny_unknown_fields)]
+pub enum MemberIn {
+    #[serde(rename = "auth")]
+    Auth { token: String },
+    #[serde(rename = "member:send_message")]
+    SendMessage {
+        dialog_id: ThreadId,
+        client_msg_id: String,
+        content: String,
+        reply_to_id: Option<MessageId>,
+        #[serde(default)]
+        attachment_ids: Vec<AttachmentId>,
+    },
+    #[serde(rename = "member:typing")]
+    Typing {
+        dialog_id: ThreadId,
+        is_typing: bool,
+    },
+    #[serde(rename = "member:read")]
+    Read {
+        dialog_id: ThreadId,
+        up_to: MessageId,
+    },
+    #[serde(rename = "resume")]
+    Resume { after: Option<MessageId> },
+    #[serde(rename = "ping")]
+    Ping {},
+}
+
 /// Parses a client frame, or says in one line what is wrong with it.
 pub fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (&'static str, String)> {
     let value: Value = serde_json::from_str(text).map_err(|e| ("invalid_json", e.to_string()))?;

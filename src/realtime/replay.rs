@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::ids::{MessageId, SpaceId, VisitorId};
+use crate::ids::{MemberId, MessageId, SpaceId, VisitorId};
 use crate::messages::model::Message;
 use crate::realtime::dispatch::{message_kind, thread_json};
 use crate::realtime::protocol::frame;
@@ -90,6 +90,52 @@ pub fn for_agent(
     after: MessageId,
     wanted: &dyn Fn(&Thread) -> bool,
 ) -> store::Result<Option<Vec<(MessageId, String)>>> {
+    let found = missed(read, spaces, after, wanted, false)?;
+    Ok(found.map(|items| {
+        items
+            .into_iter()
+            .map(|(m, t)| {
+                let thread = thread_json(read, &t);
+                (
+                    m.id,
+                    frame(message_kind(&m), json!({ "message": m, "thread": thread })),
+                )
+            })
+            .collect()
+    }))
+}
+
+/// A member's missed messages of the threads it takes part in, after
+/// `after`, oldest first, as member frames (no internal notes).
+pub fn for_member(
+    read: &ReadTx,
+    spaces: &[SpaceId],
+    member: MemberId,
+    after: MessageId,
+) -> store::Result<Option<Vec<(MessageId, String)>>> {
+    let found = missed(read, spaces, after, &|t| t.has_member(member), true)?;
+    Ok(found.map(|items| {
+        items
+            .into_iter()
+            .map(|(m, t)| {
+                (
+                    m.id,
+                    frame("message:new", json!({ "dialogId": t.id, "message": m })),
+                )
+            })
+            .collect()
+    }))
+}
+
+/// The messages after `after` of the threads `wanted` lets through,
+/// redacted, oldest first; None when there are too many.
+fn missed(
+    read: &ReadTx,
+    spaces: &[SpaceId],
+    after: MessageId,
+    wanted: &dyn Fn(&Thread) -> bool,
+    outsider: bool,
+) -> store::Result<Option<Vec<(Message, Thread)>>> {
     let since = id_millis(after) - 1000;
     let threads = read.threads_in_spaces(spaces, &ThreadStatus::ALL, None, usize::MAX, &|t| {
         (t.last_activity_at.timestamp_millis() >= since || t.updated_at.timestamp_millis() >= since)
@@ -102,8 +148,11 @@ pub fn for_agent(
             let batch = read.messages(t.id, from, false, 512)?;
             let n = batch.len();
             from = batch.last().map(|m| m.id).or(from);
-            for m in batch.into_iter().filter(|m| m.id > after) {
-                out.push((m, t));
+            for m in batch
+                .into_iter()
+                .filter(|m| m.id > after && (!outsider || m.visible_to_visitor()))
+            {
+                out.push((m.redacted(), t.clone()));
             }
             if out.len() > MAX_REPLAY {
                 return Ok(None);
@@ -114,16 +163,5 @@ pub fn for_agent(
         }
     }
     out.sort_by_key(|(m, _)| m.id);
-    Ok(Some(
-        out.into_iter()
-            .map(|(m, t)| {
-                let m = m.redacted();
-                let thread = thread_json(read, t);
-                (
-                    m.id,
-                    frame(message_kind(&m), json!({ "message": m, "thread": thread })),
-                )
-            })
-            .collect(),
-    ))
+    Ok(Some(out))
 }

@@ -11,6 +11,7 @@ use super::{Result, Scan};
 use crate::accounts::model::{Agent, Invite, Organization, RefreshToken, Team};
 use crate::attachments::model::Attachment;
 use crate::ids::*;
+use crate::integrations::model::{ApiToken, Member, SigningKey};
 use crate::messages::model::Message;
 use crate::spaces::model::ChatSpace;
 use crate::templates::model::Template;
@@ -174,6 +175,48 @@ pub trait Reader {
 
     fn invite(&self, hash: &[u8]) -> Result<Option<Invite>> {
         self.value(tables::INVITES, hash)
+    }
+
+    // Integrations.
+
+    fn api_token(&self, id: ApiTokenId) -> Result<Option<ApiToken>> {
+        self.by_id(id.as_u128())
+    }
+
+    /// `hash`: hex sha256 of the token.
+    fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
+        match self.pointer(tables::IDX_API_TOKEN_HASH, hash.as_bytes())? {
+            Some(id) => self.by_id(id),
+            None => Ok(None),
+        }
+    }
+
+    fn api_tokens_of_org(&self, org: OrgId) -> Result<Vec<ApiToken>> {
+        self.records_under(tables::IDX_API_TOKENS_BY_ORG, org.as_u128())
+    }
+
+    fn signing_key(&self, id: SigningKeyId) -> Result<Option<SigningKey>> {
+        self.by_id(id.as_u128())
+    }
+
+    fn signing_keys_of_org(&self, org: OrgId) -> Result<Vec<SigningKey>> {
+        self.records_under(tables::IDX_SIGNING_KEYS_BY_ORG, org.as_u128())
+    }
+
+    fn member(&self, id: MemberId) -> Result<Option<Member>> {
+        self.by_id(id.as_u128())
+    }
+
+    fn member_by_external(&self, org: OrgId, external_id: &str) -> Result<Option<Member>> {
+        let key = records::member_external_key(org.as_u128(), external_id);
+        match self.pointer(tables::IDX_MEMBER_EXTERNAL, &key)? {
+            Some(id) => self.by_id(id),
+            None => Ok(None),
+        }
+    }
+
+    fn members_of_org(&self, org: OrgId) -> Result<Vec<Member>> {
+        self.records_under(tables::IDX_MEMBERS_BY_ORG, org.as_u128())
     }
 
     // Chat spaces and visitors.

@@ -9,6 +9,7 @@ use super::codec::{KeyBuf, id_key};
 use super::tables::{self, Table};
 use crate::accounts::model::{Agent, Organization, Team};
 use crate::attachments::model::Attachment;
+use crate::integrations::model::{ApiToken, Member, SigningKey};
 use crate::messages::model::Message;
 use crate::spaces::model::ChatSpace;
 use crate::templates::model::Template;
@@ -308,5 +309,73 @@ impl Record for Attachment {
                 KeyBuf::new().time(self.created_at).id(id).done(),
             ),
         }]
+    }
+}
+
+impl Record for ApiToken {
+    const TABLE: Table = tables::API_TOKENS;
+    const NAME: &'static str = "API token";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        let id = self.id.as_u128();
+        vec![
+            IndexEntry::unique(
+                tables::IDX_API_TOKEN_HASH,
+                self.hash.as_bytes().to_vec(),
+                id,
+            ),
+            IndexEntry::plain(
+                tables::IDX_API_TOKENS_BY_ORG,
+                KeyBuf::new()
+                    .id(self.organization_id.as_u128())
+                    .id(id)
+                    .done(),
+            ),
+        ]
+    }
+}
+
+impl Record for SigningKey {
+    const TABLE: Table = tables::SIGNING_KEYS;
+    const NAME: &'static str = "signing key";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        vec![IndexEntry::plain(
+            tables::IDX_SIGNING_KEYS_BY_ORG,
+            KeyBuf::new()
+                .id(self.organization_id.as_u128())
+                .id(self.id.as_u128())
+                .done(),
+        )]
+    }
+}
+
+pub fn member_external_key(org: u128, external_id: &str) -> Vec<u8> {
+    KeyBuf::new().id(org).str(external_id).done()
+}
+
+impl Record for Member {
+    const TABLE: Table = tables::MEMBERS;
+    const NAME: &'static str = "member";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        let (org, id) = (self.organization_id.as_u128(), self.id.as_u128());
+        vec![
+            IndexEntry::unique(
+                tables::IDX_MEMBER_EXTERNAL,
+                member_external_key(org, &self.external_id),
+                id,
+            ),
+            IndexEntry::plain(
+                tables::IDX_MEMBERS_BY_ORG,
+                KeyBuf::new().id(org).id(id).done(),
+            ),
+        ]
     }
 }

@@ -62,6 +62,21 @@ pub const IDX_ATTACHMENTS_BY_TIME: Table = TableDefinition::new("idx_attachments
 /// created ‖ attachment, for uploads no message carries yet.
 pub const IDX_ATTACHMENTS_PENDING: Table = TableDefinition::new("idx_attachments_pending");
 
+// Integrations.
+pub const API_TOKENS: Table = TableDefinition::new("api_tokens");
+/// sha256 of the token (hex) -> API token (unique)
+pub const IDX_API_TOKEN_HASH: Table = TableDefinition::new("idx_api_token_hash");
+/// org ‖ API token
+pub const IDX_API_TOKENS_BY_ORG: Table = TableDefinition::new("idx_api_tokens_by_org");
+pub const SIGNING_KEYS: Table = TableDefinition::new("signing_keys");
+/// org ‖ signing key
+pub const IDX_SIGNING_KEYS_BY_ORG: Table = TableDefinition::new("idx_signing_keys_by_org");
+pub const MEMBERS: Table = TableDefinition::new("members");
+/// org ‖ external id -> member (unique)
+pub const IDX_MEMBER_EXTERNAL: Table = TableDefinition::new("idx_member_external");
+/// org ‖ member
+pub const IDX_MEMBERS_BY_ORG: Table = TableDefinition::new("idx_members_by_org");
+
 /// Every table, so a new database creates them all and backups copy them all.
 pub const ALL: &[Table] = &[
     META,
@@ -92,4 +107,12 @@ pub const ALL: &[Table] = &[
     ATTACHMENTS,
     IDX_ATTACHMENTS_BY_TIME,
     IDX_ATTACHMENTS_PENDING,
+    API_TOKENS,
+    IDX_API_TOKEN_HASH,
+    IDX_API_TOKENS_BY_ORG,
+    SIGNING_KEYS,
+    IDX_SIGNING_KEYS_BY_ORG,
+    MEMBERS,
+    IDX_MEMBER_EXTERNAL,
+    IDX_MEMBERS_BY_ORG,
 ];

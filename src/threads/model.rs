@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AgentId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::ids::{AgentId, MemberId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::integrations::model::AccessScope;
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -109,9 +110,46 @@ pub struct Thread {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Set on object-bound threads (§4a): their members and who may join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<Membership>,
+}
+
+/// What makes a thread object-bound: the integrator's users in it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    /// Direct participants.
+    pub members: Vec<MemberId>,
+    /// Who else may join.
+    pub access_scopes: Vec<AccessScope>,
+    /// Each member's read marker.
+    #[serde(default)]
+    pub reads: BTreeMap<MemberId, ReadMarker>,
 }
 
 impl Thread {
+    /// Whether the thread is bound to an integrator's object.
+    pub fn is_object_bound(&self) -> bool {
+        self.membership.is_some()
+    }
+
+    pub fn has_member(&self, member: MemberId) -> bool {
+        self.membership
+            .as_ref()
+            .is_some_and(|m| m.members.contains(&member))
+    }
+
+    /// Messages a member has not read yet.
+    pub fn unread_for_member(&self, member: MemberId) -> u64 {
+        let seen = self
+            .membership
+            .as_ref()
+            .and_then(|m| m.reads.get(&member))
+            .map_or(0, |m| m.seen);
+        (self.visitor_message_count + self.agent_message_count).saturating_sub(seen)
+    }
+
     /// Visitor messages this agent has not read yet.
     pub fn unread_for_agent(&self, agent: AgentId) -> u64 {
         let seen = self.agent_reads.get(&agent).map_or(0, |m| m.seen);

@@ -92,6 +92,7 @@ pub fn new_thread(space: SpaceId, visitor: VisitorId) -> Thread {
         created_at: now,
         updated_at: now,
         closed_at: None,
+        membership: None,
     }
 }
 

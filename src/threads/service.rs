@@ -10,7 +10,7 @@ use crate::attachments::model::Attachment;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, ReaderKind};
-use crate::ids::{AgentId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::ids::{AgentId, MemberId, MessageId, OrgId, SpaceId, TeamId, ThreadId, VisitorId};
 use crate::messages::model::{Message, SenderType};
 use crate::state::AppState;
 use crate::store::{Page, Reader, Record, ThreadCursor, WriteTx};
@@ -185,6 +185,17 @@ pub fn get(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadV
     view_of(&read, thread, caller.id())
 }
 
+/// Holding threads is for people: an API token may not claim, release,
+/// transfer or reopen.
+fn people_only(caller: &Caller) -> AppResult<()> {
+    if caller.is_integration() {
+        return Err(AppError::Forbidden(
+            "an API token cannot hold threads".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Runs a lifecycle change as one write and returns the new thread.
 async fn change<F>(
     state: &AppState,
@@ -199,6 +210,12 @@ where
     let thread = state
         .write(move |tx| {
             let mut thread = thread_of_org(tx, agent.organization_id, id)?;
+            if thread.is_object_bound() {
+                return Err(AppError::conflict(
+                    "object_bound",
+                    "a conversation bound to an object has no holder; its members take part",
+                ));
+            }
             if apply(tx, &mut thread, &agent)? {
                 tx.put(&thread)?;
                 tx.emit(Event::ThreadUpdated {
@@ -215,6 +232,7 @@ where
 /// Claims an unassigned thread. Atomic and first-wins: the loser gets 409
 /// naming the holder. Claiming a thread one already holds is a no-op.
 pub async fn claim(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
+    people_only(caller)?;
     change(state, caller, id, |tx, thread, agent| {
         ensure_open(thread)?;
         match thread.assigned_agent_id {
@@ -235,6 +253,7 @@ pub async fn claim(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult
 
 /// Gives a thread back to the queue.
 pub async fn release(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
+    people_only(caller)?;
     change(state, caller, id, |tx, thread, agent| {
         ensure_open(thread)?;
         ensure_holder_or_admin(tx, thread, agent)?;
@@ -256,6 +275,7 @@ pub async fn transfer(
     id: ThreadId,
     to: AgentId,
 ) -> AppResult<ThreadView> {
+    people_only(caller)?;
     change(state, caller, id, move |tx, thread, agent| {
         ensure_open(thread)?;
         ensure_holder_or_admin(tx, thread, agent)?;
@@ -293,6 +313,7 @@ pub async fn close(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult
 
 /// Reopens a closed or expired thread; the reopening agent holds it.
 pub async fn reopen(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
+    people_only(caller)?;
     change(state, caller, id, |_, thread, agent| {
         if thread.status.is_open() {
             return Ok(false);
@@ -392,6 +413,27 @@ fn seen_up_to<R: Reader + ?Sized>(
 pub enum ReadBy {
     Agent(AgentId),
     Visitor,
+    Member(MemberId),
+}
+
+/// Messages of `thread` anyone but agents may see, up to `up_to`.
+fn visible_up_to<R: Reader + ?Sized>(
+    read: &R,
+    thread: &Thread,
+    up_to: MessageId,
+) -> AppResult<u64> {
+    let total = thread.visitor_message_count + thread.agent_message_count;
+    let mut later = 0u64;
+    let mut cursor = Some(up_to);
+    loop {
+        let batch = read.messages(thread.id, cursor, false, 256)?;
+        later += batch.iter().filter(|m| !m.internal).count() as u64;
+        if batch.len() < 256 {
+            break;
+        }
+        cursor = batch.last().map(|m| m.id);
+    }
+    Ok(total.saturating_sub(later))
 }
 
 /// Moves a reader's marker forward to `up_to` (never back). Returns the
@@ -412,17 +454,26 @@ pub async fn mark_read(
             let current = match &who {
                 ReadBy::Agent(a) => t.agent_reads.get(a).map(|r| r.up_to),
                 ReadBy::Visitor => t.visitor_read.as_ref().map(|r| r.up_to),
+                ReadBy::Member(mb) => t
+                    .membership
+                    .as_ref()
+                    .and_then(|ms| ms.reads.get(mb))
+                    .map(|r| r.up_to),
             };
             if current.is_some_and(|c| c >= m.id) {
                 return Ok((t, false));
             }
-            if matches!(who, ReadBy::Visitor) && m.internal {
+            if !matches!(who, ReadBy::Agent(_)) && m.internal {
                 return Err(AppError::validation("upTo is not a message of this thread"));
             }
-            let seen = seen_up_to(tx, &t, m.id, matches!(who, ReadBy::Agent(_)))?;
+            let seen = match &who {
+                ReadBy::Member(_) => visible_up_to(tx, &t, m.id)?,
+                _ => seen_up_to(tx, &t, m.id, matches!(who, ReadBy::Agent(_)))?,
+            };
             let reader = match &who {
                 ReadBy::Agent(a) => ReaderKind::Agent(*a),
                 ReadBy::Visitor => ReaderKind::Visitor,
+                ReadBy::Member(mb) => ReaderKind::Member(*mb),
             };
             let marker = ReadMarker {
                 up_to: m.id,
@@ -434,6 +485,11 @@ pub async fn mark_read(
                     t.agent_reads.insert(*a, marker);
                 }
                 ReadBy::Visitor => t.visitor_read = Some(marker),
+                ReadBy::Member(mb) => {
+                    if let Some(ms) = t.membership.as_mut() {
+                        ms.reads.insert(*mb, marker);
+                    }
+                }
             }
             tx.put(&t)?;
             tx.emit(Event::Read {
@@ -517,7 +573,14 @@ pub async fn visitor_close(state: &AppState, visitor: VisitorId) -> AppResult<Op
 /// metadata in the same write, and the files once that is committed.
 /// Live clients are not told; the thread is simply gone on their next read.
 pub async fn delete(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<()> {
-    let org = caller.org();
+    delete_in_org(state, caller.org(), id).await?;
+    tracing::info!(thread = %id, agent = %caller.id(), "thread deleted");
+    Ok(())
+}
+
+/// Deletes a thread of `org` for good: its messages, their attachments'
+/// metadata in the same write, and the files once that is committed.
+pub async fn delete_in_org(state: &AppState, org: OrgId, id: ThreadId) -> AppResult<()> {
     crate::attachments::binding::write_then_remove(state, move |tx| {
         let thread = thread_of_org(tx, org, id)?;
         let messages = tx.messages(thread.id, None, false, usize::MAX)?;
@@ -534,9 +597,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: ThreadId) -> AppResul
         tx.delete::<Thread>(&thread.key())?;
         Ok(((), files))
     })
-    .await?;
-    tracing::info!(thread = %id, agent = %caller.id(), "thread deleted");
-    Ok(())
+    .await
 }
 
 /// Marks open threads whose space's `expireAfter` has passed without
