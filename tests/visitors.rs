@@ -88,6 +88,7 @@ async fn new_thread(
         created_at: now,
         updated_at: now,
         closed_at: None,
+        membership: None,
     };
     let id = thread.id;
     server

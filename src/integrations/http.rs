@@ -14,7 +14,7 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::ids::{ApiTokenId, AttachmentId, MessageId, SigningKeyId, SpaceId, ThreadId};
 use crate::integrations::auth::{AdminOrManagement, ManagementAuth, MemberAuth};
 use crate::integrations::dialogs::{self, Which};
-use crate::integrations::model::{AccessScope, ApiToken, Member, SigningKey, TokenScope};
+use crate::integrations::model::{AccessScope, ApiTokenView, Member, SigningKeyView, TokenScope};
 use crate::integrations::objects::{self, NewObjectThread, ObjectPatch};
 use crate::integrations::views::{self, Dialog, ObjectThread};
 use crate::integrations::{credentials, members};
@@ -102,9 +102,12 @@ async fn create_token(
 async fn list_tokens(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
-) -> AppResult<Json<Page<ApiToken>>> {
+) -> AppResult<Json<Page<ApiTokenView>>> {
     Ok(Json(Page {
-        items: credentials::list_tokens(&state, caller.org())?,
+        items: credentials::list_tokens(&state, caller.org())?
+            .into_iter()
+            .map(ApiTokenView::from)
+            .collect(),
         next_cursor: None,
     }))
 }
@@ -158,9 +161,12 @@ async fn create_key(
 async fn list_keys(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
-) -> AppResult<Json<Page<SigningKey>>> {
+) -> AppResult<Json<Page<SigningKeyView>>> {
     Ok(Json(Page {
-        items: credentials::list_keys(&state, caller.org())?,
+        items: credentials::list_keys(&state, caller.org())?
+            .into_iter()
+            .map(SigningKeyView::from)
+            .collect(),
         next_cursor: None,
     }))
 }

@@ -48,7 +48,7 @@ pub struct ApiToken {
     pub id: ApiTokenId,
     pub organization_id: OrgId,
     pub name: String,
-    #[serde(skip_serializing, default)]
+    /// Hex sha256 of the token. Never sent to a client ([`ApiTokenView`]).
     pub hash: String,
     pub scopes: Vec<TokenScope>,
     pub created_at: DateTime<Utc>,
@@ -63,9 +63,51 @@ pub struct SigningKey {
     pub id: SigningKeyId,
     pub organization_id: OrgId,
     pub name: String,
-    #[serde(skip_serializing, default)]
+    /// Never sent to a client after creation ([`SigningKeyView`]).
     pub secret: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// An API token as admins list it: never the token or its hash.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiTokenView {
+    pub id: ApiTokenId,
+    pub name: String,
+    pub scopes: Vec<TokenScope>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiToken> for ApiTokenView {
+    fn from(t: ApiToken) -> Self {
+        ApiTokenView {
+            id: t.id,
+            name: t.name,
+            scopes: t.scopes,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+/// A signing key as admins list it: never the secret.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeyView {
+    pub id: SigningKeyId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<SigningKey> for SigningKeyView {
+    fn from(k: SigningKey) -> Self {
+        SigningKeyView {
+            id: k.id,
+            name: k.name,
+            created_at: k.created_at,
+        }
+    }
 }
 
 /// One of the integrator's users, known by its own id.
