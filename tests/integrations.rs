@@ -1308,3 +1308,85 @@ async fn another_organizations_tokens_members_and_threads_are_404() {
     // a's token still works.
     server.get(&base, &a.management).await.ok();
 }
+
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+
+async fn member_upload(server: &TestServer, dialog: &str, token: &str) -> common::Reply {
+    let boundary = "----mychat-member-upload";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"offer.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(PDF);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let resp = server
+        .client
+        .post(server.url(&format!("/api/v1/dialogs/{dialog}/attachments")))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    common::Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        headers,
+    }
+}
+
+#[tokio::test]
+async fn members_attach_files_that_only_the_dialogs_participants_download() {
+    let server = TestServer::start().await;
+    let o = org(&server, "Acme").await;
+    let t = o.object_thread(&server, "T-10", &["a", "b"]).await;
+    let id = id_of(&t).to_owned();
+    let (a, b, c) = (o.carrier("a"), o.carrier("b"), o.carrier("c"));
+    let up = member_upload(&server, &id, &a).await;
+    assert_eq!(up.status.as_u16(), 201, "{}", up.body);
+    let file = up.body["id"].as_str().unwrap().to_owned();
+    // A potential member may not upload; nobody else sees an unsent file.
+    member_upload(&server, &id, &c).await.err(403);
+    let download = |token: String| {
+        let url = server.url(&format!("/api/v1/attachments/{file}"));
+        let client = server.client.clone();
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(download(b.clone()).await, 404);
+    let sent = server
+        .post(
+            &format!("/api/v1/dialogs/{id}/messages"),
+            &a,
+            json!({"content": "our offer", "clientMsgId": "f1", "attachmentIds": [file]}),
+        )
+        .await;
+    assert_eq!(sent.status.as_u16(), 201, "{}", sent.body);
+    assert_eq!(sent.body["attachments"][0]["name"], "offer.pdf");
+    assert_eq!(download(b.clone()).await, 200);
+    assert_eq!(download(a.clone()).await, 200);
+    assert_eq!(
+        download(c.clone()).await,
+        404,
+        "a potential member downloads nothing"
+    );
+    assert_eq!(
+        download(o.owner.token.clone()).await,
+        200,
+        "agents of the organization"
+    );
+}

@@ -29,8 +29,10 @@ use crate::auth::{AgentAuth, VisitorAuth};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::ids::{AttachmentId, SpaceId, ThreadId};
+use crate::integrations::auth::MemberAuth;
 use crate::spaces::service::MAX_ATTACHMENT_BYTES;
 use crate::state::AppState;
+use crate::store::Reader;
 use crate::widget::cors;
 
 /// Room for the multipart framing around the largest file a space takes.
@@ -52,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .layer(upload_limit);
     let visitors = Router::new()
         .route("/widget/attachments", post(visitor_upload))
+        .route("/dialogs/{id}/attachments", post(member_upload))
         .layer(upload_limit)
         .layer(middleware::from_fn(cors::cors));
     // The widget downloads cross-origin with its session token, so the
@@ -89,6 +92,25 @@ async fn visitor_upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> AppResult<(StatusCode, Json<AttachmentView>)> {
     let scope = service::visitor_scope(&auth.space, auth.visitor.id)?;
+    receive(&state, scope, multipart).await
+}
+
+/// A member's upload, for a dialog it takes part in (403 for a potential
+/// member, 404 otherwise).
+async fn member_upload(
+    State(state): State<AppState>,
+    MemberAuth(who): MemberAuth,
+    ApiPath(id): ApiPath<ThreadId>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> AppResult<(StatusCode, Json<AttachmentView>)> {
+    let scope = {
+        let read = state.store.read()?;
+        let thread = crate::integrations::dialogs::participant_thread(&read, &who, id)?;
+        let space = read
+            .space(thread.chat_space_id)?
+            .ok_or(AppError::NotFound("dialog"))?;
+        service::member_scope(&space, who.member.id, thread.id)?
+    };
     receive(&state, scope, multipart).await
 }
 
@@ -172,6 +194,14 @@ impl FromRequestParts<AppState> for Downloader {
         let token = bearer(parts).ok_or(AppError::NotFound("attachment"))?;
         if let Ok(caller) = agent_from_token(state, token) {
             return Ok(Downloader(Viewer::Agent(caller.org())));
+        }
+        if let Ok(who) = crate::integrations::identity::verify_member_token(state, token) {
+            let member = state
+                .store
+                .read()?
+                .member_by_external(who.org, &who.external_id)?
+                .ok_or(AppError::NotFound("attachment"))?;
+            return Ok(Downloader(Viewer::Member(member.id)));
         }
         let auth = visitor_from_token(state, token).map_err(|e| match e {
             AppError::Unauthorized(_) => AppError::Unauthorized("invalid or expired token".into()),

@@ -10,7 +10,7 @@ use crate::attachments::files::{self, Placed, TempFile};
 use crate::attachments::model::{Attachment, Uploader, UploaderKind};
 use crate::attachments::{policy, thumbs};
 use crate::error::{AppError, AppResult};
-use crate::ids::{AttachmentId, OrgId, SpaceId, ThreadId, VisitorId};
+use crate::ids::{AttachmentId, MemberId, OrgId, SpaceId, ThreadId, VisitorId};
 use crate::spaces::model::{AttachmentPolicy, ChatSpace};
 use crate::state::AppState;
 use crate::store::Reader;
@@ -89,6 +89,16 @@ pub fn visitor_scope(space: &ChatSpace, visitor: VisitorId) -> AppResult<Scope> 
         id: visitor.0,
     };
     scope_of(space, uploader, None)
+}
+
+/// A member's upload, for an object-bound thread it takes part in (the
+/// caller checked that).
+pub fn member_scope(space: &ChatSpace, member: MemberId, thread: ThreadId) -> AppResult<Scope> {
+    let uploader = Uploader {
+        kind: UploaderKind::Member,
+        id: member.0,
+    };
+    scope_of(space, uploader, Some(thread))
 }
 
 /// Checks the rate limit and the name before any byte is read.
@@ -208,6 +218,7 @@ fn io_error(e: std::io::Error) -> AppError {
 pub enum Viewer {
     Agent(OrgId),
     Visitor(VisitorId),
+    Member(MemberId),
 }
 
 /// The attachment `viewer` may download: an agent of its organization, or
@@ -232,6 +243,17 @@ pub fn visible(state: &AppState, viewer: &Viewer, id: AttachmentId) -> AppResult
                     None => None,
                 };
                 thread.is_some_and(|t| t.visitor_id == *visitor)
+            }
+        },
+        Viewer::Member(member) => match a.message_id {
+            None => a.uploader.kind == UploaderKind::Member && a.uploader.id == member.0,
+            Some(m) => {
+                let message = read.message(m)?.filter(|m| m.visible_to_visitor());
+                let thread = match &message {
+                    Some(m) => read.thread(m.thread_id)?,
+                    None => None,
+                };
+                thread.is_some_and(|t| t.has_member(*member))
             }
         },
     };

@@ -122,7 +122,7 @@ pub async fn leave(state: &AppState, who: &MemberCtx, id: ThreadId) -> AppResult
 
 /// A thread the member takes part in: 403 for a potential member, 404 for
 /// anything else.
-fn participant_thread<R: Reader + ?Sized>(
+pub fn participant_thread<R: Reader + ?Sized>(
     read: &R,
     who: &MemberCtx,
     id: ThreadId,

@@ -231,23 +231,7 @@ impl WidgetSocket {
     }
 
     async fn page(&mut self, url: String, title: Option<String>) -> AppResult<()> {
-        crate::validate::bounded("url", &url, 2000)?;
-        if let Some(t) = &title {
-            crate::validate::bounded("title", t, 300)?;
-        }
-        let id = self.visitor;
-        let (u, t) = (url.clone(), title.clone());
-        self.state
-            .write(move |tx| {
-                let Some(mut v) = tx.visitor(id)? else {
-                    return Ok(());
-                };
-                v.metadata.current_url = Some(u.clone());
-                v.metadata.current_title = t.clone();
-                v.metadata.last_seen_at = Some(Utc::now());
-                Ok(tx.put(&v)?)
-            })
-            .await?;
+        widget::record_page(&self.state, self.visitor, &url, title.as_deref()).await?;
         self.presence(true, Some(&url), title.as_deref());
         Ok(())
     }

@@ -344,3 +344,29 @@ pub async fn read(state: &AppState, visitor: VisitorId, up_to: MessageId) -> App
     threads::mark_read(state, thread.id, ReadBy::Visitor, up_to).await?;
     Ok(())
 }
+
+/// The page the visitor is on now (`visitor:page`), for the agents'
+/// visitor panel.
+pub async fn record_page(
+    state: &AppState,
+    visitor: VisitorId,
+    url: &str,
+    title: Option<&str>,
+) -> AppResult<()> {
+    crate::validate::bounded("url", url, 2000)?;
+    if let Some(t) = title {
+        crate::validate::bounded("title", t, 300)?;
+    }
+    let (url, title) = (url.to_owned(), title.map(str::to_owned));
+    state
+        .write(move |tx| {
+            let Some(mut v) = tx.visitor(visitor)? else {
+                return Ok(());
+            };
+            v.metadata.current_url = Some(url.clone());
+            v.metadata.current_title = title.clone();
+            v.metadata.last_seen_at = Some(Utc::now());
+            Ok(tx.put(&v)?)
+        })
+        .await
+}
