@@ -38,6 +38,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub store: StoreConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -147,6 +148,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -205,6 +207,25 @@ impl Default for LimitsConfig {
     }
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Allow webhook URLs on loopback, private, link-local and unique-local
+    /// addresses (a webhook receiver on the same host or network).
+    pub allow_private_targets: bool,
+    /// Hours a webhook may keep failing before it is disabled.
+    pub disable_after_hours: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_private_targets: false,
+            disable_after_hours: 5 * 24,
+        }
+    }
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
@@ -245,6 +266,7 @@ impl fmt::Debug for Config {
             .field("auth", &self.auth)
             .field("limits", &self.limits)
             .field("store", &self.store)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }

@@ -30,6 +30,9 @@ pub enum Event {
     ParticipantJoined { thread: Thread, member: Member },
     /// A member stopped being a participant (left, or removed).
     ParticipantLeft { thread: Thread, member: Member },
+    /// A visitor left a message through the offline form (also a
+    /// `MessageNew`); for webhooks.
+    OfflineMessage { thread: Thread, message: Message },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +51,8 @@ impl Event {
             | Event::MessageChanged { thread, .. }
             | Event::Read { thread, .. }
             | Event::ParticipantJoined { thread, .. }
-            | Event::ParticipantLeft { thread, .. } => Some(thread.id),
+            | Event::ParticipantLeft { thread, .. }
+            | Event::OfflineMessage { thread, .. } => Some(thread.id),
             Event::AgentRevoked { .. } => None,
         }
     }

@@ -71,6 +71,8 @@ typed_id!(
     ApiTokenId,
     SigningKeyId,
     MemberId,
+    WebhookId,
+    DeliveryId,
 );
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod attachments;
 pub mod auth;
 pub mod backup;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod tls;
 pub mod validate;
 pub mod visitors;
 pub mod web;
+pub mod webhooks;
 pub mod widget;
 
 use std::future::{Future, IntoFuture};
@@ -100,6 +102,8 @@ impl App {
             source,
         })?;
         let store = store::Store::open(&dir.join(DB_FILE), config.store.max_batch)?;
+        // Webhook deliveries commit with the events that cause them.
+        store.set_outbox(std::sync::Arc::new(webhooks::outbox::write_deliveries));
         let jwt = auth::jwt::JwtKeys::load(
             &dir,
             &config.auth.jwt_secret,
@@ -192,6 +196,7 @@ impl App {
         let dispatcher = realtime::dispatch::start(&self.state);
         let mut tasks = spawn_tasks(&self.state);
         control::start(&self.state, &mut tasks);
+        webhooks::worker::start(&self.state, &mut tasks);
         Running { dispatcher, tasks }
     }
 
@@ -260,6 +265,7 @@ pub fn router(state: AppState) -> Router {
         .merge(widget::http::routes())
         .merge(attachments::http::routes())
         .merge(integrations::http::routes())
+        .merge(webhooks::http::routes())
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)

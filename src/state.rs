@@ -21,6 +21,10 @@ pub struct Shared {
     pub limits: RateLimits,
     pub metrics: Metrics,
     pub hub: Arc<Hub>,
+    /// Time for schedules; tests move it.
+    pub clock: Arc<crate::clock::Clock>,
+    /// Wakes the webhook worker when deliveries may be due.
+    pub webhooks_due: Arc<tokio::sync::Notify>,
     /// Certificate expiry for `/metrics` (empty without TLS).
     pub tls: Arc<crate::tls::TlsStatus>,
     /// Set once the listener is bound (or from `public_url`).
@@ -41,6 +45,8 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             hub: Hub::new(),
+            clock: Default::default(),
+            webhooks_due: Default::default(),
             tls: Default::default(),
             base_url,
         }))

@@ -220,6 +220,12 @@ async fn visitor_write(
                 message: message.clone(),
                 thread: thread.clone(),
             });
+            if contact.is_some() {
+                tx.emit(Event::OfflineMessage {
+                    thread: thread.clone(),
+                    message: message.clone(),
+                });
+            }
             Ok(Sent {
                 thread,
                 message,

@@ -31,6 +31,8 @@ pub fn start(state: &AppState) -> tokio::task::JoinHandle<()> {
             for event in events {
                 publish(&state, &read, event);
             }
+            // The commit may have written webhook deliveries.
+            state.webhooks_due.notify_one();
         }
     })
 }
@@ -219,6 +221,8 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             to_members(hub, &thread, &text);
             hub.publish(Topic::Space(thread.chat_space_id), Delivery::frame(text));
         }
+        // For webhooks only: live clients got the `MessageNew`.
+        Event::OfflineMessage { .. } => {}
         Event::AgentRevoked { agent } => {
             hub.publish(
                 Topic::Agent(agent),

@@ -100,11 +100,17 @@ struct Inner {
     jobs: mpsc::Sender<writer::Msg>,
     stats: Arc<writer::Stats>,
     listener: Arc<writer::ListenerSlot>,
+    outbox: Arc<writer::OutboxSlot>,
 }
 
 /// Receives the events of every commit, in commit order, on the writer
 /// thread: it must not block.
 pub type CommitListener = Arc<dyn Fn(Vec<Event>) + Send + Sync>;
+
+/// Runs inside the transaction after each write that emitted events, before
+/// the commit: what it writes (an outbox row) commits with the write or not
+/// at all. It must not block.
+pub type OutboxHook = Arc<dyn Fn(&mut WriteTx<'_>, &[Event]) -> Result<()> + Send + Sync>;
 
 impl Store {
     /// Opens (or creates) the database file, migrates it, and starts the writer.
@@ -113,15 +119,28 @@ impl Store {
         migrate::run(&db)?;
         let stats = Arc::new(writer::Stats::default());
         let listener = Arc::new(writer::ListenerSlot::default());
-        let jobs = writer::spawn(db.clone(), stats.clone(), listener.clone(), max_batch)?;
+        let outbox = Arc::new(writer::OutboxSlot::default());
+        let jobs = writer::spawn(
+            db.clone(),
+            stats.clone(),
+            listener.clone(),
+            outbox.clone(),
+            max_batch,
+        )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
                 jobs,
                 stats,
                 listener,
+                outbox,
             }),
         })
+    }
+
+    /// Sets what writes outbox rows for events, in their own commit.
+    pub fn set_outbox(&self, hook: OutboxHook) {
+        let _ = self.inner.outbox.set(hook);
     }
 
     /// Sets who hears about committed events (the realtime hub).

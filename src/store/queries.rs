@@ -17,6 +17,7 @@ use crate::spaces::model::ChatSpace;
 use crate::templates::model::Template;
 use crate::threads::model::{Thread, ThreadStatus};
 use crate::visitors::model::Visitor;
+use crate::webhooks::model::{Delivery, Webhook};
 
 /// One page of a cursor-paginated list.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -217,6 +218,76 @@ pub trait Reader {
 
     fn members_of_org(&self, org: OrgId) -> Result<Vec<Member>> {
         self.records_under(tables::IDX_MEMBERS_BY_ORG, org.as_u128())
+    }
+
+    // Webhooks.
+
+    fn webhook(&self, id: WebhookId) -> Result<Option<Webhook>> {
+        self.by_id(id.as_u128())
+    }
+
+    fn webhooks_of_org(&self, org: OrgId) -> Result<Vec<Webhook>> {
+        self.records_under(tables::IDX_WEBHOOKS_BY_ORG, org.as_u128())
+    }
+
+    fn delivery(&self, id: DeliveryId) -> Result<Option<Delivery>> {
+        self.by_id(id.as_u128())
+    }
+
+    /// A webhook's deliveries, newest first, after the cursor.
+    fn deliveries_of(
+        &self,
+        webhook: WebhookId,
+        after: Option<DeliveryId>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let prefix = id_key(webhook.as_u128()).to_vec();
+        let rows = self.scan(
+            tables::IDX_DELIVERIES_BY_WEBHOOK,
+            &Scan {
+                after: after.map(|a| KeyBuf::new().bytes(&prefix).id(a.as_u128()).done()),
+                prefix,
+                reverse: true,
+                limit,
+            },
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, _) in rows {
+            if let Some(id) = id_at(&k, 16)
+                && let Some(d) = self.by_id(id)?
+            {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pending deliveries whose next attempt is due by `now`, oldest first.
+    fn deliveries_due(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let end = KeyBuf::new().time(now).done();
+        let rows = self.scan(
+            tables::IDX_DELIVERIES_DUE,
+            &Scan {
+                limit,
+                ..Scan::default()
+            },
+        )?;
+        let mut out = Vec::new();
+        for (k, _) in rows {
+            if k.as_slice() > end.as_slice() {
+                break;
+            }
+            if let Some(id) = id_at(&k, 8)
+                && let Some(d) = self.by_id(id)?
+            {
+                out.push(d);
+            }
+        }
+        Ok(out)
     }
 
     // Chat spaces and visitors.

@@ -15,6 +15,7 @@ use crate::spaces::model::ChatSpace;
 use crate::templates::model::Template;
 use crate::threads::model::{Thread, ThreadStatus};
 use crate::visitors::model::Visitor;
+use crate::webhooks::model::{Delivery, DeliveryStatus, Webhook};
 
 /// One entry a record contributes to an index table.
 #[derive(Clone)]
@@ -377,5 +378,46 @@ impl Record for Member {
                 KeyBuf::new().id(org).id(id).done(),
             ),
         ]
+    }
+}
+
+impl Record for Webhook {
+    const TABLE: Table = tables::WEBHOOKS;
+    const NAME: &'static str = "webhook";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        vec![IndexEntry::plain(
+            tables::IDX_WEBHOOKS_BY_ORG,
+            KeyBuf::new()
+                .id(self.organization_id.as_u128())
+                .id(self.id.as_u128())
+                .done(),
+        )]
+    }
+}
+
+impl Record for Delivery {
+    const TABLE: Table = tables::DELIVERIES;
+    const NAME: &'static str = "delivery";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        let id = self.id.as_u128();
+        let mut entries = vec![IndexEntry::plain(
+            tables::IDX_DELIVERIES_BY_WEBHOOK,
+            KeyBuf::new().id(self.webhook_id.as_u128()).id(id).done(),
+        )];
+        if self.status == DeliveryStatus::Pending
+            && let Some(at) = self.next_attempt_at
+        {
+            entries.push(IndexEntry::plain(
+                tables::IDX_DELIVERIES_DUE,
+                KeyBuf::new().time(at).id(id).done(),
+            ));
+        }
+        entries
     }
 }

@@ -77,6 +77,16 @@ pub const IDX_MEMBER_EXTERNAL: Table = TableDefinition::new("idx_member_external
 /// org ‖ member
 pub const IDX_MEMBERS_BY_ORG: Table = TableDefinition::new("idx_members_by_org");
 
+// Webhooks.
+pub const WEBHOOKS: Table = TableDefinition::new("webhooks");
+/// org ‖ webhook
+pub const IDX_WEBHOOKS_BY_ORG: Table = TableDefinition::new("idx_webhooks_by_org");
+pub const DELIVERIES: Table = TableDefinition::new("deliveries");
+/// webhook ‖ delivery
+pub const IDX_DELIVERIES_BY_WEBHOOK: Table = TableDefinition::new("idx_deliveries_by_webhook");
+/// next attempt ‖ delivery, for pending deliveries: the worker's queue
+pub const IDX_DELIVERIES_DUE: Table = TableDefinition::new("idx_deliveries_due");
+
 /// Every table, so a new database creates them all and backups copy them all.
 pub const ALL: &[Table] = &[
     META,
@@ -115,4 +125,9 @@ pub const ALL: &[Table] = &[
     MEMBERS,
     IDX_MEMBER_EXTERNAL,
     IDX_MEMBERS_BY_ORG,
+    WEBHOOKS,
+    IDX_WEBHOOKS_BY_ORG,
+    DELIVERIES,
+    IDX_DELIVERIES_BY_WEBHOOK,
+    IDX_DELIVERIES_DUE,
 ];

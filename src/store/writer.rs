@@ -9,10 +9,11 @@ use std::time::Instant;
 use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CommitListener, Error, Result, WriteError, WriteTx};
+use super::{CommitListener, Error, OutboxHook, Result, WriteError, WriteTx};
 use crate::events::Event;
 
 pub type ListenerSlot = std::sync::OnceLock<CommitListener>;
+pub type OutboxSlot = std::sync::OnceLock<OutboxHook>;
 
 type Boxed = Box<dyn Any + Send>;
 
@@ -139,12 +140,13 @@ pub fn spawn(
     db: Arc<Database>,
     stats: Arc<Stats>,
     listener: Arc<ListenerSlot>,
+    outbox: Arc<OutboxSlot>,
     max_batch: usize,
 ) -> Result<mpsc::Sender<Msg>> {
     let (tx, rx) = mpsc::channel(16 * 1024);
     std::thread::Builder::new()
         .name("mychat-writer".into())
-        .spawn(move || run(db, stats, listener, rx, max_batch))?;
+        .spawn(move || run(db, stats, listener, outbox, rx, max_batch))?;
     Ok(tx)
 }
 
@@ -152,6 +154,7 @@ fn run(
     db: Arc<Database>,
     stats: Arc<Stats>,
     listener: Arc<ListenerSlot>,
+    outbox: Arc<OutboxSlot>,
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
 ) {
@@ -171,7 +174,7 @@ fn run(
             }
         }
         if !batch.is_empty() {
-            commit_batch(&db, &stats, &listener, std::mem::take(&mut batch));
+            commit_batch(&db, &stats, &listener, &outbox, std::mem::take(&mut batch));
         }
         if let Some(done) = shutdown {
             // Writes queued behind the shutdown still get committed.
@@ -182,7 +185,7 @@ fn run(
                 }
             }
             if !batch.is_empty() {
-                commit_batch(&db, &stats, &listener, std::mem::take(&mut batch));
+                commit_batch(&db, &stats, &listener, &outbox, std::mem::take(&mut batch));
             }
             stats.stopped.store(true, Ordering::Relaxed);
             // Release the file before saying so, so it can be reopened at once.
@@ -194,7 +197,13 @@ fn run(
     stats.stopped.store(true, Ordering::Relaxed);
 }
 
-fn commit_batch(db: &Database, stats: &Stats, listener: &ListenerSlot, mut jobs: Vec<Job>) {
+fn commit_batch(
+    db: &Database,
+    stats: &Stats,
+    listener: &ListenerSlot,
+    outbox: &OutboxSlot,
+    mut jobs: Vec<Job>,
+) {
     loop {
         let started = Instant::now();
         let txn = match db.begin_write() {
@@ -214,6 +223,15 @@ fn commit_batch(db: &Database, stats: &Stats, listener: &ListenerSlot, mut jobs:
                 tx.dirty = false;
                 let result = (job.op)(&mut tx);
                 let emitted = std::mem::take(&mut tx.events);
+                if result.is_ok()
+                    && !emitted.is_empty()
+                    && let Some(hook) = outbox.get()
+                    && let Err(e) = hook(&mut tx, &emitted)
+                {
+                    // The write's outbox rows are part of it: no rows, no write.
+                    poisoned = Some((i, Outcome::Store(e)));
+                    break;
+                }
                 match result {
                     Ok(value) => {
                         events.extend(emitted);
@@ -221,17 +239,17 @@ fn commit_batch(db: &Database, stats: &Stats, listener: &ListenerSlot, mut jobs:
                     }
                     Err(e) if !tx.dirty && !e.storage => results.push(Outcome::Refused(e.error)),
                     Err(e) => {
-                        poisoned = Some((i, e));
+                        poisoned = Some((i, Outcome::Refused(e.error)));
                         break;
                     }
                 }
             }
         }
-        if let Some((i, e)) = poisoned {
+        if let Some((i, outcome)) = poisoned {
             // Undo the whole transaction and run the others again without it.
             let _ = txn.abort();
             let job = jobs.remove(i);
-            let _ = job.reply.send(Outcome::Refused(e.error));
+            let _ = job.reply.send(outcome);
             if jobs.is_empty() {
                 return;
             }

@@ -1,0 +1,204 @@
+//! `/webhooks` (admins): create, list, get, change, delete, rotate the
+//! secret, the delivery log, retry a delivery, send a test event.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::auth::AdminAuth;
+use crate::error::{AppError, AppResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::ids::{DeliveryId, WebhookId};
+use crate::state::AppState;
+use crate::store::Page;
+use crate::webhooks::model::{Delivery, WebhookView};
+use crate::webhooks::service::{self, WebhookPatch};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks", get(list).post(create))
+        .route("/webhooks/{id}", get(show).patch(update).delete(remove))
+        .route("/webhooks/{id}/rotate-secret", post(rotate))
+        .route("/webhooks/{id}/test", post(test))
+        .route("/webhooks/{id}/deliveries", get(deliveries))
+        .route("/webhooks/{id}/deliveries/{delivery_id}/retry", post(retry))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    url: String,
+    events: Vec<String>,
+    description: Option<String>,
+}
+
+/// A new webhook: the only time its secret is shown.
+#[derive(Serialize)]
+struct Created {
+    #[serde(flatten)]
+    webhook: WebhookView,
+    secret: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> AppResult<(StatusCode, Json<Created>)> {
+    let events = service::parse_events(&body.events)?;
+    let description = service::parse_description(body.description.as_deref())?;
+    let url = service::check_url(&state, &body.url).await?;
+    let (webhook, secret) = service::create(&state, caller.org(), url, events, description).await?;
+    tracing::info!(org = %caller.org(), webhook = %webhook.id, agent = %caller.id(), "webhook created");
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            webhook: webhook.into(),
+            secret,
+        }),
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+) -> AppResult<Json<Page<WebhookView>>> {
+    Ok(Json(Page {
+        items: service::list(&state, caller.org())?
+            .into_iter()
+            .map(WebhookView::from)
+            .collect(),
+        next_cursor: None,
+    }))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<WebhookId>,
+) -> AppResult<Json<WebhookView>> {
+    Ok(Json(service::get(&state, caller.org(), id)?.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+async fn update(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<WebhookId>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> AppResult<Json<WebhookView>> {
+    let events = body
+        .events
+        .as_deref()
+        .map(service::parse_events)
+        .transpose()?;
+    let description = body
+        .description
+        .map(|d| service::parse_description(d.as_deref()))
+        .transpose()?;
+    let url = match &body.url {
+        Some(u) => Some(service::check_url(&state, u).await?),
+        None => None,
+    };
+    let patch = WebhookPatch {
+        url,
+        events,
+        enabled: body.enabled,
+        description,
+    };
+    let w = service::update(&state, caller.org(), id, patch).await?;
+    tracing::info!(org = %caller.org(), webhook = %id, agent = %caller.id(), "webhook changed");
+    Ok(Json(w.into()))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<WebhookId>,
+) -> AppResult<StatusCode> {
+    service::delete(&state, caller.org(), id).await?;
+    tracing::info!(org = %caller.org(), webhook = %id, agent = %caller.id(), "webhook deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct Rotated {
+    secret: String,
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<WebhookId>,
+) -> AppResult<Json<Rotated>> {
+    let secret = service::rotate(&state, caller.org(), id).await?;
+    tracing::info!(org = %caller.org(), webhook = %id, agent = %caller.id(), "webhook secret rotated");
+    Ok(Json(Rotated { secret }))
+}
+
+async fn test(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<WebhookId>,
+) -> AppResult<(StatusCode, Json<Delivery>)> {
+    let d = service::send_test(&state, caller.org(), id).await?;
+    Ok((StatusCode::ACCEPTED, Json(d)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn deliveries(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<WebhookId>,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
+) -> AppResult<Json<Page<Delivery>>> {
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<DeliveryId>()
+                .map_err(|_| AppError::validation("cursor is not one this server gave out"))
+        })
+        .transpose()?;
+    let limit = crate::validate::limit(q.limit)?;
+    let (items, next) = service::deliveries(&state, caller.org(), id, cursor, limit)?;
+    Ok(Json(Page {
+        items,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath((id, delivery)): ApiPath<(WebhookId, DeliveryId)>,
+) -> AppResult<(StatusCode, Json<Delivery>)> {
+    let d = service::retry(&state, caller.org(), id, delivery).await?;
+    Ok((StatusCode::ACCEPTED, Json(d)))
+}
