@@ -664,3 +664,290 @@ async fn sigterm_closes_sockets_with_1012_commits_and_exits_0() {
         check_stored(&stored, &acked);
     }
 }
+
+/// An organization with a space, a management token, a signing key and an
+/// object-bound thread with two members; returns what the members need.
+struct Platform {
+    management: String,
+    member_tokens: Vec<String>,
+    dialog: String,
+    owner_token: String,
+}
+
+fn member_token(key_id: &str, secret: &str, sub: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(key_id.to_owned());
+    jsonwebtoken::encode(
+        &header,
+        &json!({"sub": sub, "name": sub, "tenant": "acme", "scope1": ["a"], "scope2": ["b"], "iat": now, "exp": now + 3600}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn platform(server: &Server, client: &reqwest::Client) -> Platform {
+    let s = setup(server, client).await;
+    let (status, space) = post(
+        client,
+        &server.url("/api/v1/chat-spaces"),
+        Some(&s.agent_token),
+        json!({ "name": "Platform", "allowedDomains": ["site.test"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{space}");
+    let (_, token) = post(
+        client,
+        &server.url("/api/v1/api-tokens"),
+        Some(&s.agent_token),
+        json!({"name": "backend", "scopes": ["management"]}),
+    )
+    .await
+    .unwrap();
+    let management = token["token"].as_str().unwrap().to_owned();
+    let (_, key) = post(
+        client,
+        &server.url("/api/v1/signing-keys"),
+        Some(&s.agent_token),
+        json!({"name": "main"}),
+    )
+    .await
+    .unwrap();
+    let (key_id, secret) = (
+        key["id"].as_str().unwrap().to_owned(),
+        key["secret"].as_str().unwrap().to_owned(),
+    );
+    let (status, thread) = post(
+        client,
+        &server.url("/api/v1/management/threads"),
+        Some(&management),
+        json!({"chatSpaceId": space["id"], "externalRef": {"type": "order", "id": "1"}, "participants": ["m0", "m1", "m2"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{thread}");
+    Platform {
+        management,
+        member_tokens: (0..3)
+            .map(|i| member_token(&key_id, &secret, &format!("m{i}")))
+            .collect(),
+        dialog: thread["id"].as_str().unwrap().to_owned(),
+        owner_token: s.agent_token,
+    }
+}
+
+/// A member sends numbered messages over its socket, a window in flight,
+/// until the socket dies; every ack goes in the ledger.
+async fn member_ws_sender(mut ws: Ws, name: String, dialog: String, ledger: Shared) {
+    let mut i = 0usize;
+    let mut in_flight = 0usize;
+    loop {
+        while in_flight < 8 {
+            let cmid = format!("{name}-{i}");
+            ledger
+                .lock()
+                .unwrap()
+                .attempted
+                .insert(cmid.clone(), content_of(&cmid));
+            let frame = json!({"type": "member:send_message", "dialogId": dialog, "clientMsgId": cmid, "content": content_of(&cmid)});
+            if !ws.try_send_text(&frame.to_string()).await {
+                return;
+            }
+            i += 1;
+            in_flight += 1;
+        }
+        match ws.next().await {
+            ws::Frame::Json(f) if kind(&f) == "message:ack" => {
+                in_flight -= 1;
+                let cmid = f["clientMsgId"].as_str().unwrap().to_owned();
+                ledger.lock().unwrap().acked.insert(
+                    cmid,
+                    Acked {
+                        id: f["message"]["id"].as_str().unwrap().to_owned(),
+                        content: f["message"]["content"].as_str().unwrap().to_owned(),
+                    },
+                );
+            }
+            ws::Frame::Json(_) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Every message of a dialog, as a member reads it.
+async fn dialog_messages(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    dialog: &str,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    // From the very start: without a cursor a page is the newest messages.
+    let mut after = uuid::Uuid::nil().to_string();
+    loop {
+        let url = server.url(&format!(
+            "/api/v1/dialogs/{dialog}/messages?limit=200&after={after}"
+        ));
+        let page: Value = client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = page["items"].as_array().unwrap().clone();
+        if items.is_empty() {
+            return out;
+        }
+        after = items.last().unwrap()["id"].as_str().unwrap().to_owned();
+        out.extend(items);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_mid_burst_of_member_messages_loses_no_acknowledged_one() {
+    let dirs = dirs();
+    let client = reqwest::Client::new();
+    let mut server = Server::start(&dirs.data, &dirs.config);
+    let p = platform(&server, &client).await;
+    let ledger: Shared = Arc::default();
+    let mut senders = Vec::new();
+    for (k, token) in p.member_tokens.iter().enumerate() {
+        let protocol = format!("bearer, {token}");
+        let mut ws = ws::connect(
+            &server.ws_url("/ws/member"),
+            &[
+                ("origin", SITE),
+                ("sec-websocket-protocol", protocol.as_str()),
+            ],
+        )
+        .await
+        .expect("member socket");
+        ws.expect("ready").await;
+        senders.push(tokio::spawn(member_ws_sender(
+            ws,
+            format!("m{k}"),
+            p.dialog.clone(),
+            ledger.clone(),
+        )));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while ledger.lock().unwrap().acked.len() < 300 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the burst is too slow"
+        );
+        for s in &senders {
+            assert!(!s.is_finished(), "a sender stopped before the crash");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill_9();
+    for sender in senders {
+        tokio::time::timeout(ws::WAIT, sender)
+            .await
+            .expect("senders notice the crash")
+            .expect("sender did not panic");
+    }
+    let (attempted, acked) = {
+        let l = ledger.lock().unwrap();
+        (l.attempted.clone(), l.acked.clone())
+    };
+    let server = Server::start(&dirs.data, &dirs.config);
+    let stored = dialog_messages(&client, &server, &p.member_tokens[0], &p.dialog).await;
+    let by_cmid = check_stored(&stored, &acked);
+    for cmid in by_cmid.keys() {
+        assert!(attempted.contains_key(cmid), "{cmid} was never sent");
+    }
+    let _ = (&p.management, &p.owner_token);
+}
+
+/// A webhook endpoint that refuses (503) until told to accept; counts the
+/// distinct deliveries it accepted.
+#[derive(Clone, Default)]
+struct Endpoint {
+    accepting: Arc<std::sync::atomic::AtomicBool>,
+    accepted: Arc<Mutex<HashSet<String>>>,
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+async fn endpoint() -> (Endpoint, String) {
+    let e = Endpoint::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let state = e.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let state = state.clone();
+            async move {
+                if !state.accepting.load(std::sync::atomic::Ordering::SeqCst) {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                state.accepted.lock().unwrap().insert(id);
+                state.arrived.notify_waiters();
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (e, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_after_commit_still_delivers_every_webhook_after_restart() {
+    let dirs = dirs();
+    std::fs::write(&dirs.config, "[webhooks]\nallow_private_targets = true\n").unwrap();
+    let client = reqwest::Client::new();
+    let (receiver, url) = endpoint().await;
+    let mut server = Server::start(&dirs.data, &dirs.config);
+    let p = platform(&server, &client).await;
+    let (status, hook) = post(
+        &client,
+        &server.url("/api/v1/webhooks"),
+        Some(&p.owner_token),
+        json!({"url": url, "events": ["message.new"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{hook}");
+    // Acknowledged messages whose deliveries cannot go out yet.
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let (status, m) = post(
+            &client,
+            &server.url(&format!("/api/v1/management/threads/{}/messages", p.dialog)),
+            Some(&p.management),
+            json!({"content": format!("event {i}"), "clientMsgId": format!("e{i}")}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 201, "{m}");
+        acked.push(m["id"].as_str().unwrap().to_owned());
+    }
+    server.kill_9();
+    receiver
+        .accepting
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let _server = Server::start(&dirs.data, &dirs.config);
+    // Pending deliveries carry on after the restart (the first retry is
+    // due 5 s after a refused attempt).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let arrived = receiver.arrived.notified();
+        if receiver.accepted.lock().unwrap().len() >= acked.len() {
+            break;
+        }
+        assert!(
+            tokio::time::timeout_at(deadline, arrived).await.is_ok(),
+            "only {} of {} deliveries arrived after the restart",
+            receiver.accepted.lock().unwrap().len(),
+            acked.len()
+        );
+    }
+    assert_eq!(receiver.accepted.lock().unwrap().len(), acked.len());
+}
