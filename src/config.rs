@@ -39,6 +39,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub store: StoreConfig,
     pub webhooks: WebhooksConfig,
+    pub audit: AuditConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -149,6 +150,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
             webhooks: WebhooksConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -217,6 +219,21 @@ pub struct WebhooksConfig {
     pub disable_after_hours: u64,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Days the audit log keeps an entry.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: 365,
+        }
+    }
+}
+
 impl Default for WebhooksConfig {
     fn default() -> Self {
         WebhooksConfig {
@@ -267,6 +284,7 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("store", &self.store)
             .field("webhooks", &self.webhooks)
+            .field("audit", &self.audit)
             .finish()
     }
 }

@@ -73,6 +73,7 @@ typed_id!(
     MemberId,
     WebhookId,
     DeliveryId,
+    AuditId,
 );
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod attachments;
+pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod clock;
@@ -240,6 +241,15 @@ fn spawn_tasks(state: &AppState) -> tasks::Tasks {
         }
     });
     let s = state.clone();
+    tasks.every("audit-retention", Duration::from_secs(3600), move || {
+        let s = s.clone();
+        async move {
+            if let Err(e) = audit::prune(&s, s.config.audit.retention_days).await {
+                tracing::warn!(error = %e, "audit retention failed");
+            }
+        }
+    });
+    let s = state.clone();
     let period = Duration::from_secs(state.config.store.retention_interval_secs.max(1));
     tasks.every("attachment-retention", period, move || {
         let s = s.clone();
@@ -266,6 +276,7 @@ pub fn router(state: AppState) -> Router {
         .merge(attachments::http::routes())
         .merge(integrations::http::routes())
         .merge(webhooks::http::routes())
+        .merge(audit::http::routes())
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)

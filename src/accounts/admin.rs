@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::model::{AgentView, Organization, Role, Team};
 use crate::accounts::people::{self, Actor, AgentChange};
 use crate::accounts::service::{self, NewAgent};
+use crate::audit::Who;
 use crate::auth::{AdminAuth, AgentAuth};
 use crate::error::{AppError, AppResult};
+use crate::extract::ClientIp;
 use crate::extract::{ApiJson, ApiPath};
 use crate::ids::{AgentId, TeamId};
 use crate::state::AppState;
@@ -71,10 +73,13 @@ struct NameBody {
 
 async fn patch_organization(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiJson(body): ApiJson<NameBody>,
 ) -> AppResult<Json<Organization>> {
-    let org = people::rename_organization(&state, caller.org(), &body.name).await?;
+    let org =
+        people::rename_organization(&state, caller.org(), &body.name, &Who::caller(&caller, ip))
+            .await?;
     tracing::info!(org = %org.id, actor = %caller.id(), "organization renamed");
     Ok(Json(org))
 }
@@ -121,6 +126,7 @@ struct CreatedAgent {
 
 async fn create_agent(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiJson(body): ApiJson<CreateAgentBody>,
 ) -> AppResult<(StatusCode, Json<CreatedAgent>)> {
@@ -136,7 +142,9 @@ async fn create_agent(
         body.password.as_deref(),
     )?;
     let invite = new.password.is_none();
-    let agent = service::create_agent(&state, caller.org(), new).await?;
+    let agent =
+        service::create_agent_as(&state, caller.org(), new, Some(&Who::caller(&caller, ip)))
+            .await?;
     tracing::info!(org = %agent.organization_id, actor = %caller.id(), agent = %agent.id, "agent created");
     // If this second write fails the agent still exists, and
     // `POST /agents/:id/invite` issues the link again.
@@ -168,6 +176,7 @@ struct PatchAgentBody {
 /// [`people::apply_change`] refuses everything else a non-admin asks for.
 async fn patch_agent(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AgentAuth(caller): AgentAuth,
     ApiPath(id): ApiPath<AgentId>,
     ApiJson(body): ApiJson<PatchAgentBody>,
@@ -178,16 +187,24 @@ async fn patch_agent(
         body.team_ids,
         body.disabled,
     )?;
-    let agent = people::update_agent(&state, Actor::from(&caller), id, change).await?;
+    let agent = people::update_agent(
+        &state,
+        Actor::from(&caller),
+        id,
+        change,
+        &Who::caller(&caller, ip),
+    )
+    .await?;
     Ok(Json(agent.view(online(&state, &agent))))
 }
 
 async fn delete_agent(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<AgentId>,
 ) -> AppResult<StatusCode> {
-    people::disable_agent(&state, Actor::from(&caller), id).await?;
+    people::disable_agent(&state, Actor::from(&caller), id, &Who::caller(&caller, ip)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -230,31 +247,42 @@ async fn get_team(
 
 async fn create_team(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiJson(body): ApiJson<NameBody>,
 ) -> AppResult<(StatusCode, Json<Team>)> {
-    let team = people::create_team(&state, caller.org(), &body.name).await?;
+    let team =
+        people::create_team(&state, caller.org(), &body.name, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %team.organization_id, actor = %caller.id(), team = %team.id, "team created");
     Ok((StatusCode::CREATED, Json(team)))
 }
 
 async fn patch_team(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<TeamId>,
     ApiJson(body): ApiJson<NameBody>,
 ) -> AppResult<Json<Team>> {
     Ok(Json(
-        people::rename_team(&state, caller.org(), id, &body.name).await?,
+        people::rename_team(
+            &state,
+            caller.org(),
+            id,
+            &body.name,
+            &Who::caller(&caller, ip),
+        )
+        .await?,
     ))
 }
 
 async fn delete_team(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<TeamId>,
 ) -> AppResult<StatusCode> {
-    people::delete_team(&state, caller.org(), id).await?;
+    people::delete_team(&state, caller.org(), id, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), actor = %caller.id(), team = %id, "team deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -82,7 +82,13 @@ async fn login(
         .limits
         .login_per_account
         .check(&body.email.trim().to_lowercase())?;
-    let agent = service::login(&state, &body.email, &body.password).await?;
+    let agent = service::login(
+        &state,
+        &body.email,
+        &body.password,
+        &crate::audit::Who::anonymous(ip),
+    )
+    .await?;
     tracing::info!(agent = %agent.id, "login");
     let org = state.store.read()?.org(agent.organization_id)?;
     Ok(Json(service::issue_session(&state, &agent, org).await?))

@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::accounts::model::{Agent, Invite, Organization, Role, Team};
 use crate::accounts::service::MAX_NAME;
+use crate::audit::{self, Who, target};
 use crate::auth::{Caller, tokens};
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
@@ -216,13 +217,22 @@ pub async fn rename_organization(
     state: &AppState,
     org: OrgId,
     name: &str,
+    who: &Who,
 ) -> AppResult<Organization> {
     let name = crate::validate::name("name", name, MAX_NAME)?;
+    let who = who.clone();
     let updated = state
         .write(move |tx| {
             let mut o = tx.org(org)?.ok_or(AppError::NotFound("organization"))?;
             o.name = name.clone();
             tx.put(&o)?;
+            audit::record(
+                tx,
+                org,
+                &who,
+                "organization.update",
+                target("organization", org),
+            )?;
             Ok(o)
         })
         .await?;
@@ -247,20 +257,32 @@ pub async fn update_agent(
     actor: Actor,
     id: AgentId,
     change: AgentChange,
+    who: &Who,
 ) -> AppResult<Agent> {
     let now = Utc::now();
+    let who = who.clone();
     let updated = state
         .write(move |tx| {
             let mut agent = agent_in(tx, actor.org, id)?;
             if let Some(ids) = &change.team_ids {
                 check_teams(tx, actor.org, ids)?;
             }
-            let was_disabled = agent.disabled;
+            let before = agent.clone();
             let revoked = apply_change(actor, &mut agent, &change)?;
-            if agent.disabled && !was_disabled {
+            if agent.disabled && !before.disabled {
                 forget_invites(tx, agent.id, now)?;
             }
             tx.put(&agent)?;
+            let changes = [
+                (agent.role != before.role, "agent.role_change"),
+                (agent.disabled && !before.disabled, "agent.disable"),
+                (!agent.disabled && before.disabled, "agent.enable"),
+                (agent.team_ids != before.team_ids, "agent.teams_change"),
+                (agent.display_name != before.display_name, "agent.rename"),
+            ];
+            for (_, action) in changes.iter().filter(|(changed, _)| *changed) {
+                audit::record(tx, actor.org, &who, action, target("agent", id))?;
+            }
             if revoked {
                 tx.emit(Event::AgentRevoked { agent: agent.id });
             }
@@ -273,12 +295,17 @@ pub async fn update_agent(
 
 /// Disables an agent and ends its sessions. The record stays, so the
 /// agent's name still shows in the threads and messages it took part in.
-pub async fn disable_agent(state: &AppState, actor: Actor, id: AgentId) -> AppResult<Agent> {
+pub async fn disable_agent(
+    state: &AppState,
+    actor: Actor,
+    id: AgentId,
+    who: &Who,
+) -> AppResult<Agent> {
     let change = AgentChange {
         disabled: Some(true),
         ..AgentChange::default()
     };
-    update_agent(state, actor, id, change).await
+    update_agent(state, actor, id, change, who).await
 }
 
 /// A fresh one-time invite token for an agent that has not yet set a
@@ -344,7 +371,8 @@ pub fn team(state: &AppState, org: OrgId, id: TeamId) -> AppResult<Team> {
 }
 
 /// Creates a team; names are unique within the organization, ignoring case.
-pub async fn create_team(state: &AppState, org: OrgId, name: &str) -> AppResult<Team> {
+pub async fn create_team(state: &AppState, org: OrgId, name: &str, who: &Who) -> AppResult<Team> {
+    let who = who.clone();
     let team = Team {
         id: TeamId::new(),
         organization_id: org,
@@ -360,14 +388,23 @@ pub async fn create_team(state: &AppState, org: OrgId, name: &str) -> AppResult<
             if name_taken(&tx.teams_of_org(org)?, &t.name, None) {
                 return Err(team_name_taken());
             }
-            Ok(tx.put(&t)?)
+            tx.put(&t)?;
+            audit::record(tx, org, &who, "team.create", target("team", t.id))?;
+            Ok(())
         })
         .await?;
     Ok(team)
 }
 
-pub async fn rename_team(state: &AppState, org: OrgId, id: TeamId, name: &str) -> AppResult<Team> {
+pub async fn rename_team(
+    state: &AppState,
+    org: OrgId,
+    id: TeamId,
+    name: &str,
+    who: &Who,
+) -> AppResult<Team> {
     let name = crate::validate::name("name", name, MAX_NAME)?;
+    let who = who.clone();
     let updated = state
         .write(move |tx| {
             let mut team = team_in(tx, org, id)?;
@@ -376,6 +413,7 @@ pub async fn rename_team(state: &AppState, org: OrgId, id: TeamId, name: &str) -
             }
             team.name = name.clone();
             tx.put(&team)?;
+            audit::record(tx, org, &who, "team.update", target("team", id))?;
             Ok(team)
         })
         .await?;
@@ -384,7 +422,8 @@ pub async fn rename_team(state: &AppState, org: OrgId, id: TeamId, name: &str) -
 
 /// Deletes a team and, in the same write, takes it out of every agent's
 /// `teamIds`, so no agent is left pointing at a team that is gone.
-pub async fn delete_team(state: &AppState, org: OrgId, id: TeamId) -> AppResult<()> {
+pub async fn delete_team(state: &AppState, org: OrgId, id: TeamId, who: &Who) -> AppResult<()> {
+    let who = who.clone();
     state
         .write(move |tx| {
             team_in(tx, org, id)?;
@@ -398,6 +437,7 @@ pub async fn delete_team(state: &AppState, org: OrgId, id: TeamId) -> AppResult<
                 tx.put(&agent)?;
             }
             tx.delete::<Team>(&id_key(id.as_u128()))?;
+            audit::record(tx, org, &who, "team.delete", target("team", id))?;
             Ok(())
         })
         .await?;

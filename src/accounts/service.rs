@@ -5,6 +5,7 @@ use chrono::{Duration, Utc};
 use serde::Serialize;
 
 use crate::accounts::model::{Agent, AgentView, Organization, RefreshToken, Role};
+use crate::audit::{self, Who, target};
 use crate::auth::{password, tokens};
 use crate::config::Registration;
 use crate::error::{AppError, AppResult};
@@ -135,6 +136,17 @@ pub async fn create_organization(
 
 /// Adds an agent to an organization.
 pub async fn create_agent(state: &AppState, org: OrgId, new: NewAgent) -> AppResult<Agent> {
+    create_agent_as(state, org, new, None).await
+}
+
+/// Adds an agent, noting in the audit log who did.
+pub async fn create_agent_as(
+    state: &AppState,
+    org: OrgId,
+    new: NewAgent,
+    who: Option<&Who>,
+) -> AppResult<Agent> {
+    let who = who.cloned();
     let hash = match new.password.clone() {
         Some(p) => password::hash(p).await?,
         None => String::new(),
@@ -158,7 +170,11 @@ pub async fn create_agent(state: &AppState, org: OrgId, new: NewAgent) -> AppRes
             if tx.org(org)?.is_none() {
                 return Err(AppError::NotFound("organization"));
             }
-            tx.put(&a).map_err(email_taken)
+            tx.put(&a).map_err(email_taken)?;
+            if let Some(who) = &who {
+                audit::record(tx, org, who, "agent.create", target("agent", a.id))?;
+            }
+            Ok(())
         })
         .await?;
     Ok(agent)
@@ -191,7 +207,7 @@ pub async fn issue_session(
 
 /// Checks credentials. Every failure reads the same, so nobody learns which
 /// emails exist.
-pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<Agent> {
+pub async fn login(state: &AppState, email: &str, password: &str, who: &Who) -> AppResult<Agent> {
     let bad = || AppError::Unauthorized("wrong email or password".into());
     let email = email.trim().to_lowercase();
     let agent = state.store.read()?.agent_by_email(&email)?;
@@ -200,6 +216,28 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<A
         .map(|a| a.password_hash.clone())
         .unwrap_or_default();
     let ok = password::verify(password.to_owned(), hash).await;
+    // Logins and failed logins of known accounts go in their organization's
+    // audit log; an unknown email belongs to no organization.
+    if let Some(a) = &agent {
+        let success = ok && !a.disabled;
+        let (org, id) = (a.organization_id, a.id);
+        let mut who = who.clone();
+        if success {
+            who.actor = audit::Actor {
+                kind: audit::ActorKind::Agent,
+                id: Some(id.0),
+                name: Some(a.display_name.clone()),
+            };
+        }
+        let action = if success {
+            "auth.login"
+        } else {
+            "auth.login_failed"
+        };
+        state
+            .write(move |tx| Ok(audit::record(tx, org, &who, action, target("agent", id))?))
+            .await?;
+    }
     match agent {
         Some(agent) if ok && !agent.disabled => Ok(agent),
         _ => Err(bad()),

@@ -4,6 +4,7 @@
 use chrono::{Duration, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::audit::{self, Who, target};
 use crate::auth::tokens;
 use crate::error::{AppError, AppResult};
 use crate::ids::{ApiTokenId, OrgId, SigningKeyId};
@@ -55,6 +56,7 @@ pub async fn create_token(
     org: OrgId,
     name: String,
     scopes: Vec<TokenScope>,
+    who: &Who,
 ) -> AppResult<(ApiToken, String)> {
     let secret = format!("{TOKEN_PREFIX}{}", tokens::generate());
     let token = ApiToken {
@@ -66,8 +68,20 @@ pub async fn create_token(
         created_at: Utc::now(),
         last_used_at: None,
     };
-    let record = token.clone();
-    state.write(move |tx| Ok(tx.put(&record)?)).await?;
+    let (record, who) = (token.clone(), who.clone());
+    state
+        .write(move |tx| {
+            tx.put(&record)?;
+            audit::record(
+                tx,
+                org,
+                &who,
+                "api_token.create",
+                target("api_token", record.id),
+            )?;
+            Ok(())
+        })
+        .await?;
     Ok((token, secret))
 }
 
@@ -77,7 +91,13 @@ pub fn list_tokens(state: &AppState, org: OrgId) -> AppResult<Vec<ApiToken>> {
     Ok(tokens)
 }
 
-pub async fn delete_token(state: &AppState, org: OrgId, id: ApiTokenId) -> AppResult<()> {
+pub async fn delete_token(
+    state: &AppState,
+    org: OrgId,
+    id: ApiTokenId,
+    who: &Who,
+) -> AppResult<()> {
+    let who = who.clone();
     state
         .write(move |tx| {
             let token = tx
@@ -85,6 +105,7 @@ pub async fn delete_token(state: &AppState, org: OrgId, id: ApiTokenId) -> AppRe
                 .filter(|t| t.organization_id == org)
                 .ok_or(AppError::NotFound("API token"))?;
             tx.delete::<ApiToken>(&crate::store::Record::key(&token))?;
+            audit::record(tx, org, &who, "api_token.delete", target("api_token", id))?;
             Ok(())
         })
         .await
@@ -135,6 +156,7 @@ pub async fn create_key(
     state: &AppState,
     org: OrgId,
     name: String,
+    who: &Who,
 ) -> AppResult<(SigningKey, String)> {
     let secret = tokens::generate();
     let key = SigningKey {
@@ -144,8 +166,20 @@ pub async fn create_key(
         secret: secret.clone(),
         created_at: Utc::now(),
     };
-    let record = key.clone();
-    state.write(move |tx| Ok(tx.put(&record)?)).await?;
+    let (record, who) = (key.clone(), who.clone());
+    state
+        .write(move |tx| {
+            tx.put(&record)?;
+            audit::record(
+                tx,
+                org,
+                &who,
+                "signing_key.create",
+                target("signing_key", record.id),
+            )?;
+            Ok(())
+        })
+        .await?;
     Ok((key, secret))
 }
 
@@ -155,7 +189,13 @@ pub fn list_keys(state: &AppState, org: OrgId) -> AppResult<Vec<SigningKey>> {
     Ok(keys)
 }
 
-pub async fn delete_key(state: &AppState, org: OrgId, id: SigningKeyId) -> AppResult<()> {
+pub async fn delete_key(
+    state: &AppState,
+    org: OrgId,
+    id: SigningKeyId,
+    who: &Who,
+) -> AppResult<()> {
+    let who = who.clone();
     state
         .write(move |tx| {
             let key = tx
@@ -163,6 +203,13 @@ pub async fn delete_key(state: &AppState, org: OrgId, id: SigningKeyId) -> AppRe
                 .filter(|k| k.organization_id == org)
                 .ok_or(AppError::NotFound("signing key"))?;
             tx.delete::<SigningKey>(&crate::store::Record::key(&key))?;
+            audit::record(
+                tx,
+                org,
+                &who,
+                "signing_key.delete",
+                target("signing_key", id),
+            )?;
             Ok(())
         })
         .await

@@ -8,9 +8,10 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::audit::Who;
 use crate::auth::AdminAuth;
 use crate::error::AppResult;
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, ClientIp};
 use crate::ids::{ApiTokenId, AttachmentId, MessageId, SigningKeyId, SpaceId, ThreadId};
 use crate::integrations::auth::{AdminOrManagement, ManagementAuth, MemberAuth};
 use crate::integrations::dialogs::{self, Which};
@@ -80,12 +81,20 @@ struct CreatedToken {
 
 async fn create_token(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiJson(body): ApiJson<CreateTokenBody>,
 ) -> AppResult<(StatusCode, Json<CreatedToken>)> {
     let name = credentials::parse_name(&body.name)?;
     let scopes = credentials::parse_scopes(&body.scopes)?;
-    let (token, secret) = credentials::create_token(&state, caller.org(), name, scopes).await?;
+    let (token, secret) = credentials::create_token(
+        &state,
+        caller.org(),
+        name,
+        scopes,
+        &Who::caller(&caller, ip),
+    )
+    .await?;
     tracing::info!(org = %caller.org(), token = %token.id, agent = %caller.id(), "API token created");
     Ok((
         StatusCode::CREATED,
@@ -114,10 +123,11 @@ async fn list_tokens(
 
 async fn delete_token(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<ApiTokenId>,
 ) -> AppResult<StatusCode> {
-    credentials::delete_token(&state, caller.org(), id).await?;
+    credentials::delete_token(&state, caller.org(), id, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), token = %id, agent = %caller.id(), "API token deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -141,11 +151,13 @@ struct CreatedKey {
 
 async fn create_key(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiJson(body): ApiJson<CreateKeyBody>,
 ) -> AppResult<(StatusCode, Json<CreatedKey>)> {
     let name = credentials::parse_name(&body.name)?;
-    let (key, secret) = credentials::create_key(&state, caller.org(), name).await?;
+    let (key, secret) =
+        credentials::create_key(&state, caller.org(), name, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), key = %key.id, agent = %caller.id(), "signing key created");
     Ok((
         StatusCode::CREATED,
@@ -173,10 +185,11 @@ async fn list_keys(
 
 async fn delete_key(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<SigningKeyId>,
 ) -> AppResult<StatusCode> {
-    credentials::delete_key(&state, caller.org(), id).await?;
+    credentials::delete_key(&state, caller.org(), id, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), key = %id, agent = %caller.id(), "signing key deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -308,10 +321,11 @@ async fn patch_thread(
 
 async fn delete_thread(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ManagementAuth(token): ManagementAuth,
     ApiPath(id): ApiPath<ThreadId>,
 ) -> AppResult<StatusCode> {
-    objects::delete(&state, token.organization_id, id).await?;
+    objects::delete(&state, token.organization_id, id, &Who::token(&token, ip)).await?;
     tracing::info!(org = %token.organization_id, thread = %id, token = %token.id, "object thread deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -188,9 +188,14 @@ pub async fn patch(
         .await
 }
 
-pub async fn delete(state: &AppState, org: OrgId, id: ThreadId) -> AppResult<()> {
+pub async fn delete(
+    state: &AppState,
+    org: OrgId,
+    id: ThreadId,
+    who: &crate::audit::Who,
+) -> AppResult<()> {
     object_thread_in(&state.store.read()?, org, id)?;
-    crate::threads::service::delete_in_org(state, org, id).await
+    crate::threads::service::delete_in_org(state, org, id, who).await
 }
 
 /// Adds a participant (creating the member when new). Adding one twice

@@ -8,8 +8,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::audit::Who;
 use crate::auth::{AdminAuth, AgentAuth};
 use crate::error::AppResult;
+use crate::extract::ClientIp;
 use crate::extract::{ApiJson, ApiPath};
 use crate::ids::SpaceId;
 use crate::spaces::model::{ChatSpace, SpaceSettings};
@@ -87,6 +89,7 @@ struct UpdateBody {
 
 async fn update(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<SpaceId>,
     ApiJson(body): ApiJson<UpdateBody>,
@@ -96,17 +99,18 @@ async fn update(
         allowed_domains: body.allowed_domains,
         settings: body.settings,
     };
-    let space = service::update(&state, caller.org(), id, patch).await?;
+    let space = service::update(&state, caller.org(), id, patch, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), space = %id, agent = %caller.id(), "chat space updated");
     Ok(Json(space))
 }
 
 async fn remove(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<SpaceId>,
 ) -> AppResult<StatusCode> {
-    service::delete(&state, caller.org(), id).await?;
+    service::delete(&state, caller.org(), id, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), space = %id, agent = %caller.id(), "chat space deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -120,10 +124,11 @@ struct KeyReply {
 
 async fn rotate_key(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<SpaceId>,
 ) -> AppResult<Json<KeyReply>> {
-    let space = service::rotate_key(&state, caller.org(), id).await?;
+    let space = service::rotate_key(&state, caller.org(), id, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), space = %id, agent = %caller.id(), "widget key rotated");
     Ok(Json(key_reply(&state, space.widget_key)))
 }

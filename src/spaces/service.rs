@@ -3,6 +3,7 @@
 use chrono::Utc;
 use serde_json::{Map, Value};
 
+use crate::audit::{self, Who, target};
 use crate::auth::tokens;
 use crate::error::{AppError, AppResult};
 use crate::ids::{OrgId, SpaceId};
@@ -130,7 +131,9 @@ pub async fn update(
     org: OrgId,
     id: SpaceId,
     patch: SpacePatch,
+    who: &Who,
 ) -> AppResult<ChatSpace> {
+    let who = who.clone();
     // The parts that do not depend on the stored space are checked once, here.
     let name = patch
         .name
@@ -156,6 +159,7 @@ pub async fn update(
                 space.allowed_domains = d.clone();
             }
             tx.put(&space)?;
+            audit::record(tx, org, &who, "space.update", target("chat_space", id))?;
             Ok(space)
         })
         .await?;
@@ -164,11 +168,13 @@ pub async fn update(
 
 /// Removes a space. Deleting the record drops its widget-key index entry,
 /// so the key stops resolving in the same commit.
-pub async fn delete(state: &AppState, org: OrgId, id: SpaceId) -> AppResult<()> {
+pub async fn delete(state: &AppState, org: OrgId, id: SpaceId, who: &Who) -> AppResult<()> {
+    let who = who.clone();
     state
         .write(move |tx| {
             owned(tx, org, id)?;
             tx.delete::<ChatSpace>(&id_key(id.as_u128()))?;
+            audit::record(tx, org, &who, "space.delete", target("chat_space", id))?;
             Ok(())
         })
         .await?;
@@ -176,7 +182,13 @@ pub async fn delete(state: &AppState, org: OrgId, id: SpaceId) -> AppResult<()> 
 }
 
 /// Gives the space a new widget key; the old one stops resolving at once.
-pub async fn rotate_key(state: &AppState, org: OrgId, id: SpaceId) -> AppResult<ChatSpace> {
+pub async fn rotate_key(
+    state: &AppState,
+    org: OrgId,
+    id: SpaceId,
+    who: &Who,
+) -> AppResult<ChatSpace> {
+    let who = who.clone();
     // Drawn outside the closure so a retried closure writes the same key.
     let key = tokens::public_key();
     let space = state
@@ -184,6 +196,7 @@ pub async fn rotate_key(state: &AppState, org: OrgId, id: SpaceId) -> AppResult<
             let mut space = owned(tx, org, id)?;
             space.widget_key = key.clone();
             tx.put(&space)?;
+            audit::record(tx, org, &who, "space.rotate_key", target("chat_space", id))?;
             Ok(space)
         })
         .await?;

@@ -10,6 +10,7 @@ use super::tables::{self, Table};
 use super::{Result, Scan};
 use crate::accounts::model::{Agent, Invite, Organization, RefreshToken, Team};
 use crate::attachments::model::Attachment;
+use crate::audit::AuditEvent;
 use crate::ids::*;
 use crate::integrations::model::{ApiToken, Member, SigningKey};
 use crate::messages::model::Message;
@@ -285,6 +286,62 @@ pub trait Reader {
                 && let Some(d) = self.by_id(id)?
             {
                 out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    // The audit log.
+
+    /// An organization's entries, newest first, after the cursor.
+    fn audit_events(
+        &self,
+        org: OrgId,
+        after: Option<AuditId>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>> {
+        let prefix = id_key(org.as_u128()).to_vec();
+        let rows = self.scan(
+            tables::IDX_AUDIT_BY_ORG,
+            &Scan {
+                after: after.map(|a| KeyBuf::new().bytes(&prefix).id(a.as_u128()).done()),
+                prefix,
+                reverse: true,
+                limit,
+            },
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, _) in rows {
+            if let Some(id) = id_at(&k, 16)
+                && let Some(e) = self.by_id(id)?
+            {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries of every organization older than `cutoff`, oldest first.
+    fn audit_events_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>> {
+        let rows = self.scan(
+            tables::AUDIT,
+            &Scan {
+                limit: usize::MAX,
+                ..Scan::default()
+            },
+        )?;
+        let mut out = Vec::new();
+        for (_, v) in rows {
+            let e: AuditEvent = codec::decode(&v)?;
+            if e.at < cutoff {
+                out.push(e);
+                if out.len() == limit {
+                    break;
+                }
             }
         }
         Ok(out)

@@ -9,6 +9,7 @@ use super::codec::{KeyBuf, id_key};
 use super::tables::{self, Table};
 use crate::accounts::model::{Agent, Organization, Team};
 use crate::attachments::model::Attachment;
+use crate::audit::AuditEvent;
 use crate::integrations::model::{ApiToken, Member, SigningKey};
 use crate::messages::model::Message;
 use crate::spaces::model::ChatSpace;
@@ -419,5 +420,22 @@ impl Record for Delivery {
             ));
         }
         entries
+    }
+}
+
+impl Record for AuditEvent {
+    const TABLE: Table = tables::AUDIT;
+    const NAME: &'static str = "audit event";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        vec![IndexEntry::plain(
+            tables::IDX_AUDIT_BY_ORG,
+            KeyBuf::new()
+                .id(self.organization_id.as_u128())
+                .id(self.id.as_u128())
+                .done(),
+        )]
     }
 }

@@ -87,6 +87,11 @@ pub const IDX_DELIVERIES_BY_WEBHOOK: Table = TableDefinition::new("idx_deliverie
 /// next attempt ‖ delivery, for pending deliveries: the worker's queue
 pub const IDX_DELIVERIES_DUE: Table = TableDefinition::new("idx_deliveries_due");
 
+// The audit log.
+pub const AUDIT: Table = TableDefinition::new("audit");
+/// org ‖ entry (entries are UUIDv7: in time order)
+pub const IDX_AUDIT_BY_ORG: Table = TableDefinition::new("idx_audit_by_org");
+
 /// Every table, so a new database creates them all and backups copy them all.
 pub const ALL: &[Table] = &[
     META,
@@ -130,4 +135,6 @@ pub const ALL: &[Table] = &[
     DELIVERIES,
     IDX_DELIVERIES_BY_WEBHOOK,
     IDX_DELIVERIES_DUE,
+    AUDIT,
+    IDX_AUDIT_BY_ORG,
 ];

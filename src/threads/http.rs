@@ -267,9 +267,10 @@ async fn start(
 /// Deletes the thread, its messages and their files (admins only).
 async fn remove(
     State(state): State<AppState>,
+    crate::extract::ClientIp(ip): crate::extract::ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<ThreadId>,
 ) -> AppResult<StatusCode> {
-    service::delete(&state, &caller, id).await?;
+    service::delete(&state, &caller, id, &crate::audit::Who::caller(&caller, ip)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

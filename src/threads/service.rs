@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::accounts::model::Agent;
 use crate::attachments::model::Attachment;
+use crate::audit::Who;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, ReaderKind};
@@ -572,15 +573,16 @@ pub async fn visitor_close(state: &AppState, visitor: VisitorId) -> AppResult<Op
 /// Deletes a thread for good (admins): its messages, their attachments'
 /// metadata in the same write, and the files once that is committed.
 /// Live clients are not told; the thread is simply gone on their next read.
-pub async fn delete(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<()> {
-    delete_in_org(state, caller.org(), id).await?;
+pub async fn delete(state: &AppState, caller: &Caller, id: ThreadId, who: &Who) -> AppResult<()> {
+    delete_in_org(state, caller.org(), id, who).await?;
     tracing::info!(thread = %id, agent = %caller.id(), "thread deleted");
     Ok(())
 }
 
 /// Deletes a thread of `org` for good: its messages, their attachments'
 /// metadata in the same write, and the files once that is committed.
-pub async fn delete_in_org(state: &AppState, org: OrgId, id: ThreadId) -> AppResult<()> {
+pub async fn delete_in_org(state: &AppState, org: OrgId, id: ThreadId, who: &Who) -> AppResult<()> {
+    let who = who.clone();
     crate::attachments::binding::write_then_remove(state, move |tx| {
         let thread = thread_of_org(tx, org, id)?;
         let messages = tx.messages(thread.id, None, false, usize::MAX)?;
@@ -595,6 +597,13 @@ pub async fn delete_in_org(state: &AppState, org: OrgId, id: ThreadId) -> AppRes
             tx.delete::<Message>(&m.key())?;
         }
         tx.delete::<Thread>(&thread.key())?;
+        crate::audit::record(
+            tx,
+            org,
+            &who,
+            "thread.delete",
+            crate::audit::target("thread", id),
+        )?;
         Ok(((), files))
     })
     .await

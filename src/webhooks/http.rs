@@ -7,9 +7,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::audit::Who;
 use crate::auth::AdminAuth;
 use crate::error::{AppError, AppResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, ClientIp};
 use crate::ids::{DeliveryId, WebhookId};
 use crate::state::AppState;
 use crate::store::Page;
@@ -44,13 +45,22 @@ struct Created {
 
 async fn create(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> AppResult<(StatusCode, Json<Created>)> {
     let events = service::parse_events(&body.events)?;
     let description = service::parse_description(body.description.as_deref())?;
     let url = service::check_url(&state, &body.url).await?;
-    let (webhook, secret) = service::create(&state, caller.org(), url, events, description).await?;
+    let (webhook, secret) = service::create(
+        &state,
+        caller.org(),
+        url,
+        events,
+        description,
+        &Who::caller(&caller, ip),
+    )
+    .await?;
     tracing::info!(org = %caller.org(), webhook = %webhook.id, agent = %caller.id(), "webhook created");
     Ok((
         StatusCode::CREATED,
@@ -103,6 +113,7 @@ where
 
 async fn update(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<WebhookId>,
     ApiJson(body): ApiJson<UpdateBody>,
@@ -126,17 +137,18 @@ async fn update(
         enabled: body.enabled,
         description,
     };
-    let w = service::update(&state, caller.org(), id, patch).await?;
+    let w = service::update(&state, caller.org(), id, patch, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), webhook = %id, agent = %caller.id(), "webhook changed");
     Ok(Json(w.into()))
 }
 
 async fn remove(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<WebhookId>,
 ) -> AppResult<StatusCode> {
-    service::delete(&state, caller.org(), id).await?;
+    service::delete(&state, caller.org(), id, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), webhook = %id, agent = %caller.id(), "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -148,10 +160,11 @@ struct Rotated {
 
 async fn rotate(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AdminAuth(caller): AdminAuth,
     ApiPath(id): ApiPath<WebhookId>,
 ) -> AppResult<Json<Rotated>> {
-    let secret = service::rotate(&state, caller.org(), id).await?;
+    let secret = service::rotate(&state, caller.org(), id, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), webhook = %id, agent = %caller.id(), "webhook secret rotated");
     Ok(Json(Rotated { secret }))
 }

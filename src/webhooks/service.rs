@@ -9,6 +9,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use crate::audit::{self, Who, target};
 use crate::error::{AppError, AppResult};
 use crate::ids::{DeliveryId, OrgId, WebhookId};
 use crate::state::AppState;
@@ -100,6 +101,7 @@ pub async fn create(
     url: String,
     events: Vec<String>,
     description: Option<String>,
+    who: &Who,
 ) -> AppResult<(Webhook, String)> {
     let now = Utc::now();
     let secret = new_secret();
@@ -117,8 +119,20 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let record = webhook.clone();
-    state.write(move |tx| Ok(tx.put(&record)?)).await?;
+    let (record, who) = (webhook.clone(), who.clone());
+    state
+        .write(move |tx| {
+            tx.put(&record)?;
+            audit::record(
+                tx,
+                org,
+                &who,
+                "webhook.create",
+                target("webhook", record.id),
+            )?;
+            Ok(())
+        })
+        .await?;
     Ok((webhook, secret))
 }
 
@@ -151,7 +165,9 @@ pub async fn update(
     org: OrgId,
     id: WebhookId,
     patch: WebhookPatch,
+    who: &Who,
 ) -> AppResult<Webhook> {
+    let who = who.clone();
     state
         .write(move |tx| {
             let mut w = webhook_in(tx, org, id)?;
@@ -174,12 +190,14 @@ pub async fn update(
             }
             w.updated_at = Utc::now();
             tx.put(&w)?;
+            audit::record(tx, org, &who, "webhook.update", target("webhook", id))?;
             Ok(w)
         })
         .await
 }
 
-pub async fn delete(state: &AppState, org: OrgId, id: WebhookId) -> AppResult<()> {
+pub async fn delete(state: &AppState, org: OrgId, id: WebhookId, who: &Who) -> AppResult<()> {
+    let who = who.clone();
     state
         .write(move |tx| {
             let w = webhook_in(tx, org, id)?;
@@ -188,6 +206,7 @@ pub async fn delete(state: &AppState, org: OrgId, id: WebhookId) -> AppResult<()
             for d in tx.deliveries_of(id, None, usize::MAX)? {
                 tx.delete::<Delivery>(&crate::store::Record::key(&d))?;
             }
+            audit::record(tx, org, &who, "webhook.delete", target("webhook", id))?;
             Ok(())
         })
         .await
@@ -195,7 +214,8 @@ pub async fn delete(state: &AppState, org: OrgId, id: WebhookId) -> AppResult<()
 
 /// A new secret; the old one still signs for a day, so receivers can
 /// switch without missing a delivery.
-pub async fn rotate(state: &AppState, org: OrgId, id: WebhookId) -> AppResult<String> {
+pub async fn rotate(state: &AppState, org: OrgId, id: WebhookId, who: &Who) -> AppResult<String> {
+    let who = who.clone();
     let secret = new_secret();
     let new = secret.clone();
     state
@@ -205,6 +225,13 @@ pub async fn rotate(state: &AppState, org: OrgId, id: WebhookId) -> AppResult<St
             w.previous_secret = Some((std::mem::replace(&mut w.secret, new.clone()), until));
             w.updated_at = Utc::now();
             tx.put(&w)?;
+            audit::record(
+                tx,
+                org,
+                &who,
+                "webhook.rotate_secret",
+                target("webhook", id),
+            )?;
             Ok(())
         })
         .await?;
