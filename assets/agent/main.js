@@ -153,6 +153,9 @@ function buildShell() {
           h('a', { href: '#/admin/agents', class: 'topnav__link', dataset: { prefix: '#/admin/agents' } }, t('nav.agents')),
           h('a', { href: '#/admin/teams', class: 'topnav__link', dataset: { prefix: '#/admin/teams' } }, t('nav.teams')),
           h('a', { href: '#/admin/templates', class: 'topnav__link', dataset: { prefix: '#/admin/templates' } }, t('nav.templates')),
+          h('a', { href: '#/admin/integrations', class: 'topnav__link', dataset: { prefix: '#/admin/integrations' } }, t('nav.integrations')),
+          h('a', { href: '#/admin/webhooks', class: 'topnav__link', dataset: { prefix: '#/admin/webhooks' } }, t('nav.webhooks')),
+          h('a', { href: '#/admin/audit', class: 'topnav__link', dataset: { prefix: '#/admin/audit' } }, t('nav.audit')),
         ]
       : null,
   );

@@ -3,11 +3,22 @@
 import { h, mount } from '../dom.js';
 import { t } from '../i18n.js';
 import { AgentsPage } from './admin-agents.js';
+import { AuditPage } from './admin-audit.js';
+import { IntegrationsPage } from './admin-integrations.js';
 import { SpacesPage } from './admin-spaces.js';
 import { TeamsPage } from './admin-teams.js';
 import { TemplatesPage } from './admin-templates.js';
+import { WebhooksPage } from './admin-webhooks.js';
 
-const PAGES = { spaces: SpacesPage, agents: AgentsPage, teams: TeamsPage, templates: TemplatesPage };
+const PAGES = {
+  spaces: SpacesPage,
+  agents: AgentsPage,
+  teams: TeamsPage,
+  templates: TemplatesPage,
+  integrations: IntegrationsPage,
+  webhooks: WebhooksPage,
+  audit: AuditPage,
+};
 
 export class Admin {
   constructor(root, { page, id }) {
