@@ -1594,3 +1594,113 @@ async fn admin_pages_manage_teams_and_templates() {
     assert_eq!(t["body"], "Thanks for chatting, bye!");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn admin_pages_manage_api_tokens_and_webhooks_and_show_the_audit_log() {
+    let server = TestServer::start_with(|c| c.webhooks.allow_private_targets = true).await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    // A webhook endpoint on loopback that counts what it gets.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    browser
+        .js("window.confirm = () => true; return true;")
+        .await;
+
+    // An API token: its secret is shown once, and it works.
+    click(&browser, ".topnav a[href='#/admin/integrations']").await;
+    type_into(
+        &browser,
+        "form[data-form=new-token] input[name=name]",
+        "CRM",
+    )
+    .await;
+    click(&browser, "form[data-form=new-token] button[type=submit]").await;
+    let secret = browser
+        .wait_for(
+            "the token shown once",
+            "const i = document.querySelector('[data-secret]'); return i && i.value.startsWith('mct_') ? i.value : null",
+            WAIT,
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.get("/api/v1/members", &secret).await.ok();
+    wait_text(&browser, "[data-list=tokens]", "CRM").await;
+    assert!(
+        !text_of(&browser, "[data-list=tokens]")
+            .await
+            .contains(&secret),
+        "the list never shows the secret"
+    );
+    click(&browser, "[data-list=tokens] .btn--danger").await;
+    wait_text(&browser, "[data-list=tokens]", "No API tokens.").await;
+    server.get("/api/v1/members", &secret).await.err(401);
+
+    // A webhook: secret once, a test event delivered, shown in the log.
+    click(&browser, ".topnav a[href='#/admin/webhooks']").await;
+    type_into(
+        &browser,
+        "form[data-form=new-webhook] input[name=url]",
+        &hook_url,
+    )
+    .await;
+    click(
+        &browser,
+        "form[data-form=new-webhook] input[value='message.new']",
+    )
+    .await;
+    click(&browser, "form[data-form=new-webhook] button[type=submit]").await;
+    browser
+        .wait_for(
+            "the webhook secret shown once",
+            "const i = document.querySelector('[data-secret]'); return !!i && i.value.startsWith('whsec_')",
+            WAIT,
+        )
+        .await;
+    click(&browser, "[data-webhook] [data-action=test]").await;
+    browser
+        .wait_for(
+            "the test event delivered",
+            "document.querySelector('[data-action=refresh-log]')?.click(); return !!document.querySelector('tr[data-status=delivered]')",
+            WAIT,
+        )
+        .await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // The audit log shows what was done, filtered by action.
+    click(&browser, ".topnav a[href='#/admin/audit']").await;
+    wait_text(&browser, "[data-list=audit]", "webhook.create").await;
+    wait_text(&browser, "[data-list=audit]", "api_token.delete").await;
+    type_into(
+        &browser,
+        "form[data-form=audit-filter] input[name=action]",
+        "api_token.",
+    )
+    .await;
+    click(&browser, "form[data-form=audit-filter] button[type=submit]").await;
+    browser
+        .wait_for(
+            "only API token entries",
+            "const rows = [...document.querySelectorAll('[data-list=audit] tbody tr')]; return rows.length === 2 && rows.every(r => r.dataset.action.startsWith('api_token.'))",
+            WAIT,
+        )
+        .await;
+    browser.close().await;
+}
