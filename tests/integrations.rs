@@ -1390,3 +1390,31 @@ async fn members_attach_files_that_only_the_dialogs_participants_download() {
         "agents of the organization"
     );
 }
+
+#[tokio::test]
+async fn token_and_key_names_are_unique_in_an_organization() {
+    let server = TestServer::start().await;
+    let o = org(&server, "Acme").await;
+    server
+        .post(
+            "/api/v1/api-tokens",
+            &o.owner.token,
+            json!({"name": "backend", "scopes": ["agent"]}),
+        )
+        .await
+        .err(409);
+    server
+        .post(
+            "/api/v1/signing-keys",
+            &o.owner.token,
+            json!({"name": "main"}),
+        )
+        .await
+        .err(409);
+    let other = org(&server, "Globex").await;
+    assert_eq!(
+        other.key_id.len(),
+        36,
+        "another organization may use the same names"
+    );
+}

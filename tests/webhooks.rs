@@ -510,3 +510,133 @@ async fn bad_webhook_input_changes_nothing_and_only_admins_manage_webhooks() {
         .await
         .ok();
 }
+
+#[tokio::test]
+async fn thread_participant_and_offline_events_reach_the_webhooks_that_asked() {
+    let s = setup(true).await;
+    let receiver = Receiver::start().await;
+    s.webhook(
+        &receiver.url,
+        &[
+            "thread.created",
+            "thread.closed",
+            "visitor.offline_message",
+            "participant.joined",
+            "participant.left",
+        ],
+    )
+    .await;
+    // Another webhook of the organization, for messages only.
+    let other = Receiver::start().await;
+    s.webhook(&other.url, &["message.new"]).await;
+
+    let key = s
+        .server
+        .get(
+            &format!("/api/v1/chat-spaces/{}", s.space_id),
+            &s.owner.token,
+        )
+        .await;
+    let widget_key = key.ok()["widgetKey"].as_str().unwrap().to_owned();
+    let session = s
+        .server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/widget/session",
+            None,
+            Some(json!({"key": widget_key})),
+        )
+        .await;
+    let visitor = session.ok()["sessionToken"].as_str().unwrap().to_owned();
+    let offline = s
+        .server
+        .client
+        .post(s.server.url("/api/v1/widget/offline"))
+        .header("origin", "https://platform.test")
+        .bearer_auth(&visitor)
+        .json(&json!({"name": "Eve", "email": "eve@example.test", "content": "Call me back"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(offline.status().as_u16(), 201);
+    let thread = s.object_thread("T-7").await;
+    s.server
+        .post(
+            &format!("/api/v1/management/threads/{thread}/participants"),
+            &s.management,
+            json!({"externalId": "u3"}),
+        )
+        .await
+        .ok();
+    s.server
+        .delete(
+            &format!("/api/v1/management/threads/{thread}/participants/u3"),
+            &s.management,
+        )
+        .await
+        .ok();
+    let threads = s
+        .server
+        .get("/api/v1/threads?view=all", &s.owner.token)
+        .await;
+    let visitor_thread = threads.ok()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["visitorName"] == "Eve")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.server
+        .post(
+            &format!("/api/v1/threads/{visitor_thread}/close"),
+            &s.owner.token,
+            json!({}),
+        )
+        .await
+        .ok();
+
+    let got = receiver.wait_for(6).await;
+    let types: Vec<String> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let count = |t: &str| types.iter().filter(|x| *x == t).count();
+    assert_eq!(count("thread.created"), 2, "{types:?}");
+    assert_eq!(count("visitor.offline_message"), 1, "{types:?}");
+    assert_eq!(count("participant.joined"), 1, "{types:?}");
+    assert_eq!(count("participant.left"), 1, "{types:?}");
+    assert_eq!(count("thread.closed"), 1, "{types:?}");
+    let offline = got
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap())
+        .find(|b| b["type"] == "visitor.offline_message")
+        .unwrap();
+    assert_eq!(offline["data"]["visitor"]["email"], "eve@example.test");
+    assert_eq!(offline["data"]["message"]["content"], "Call me back");
+    let joined = got
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap())
+        .find(|b| b["type"] == "participant.joined")
+        .unwrap();
+    assert_eq!(joined["data"]["participant"]["externalId"], "u3");
+    assert_eq!(joined["data"]["thread"]["externalRef"]["id"], "T-7");
+    // The other webhook heard only what it asked for.
+    let theirs = other.wait_for(1).await;
+    assert!(
+        theirs
+            .iter()
+            .all(|r| r.body.contains("\"type\":\"message.new\""))
+    );
+    assert!(
+        theirs
+            .iter()
+            .all(|r| !r.body.contains("\"type\":\"thread."))
+    );
+}

@@ -26,6 +26,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn name_taken(what: &str) -> AppError {
+    AppError::conflict("name_taken", format!("{what} with this name exists"))
+}
+
 pub fn parse_name(name: &str) -> AppResult<String> {
     crate::validate::name("name", name, MAX_NAME)
 }
@@ -71,6 +75,13 @@ pub async fn create_token(
     let (record, who) = (token.clone(), who.clone());
     state
         .write(move |tx| {
+            if tx
+                .api_tokens_of_org(org)?
+                .iter()
+                .any(|t| t.name == record.name)
+            {
+                return Err(name_taken("an API token"));
+            }
             tx.put(&record)?;
             audit::record(
                 tx,
@@ -169,6 +180,13 @@ pub async fn create_key(
     let (record, who) = (key.clone(), who.clone());
     state
         .write(move |tx| {
+            if tx
+                .signing_keys_of_org(org)?
+                .iter()
+                .any(|k| k.name == record.name)
+            {
+                return Err(name_taken("a signing key"));
+            }
             tx.put(&record)?;
             audit::record(
                 tx,

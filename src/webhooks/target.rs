@@ -162,6 +162,22 @@ mod tests {
         }
     }
 
+    /// At connection time too: a name that resolves to loopback (as a
+    /// rebinding attacker's would) is refused by the resolver itself.
+    #[tokio::test]
+    async fn the_delivery_resolver_refuses_private_answers() {
+        use reqwest::dns::Resolve;
+        let name = || "localhost".parse::<reqwest::dns::Name>().unwrap();
+        let guarded = GuardedResolver {
+            allow_private: false,
+        };
+        assert!(guarded.resolve(name()).await.is_err());
+        let open = GuardedResolver {
+            allow_private: true,
+        };
+        assert!(open.resolve(name()).await.is_ok());
+    }
+
     #[test]
     fn only_http_urls_with_a_host_and_no_credentials() {
         assert!(parse_url("https://hooks.example.com/x").is_ok());
