@@ -35,7 +35,7 @@ use mychat::threads::service::{agent_send, visitor_send};
 use mychat::visitors::model::{Visitor, VisitorMetadata};
 use mychat::{App, AppState, Config};
 
-#[path = "load/ws.rs"]
+#[path = "load/ws/mod.rs"]
 mod ws;
 
 type Fallible<T> = Result<T, String>;
