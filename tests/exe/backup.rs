@@ -3,15 +3,13 @@
 //! before it started; attachments and the data dir's other state come
 //! along; a damaged backup or a used data dir is refused.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{TestServer, fixtures};
+use crate::harness::{TestServer, fixtures};
 use mychat::ids::MessageId;
 use mychat::store::Reader;
 

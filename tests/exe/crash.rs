@@ -2,8 +2,6 @@
 //! sends loses no acknowledged message and duplicates nothing; SIGTERM closes
 //! open sockets with 1012 ("going away, reconnect") and exits 0.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -11,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::ws::{self, Ws, kind};
+use crate::harness::ws::{self, Ws, kind};
 use serde_json::{Value, json};
 
 const SITE: &str = "https://site.test";

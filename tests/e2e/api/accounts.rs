@@ -1,6 +1,4 @@
-mod common;
-
-use common::{Owner, TestServer};
+use crate::harness::{Owner, TestServer};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -60,7 +58,7 @@ fn invite_token(invite_url: &Value) -> String {
     url.rsplit('/').next().unwrap().to_owned()
 }
 
-async fn accept_invite(server: &TestServer, token: &str, password: &str) -> common::Reply {
+async fn accept_invite(server: &TestServer, token: &str, password: &str) -> crate::harness::Reply {
     server
         .call(
             Method::POST,

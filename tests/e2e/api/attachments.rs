@@ -2,12 +2,10 @@
 //! policy, binding to messages, the guarded download with its headers,
 //! deletion and retention — and that nothing refused leaves a file behind.
 
-mod common;
-
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use common::{Owner, Reply, TestServer};
+use crate::harness::{Owner, Reply, TestServer};
 use mychat::attachments::model::Attachment;
 use mychat::ids::{AttachmentId, OrgId};
 use mychat::spaces::model::{ChatSpace, SpaceSettings};
@@ -879,8 +877,13 @@ async fn deleting_a_message_or_a_thread_deletes_its_files() {
     visitor_says(&server, &token, "cv", &[&id]).await.ok();
     let path = file_path(&server, &record(&server, &id).storage_key);
     assert!(path.exists());
-    let (_, agent_token) =
-        common::fixtures::agent(&server, &owner, "Bob", mychat::accounts::model::Role::Agent).await;
+    let (_, agent_token) = crate::harness::fixtures::agent(
+        &server,
+        &owner,
+        "Bob",
+        mychat::accounts::model::Role::Agent,
+    )
+    .await;
     let r = server
         .delete(&format!("/api/v1/threads/{thread}"), &agent_token)
         .await;

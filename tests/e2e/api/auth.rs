@@ -1,6 +1,4 @@
-mod common;
-
-use common::TestServer;
+use crate::harness::TestServer;
 use mychat::config::Registration;
 use reqwest::Method;
 use serde_json::json;

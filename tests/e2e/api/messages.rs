@@ -1,7 +1,5 @@
-mod common;
-
-use common::TestServer;
-use common::fixtures::{visitor, visitor_says};
+use crate::harness::TestServer;
+use crate::harness::fixtures::{visitor, visitor_says};
 use futures_util::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};

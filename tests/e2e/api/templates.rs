@@ -1,6 +1,4 @@
-mod common;
-
-use common::{Owner, TestServer};
+use crate::harness::{Owner, TestServer};
 use mychat::accounts::model::Role;
 use mychat::accounts::service::{NewAgent, create_agent};
 use reqwest::Method;

@@ -1,7 +1,5 @@
-mod common;
-
-use common::TestServer;
-use common::fixtures::{agent, space, visitor, visitor_says};
+use crate::harness::TestServer;
+use crate::harness::fixtures::{agent, space, visitor, visitor_says};
 use futures_util::future::join_all;
 use mychat::accounts::model::Role;
 use serde_json::{Value, json};

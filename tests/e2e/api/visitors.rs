@@ -1,9 +1,7 @@
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::harness::{Owner, TestServer};
 use chrono::{Duration, Utc};
-use common::{Owner, TestServer};
 use mychat::accounts::model::Role;
 use mychat::accounts::service::{NewAgent, create_agent};
 use mychat::ids::{SpaceId, ThreadId, VisitorId};

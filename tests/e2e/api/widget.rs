@@ -2,9 +2,7 @@
 //! by widget key, visitor calls by session token, Origin checks, CORS, and
 //! what agents see of it all.
 
-mod common;
-
-use common::{Owner, Reply, TestServer};
+use crate::harness::{Owner, Reply, TestServer};
 use mychat::ids::OrgId;
 use mychat::spaces::model::{ChatSpace, RequireVisitorData, SpaceSettings};
 use mychat::store::Reader;

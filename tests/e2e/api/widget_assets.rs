@@ -1,9 +1,7 @@
 //! The widget's budget (everything it loads ≤ 20 KB gzipped) and how
 //! `/widget.js` is served: ETag, revalidation, compression, cross-origin.
 
-mod common;
-
-use common::TestServer;
+use crate::harness::TestServer;
 use mychat::web::Assets;
 use mychat::web::assets;
 use reqwest::StatusCode;

@@ -4,12 +4,10 @@
 //! markup that stays text, recovery after a dropped socket, a phone-sized
 //! screen — and, over plain HTTP, the files and their security headers.
 
-mod common;
-
 use std::time::Duration;
 
-use common::browser::{Browser, host_site_on};
-use common::{Owner, TestServer};
+use crate::harness::browser::{Browser, host_site_on};
+use crate::harness::{Owner, TestServer};
 use fantoccini::Locator;
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
@@ -1114,7 +1112,7 @@ async fn typing_read_markers_reply_to_edit_and_delete_work_in_the_conversation()
     url.query_pairs_mut()
         .append_pair("key", &key)
         .append_pair("token", &visitor_token);
-    let mut widget = common::ws::connect(url.as_str(), &[("origin", "https://site.test")])
+    let mut widget = crate::harness::ws::connect(url.as_str(), &[("origin", "https://site.test")])
         .await
         .expect("widget socket");
     widget.wait_for("hello").await;

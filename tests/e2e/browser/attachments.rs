@@ -5,12 +5,10 @@
 //! widget explains refused files and does not let an upload lost to a
 //! reload block the messages after it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::browser::{Browser, host_site_on};
-use common::{Owner, TestServer};
+use crate::harness::browser::{Browser, host_site_on};
+use crate::harness::{Owner, TestServer};
 use fantoccini::Locator;
 use fantoccini::elements::{Element, ElementRef};
 use mychat::ids::{AttachmentId, OrgId};

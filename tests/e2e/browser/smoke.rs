@@ -1,7 +1,5 @@
 //! The browser harness itself: chromium starts and runs script.
-mod common;
-
-use common::browser::{Browser, host_site};
+use crate::harness::browser::{Browser, host_site};
 
 #[tokio::test]
 async fn chromium_renders_a_page_and_runs_script() {

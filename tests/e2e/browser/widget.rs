@@ -3,13 +3,11 @@
 //! embeds `/widget.js`; agents answer through the REST API and an agent
 //! socket, as the agent app would.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::browser::{Browser, host_site, host_site_on};
-use common::{Owner, TestServer};
+use crate::harness::browser::{Browser, host_site, host_site_on};
+use crate::harness::{Owner, TestServer};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::elements::{Element, ElementRef};
 use fantoccini::key::Key;

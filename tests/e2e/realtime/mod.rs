@@ -8,12 +8,10 @@
 //! hub delivers in commit order and a socket answers its frames in order, so
 //! a later event (or the answer to a later frame) arriving first is proof.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ws::{self, Refused, Ws, kind};
-use common::{Owner, Reply, TestServer, fixtures};
+use crate::harness::ws::{self, Refused, Ws, kind};
+use crate::harness::{Owner, Reply, TestServer, fixtures};
 use mychat::accounts::model::Role;
 use mychat::events::Event;
 use mychat::ids::{AgentId, OrgId, ThreadId};
