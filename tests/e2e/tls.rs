@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::harness::tls::{
-    FlakyCa, Pebble, TestCa, TlsServer, client_for, eventually, free_port, init_logging, presented,
+    FlakyCa, Pebble, TestCa, TlsServer, client_for, init_logging, presented,
 };
+use crate::harness::{eventually, free_port, text};
 use mychat::config::{AcmeChallenge, TlsMode};
 use rustls::pki_types::pem::PemObject;
 
@@ -57,14 +58,7 @@ async fn http01_certificate_is_served_with_redirects_and_reused_after_a_restart(
         .unwrap();
     assert_eq!(r.status(), 404);
     // The expiry gauge.
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text(client.get(format!("{base}/metrics"))).await;
     let gauge = format!(
         "mychat_tls_certificate_expiry_seconds{{domain=\"{domain}\"}} {}",
         first.not_after

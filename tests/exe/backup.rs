@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,13 +14,8 @@ use mychat::ids::MessageId;
 use mychat::store::Reader;
 
 fn mychat(args: &[&str], data_dir: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mychat"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MYCHAT_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.args(args)
+    crate::mychat()
+        .args(args)
         .arg("--data-dir")
         .arg(data_dir)
         .output()

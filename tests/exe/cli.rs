@@ -4,16 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-fn mychat() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mychat"));
-    // The machine's own environment must not leak into the tests.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MYCHAT_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
+use crate::mychat;
 
 #[test]
 fn version_prints_the_package_version() {

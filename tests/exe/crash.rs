@@ -9,10 +9,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::harness::SITE;
 use crate::harness::ws::{self, Ws, kind};
 use serde_json::{Value, json};
 
-const SITE: &str = "https://site.test";
+/// How soon every sender notices the crash.
+const NOTICE_WITHIN: Duration = Duration::from_secs(10);
 
 /// The `mychat serve` child and what it printed.
 struct Server {
@@ -75,8 +77,9 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
-    fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.base.trim_start_matches("http://"), path)
+    /// `127.0.0.1:<port>`.
+    fn host(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     fn kill_9(&mut self) {
@@ -206,25 +209,15 @@ async fn setup(server: &Server, client: &reqwest::Client) -> Setup {
 }
 
 async fn open_widget(server: &Server, s: &Setup) -> Ws {
-    let mut url = reqwest::Url::parse(&server.ws_url("/ws/widget")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("key", &s.widget_key)
-        .append_pair("token", &s.visitor_token);
-    let mut ws = ws::connect(url.as_str(), &[("origin", SITE)])
+    ws::widget(server.host(), &s.widget_key, &s.visitor_token)
         .await
-        .expect("widget socket");
-    ws.expect("hello").await;
-    ws
+        .0
 }
 
 async fn open_agent(server: &Server, s: &Setup) -> Ws {
-    let protocol = format!("bearer, {}", s.agent_token);
-    let mut ws = ws::connect(
-        &server.ws_url("/ws/agent"),
-        &[("sec-websocket-protocol", protocol.as_str())],
-    )
-    .await
-    .expect("agent socket");
+    let mut ws = ws::connect_agent(server.host(), &s.agent_token, &[])
+        .await
+        .expect("agent socket");
     ws.expect("ready").await;
     ws
 }
@@ -499,7 +492,7 @@ async fn kill_9_mid_burst_loses_no_acknowledged_message_and_duplicates_none() {
     }
     server.kill_9();
     for sender in senders {
-        tokio::time::timeout(ws::WAIT, sender)
+        tokio::time::timeout(NOTICE_WITHIN, sender)
             .await
             .expect("senders notice the crash")
             .expect("sender did not panic");

@@ -4,6 +4,9 @@
 //! in-process server to write while a backup runs, the socket client, a
 //! test CA).
 
+// The e2e binary uses all of the harness and is where an unused helper
+// shows up as dead code; here only a part of it is used.
+#[allow(dead_code)]
 #[path = "../e2e/harness/mod.rs"]
 mod harness;
 
@@ -11,3 +14,17 @@ mod backup;
 mod cli;
 mod crash;
 mod tls;
+
+use std::process::Command;
+
+/// The `mychat` executable, without the machine's own `MYCHAT_*`
+/// environment (which must not leak into the tests).
+fn mychat() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mychat"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MYCHAT_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}

@@ -4,7 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::tls::{TestCa, eventually, free_port, presented};
+use crate::harness::tls::{TestCa, presented};
+use crate::harness::{eventually, free_port};
 
 #[test]
 fn manual_certificates_reload_on_sighup() {
@@ -16,7 +17,7 @@ fn manual_certificates_reload_on_sighup() {
     std::fs::write(&cert, chain).unwrap();
     std::fs::write(&key, private).unwrap();
     let (http, https) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mychat"))
+    let mut child = crate::mychat()
         .args(["serve", "--data-dir"])
         .arg(dir.path().join("data"))
         .env("MYCHAT_DEMO", "false")

@@ -1,4 +1,4 @@
-use crate::harness::{Owner, TestServer};
+use crate::harness::{Owner, TestServer, pluck};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -499,12 +499,7 @@ async fn teams_crud_and_deleting_a_team_removes_it_from_agents() {
     server.get("/api/v1/auth/me", &o.agent).await.ok();
 
     let list = server.get("/api/v1/teams", &o.agent).await;
-    let names: Vec<&str> = list.ok()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = pluck(list.ok(), "name");
     assert_eq!(names, ["Sales EU", "Support"]);
 
     let del = server

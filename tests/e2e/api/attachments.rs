@@ -5,9 +5,10 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use crate::harness::{Owner, Reply, TestServer};
-use mychat::attachments::model::Attachment;
-use mychat::ids::{AttachmentId, OrgId};
+use crate::harness::fixtures::{self, space_with};
+use crate::harness::{FROM_SITE, Owner, Reply, SITE, TestServer};
+use mychat::accounts::model::Role;
+use mychat::ids::AttachmentId;
 use mychat::spaces::model::{ChatSpace, SpaceSettings};
 use mychat::store::Reader;
 use reqwest::Method;
@@ -16,7 +17,6 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SITE: &str = "https://site.test";
 const TEN_MIB: usize = 10 * 1024 * 1024;
 
 async fn server() -> TestServer {
@@ -31,59 +31,14 @@ async fn org_with_space(
     let owner = server
         .register(name, &format!("owner@{}.test", name.to_lowercase()))
         .await;
-    let org: OrgId = owner.org_id.parse().unwrap();
-    let space = mychat::spaces::service::create_with(
-        &server.app_state,
-        org,
-        "Site",
-        vec!["site.test".into()],
-        settings,
-    )
-    .await
-    .expect("space created");
+    let space = space_with(server, &owner, "Site", &["site.test"], settings).await;
     (owner, space)
-}
-
-async fn send_json(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    let mut req = server
-        .client
-        .request(method, server.url(path))
-        .header("origin", SITE);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap_or_default();
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        headers,
-    }
 }
 
 /// A new visitor of `space`: its session token.
 async fn visitor(server: &TestServer, space: &ChatSpace) -> String {
-    let r = send_json(
-        server,
-        Method::POST,
-        "/api/v1/widget/session",
-        None,
-        Some(json!({"key": space.widget_key})),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body["sessionToken"].as_str().unwrap().to_owned()
+    let body = json!({"key": space.widget_key});
+    fixtures::visitor_session(server, FROM_SITE, body).await.0
 }
 
 /// A multipart body with one file field.
@@ -119,14 +74,7 @@ async fn upload_to(
         .send()
         .await
         .expect("upload sent");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap_or_default();
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        headers,
-    }
+    Reply::read(resp).await
 }
 
 async fn visitor_upload(server: &TestServer, token: &str, name: &str, bytes: &[u8]) -> Reply {
@@ -145,18 +93,12 @@ async fn agent_upload(
 }
 
 async fn visitor_says(server: &TestServer, token: &str, content: &str, files: &[&str]) -> Reply {
-    send_json(
-        server,
-        Method::POST,
-        "/api/v1/widget/messages",
-        Some(token),
-        Some(json!({
-            "content": content,
-            "clientMsgId": uuid::Uuid::new_v4().to_string(),
-            "attachmentIds": files,
-        })),
-    )
-    .await
+    let body = json!({
+        "content": content,
+        "clientMsgId": uuid::Uuid::new_v4().to_string(),
+        "attachmentIds": files,
+    });
+    fixtures::visitor_posts(server, token, body).await
 }
 
 /// A download's status, headers and raw bytes.
@@ -235,18 +177,6 @@ fn stored_files(server: &TestServer) -> Vec<PathBuf> {
     out
 }
 
-fn record(server: &TestServer, id: &str) -> Attachment {
-    let id: AttachmentId = id.parse().unwrap();
-    server
-        .app_state
-        .store
-        .read()
-        .unwrap()
-        .attachment(id)
-        .unwrap()
-        .expect("attachment record")
-}
-
 fn file_path(server: &TestServer, key: &str) -> PathBuf {
     server
         .data_dir()
@@ -280,7 +210,7 @@ async fn upload_send_download_returns_the_same_bytes_with_safe_headers() {
     let sha = hex::encode(Sha256::digest(&picture));
     assert_eq!(a["sha256"], sha);
     // Stored under a random name, never the client's.
-    let stored = record(&server, &id);
+    let stored = fixtures::attachment(&server, &id);
     assert!(!stored.storage_key.contains("holiday"));
     assert_eq!(
         std::fs::read(file_path(&server, &stored.storage_key)).unwrap(),
@@ -644,7 +574,7 @@ async fn an_attachment_goes_on_one_message_only() {
     visitor_says(&server, &token, "first", &[&id]).await.ok();
     let again = visitor_says(&server, &token, "second", &[&id]).await;
     assert_eq!(again.err(409), "attachment_already_attached");
-    assert!(record(&server, &id).message_id.is_some());
+    assert!(fixtures::attachment(&server, &id).message_id.is_some());
 }
 
 #[tokio::test]
@@ -756,16 +686,8 @@ async fn agents_attach_files_to_their_thread_and_notes_stay_private() {
 async fn an_agent_starts_a_conversation_with_a_file() {
     let server = server().await;
     let (owner, space) = org_with_space(&server, "Acme", SpaceSettings::default()).await;
-    let session = send_json(
-        &server,
-        Method::POST,
-        "/api/v1/widget/session",
-        None,
-        Some(json!({"key": space.widget_key})),
-    )
-    .await;
-    let token = session.body["sessionToken"].as_str().unwrap().to_owned();
-    let visitor_id = session.body["visitorId"].as_str().unwrap().to_owned();
+    let body = json!({"key": space.widget_key});
+    let (token, visitor_id) = fixtures::visitor_session(&server, FROM_SITE, body).await;
     let path = format!("/api/v1/attachments?chatSpaceId={}", space.id);
     let up = upload_to(&server, &path, &owner.token, "offer.pdf", PDF).await;
     assert_eq!(up.status, 201, "{}", up.body);
@@ -846,7 +768,7 @@ async fn deleting_a_message_or_a_thread_deletes_its_files() {
     let sent = visitor_says(&server, &token, "look", &[&id]).await;
     let message = sent.body["message"]["id"].as_str().unwrap().to_owned();
     let thread = sent.body["thread"]["id"].as_str().unwrap().to_owned();
-    let a = record(&server, &id);
+    let a = fixtures::attachment(&server, &id);
     let files = [
         file_path(&server, &a.storage_key),
         file_path(&server, a.thumbnail_key.as_deref().unwrap()),
@@ -861,7 +783,7 @@ async fn deleting_a_message_or_a_thread_deletes_its_files() {
         files.iter().all(|f| !f.exists()),
         "files outlived their message"
     );
-    assert!(record(&server, &id).deleted_at.is_some());
+    assert!(fixtures::attachment(&server, &id).deleted_at.is_some());
     let d = download(
         &server,
         &format!("/api/v1/attachments/{id}"),
@@ -875,15 +797,11 @@ async fn deleting_a_message_or_a_thread_deletes_its_files() {
     let up = visitor_upload(&server, &token, "cv.pdf", PDF).await;
     let id = up.body["id"].as_str().unwrap().to_owned();
     visitor_says(&server, &token, "cv", &[&id]).await.ok();
-    let path = file_path(&server, &record(&server, &id).storage_key);
+    let path = file_path(&server, &fixtures::attachment(&server, &id).storage_key);
     assert!(path.exists());
-    let (_, agent_token) = crate::harness::fixtures::agent(
-        &server,
-        &owner,
-        "Bob",
-        mychat::accounts::model::Role::Agent,
-    )
-    .await;
+    let agent_token = fixtures::agent(&server, &owner, "Bob", Role::Agent)
+        .await
+        .token;
     let r = server
         .delete(&format!("/api/v1/threads/{thread}"), &agent_token)
         .await;
@@ -916,14 +834,9 @@ async fn deleting_a_message_or_a_thread_deletes_its_files() {
 
 /// Moves an attachment's creation back in time, as if uploaded `days` ago.
 async fn age(server: &TestServer, id: &str, days: i64) {
-    let mut a = record(server, id);
+    let mut a = fixtures::attachment(server, id);
     a.created_at -= chrono::Duration::days(days);
-    server
-        .app_state
-        .store
-        .write(move |tx| tx.put(&a))
-        .await
-        .unwrap();
+    server.put(&a).await;
 }
 
 #[tokio::test]
@@ -944,13 +857,16 @@ async fn retention_removes_old_files_and_keeps_new_ones() {
     // An upload never sent is dropped after a day.
     let orphan = visitor_upload(&server, &token, "forgotten.pdf", PDF).await;
     let orphan_id = orphan.body["id"].as_str().unwrap().to_owned();
-    let orphan_path = file_path(&server, &record(&server, &orphan_id).storage_key);
+    let orphan_path = file_path(
+        &server,
+        &fixtures::attachment(&server, &orphan_id).storage_key,
+    );
 
     age(&server, &old_id, 31).await;
     age(&server, &new_id, 29).await;
     age(&server, &orphan_id, 2).await;
-    let old_path = file_path(&server, &record(&server, &old_id).storage_key);
-    let new_path = file_path(&server, &record(&server, &new_id).storage_key);
+    let old_path = file_path(&server, &fixtures::attachment(&server, &old_id).storage_key);
+    let new_path = file_path(&server, &fixtures::attachment(&server, &new_id).storage_key);
 
     let report = mychat::attachments::service::run_retention(&server.app_state)
         .await
@@ -960,7 +876,7 @@ async fn retention_removes_old_files_and_keeps_new_ones() {
     assert!(!old_path.exists(), "an old file survived");
     assert!(!orphan_path.exists(), "an abandoned upload survived");
     assert!(new_path.exists(), "a new file was removed");
-    assert!(record(&server, &old_id).expired_at.is_some());
+    assert!(fixtures::attachment(&server, &old_id).expired_at.is_some());
 
     let file = |id: &str| format!("/api/v1/attachments/{id}");
     assert_eq!(

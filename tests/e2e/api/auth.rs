@@ -5,8 +5,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn register_login_me_refresh_logout() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
 
     let me = server.get("/api/v1/auth/me", &owner.token).await;
     assert_eq!(me.ok()["agent"]["email"], "ann@acme.test");
@@ -111,11 +110,7 @@ async fn login_is_rate_limited_per_account_with_retry_after() {
     }
     let limited = server.login("ann@acme.test", "correct horse battery").await;
     assert_eq!(limited.err(429), "rate_limited");
-    let retry: u64 = limited.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = limited.retry_after();
     assert!(retry >= 1);
 }
 

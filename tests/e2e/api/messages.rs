@@ -1,36 +1,26 @@
-use crate::harness::TestServer;
-use crate::harness::fixtures::{visitor, visitor_says};
+use crate::harness::fixtures::{space_with, visitor, visitor_says};
+use crate::harness::{Owner, TestServer, pluck, text};
 use futures_util::future::join_all;
+use mychat::spaces::model::SpaceSettings;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 fn contents(page: &Value) -> Vec<String> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap().to_owned())
+    pluck(page, "content")
+        .into_iter()
+        .map(str::to_owned)
         .collect()
 }
 
-async fn thread_with_messages(server: &TestServer, token: &str, n: usize) -> String {
-    let owner_space = {
-        let org = server.get("/api/v1/auth/me", token).await.ok()["organization"]["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        mychat::spaces::service::create(&server.app_state, org, "S", vec![])
-            .await
-            .unwrap()
-    };
-    let v = visitor(server, &owner_space).await;
+async fn thread_with_messages(server: &TestServer, owner: &Owner, n: usize) -> String {
+    let space = space_with(server, owner, "S", &[], SpaceSettings::default()).await;
+    let v = visitor(server, &space).await;
     let thread = visitor_says(server, &v, "m0").await.thread.id.to_string();
     for i in 1..n {
         let r = server
             .post(
                 &format!("/api/v1/threads/{thread}/messages"),
-                token,
+                &owner.token,
                 json!({"content": format!("m{i}"), "clientMsgId": format!("c{i}")}),
             )
             .await;
@@ -41,9 +31,8 @@ async fn thread_with_messages(server: &TestServer, token: &str, n: usize) -> Str
 
 #[tokio::test]
 async fn pagination_walks_every_message_exactly_once_both_ways() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
-    let thread = thread_with_messages(&server, &owner.token, 23).await;
+    let (server, owner) = TestServer::with_owner().await;
+    let thread = thread_with_messages(&server, &owner, 23).await;
     let expected: Vec<String> = (0..23).map(|i| format!("m{i}")).collect();
 
     // Backwards from the newest page.
@@ -100,9 +89,8 @@ async fn pagination_walks_every_message_exactly_once_both_ways() {
 
 #[tokio::test]
 async fn idempotent_send_stores_one_message() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
-    let thread = thread_with_messages(&server, &owner.token, 1).await;
+    let (server, owner) = TestServer::with_owner().await;
+    let thread = thread_with_messages(&server, &owner, 1).await;
     let path = format!("/api/v1/threads/{thread}/messages");
     let body = json!({"content": "only once", "clientMsgId": "retry-1"});
     let sends = (0..8).map(|_| server.post(&path, &owner.token, body.clone()));
@@ -122,7 +110,7 @@ async fn idempotent_send_stores_one_message() {
 async fn edit_delete_notes_and_replies() {
     let server = TestServer::start_with(|c| c.limits.edit_window_secs = 3600).await;
     let owner = server.register("Acme", "ann@acme.test").await;
-    let thread = thread_with_messages(&server, &owner.token, 1).await;
+    let thread = thread_with_messages(&server, &owner, 1).await;
     let path = format!("/api/v1/threads/{thread}/messages");
     let first = server.get(&path, &owner.token).await.ok()["items"][0]["id"]
         .as_str()
@@ -179,7 +167,7 @@ async fn edit_delete_notes_and_replies() {
     assert!(items[1]["deletedAt"].is_string());
 
     // replyTo must be a message of the same thread.
-    let other = thread_with_messages(&server, &owner.token, 1).await;
+    let other = thread_with_messages(&server, &owner, 1).await;
     server
         .post(
             &format!("/api/v1/threads/{other}/messages"),
@@ -194,7 +182,7 @@ async fn edit_delete_notes_and_replies() {
 async fn editing_after_the_window_is_refused() {
     let server = TestServer::start_with(|c| c.limits.edit_window_secs = 0).await;
     let owner = server.register("Acme", "ann@acme.test").await;
-    let thread = thread_with_messages(&server, &owner.token, 2).await;
+    let thread = thread_with_messages(&server, &owner, 2).await;
     let page = server
         .get(&format!("/api/v1/threads/{thread}/messages"), &owner.token)
         .await;
@@ -211,9 +199,8 @@ async fn editing_after_the_window_is_refused() {
 
 #[tokio::test]
 async fn invalid_messages_are_refused_and_leave_nothing_behind() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
-    let thread = thread_with_messages(&server, &owner.token, 1).await;
+    let (server, owner) = TestServer::with_owner().await;
+    let thread = thread_with_messages(&server, &owner, 1).await;
     let path = format!("/api/v1/threads/{thread}/messages");
     let cases = [
         json!({"content": ""}),
@@ -250,7 +237,7 @@ async fn other_organizations_objects_are_404_on_every_id_route() {
     let server = TestServer::start().await;
     let a = server.register("A", "a@a.test").await;
     let b = server.register("B", "b@b.test").await;
-    let thread = thread_with_messages(&server, &a.token, 2).await;
+    let thread = thread_with_messages(&server, &a, 2).await;
     let page = server
         .get(&format!("/api/v1/threads/{thread}/messages"), &a.token)
         .await;
@@ -355,9 +342,8 @@ async fn other_organizations_objects_are_404_on_every_id_route() {
 
 #[tokio::test]
 async fn restart_keeps_everything() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
-    let thread = thread_with_messages(&server, &owner.token, 10).await;
+    let (server, owner) = TestServer::with_owner().await;
+    let thread = thread_with_messages(&server, &owner, 10).await;
     let before = server
         .get(&format!("/api/v1/threads/{thread}/messages"), &owner.token)
         .await
@@ -374,9 +360,8 @@ async fn restart_keeps_everything() {
 
 #[tokio::test]
 async fn concurrent_writers_share_commits() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
-    let thread = thread_with_messages(&server, &owner.token, 1).await;
+    let (server, owner) = TestServer::with_owner().await;
+    let thread = thread_with_messages(&server, &owner, 1).await;
     let before = server.app_state.store.stats();
     let path = format!("/api/v1/threads/{thread}/messages");
     let sends = (0..100).map(|i| {
@@ -398,15 +383,7 @@ async fn concurrent_writers_share_commits() {
         "{commits} commits for {writes} writes"
     );
     assert!(after.largest_batch > 1);
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text(server.client.get(server.url("/metrics"))).await;
     assert!(metrics.contains("mychat_store_commit_batch_size_bucket"));
     assert!(metrics.contains("mychat_threads{status=\"active\"} 1"));
 }

@@ -1,6 +1,6 @@
-use crate::harness::{Owner, TestServer};
+use crate::harness::TestServer;
+use crate::harness::fixtures;
 use mychat::accounts::model::Role;
-use mychat::accounts::service::{NewAgent, create_agent};
 use mychat::store::Reader;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -8,19 +8,7 @@ use serde_json::{Value, json};
 const SPACES: &str = "/api/v1/chat-spaces";
 
 async fn new_space(server: &TestServer, token: &str, body: Value) -> Value {
-    let r = server.post(SPACES, token, body).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body
-}
-
-/// A plain agent of the owner's organization, logged in.
-async fn plain_agent(server: &TestServer, owner: &Owner, email: &str) -> String {
-    let new = NewAgent::parse(email, "Plain", Role::Agent, Some("correct horse battery")).unwrap();
-    create_agent(&server.app_state, owner.org_id.parse().unwrap(), new)
-        .await
-        .unwrap();
-    let login = server.login(email, "correct horse battery").await;
-    login.ok()["accessToken"].as_str().unwrap().to_owned()
+    server.post(SPACES, token, body).await.created().clone()
 }
 
 fn space_path(space: &Value) -> String {
@@ -29,8 +17,7 @@ fn space_path(space: &Value) -> String {
 
 #[tokio::test]
 async fn spaces_can_be_created_listed_read_changed_and_deleted() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
 
     let space = new_space(
         &server,
@@ -82,8 +69,7 @@ async fn spaces_can_be_created_listed_read_changed_and_deleted() {
 
 #[tokio::test]
 async fn creating_takes_partial_settings_over_the_defaults() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(
         &server,
         &owner.token,
@@ -98,8 +84,7 @@ async fn creating_takes_partial_settings_over_the_defaults() {
 
 #[tokio::test]
 async fn settings_patch_changes_only_the_named_settings() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(&server, &owner.token, json!({"name": "Shop"})).await;
     let path = space_path(&space);
 
@@ -155,8 +140,7 @@ async fn settings_patch_changes_only_the_named_settings() {
 
 #[tokio::test]
 async fn settings_at_the_limits_are_accepted() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(&server, &owner.token, json!({"name": "Shop"})).await;
     let ranges: Vec<Value> = (0..50)
         .map(|i| json!({"day": i % 7, "from": "00:00", "to": "24:00"}))
@@ -192,8 +176,7 @@ async fn settings_at_the_limits_are_accepted() {
 
 #[tokio::test]
 async fn every_invalid_setting_is_refused_and_changes_nothing() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(
         &server,
         &owner.token,
@@ -302,8 +285,7 @@ async fn every_invalid_setting_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn rotating_the_key_retires_the_old_one() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(&server, &owner.token, json!({"name": "Shop"})).await;
     let old = space["widgetKey"].as_str().unwrap().to_owned();
 
@@ -328,8 +310,7 @@ async fn rotating_the_key_retires_the_old_one() {
 
 #[tokio::test]
 async fn embed_snippet_carries_the_widget_key() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(&server, &owner.token, json!({"name": "Shop"})).await;
     let key = space["widgetKey"].as_str().unwrap();
 
@@ -346,10 +327,11 @@ async fn embed_snippet_carries_the_widget_key() {
 
 #[tokio::test]
 async fn plain_agents_read_spaces_but_cannot_change_them() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(&server, &owner.token, json!({"name": "Shop"})).await;
-    let agent = plain_agent(&server, &owner, "bob@acme.test").await;
+    let agent = fixtures::agent(&server, &owner, "Bob", Role::Agent)
+        .await
+        .token;
     let path = space_path(&space);
 
     server.get(SPACES, &agent).await.ok();

@@ -1,6 +1,6 @@
-use crate::harness::{Owner, TestServer};
+use crate::harness::fixtures;
+use crate::harness::{TestServer, pluck};
 use mychat::accounts::model::Role;
-use mychat::accounts::service::{NewAgent, create_agent};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -14,19 +14,7 @@ async fn new_space(server: &TestServer, token: &str, name: &str) -> String {
 }
 
 async fn new_template(server: &TestServer, token: &str, body: Value) -> Value {
-    let r = server.post(TEMPLATES, token, body).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body
-}
-
-/// A plain agent of the owner's organization, logged in.
-async fn plain_agent(server: &TestServer, owner: &Owner, email: &str) -> String {
-    let new = NewAgent::parse(email, "Plain", Role::Agent, Some("correct horse battery")).unwrap();
-    create_agent(&server.app_state, owner.org_id.parse().unwrap(), new)
-        .await
-        .unwrap();
-    let login = server.login(email, "correct horse battery").await;
-    login.ok()["accessToken"].as_str().unwrap().to_owned()
+    server.post(TEMPLATES, token, body).await.created().clone()
 }
 
 fn path_of(template: &Value) -> String {
@@ -34,18 +22,12 @@ fn path_of(template: &Value) -> String {
 }
 
 fn shortcuts(list: &Value) -> Vec<&str> {
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["shortcut"].as_str().unwrap())
-        .collect()
+    pluck(list, "shortcut")
 }
 
 #[tokio::test]
 async fn templates_can_be_created_listed_read_changed_and_deleted() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
 
     let t = new_template(
         &server,
@@ -217,8 +199,7 @@ async fn invalid_templates_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn the_space_filter_shows_organization_wide_and_that_space_templates() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let shop = new_space(&server, &owner.token, "Shop").await;
     let blog = new_space(&server, &owner.token, "Blog").await;
     for (shortcut, space) in [
@@ -272,9 +253,10 @@ async fn the_space_filter_shows_organization_wide_and_that_space_templates() {
 
 #[tokio::test]
 async fn plain_agents_read_templates_but_cannot_change_them() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
-    let agent = plain_agent(&server, &owner, "bob@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
+    let agent = fixtures::agent(&server, &owner, "Bob", Role::Agent)
+        .await
+        .token;
     let t = new_template(
         &server,
         &owner.token,

@@ -1,26 +1,22 @@
-use crate::harness::TestServer;
+use std::time::Duration;
+
 use crate::harness::fixtures::{agent, space, visitor, visitor_says};
+use crate::harness::{TestServer, eventually, pluck};
 use futures_util::future::join_all;
 use mychat::accounts::model::Role;
 use serde_json::{Value, json};
 
 fn ids(list: &Value) -> Vec<String> {
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_owned())
-        .collect()
+    pluck(list, "id").into_iter().map(str::to_owned).collect()
 }
 
 #[tokio::test]
 async fn claim_race_has_exactly_one_winner() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let mut tokens = vec![];
     for name in ["Bob", "Cat", "Dan", "Eve"] {
-        tokens.push(agent(&server, &owner, name, Role::Agent).await.1);
+        tokens.push(agent(&server, &owner, name, Role::Agent).await.token);
     }
     let v = visitor(&server, &space).await;
     let thread = visitor_says(&server, &v, "hello?")
@@ -59,11 +55,11 @@ async fn claim_race_has_exactly_one_winner() {
 
 #[tokio::test]
 async fn lifecycle_moves_threads_between_views() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
-    let (bob_id, bob) = agent(&server, &owner, "Bob", Role::Agent).await;
-    let (_, cat) = agent(&server, &owner, "Cat", Role::Agent).await;
+    let bob = agent(&server, &owner, "Bob", Role::Agent).await;
+    let (bob_id, bob) = (bob.id, bob.token);
+    let cat = agent(&server, &owner, "Cat", Role::Agent).await.token;
     let v = visitor(&server, &space).await;
     let thread = visitor_says(&server, &v, "hi").await.thread.id.to_string();
     let t = |action: &str| format!("/api/v1/threads/{thread}/{action}");
@@ -156,8 +152,7 @@ async fn lifecycle_moves_threads_between_views() {
 
 #[tokio::test]
 async fn visitor_message_after_close_starts_a_new_thread() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let v = visitor(&server, &space).await;
     let first = visitor_says(&server, &v, "one").await.thread.id;
@@ -185,29 +180,17 @@ async fn visitor_message_after_close_starts_a_new_thread() {
 
 #[tokio::test]
 async fn inactive_threads_expire() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let mut space = space(&server, &owner).await;
     space.settings.expire_after_minutes = 30;
-    let s = space.clone();
-    server
-        .app_state
-        .store
-        .write(move |tx| tx.put(&s))
-        .await
-        .unwrap();
+    server.put(&space).await;
     let v = visitor(&server, &space).await;
     let v2 = visitor(&server, &space).await;
     let old = visitor_says(&server, &v, "anyone?").await.thread;
     let fresh = visitor_says(&server, &v2, "hello").await.thread;
     let mut aged = old.clone();
     aged.last_activity_at = chrono::Utc::now() - chrono::Duration::minutes(31);
-    server
-        .app_state
-        .store
-        .write(move |tx| tx.put(&aged))
-        .await
-        .unwrap();
+    server.put(&aged).await;
 
     let expired = mychat::threads::service::expire_inactive(&server.app_state)
         .await
@@ -237,43 +220,23 @@ async fn the_expiry_job_runs_in_the_background() {
     let owner = server.register("Acme", "ann@acme.test").await;
     let mut space = space(&server, &owner).await;
     space.settings.expire_after_minutes = 1;
-    let s = space.clone();
-    server
-        .app_state
-        .store
-        .write(move |tx| tx.put(&s))
-        .await
-        .unwrap();
+    server.put(&space).await;
     let v = visitor(&server, &space).await;
     let mut thread = visitor_says(&server, &v, "hi").await.thread;
     thread.last_activity_at = chrono::Utc::now() - chrono::Duration::minutes(5);
-    let t = thread.clone();
-    server
-        .app_state
-        .store
-        .write(move |tx| tx.put(&t))
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    server.put(&thread).await;
+    eventually(Duration::from_secs(20), "the thread to expire", || async {
         let r = server
             .get(&format!("/api/v1/threads/{}", thread.id), &owner.token)
             .await;
-        if r.ok()["status"] == "expired" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "thread never expired"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+        (r.ok()["status"] == "expired").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn read_markers_drive_unread_counts() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let v = visitor(&server, &space).await;
     let m1 = visitor_says(&server, &v, "one").await;
@@ -346,8 +309,7 @@ async fn read_markers_drive_unread_counts() {
 
 #[tokio::test]
 async fn lists_filter_and_paginate() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let mut all = vec![];
     for i in 0..7 {
@@ -418,8 +380,7 @@ async fn lists_filter_and_paginate() {
 
 #[tokio::test]
 async fn an_agent_starts_a_thread_with_a_known_visitor() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let v = visitor(&server, &space).await;
     let started = server

@@ -1,10 +1,11 @@
 use std::collections::BTreeMap;
 
-use crate::harness::{Owner, TestServer};
+use crate::harness::fixtures;
+use crate::harness::{Owner, TestServer, pluck};
 use chrono::{Duration, Utc};
 use mychat::accounts::model::Role;
-use mychat::accounts::service::{NewAgent, create_agent};
 use mychat::ids::{SpaceId, ThreadId, VisitorId};
+use mychat::spaces::model::SpaceSettings;
 use mychat::store::tables;
 use mychat::threads::model::{Thread, ThreadStatus};
 use mychat::visitors::model::{Visitor, VisitorMetadata};
@@ -14,10 +15,8 @@ use serde_json::{Value, json};
 const SESSION_TOKEN: &str = "visitor-session-token-that-must-never-show";
 
 async fn new_space(server: &TestServer, owner: &Owner) -> SpaceId {
-    let org = owner.org_id.parse().unwrap();
-    mychat::spaces::service::create(&server.app_state, org, "Shop", vec![])
+    fixtures::space_with(server, owner, "Shop", &[], SpaceSettings::default())
         .await
-        .unwrap()
         .id
 }
 
@@ -87,24 +86,8 @@ async fn new_thread(
         updated_at: now,
         closed_at: None,
     };
-    let id = thread.id;
-    server
-        .app_state
-        .store
-        .write(move |tx| tx.put(&thread))
-        .await
-        .unwrap();
-    id
-}
-
-/// A plain agent of the owner's organization, logged in.
-async fn plain_agent(server: &TestServer, owner: &Owner, email: &str) -> String {
-    let new = NewAgent::parse(email, "Plain", Role::Agent, Some("correct horse battery")).unwrap();
-    create_agent(&server.app_state, owner.org_id.parse().unwrap(), new)
-        .await
-        .unwrap();
-    let login = server.login(email, "correct horse battery").await;
-    login.ok()["accessToken"].as_str().unwrap().to_owned()
+    server.put(&thread).await;
+    thread.id
 }
 
 fn path(visitor: VisitorId) -> String {
@@ -127,8 +110,7 @@ fn keys(value: &Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn an_agent_sees_the_visitor_with_a_label_and_nothing_about_its_token() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(&server, &owner).await;
     let visitor = new_visitor(&server, space, 7).await;
 
@@ -154,8 +136,7 @@ async fn an_agent_sees_the_visitor_with_a_label_and_nothing_about_its_token() {
 
 #[tokio::test]
 async fn an_agent_records_and_clears_who_the_visitor_is() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(&server, &owner).await;
     let visitor = new_visitor(&server, space, 3).await;
     let p = path(visitor);
@@ -202,8 +183,7 @@ async fn an_agent_records_and_clears_who_the_visitor_is() {
 
 #[tokio::test]
 async fn invalid_visitor_fields_are_refused_and_change_nothing() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(&server, &owner).await;
     let visitor = new_visitor(&server, space, 1).await;
     let p = path(visitor);
@@ -256,8 +236,7 @@ async fn invalid_visitor_fields_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn a_visitors_threads_come_newest_first() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = new_space(&server, &owner).await;
     let visitor = new_visitor(&server, space, 1).await;
     let other = new_visitor(&server, space, 2).await;
@@ -268,12 +247,7 @@ async fn a_visitors_threads_come_newest_first() {
     let r = server
         .get(&format!("{}/threads", path(visitor)), &owner.token)
         .await;
-    let ids: Vec<&str> = r.ok()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap())
-        .collect();
+    let ids = pluck(r.ok(), "id");
     assert_eq!(ids, [second.to_string(), first.to_string()]);
     assert_eq!(r.body["items"][1]["status"], "closed");
     assert_eq!(r.body["nextCursor"], Value::Null);
@@ -287,9 +261,10 @@ async fn a_visitors_threads_come_newest_first() {
 
 #[tokio::test]
 async fn plain_agents_may_read_and_edit_visitors() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
-    let agent = plain_agent(&server, &owner, "bob@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
+    let agent = fixtures::agent(&server, &owner, "Bob", Role::Agent)
+        .await
+        .token;
     let space = new_space(&server, &owner).await;
     let visitor = new_visitor(&server, space, 1).await;
 

@@ -2,8 +2,8 @@
 //! by widget key, visitor calls by session token, Origin checks, CORS, and
 //! what agents see of it all.
 
-use crate::harness::{Owner, Reply, TestServer};
-use mychat::ids::OrgId;
+use crate::harness::fixtures::{self, agent_message, space_with};
+use crate::harness::{Owner, Reply, SITE, TestServer, pluck};
 use mychat::spaces::model::{ChatSpace, RequireVisitorData, SpaceSettings};
 use mychat::store::Reader;
 use mychat::visitors::model::Visitor;
@@ -11,9 +11,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const SITE: &str = "https://site.test";
 const DEV_SITE: &str = "http://localhost:3000";
 const EVIL: &str = "https://evil.test";
+/// The user agent of the widget's calls here.
+const BROWSER: &str = "WidgetTest/1.0";
 
 async fn owner_and_space(server: &TestServer) -> (Owner, ChatSpace) {
     owner_and_space_with(server, SpaceSettings::default()).await
@@ -21,12 +22,8 @@ async fn owner_and_space(server: &TestServer) -> (Owner, ChatSpace) {
 
 async fn owner_and_space_with(server: &TestServer, settings: SpaceSettings) -> (Owner, ChatSpace) {
     let owner = server.register("Acme", "ann@acme.test").await;
-    let org: OrgId = owner.org_id.parse().expect("org id");
-    let domains = vec!["site.test".into(), "localhost:3000".into()];
-    let space =
-        mychat::spaces::service::create_with(&server.app_state, org, "Site", domains, settings)
-            .await
-            .expect("space created");
+    let domains = ["site.test", "localhost:3000"];
+    let space = space_with(server, &owner, "Site", &domains, settings).await;
     (owner, space)
 }
 
@@ -39,121 +36,62 @@ async fn widget(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Reply {
-    let mut req = server
-        .client
-        .request(method, server.url(&format!("/api/v1/widget{path}")))
-        .header("user-agent", "WidgetTest/1.0");
-    if let Some(o) = origin {
-        req = req.header("origin", o);
-    }
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap_or_default();
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        headers,
-    }
+    let mut headers = vec![("user-agent", BROWSER)];
+    headers.extend(origin.map(|o| ("origin", o)));
+    server
+        .call_with(
+            method,
+            &format!("/api/v1/widget{path}"),
+            token,
+            body,
+            &headers,
+        )
+        .await
 }
 
 /// A new visitor session from the allowed site: (token, visitor id).
 async fn new_session(server: &TestServer, space: &ChatSpace) -> (String, String) {
-    let r = widget(
+    fixtures::visitor_session(
         server,
-        Method::POST,
-        "/session",
-        Some(SITE),
-        None,
-        Some(json!({"key": space.widget_key, "locale": "pl", "referrer": "https://search.test/?q=x", "url": "https://site.test/pricing"})),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(r.body["resumed"], false);
-    (
-        r.body["sessionToken"].as_str().expect("token").to_owned(),
-        r.body["visitorId"].as_str().expect("visitor id").to_owned(),
-    )
-}
-
-async fn say(server: &TestServer, token: &str, content: &str, client_msg_id: &str) -> Reply {
-    widget(
-        server,
-        Method::POST,
-        "/messages",
-        Some(SITE),
-        Some(token),
-        Some(json!({"content": content, "clientMsgId": client_msg_id})),
+        &[("origin", SITE), ("user-agent", BROWSER)],
+        json!({"key": space.widget_key, "locale": "pl", "referrer": "https://search.test/?q=x", "url": "https://site.test/pricing"}),
     )
     .await
 }
 
+/// A visitor's call from the allowed site, with its session token.
+async fn as_visitor(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Reply {
+    widget(server, method, path, Some(SITE), Some(token), body).await
+}
+
+async fn say(server: &TestServer, token: &str, content: &str, client_msg_id: &str) -> Reply {
+    let body = json!({"content": content, "clientMsgId": client_msg_id});
+    as_visitor(server, Method::POST, "/messages", token, Some(body)).await
+}
+
 async fn poll(server: &TestServer, token: &str, query: &str) -> Value {
-    let r = widget(
-        server,
-        Method::GET,
-        &format!("/messages{query}"),
-        Some(SITE),
-        Some(token),
-        None,
-    )
-    .await;
+    let path = format!("/messages{query}");
+    let r = as_visitor(server, Method::GET, &path, token, None).await;
     r.ok().clone()
 }
 
 fn contents(page: &Value) -> Vec<&str> {
-    page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|m| m["content"].as_str().expect("content"))
-        .collect()
+    pluck(page, "content")
 }
 
 fn thread_ids(list: &Reply) -> Vec<&str> {
-    list.ok()["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|t| t["id"].as_str().expect("id"))
-        .collect()
-}
-
-async fn agent_reply(
-    server: &TestServer,
-    owner: &Owner,
-    thread: &str,
-    content: &str,
-    internal: bool,
-) -> String {
-    let r = server
-        .post(
-            &format!("/api/v1/threads/{thread}/messages"),
-            &owner.token,
-            json!({"content": content, "clientMsgId": uuid::Uuid::new_v4().to_string(), "internal": internal}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body["id"].as_str().expect("message id").to_owned()
+    pluck(list.ok(), "id")
 }
 
 async fn mark_read(server: &TestServer, token: &str, up_to: &str) -> Reply {
     let body = json!({"upTo": up_to});
-    widget(
-        server,
-        Method::POST,
-        "/read",
-        Some(SITE),
-        Some(token),
-        Some(body),
-    )
-    .await
+    as_visitor(server, Method::POST, "/read", token, Some(body)).await
 }
 
 /// The visitor's read marker, as agents see it on the thread.
@@ -165,15 +103,7 @@ async fn visitor_read(server: &TestServer, owner: &Owner, thread: &str) -> Value
 }
 
 async fn patch_visitor(server: &TestServer, token: &str, body: Value) -> Reply {
-    widget(
-        server,
-        Method::PATCH,
-        "/visitor",
-        Some(SITE),
-        Some(token),
-        Some(body),
-    )
-    .await
+    as_visitor(server, Method::PATCH, "/visitor", token, Some(body)).await
 }
 
 fn stored_visitor(server: &TestServer, id: &str) -> Visitor {
@@ -338,11 +268,14 @@ async fn session_token_works_resumes_and_is_stored_only_hashed() {
 async fn a_token_of_another_space_starts_a_new_visitor() {
     let server = TestServer::start().await;
     let (owner, space) = owner_and_space(&server).await;
-    let org: OrgId = owner.org_id.parse().unwrap();
-    let other =
-        mychat::spaces::service::create(&server.app_state, org, "Other", vec!["site.test".into()])
-            .await
-            .expect("second space");
+    let other = space_with(
+        &server,
+        &owner,
+        "Other",
+        &["site.test"],
+        SpaceSettings::default(),
+    )
+    .await;
     let (token, visitor_id) = new_session(&server, &space).await;
     let r = widget(
         &server,
@@ -411,10 +344,17 @@ async fn visitor_message_reaches_agents_and_their_reply_comes_back_by_polling() 
         .await;
     assert_eq!(thread_ids(&available), vec![thread.as_str()]);
 
-    let reply_id = agent_reply(&server, &owner, &thread, "Yes, how can I help?", false).await;
-    let note_id = agent_reply(
+    let reply_id = agent_message(
         &server,
-        &owner,
+        &owner.token,
+        &thread,
+        "Yes, how can I help?",
+        false,
+    )
+    .await;
+    let note_id = agent_message(
+        &server,
+        &owner.token,
         &thread,
         "Looks like a returning customer",
         true,
@@ -701,11 +641,7 @@ async fn session_creation_is_rate_limited_per_ip_but_resuming_is_not() {
     )
     .await;
     assert_eq!(third.err(429), "rate_limited");
-    let retry: u64 = third.headers["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = third.retry_after();
     assert!(retry >= 1);
     assert_eq!(
         third.headers["access-control-expose-headers"],
@@ -820,9 +756,9 @@ async fn reading_moves_the_visitor_marker_agents_see() {
     let (token, _) = new_session(&server, &space).await;
     let sent = say(&server, &token, "Question", "q").await;
     let thread = sent.body["thread"]["id"].as_str().unwrap().to_owned();
-    let reply1 = agent_reply(&server, &owner, &thread, "Answer one", false).await;
-    let note = agent_reply(&server, &owner, &thread, "private", true).await;
-    let reply2 = agent_reply(&server, &owner, &thread, "Answer two", false).await;
+    let reply1 = agent_message(&server, &owner.token, &thread, "Answer one", false).await;
+    let note = agent_message(&server, &owner.token, &thread, "private", true).await;
+    let reply2 = agent_message(&server, &owner.token, &thread, "Answer two", false).await;
 
     let r = mark_read(&server, &token, &reply1).await;
     assert_eq!(r.status, 204, "{}", r.body);

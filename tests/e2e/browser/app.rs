@@ -4,17 +4,17 @@
 //! markup that stays text, recovery after a dropped socket, a phone-sized
 //! screen — and, over plain HTTP, the files and their security headers.
 
-use std::time::Duration;
-
-use crate::harness::browser::{Browser, host_site_on};
-use crate::harness::{Owner, TestServer};
+use crate::harness::browser::{
+    Browser, host_site_on, js_str, open_app, open_thread, press, wait_live, wait_row,
+};
+use crate::harness::fixtures;
+use crate::harness::ws;
+use crate::harness::{Owner, TestServer, WAIT, eventually};
 use fantoccini::Locator;
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
+use mychat::accounts::model::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const WAIT: u64 = 20;
 
 // Helpers over the API.
 
@@ -31,41 +31,14 @@ async fn space(server: &TestServer, owner: &Owner) -> Value {
         .clone()
 }
 
-/// A second agent with a password; returns (id, access token, refresh token).
-async fn agent(server: &TestServer, owner: &Owner, name: &str) -> (String, String, String) {
-    let email = format!("{}@acme.test", name.to_lowercase());
-    let created = server
-        .post(
-            "/api/v1/agents",
-            &owner.token,
-            json!({"email": email, "displayName": name, "role": "agent", "password": "agent password 1"}),
-        )
-        .await;
-    let id = created.ok()["agent"]["id"].as_str().unwrap().to_owned();
-    let login = server.login(&email, "agent password 1").await;
-    let body = login.ok();
-    (
-        id,
-        body["accessToken"].as_str().unwrap().to_owned(),
-        body["refreshToken"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// A visitor session through the widget API: (session token, visitor id).
 async fn visitor(server: &TestServer, key: &str) -> (String, String) {
-    let r = server
-        .call(
-            Method::POST,
-            "/api/v1/widget/session",
-            None,
-            Some(json!({"key": key, "url": "https://site.test/pricing", "referrer": "https://search.test/"})),
-        )
-        .await;
-    let body = r.ok();
-    (
-        body["sessionToken"].as_str().unwrap().to_owned(),
-        body["visitorId"].as_str().unwrap().to_owned(),
+    fixtures::visitor_session(
+        server,
+        &[],
+        json!({"key": key, "url": "https://site.test/pricing", "referrer": "https://search.test/"}),
     )
+    .await
 }
 
 /// The visitor writes; returns the thread id.
@@ -82,82 +55,19 @@ async fn visitor_says(server: &TestServer, token: &str, text: &str) -> String {
 
 /// Waits until the visitor's own view of the conversation has `text`.
 async fn visitor_receives(server: &TestServer, token: &str, text: &str) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(WAIT);
-    loop {
-        let page = server.get("/api/v1/widget/messages", token).await;
-        let items = page.ok()["items"].as_array().cloned().unwrap_or_default();
-        if items.iter().any(|m| m["content"] == text) {
-            return items;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the visitor never got {text:?}; has {items:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        WAIT,
+        &format!("the visitor to get {text:?}"),
+        || async move {
+            let page = server.get("/api/v1/widget/messages", token).await;
+            let items = page.ok()["items"].as_array().cloned().unwrap_or_default();
+            items.iter().any(|m| m["content"] == text).then_some(items)
+        },
+    )
+    .await
 }
 
 // Helpers in the browser.
-
-fn js_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
-/// Opens the app signed in with these tokens, and waits for the live socket.
-async fn open_app(server: &TestServer, browser: &Browser, token: &str, refresh: &str) {
-    // Any page of the origin will do to reach its localStorage.
-    browser.goto(&server.url("/healthz")).await;
-    let session = json!({"accessToken": token, "refreshToken": refresh}).to_string();
-    browser
-        .js(&format!(
-            "localStorage.setItem('mychat.session', {}); return true;",
-            js_str(&session)
-        ))
-        .await;
-    browser.goto(&server.url("/app/#/inbox/available")).await;
-    wait_live(browser).await;
-}
-
-async fn wait_live(browser: &Browser) {
-    browser
-        .wait_for(
-            "the inbox with a live socket",
-            "return document.body.dataset.screen === 'inbox' && document.body.dataset.socket === 'open' && document.querySelector('.presence__agent') !== null",
-            WAIT,
-        )
-        .await;
-}
-
-/// Waits for the list row whose text has `text`; returns its thread id.
-async fn wait_row(browser: &Browser, text: &str) -> String {
-    let script = format!(
-        "const r = [...document.querySelectorAll('.thread-list .row')].find(r => r.textContent.includes({})); return r ? r.dataset.id : null;",
-        js_str(text)
-    );
-    browser
-        .wait_for(&format!("a row with {text:?}"), &script, WAIT)
-        .await
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn open_thread(browser: &Browser, id: &str) {
-    browser
-        .js(&format!(
-            "document.querySelector('.thread-list .row[data-id=\"{id}\"]').click(); return true;"
-        ))
-        .await;
-    browser
-        .wait_for(
-            "the conversation",
-            &format!(
-                "return document.querySelector('.conv[data-thread=\"{id}\"] .conv__holder') !== null"
-            ),
-            WAIT,
-        )
-        .await;
-}
 
 async fn click(browser: &Browser, selector: &str) {
     browser
@@ -167,7 +77,6 @@ async fn click(browser: &Browser, selector: &str) {
                 "const el = document.querySelector({}); if (!el || el.disabled) return false; el.click(); return true;",
                 js_str(selector)
             ),
-            WAIT,
         )
         .await;
 }
@@ -193,7 +102,6 @@ async fn wait_text(browser: &Browser, selector: &str, text: &str) {
                 js_str(selector),
                 js_str(text)
             ),
-            WAIT,
         )
         .await;
 }
@@ -344,7 +252,6 @@ async fn registering_signing_out_and_in_happen_in_the_ui() {
         .wait_for(
             "the sign-in form",
             "return document.querySelector('input[name=email]') !== null",
-            WAIT,
         )
         .await;
     // A fresh appliance offers registration.
@@ -353,7 +260,6 @@ async fn registering_signing_out_and_in_happen_in_the_ui() {
         .wait_for(
             "the registration form",
             "return document.querySelector('input[name=organizationName]') !== null",
-            WAIT,
         )
         .await;
     type_into(&browser, "input[name=organizationName]", "Acme Support").await;
@@ -373,7 +279,6 @@ async fn registering_signing_out_and_in_happen_in_the_ui() {
         .wait_for(
             "the sign-in form after signing out",
             "return document.body.dataset.screen === 'login' && document.querySelector('.notice')?.textContent.includes('signed out')",
-            WAIT,
         )
         .await;
     let stored = browser
@@ -409,7 +314,6 @@ async fn registering_signing_out_and_in_happen_in_the_ui() {
         .wait_for(
             "the signed-out screen",
             "return document.body.dataset.screen === 'signed-out' && document.querySelector('.signed-out') !== null",
-            WAIT,
         )
         .await;
     browser.close().await;
@@ -417,8 +321,7 @@ async fn registering_signing_out_and_in_happen_in_the_ui() {
 
 #[tokio::test]
 async fn a_visitor_message_appears_live_and_is_claimed_answered_and_closed() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let browser = Browser::start().await;
     open_app(&server, &browser, &owner.token, &owner.refresh).await;
@@ -443,7 +346,6 @@ async fn a_visitor_message_appears_live_and_is_claimed_answered_and_closed() {
         .wait_for(
             "the unread count in the title",
             "return document.title.startsWith('(1) ')",
-            WAIT,
         )
         .await;
 
@@ -462,7 +364,6 @@ async fn a_visitor_message_appears_live_and_is_claimed_answered_and_closed() {
             &format!(
                 "return document.title === 'My-Chat' && !document.querySelector('{row_sel} .badge')"
             ),
-            WAIT,
         )
         .await;
 
@@ -483,7 +384,6 @@ async fn a_visitor_message_appears_live_and_is_claimed_answered_and_closed() {
         .wait_for(
             "the reply to be stored",
             "return [...document.querySelectorAll('.msg--agent:not(.msg--pending) .msg__body')].some(e => e.textContent === 'Hi! How can I help?')",
-            WAIT,
         )
         .await;
     assert_eq!(
@@ -545,7 +445,6 @@ async fn a_visitor_message_appears_live_and_is_claimed_answered_and_closed() {
         .wait_for(
             "the thread to leave Mine",
             &format!("return !document.querySelector('{row_sel}')"),
-            WAIT,
         )
         .await;
     click(&browser, ".tab[data-view=closed]").await;
@@ -559,10 +458,10 @@ async fn a_visitor_message_appears_live_and_is_claimed_answered_and_closed() {
 
 #[tokio::test]
 async fn two_agents_race_to_claim_and_the_loser_sees_the_winner() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
-    let (bob_id, bob_token, bob_refresh) = agent(&server, &owner, "Bob").await;
+    let bob = fixtures::agent(&server, &owner, "Bob", Role::Agent).await;
+    let (bob_id, bob_token, bob_refresh) = (bob.id, bob.token, bob.refresh);
     let (ann_browser, bob_browser) = tokio::join!(Browser::start(), Browser::start());
     tokio::join!(
         open_app(&server, &ann_browser, &owner.token, &owner.refresh),
@@ -582,7 +481,6 @@ async fn two_agents_race_to_claim_and_the_loser_sees_the_winner() {
         b.wait_for(
             "the claim button",
             "return document.querySelector('[data-action=claim]') !== null",
-            WAIT,
         )
         .await;
     }
@@ -595,20 +493,13 @@ async fn two_agents_race_to_claim_and_the_loser_sees_the_winner() {
     tokio::join!(ann_browser.js(press), bob_browser.js(press));
 
     // The clicks only start the requests; wait for the server's verdict.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(WAIT);
-    let winner_name = loop {
+    let winner_name = eventually(WAIT, "somebody to win the claim", || async {
         let stored = server
             .get(&format!("/api/v1/threads/{thread}"), &owner.token)
             .await;
-        if let Some(name) = stored.ok()["assignedAgentName"].as_str() {
-            break name.to_owned();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nobody won the claim"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        stored.ok()["assignedAgentName"].as_str().map(str::to_owned)
+    })
+    .await;
     let (winner, loser) = if winner_name == "Bob" {
         (&bob_browser, &ann_browser)
     } else {
@@ -659,10 +550,11 @@ async fn two_agents_race_to_claim_and_the_loser_sees_the_winner() {
 
 #[tokio::test]
 async fn a_claim_refused_by_the_server_names_the_holder_at_once() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
-    let (_, bob_token, _) = agent(&server, &owner, "Bob").await;
+    let bob_token = fixtures::agent(&server, &owner, "Bob", Role::Agent)
+        .await
+        .token;
     let browser = Browser::start().await;
     open_app(&server, &browser, &owner.token, &owner.refresh).await;
     let (visitor_token, _) = visitor(&server, space["widgetKey"].as_str().unwrap()).await;
@@ -673,7 +565,6 @@ async fn a_claim_refused_by_the_server_names_the_holder_at_once() {
         .wait_for(
             "the claim button",
             "return document.querySelector('[data-action=claim]') !== null",
-            WAIT,
         )
         .await;
     // Cut the app off from the socket's news (and keep it from reconnecting)
@@ -690,7 +581,6 @@ async fn a_claim_refused_by_the_server_names_the_holder_at_once() {
         .wait_for(
             "the socket to drop",
             "return document.body.dataset.socket !== 'open'",
-            WAIT,
         )
         .await;
     server
@@ -721,8 +611,7 @@ async fn a_claim_refused_by_the_server_names_the_holder_at_once() {
 
 #[tokio::test]
 async fn a_canned_response_is_inserted_with_slash() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     for (shortcut, title, body) in [
         (
@@ -787,15 +676,11 @@ async fn a_canned_response_is_inserted_with_slash() {
     browser
         .js("document.activeElement.blur(); return true;")
         .await;
-    let slash = KeyActions::new("keyboard".into())
-        .then(KeyAction::Down { value: '/' })
-        .then(KeyAction::Up { value: '/' });
-    browser.client.perform_actions(slash).await.unwrap();
+    press(&browser, '/').await;
     browser
         .wait_for(
             "the template list from the / key",
             "return document.activeElement === document.querySelector('.composer__input') && document.querySelector('.composer__input').value === '/' && document.querySelectorAll('.templates:not([hidden]) .templates__item').length === 2",
-            WAIT,
         )
         .await;
     // Sorted by shortcut; arrow keys move the choice, Tab inserts it.
@@ -819,8 +704,7 @@ async fn a_canned_response_is_inserted_with_slash() {
 
 #[tokio::test]
 async fn an_admin_creates_a_space_in_the_ui_and_its_snippet_works_on_a_host_page() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let browser = Browser::start().await;
     open_app(&server, &browser, &owner.token, &owner.refresh).await;
 
@@ -833,7 +717,6 @@ async fn an_admin_creates_a_space_in_the_ui_and_its_snippet_works_on_a_host_page
         .wait_for(
             "the new-space form",
             "return document.querySelector('form[data-form=new-space] input[name=name]') !== null",
-            WAIT,
         )
         .await;
     type_into(
@@ -853,7 +736,6 @@ async fn an_admin_creates_a_space_in_the_ui_and_its_snippet_works_on_a_host_page
         .wait_for(
             "the embed snippet",
             "return document.querySelector('.snippet__code')?.textContent",
-            WAIT,
         )
         .await
         .as_str()
@@ -921,7 +803,6 @@ async fn an_admin_creates_a_space_in_the_ui_and_its_snippet_works_on_a_host_page
         .wait_for(
             "the widget script to be fetched",
             "return performance.getEntriesByType('resource').some(e => e.name.endsWith('/widget.js'))",
-            WAIT,
         )
         .await;
     if widget_ready {
@@ -930,7 +811,6 @@ async fn an_admin_creates_a_space_in_the_ui_and_its_snippet_works_on_a_host_page
             .wait_for(
                 "the widget on the host page",
                 "return [...document.body.children].some(e => e.id !== 'host' && e.tagName !== 'SCRIPT')",
-                WAIT,
             )
             .await;
     } else {
@@ -941,8 +821,7 @@ async fn an_admin_creates_a_space_in_the_ui_and_its_snippet_works_on_a_host_page
 
 #[tokio::test]
 async fn markup_in_a_visitor_name_and_message_shows_as_text_and_runs_nothing() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let browser = Browser::start().await;
     open_app(&server, &browser, &owner.token, &owner.refresh).await;
@@ -980,10 +859,11 @@ async fn markup_in_a_visitor_name_and_message_shows_as_text_and_runs_nothing() {
 
 #[tokio::test]
 async fn after_the_socket_drops_the_app_reconnects_and_catches_up_by_itself() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
-    let (_, bob_token, _) = agent(&server, &owner, "Bob").await;
+    let bob_token = fixtures::agent(&server, &owner, "Bob", Role::Agent)
+        .await
+        .token;
     let browser = Browser::start().await;
     open_app(&server, &browser, &owner.token, &owner.refresh).await;
     let key = space["widgetKey"].as_str().unwrap();
@@ -1021,7 +901,6 @@ async fn after_the_socket_drops_the_app_reconnects_and_catches_up_by_itself() {
         .wait_for(
             "the socket to come back",
             "return document.body.dataset.socket === 'open' && document.body.dataset.socketOpens === '2'",
-            WAIT,
         )
         .await;
     wait_row(&browser, "Second visitor, while you were away").await;
@@ -1029,7 +908,6 @@ async fn after_the_socket_drops_the_app_reconnects_and_catches_up_by_itself() {
         .wait_for(
             "Bob's claim to take the first thread out of Available",
             &format!("return !document.querySelector('.thread-list .row[data-id=\"{claimed}\"]')"),
-            WAIT,
         )
         .await;
     // And live again afterwards.
@@ -1040,8 +918,7 @@ async fn after_the_socket_drops_the_app_reconnects_and_catches_up_by_itself() {
 
 #[tokio::test]
 async fn on_a_phone_in_polish_the_inbox_fits_and_shows_one_pane_at_a_time() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let browser = Browser::start_sized(360, 740).await;
     browser.goto(&server.url("/healthz")).await;
@@ -1086,7 +963,6 @@ async fn on_a_phone_in_polish_the_inbox_fits_and_shows_one_pane_at_a_time() {
         .wait_for(
             "the list again",
             "return getComputedStyle(document.querySelector('.pane--list')).display !== 'none'",
-            WAIT,
         )
         .await;
     browser.close().await;
@@ -1094,8 +970,7 @@ async fn on_a_phone_in_polish_the_inbox_fits_and_shows_one_pane_at_a_time() {
 
 #[tokio::test]
 async fn typing_read_markers_reply_to_edit_and_delete_work_in_the_conversation() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let key = space["widgetKey"].as_str().unwrap().to_owned();
     let browser = Browser::start().await;
@@ -1108,14 +983,7 @@ async fn typing_read_markers_reply_to_edit_and_delete_work_in_the_conversation()
     wait_text(&browser, ".conv__holder", "Held by you").await;
 
     // The visitor's widget socket, from the allowed site.
-    let mut url = reqwest::Url::parse(&format!("ws://{}/ws/widget", server.addr)).unwrap();
-    url.query_pairs_mut()
-        .append_pair("key", &key)
-        .append_pair("token", &visitor_token);
-    let mut widget = crate::harness::ws::connect(url.as_str(), &[("origin", "https://site.test")])
-        .await
-        .expect("widget socket");
-    widget.wait_for("hello").await;
+    let (mut widget, _) = ws::widget(server.addr, &key, &visitor_token).await;
 
     // Visitor typing shows in the conversation.
     widget
@@ -1129,7 +997,6 @@ async fn typing_read_markers_reply_to_edit_and_delete_work_in_the_conversation()
         .wait_for(
             "the typing line to clear",
             "return document.querySelector('.conv__typing').textContent === ''",
-            WAIT,
         )
         .await;
 
@@ -1219,8 +1086,7 @@ async fn typing_read_markers_reply_to_edit_and_delete_work_in_the_conversation()
 
 #[tokio::test]
 async fn older_messages_load_when_scrolling_up() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let (visitor_token, _) = visitor(&server, space["widgetKey"].as_str().unwrap()).await;
     let mut thread = String::new();
@@ -1242,7 +1108,6 @@ async fn older_messages_load_when_scrolling_up() {
         .wait_for(
             "all 70 messages",
             "return document.querySelectorAll('.conv__messages .msg').length === 70",
-            WAIT,
         )
         .await;
     let first = browser
@@ -1254,8 +1119,7 @@ async fn older_messages_load_when_scrolling_up() {
 
 #[tokio::test]
 async fn an_agent_attaches_an_image_and_it_shows_and_reaches_the_visitor() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let browser = Browser::start().await;
     open_app(&server, &browser, &owner.token, &owner.refresh).await;
@@ -1279,7 +1143,6 @@ async fn an_agent_attaches_an_image_and_it_shows_and_reaches_the_visitor() {
         .wait_for(
             "the upload",
             "return document.querySelector('.chip-file--done') !== null",
-            WAIT,
         )
         .await;
     type_into(
@@ -1292,7 +1155,6 @@ async fn an_agent_attaches_an_image_and_it_shows_and_reaches_the_visitor() {
         .wait_for(
             "the image in the conversation",
             "return [...document.querySelectorAll('.msg--agent:not(.msg--pending) .file__thumb')].some(i => i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0)",
-            WAIT,
         )
         .await;
     let items = visitor_receives(&server, &visitor_token, "Here it is").await;
@@ -1302,21 +1164,9 @@ async fn an_agent_attaches_an_image_and_it_shows_and_reaches_the_visitor() {
     browser.close().await;
 }
 
-async fn press(browser: &Browser, key: char) {
-    let keys = KeyActions::new("keyboard".into())
-        .then(KeyAction::Down { value: key })
-        .then(KeyAction::Up { value: key });
-    browser
-        .client
-        .perform_actions(keys)
-        .await
-        .expect("key pressed");
-}
-
 #[tokio::test]
 async fn keyboard_shortcuts_move_through_the_list_claim_and_close() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let key = space["widgetKey"].as_str().unwrap();
     let (older_visitor, _) = visitor(&server, key).await;
@@ -1336,14 +1186,12 @@ async fn keyboard_shortcuts_move_through_the_list_claim_and_close() {
     // j opens the newest, j again the next, k goes back.
     press(&browser, 'j').await;
     browser
-        .wait_for("j to open the newest", &open(&newer), WAIT)
+        .wait_for("j to open the newest", &open(&newer))
         .await;
     press(&browser, 'j').await;
-    browser
-        .wait_for("j to open the next", &open(&older), WAIT)
-        .await;
+    browser.wait_for("j to open the next", &open(&older)).await;
     press(&browser, 'k').await;
-    browser.wait_for("k to go back", &open(&newer), WAIT).await;
+    browser.wait_for("k to go back", &open(&newer)).await;
     // c claims, e closes.
     press(&browser, 'c').await;
     wait_text(&browser, ".conv__holder", "Held by you").await;
@@ -1369,8 +1217,7 @@ async fn keyboard_shortcuts_move_through_the_list_claim_and_close() {
 
 #[tokio::test]
 async fn the_visitor_panel_shows_where_they_are_and_edits_who_they_are() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
     let session: Value = server
         .client
@@ -1462,8 +1309,7 @@ async fn the_visitor_panel_shows_where_they_are_and_edits_who_they_are() {
 
 #[tokio::test]
 async fn an_admin_invites_an_agent_who_joins_through_the_link() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let browser = Browser::start().await;
     open_app(&server, &browser, &owner.token, &owner.refresh).await;
     click(&browser, ".topnav a[href='#/admin/agents']").await;
@@ -1471,7 +1317,6 @@ async fn an_admin_invites_an_agent_who_joins_through_the_link() {
         .wait_for(
             "the agents page",
             "return document.querySelector('form[data-form=new-agent]') !== null",
-            WAIT,
         )
         .await;
     type_into(
@@ -1491,7 +1336,6 @@ async fn an_admin_invites_an_agent_who_joins_through_the_link() {
         .wait_for(
             "the invite link",
             "return document.querySelector('.invite:not([hidden]) code')?.textContent",
-            WAIT,
         )
         .await
         .as_str()
@@ -1505,7 +1349,6 @@ async fn an_admin_invites_an_agent_who_joins_through_the_link() {
         .wait_for(
             "the sign-in form",
             "return document.body.dataset.screen === 'login'",
-            WAIT,
         )
         .await;
     browser.goto(&link).await;
@@ -1513,7 +1356,6 @@ async fn an_admin_invites_an_agent_who_joins_through_the_link() {
         .wait_for(
             "the invite form",
             "return document.body.dataset.screen === 'invite' && document.activeElement?.name === 'password'",
-            WAIT,
         )
         .await;
     type_into(&browser, "input[name=password]", "a good password").await;
@@ -1534,8 +1376,7 @@ async fn an_admin_invites_an_agent_who_joins_through_the_link() {
 
 #[tokio::test]
 async fn admin_pages_manage_teams_and_templates() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     space(&server, &owner).await;
     let browser = Browser::start().await;
     open_app(&server, &browser, &owner.token, &owner.refresh).await;
@@ -1552,7 +1393,6 @@ async fn admin_pages_manage_teams_and_templates() {
         .wait_for(
             "the new team",
             "return [...document.querySelectorAll('.plain-list__item input')].some(i => i.value === 'Billing')",
-            WAIT,
         )
         .await;
     let teams = server.get("/api/v1/teams", &owner.token).await;

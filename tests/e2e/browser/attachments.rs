@@ -7,25 +7,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::harness::browser::{Browser, host_site_on};
-use crate::harness::{Owner, TestServer};
+use crate::harness::browser::{
+    Browser, ROOT, chat_only, click_in_widget, js_str, open_app, open_thread, open_widget, shown,
+    type_in_widget, wait_row, widget_el, widget_site,
+};
+use crate::harness::{Owner, TestServer, WAIT, eventually, fixtures};
 use fantoccini::Locator;
-use fantoccini::elements::{Element, ElementRef};
-use mychat::ids::{AttachmentId, OrgId};
 use mychat::spaces::model::{AttachmentPolicy, ChatSpace, SpaceSettings};
-use mychat::store::Reader;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-
-/// Long enough for a slow CI machine; every wait ends as soon as it can.
-const WAIT: u64 = 30;
-
-/// The widget's shadow root, as page script.
-const ROOT: &str = "document.querySelector('mychat-widget')?.shadowRoot";
-
-fn js_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
 
 // Files on disk for the browser to pick.
 
@@ -62,72 +51,22 @@ fn file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 /// A space whose allowed domains hold a host site's origin, and that site,
 /// serving a page with the snippet. Returns the space and the site's URL.
 async fn site(server: &TestServer, owner: &Owner, settings: SpaceSettings) -> (ChatSpace, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let org: OrgId = owner.org_id.parse().unwrap();
-    let space = mychat::spaces::service::create_with(
-        &server.app_state,
-        org,
-        "Shop",
-        vec![format!("127.0.0.1:{}", addr.port())],
-        settings,
-    )
-    .await
-    .expect("space created");
-    let page = format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Host shop</title></head>
+    widget_site(server, owner, settings, |space| {
+        format!(
+            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Host shop</title></head>
 <body><p>Our products</p>
 <script src="{base}/widget.js" data-widget-key="{key}" async></script></body></html>"#,
-        base = server.base,
-        key = space.widget_key,
-    );
-    host_site_on(listener, page).await;
-    (space, format!("http://{addr}"))
+            base = server.base,
+            key = space.widget_key,
+        )
+    })
+    .await
 }
 
-/// The chat whoever is online (no offline form), files allowed.
-fn chat_only() -> SpaceSettings {
-    SpaceSettings {
-        offline_messages: false,
-        ..SpaceSettings::default()
-    }
-}
-
-async fn open_widget(browser: &Browser, site: &str) {
-    browser.goto(site).await;
-    browser
-        .wait_for(
-            "the launcher",
-            &format!("const l = {ROOT}?.querySelector('.launcher'); if (!l) return false; l.click(); return true;"),
-            WAIT,
-        )
-        .await;
-    browser
-        .wait_for(
-            "the chat",
-            &format!("return {ROOT}.querySelector('form.compose')?.getClientRects().length > 0"),
-            WAIT,
-        )
-        .await;
-}
-
-/// An element inside the widget's shadow root, as a WebDriver element.
-async fn widget_el(browser: &Browser, selector: &str) -> Element {
-    let found = browser
-        .wait_for(
-            selector,
-            &format!("return {ROOT}?.querySelector({})", js_str(selector)),
-            WAIT,
-        )
-        .await;
-    // A web element reference: {"element-6066-11e4-a52e-4f735466cecc": id}.
-    let id = found
-        .as_object()
-        .and_then(|o| o.values().next())
-        .and_then(Value::as_str)
-        .expect("a web element reference")
-        .to_owned();
-    Element::from_element_id(browser.client.clone(), ElementRef::from(id))
+/// Opens the widget on the host site and waits for the chat.
+async fn open_chat(browser: &Browser, site: &str) {
+    open_widget(browser, site).await;
+    browser.wait_for("the chat", &shown("form.compose")).await;
 }
 
 /// Chooses files in the widget's (hidden) file input, as the attach button
@@ -141,95 +80,29 @@ async fn attach_in_widget(browser: &Browser, paths: &[&Path]) {
         .expect("files chosen");
 }
 
-async fn type_in_widget(browser: &Browser, text: &str) {
-    widget_el(browser, ".compose textarea")
-        .await
-        .send_keys(text)
-        .await
-        .expect("typing");
-}
-
 async fn widget_wait(browser: &Browser, what: &str, body: &str) -> Value {
     browser
-        .wait_for(what, &format!("const r = {ROOT}; {body}"), WAIT)
+        .wait_for(what, &format!("const r = {ROOT}; {body}"))
         .await
 }
 
 /// The window a click opened (the browser has two by then).
 async fn new_window(browser: &Browser) -> fantoccini::wd::WindowHandle {
     let first = browser.client.window().await.unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(WAIT);
-    loop {
+    eventually(WAIT, "a new window", || async {
         let windows = browser.client.windows().await.unwrap();
-        if let Some(w) = windows.into_iter().find(|w| *w != first) {
-            return w;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no new window opened"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        windows.into_iter().find(|w| *w != first)
+    })
+    .await
 }
 
 // The agent app.
 
-/// Opens the app signed in as the owner, and waits for the live socket.
-async fn open_app(server: &TestServer, browser: &Browser, owner: &Owner) {
-    browser.goto(&server.url("/healthz")).await;
-    let session = json!({"accessToken": owner.token, "refreshToken": owner.refresh}).to_string();
-    browser
-        .js(&format!(
-            "localStorage.setItem('mychat.session', {}); return true;",
-            js_str(&session)
-        ))
-        .await;
-    browser.goto(&server.url("/app/#/inbox/available")).await;
-    browser
-        .wait_for(
-            "the inbox with a live socket",
-            "return document.body.dataset.screen === 'inbox' && document.body.dataset.socket === 'open'",
-            WAIT,
-        )
-        .await;
-}
-
 /// Opens the thread whose list row has `text`; returns its id.
 async fn open_row(browser: &Browser, text: &str) -> String {
-    let id = browser
-        .wait_for(
-            &format!("a row with {text:?}"),
-            &format!(
-                "const r = [...document.querySelectorAll('.thread-list .row')].find(r => r.textContent.includes({})); \
-                 if (!r) return null; r.click(); return r.dataset.id;",
-                js_str(text)
-            ),
-            WAIT,
-        )
-        .await
-        .as_str()
-        .unwrap()
-        .to_owned();
-    browser
-        .wait_for(
-            "the conversation",
-            &format!(
-                "return document.querySelector('.conv[data-thread=\"{id}\"] .conv__holder') !== null"
-            ),
-            WAIT,
-        )
-        .await;
+    let id = wait_row(browser, text).await;
+    open_thread(browser, &id).await;
     id
-}
-
-async fn messages_of(server: &TestServer, owner: &Owner, thread: &str) -> Vec<Value> {
-    let r = server
-        .get(
-            &format!("/api/v1/threads/{thread}/messages?limit=200"),
-            &owner.token,
-        )
-        .await;
-    r.ok()["items"].as_array().expect("items").clone()
 }
 
 /// The bytes the guarded download route gives the owner.
@@ -265,16 +138,15 @@ fn as_bytes(v: &Value) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_visitor_attaches_an_image_and_the_agent_sees_and_downloads_it() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let (_, site) = site(&server, &owner, chat_only()).await;
     let dir = tempfile::tempdir().unwrap();
     let photo = png(dir.path(), "photo.png");
     let agent = Browser::start().await;
-    open_app(&server, &agent, &owner).await;
+    open_app(&server, &agent, &owner.token, &owner.refresh).await;
 
     let visitor = Browser::start().await;
-    open_widget(&visitor, &site).await;
+    open_chat(&visitor, &site).await;
     assert_eq!(
         visitor
             .js(&format!(
@@ -286,7 +158,7 @@ async fn a_visitor_attaches_an_image_and_the_agent_sees_and_downloads_it() {
     );
     attach_in_widget(&visitor, &[&photo]).await;
     // Sent at once: the message waits for its upload if it has to.
-    type_in_widget(&visitor, "Here is a photo\u{E007}").await;
+    type_in_widget(&visitor, ".compose textarea", "Here is a photo\u{E007}").await;
     widget_wait(
         &visitor,
         "the message sent with its thumbnail",
@@ -306,18 +178,13 @@ async fn a_visitor_attaches_an_image_and_the_agent_sees_and_downloads_it() {
     );
 
     // A click on the thumbnail opens the full image in a new tab.
-    widget_el(&visitor, ".log .msg.out .thumb")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click_in_widget(&visitor, ".log .msg.out .thumb").await;
     let tab = new_window(&visitor).await;
     visitor.client.switch_to_window(tab).await.unwrap();
     visitor
         .wait_for(
             "the full image in its tab",
             "return location.protocol === 'blob:' && document.querySelector('img')?.naturalWidth === 8",
-            WAIT,
         )
         .await;
 
@@ -327,11 +194,10 @@ async fn a_visitor_attaches_an_image_and_the_agent_sees_and_downloads_it() {
         .wait_for(
             "the thumbnail in the agent app",
             "return [...document.querySelectorAll('.msg--visitor .file__thumb')].some(i => i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0)",
-            WAIT,
         )
         .await;
 
-    let stored = messages_of(&server, &owner, &thread).await;
+    let stored = server.all_messages(&owner.token, &thread).await;
     let sent = stored
         .iter()
         .find(|m| m["content"] == "Here is a photo")
@@ -356,7 +222,6 @@ async fn a_visitor_attaches_an_image_and_the_agent_sees_and_downloads_it() {
         .wait_for(
             "the full image",
             "const i = document.querySelector('.viewer__img'); return !!i && i.src.startsWith('blob:') && i.complete && i.naturalWidth === 8",
-            WAIT,
         )
         .await;
     let fetched = agent.js(FIRST_BLOB).await;
@@ -367,16 +232,20 @@ async fn a_visitor_attaches_an_image_and_the_agent_sees_and_downloads_it() {
 
 #[tokio::test]
 async fn an_agent_attaches_a_pdf_and_the_visitor_gets_the_file_chip() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let (_, site) = site(&server, &owner, chat_only()).await;
     let dir = tempfile::tempdir().unwrap();
     let invoice = pdf(dir.path(), "invoice-2024.pdf");
     let original = std::fs::read(&invoice).unwrap();
 
     let visitor = Browser::start().await;
-    open_widget(&visitor, &site).await;
-    type_in_widget(&visitor, "Can I have my invoice?\u{E007}").await;
+    open_chat(&visitor, &site).await;
+    type_in_widget(
+        &visitor,
+        ".compose textarea",
+        "Can I have my invoice?\u{E007}",
+    )
+    .await;
     widget_wait(
         &visitor,
         "the question sent",
@@ -385,7 +254,7 @@ async fn an_agent_attaches_a_pdf_and_the_visitor_gets_the_file_chip() {
     .await;
 
     let agent = Browser::start().await;
-    open_app(&server, &agent, &owner).await;
+    open_app(&server, &agent, &owner.token, &owner.refresh).await;
     open_row(&agent, "Can I have my invoice?").await;
     agent
         .client
@@ -399,7 +268,6 @@ async fn an_agent_attaches_a_pdf_and_the_visitor_gets_the_file_chip() {
         .wait_for(
             "the upload",
             "return document.querySelector('.chip-file--done') !== null",
-            WAIT,
         )
         .await;
     agent
@@ -436,7 +304,7 @@ async fn an_agent_attaches_a_pdf_and_the_visitor_gets_the_file_chip() {
         ))
         .await;
     let saved = visitor
-        .wait_for("the download", "return window.__saved", WAIT)
+        .wait_for("the download", "return window.__saved")
         .await;
     assert_eq!(saved[0], "invoice-2024.pdf");
     assert!(saved[1].as_str().unwrap().starts_with("blob:"), "{saved}");
@@ -446,31 +314,14 @@ async fn an_agent_attaches_a_pdf_and_the_visitor_gets_the_file_chip() {
     // When retention removes the file, the chip says so, live.
     let thread = server.get("/api/v1/threads?view=all", &owner.token).await;
     let thread = thread.ok()["items"][0]["id"].as_str().unwrap().to_owned();
-    let stored = messages_of(&server, &owner, &thread).await;
+    let stored = server.all_messages(&owner.token, &thread).await;
     let reply = stored
         .iter()
         .find(|m| m["content"] == "Here you are")
         .expect("the reply is stored");
-    let id: AttachmentId = reply["attachments"][0]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut a = server
-        .app_state
-        .store
-        .read()
-        .unwrap()
-        .attachment(id)
-        .unwrap()
-        .expect("attachment record");
+    let mut a = fixtures::attachment(&server, reply["attachments"][0]["id"].as_str().unwrap());
     a.created_at -= chrono::Duration::days(365);
-    server
-        .app_state
-        .store
-        .write(move |tx| tx.put(&a))
-        .await
-        .unwrap();
+    server.put(&a).await;
     let report = mychat::attachments::service::run_retention(&server.app_state)
         .await
         .unwrap();
@@ -489,8 +340,7 @@ async fn an_agent_attaches_a_pdf_and_the_visitor_gets_the_file_chip() {
 
 #[tokio::test]
 async fn the_widget_explains_refused_files_before_and_after_uploading() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let settings = SpaceSettings {
         attachments: AttachmentPolicy {
             allowed: true,
@@ -511,7 +361,7 @@ async fn the_widget_explains_refused_files_before_and_after_uploading() {
         .map(|i| png(dir.path(), &format!("shot-{i}.png")))
         .collect();
     let browser = Browser::start().await;
-    open_widget(&browser, &shop).await;
+    open_chat(&browser, &shop).await;
     let error = format!("return {ROOT}.querySelector('.compose .err').textContent");
 
     // Too large: refused before any byte is sent.
@@ -562,7 +412,7 @@ async fn the_widget_explains_refused_files_before_and_after_uploading() {
         json!("Files per message: at most 2.")
     );
     // The refused file stays behind; the two images go, without text.
-    type_in_widget(&browser, "\u{E007}").await;
+    type_in_widget(&browser, ".compose textarea", "\u{E007}").await;
     widget_wait(
         &browser,
         "the message with two images",
@@ -608,7 +458,7 @@ async fn the_widget_explains_refused_files_before_and_after_uploading() {
         ..chat_only()
     };
     let (_, plain) = site(&server, &owner, no_files).await;
-    open_widget(&browser, &plain).await;
+    open_chat(&browser, &plain).await;
     assert_eq!(
         browser
             .js(&format!(
@@ -622,12 +472,11 @@ async fn the_widget_explains_refused_files_before_and_after_uploading() {
 
 #[tokio::test]
 async fn an_upload_lost_to_a_reload_is_dropped_and_does_not_block_the_queue() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let (space, site) = site(&server, &owner, chat_only()).await;
     let browser = Browser::start().await;
-    open_widget(&browser, &site).await;
-    type_in_widget(&browser, "First\u{E007}").await;
+    open_chat(&browser, &site).await;
+    type_in_widget(&browser, ".compose textarea", "First\u{E007}").await;
     widget_wait(
         &browser,
         "the first message sent",
@@ -667,7 +516,8 @@ async fn an_upload_lost_to_a_reload_is_dropped_and_does_not_block_the_queue() {
     assert_eq!(shown, json!(["First", "After the file"]));
     let threads = server.get("/api/v1/threads?view=all", &owner.token).await;
     let thread = threads.ok()["items"][0]["id"].as_str().unwrap().to_owned();
-    let contents: Vec<Value> = messages_of(&server, &owner, &thread)
+    let contents: Vec<Value> = server
+        .all_messages(&owner.token, &thread)
         .await
         .iter()
         .map(|m| m["content"].clone())
@@ -685,22 +535,17 @@ const HOLD_UPLOADS: &str = "const send = XMLHttpRequest.prototype.send; window._
 
 #[tokio::test]
 async fn a_message_waits_for_its_upload_and_a_failed_upload_can_be_retried() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let (_, site) = site(&server, &owner, chat_only()).await;
     let dir = tempfile::tempdir().unwrap();
     let photo = png(dir.path(), "photo.png");
     let browser = Browser::start().await;
-    open_widget(&browser, &site).await;
+    open_chat(&browser, &site).await;
     browser.js(HOLD_UPLOADS).await;
 
     attach_in_widget(&browser, &[&photo]).await;
     browser
-        .wait_for(
-            "the upload to start",
-            "return window.__held.length === 1",
-            WAIT,
-        )
+        .wait_for("the upload to start", "return window.__held.length === 1")
         .await;
     let uploading = browser
         .js(&format!(
@@ -711,8 +556,8 @@ async fn a_message_waits_for_its_upload_and_a_failed_upload_can_be_retried() {
     assert_eq!(uploading, json!(["photo.png", false]));
 
     // Both wait: the first for its file, the second behind it.
-    type_in_widget(&browser, "Look at this\u{E007}").await;
-    type_in_widget(&browser, "And one more thing\u{E007}").await;
+    type_in_widget(&browser, ".compose textarea", "Look at this\u{E007}").await;
+    type_in_widget(&browser, ".compose textarea", "And one more thing\u{E007}").await;
     let states = "return [...r.querySelectorAll('.log .msg.out')].map(m => \
                   [m.querySelector('.bubble').textContent, m.dataset.state, m.querySelectorAll('.files .file progress').length])";
     let waiting = widget_wait(&browser, "both messages waiting", states).await;
@@ -754,7 +599,7 @@ async fn a_message_waits_for_its_upload_and_a_failed_upload_can_be_retried() {
     .await;
     let threads = server.get("/api/v1/threads?view=all", &owner.token).await;
     let thread = threads.ok()["items"][0]["id"].as_str().unwrap().to_owned();
-    let stored = messages_of(&server, &owner, &thread).await;
+    let stored = server.all_messages(&owner.token, &thread).await;
     let summary: Vec<(String, usize)> = stored
         .iter()
         .map(|m| {

@@ -10,7 +10,6 @@ async fn chromium_renders_a_page_and_runs_script() {
         .wait_for(
             "the paragraph",
             "return document.getElementById('x')?.textContent",
-            10,
         )
         .await;
     assert_eq!(text, "hello");

@@ -4,28 +4,22 @@
 //! socket, as the agent app would.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use crate::harness::browser::{Browser, host_site, host_site_on};
-use crate::harness::{Owner, TestServer};
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
-use fantoccini::elements::{Element, ElementRef};
+use crate::harness::browser::{
+    Browser, ROOT, chat_only, click_in_widget, hidden, host_site, open_widget, press, shown,
+    type_in_widget, widget_el, widget_site,
+};
+use crate::harness::fixtures::{self, agent_message};
+use crate::harness::ws;
+use crate::harness::{Owner, TestServer, WAIT, eventually};
 use fantoccini::key::Key;
 use futures_util::{SinkExt, StreamExt};
-use mychat::ids::OrgId;
 use mychat::spaces::model::{
     ChatSpace, OpeningHours, Position, RequireVisitorData, SpaceSettings, Theme,
 };
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-
-/// Long enough for a slow CI machine; every wait ends as soon as it can.
-const WAIT: u64 = 30;
-
-/// The widget's shadow root, as page script.
-const ROOT: &str = "document.querySelector('mychat-widget')?.shadowRoot";
 
 /// A page of the customer's site: hostile CSS, a marker of the globals that
 /// existed before the widget, and the snippet.
@@ -62,29 +56,10 @@ async fn site(
     settings: SpaceSettings,
     head: &str,
 ) -> (ChatSpace, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let org: OrgId = owner.org_id.parse().unwrap();
-    let space = mychat::spaces::service::create_with(
-        &server.app_state,
-        org,
-        "Shop",
-        vec![format!("127.0.0.1:{}", addr.port())],
-        settings,
-    )
+    widget_site(server, owner, settings, |space| {
+        host_page(server, &space.widget_key, head)
+    })
     .await
-    .expect("space created");
-    host_site_on(listener, host_page(server, &space.widget_key, head)).await;
-    (space, format!("http://{addr}"))
-}
-
-/// Settings for tests that have no agent socket: the chat, not the
-/// offline form, whoever is online.
-fn chat_only() -> SpaceSettings {
-    SpaceSettings {
-        offline_messages: false,
-        ..SpaceSettings::default()
-    }
 }
 
 /// An agent's live socket: makes the organization's agents "online",
@@ -95,8 +70,7 @@ struct AgentSocket {
 }
 
 async fn agent_online(server: &TestServer, token: &str, space: &ChatSpace) -> AgentSocket {
-    let url = format!("ws://{}/ws/agent", server.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws::agent_url(server.addr))
         .await
         .expect("agent socket");
     let auth = json!({"type": "auth", "token": token}).to_string();
@@ -153,45 +127,12 @@ impl AgentSocket {
 
     /// Waits until the socket has heard a frame that satisfies `pred`.
     async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) {
-        for _ in 0..(WAIT * 10) {
-            if self.heard.lock().unwrap().iter().any(&pred) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the agent never heard {what}");
-    }
-}
-
-/// An element inside the widget, once it exists.
-async fn el(browser: &Browser, selector: &str) -> Element {
-    let found = browser
-        .wait_for(
-            selector,
-            &format!("return {ROOT}?.querySelector({selector:?})"),
-            WAIT,
-        )
+        eventually(WAIT, &format!("the agent to hear {what}"), || {
+            let heard = self.heard.lock().unwrap().iter().any(&pred);
+            std::future::ready(heard.then_some(()))
+        })
         .await;
-    let id = found
-        .as_object()
-        .and_then(|o| o.values().next())
-        .and_then(Value::as_str)
-        .expect("a web element reference")
-        .to_owned();
-    Element::from_element_id(browser.client.clone(), ElementRef::from(id))
-}
-
-/// Whether an element of the widget is displayed.
-fn shown(selector: &str) -> String {
-    format!(
-        "const e = {ROOT}?.querySelector({selector:?}); return !!e && e.getClientRects().length > 0"
-    )
-}
-
-fn hidden(selector: &str) -> String {
-    format!(
-        "const e = {ROOT}?.querySelector({selector:?}); return !!e && e.getClientRects().length === 0"
-    )
+    }
 }
 
 /// The conversation as the widget shows it: [direction, text, state].
@@ -215,48 +156,20 @@ async fn wait_message(browser: &Browser, text: &str, state: &str) {
                 "return [...{ROOT}.querySelectorAll('.log .msg')].some(m => \
                  m.querySelector('.bubble')?.textContent === {text:?} && (m.dataset.state || '') === {state:?})"
             ),
-            WAIT,
         )
-        .await;
-}
-
-/// Presses one key wherever the focus is.
-async fn press(browser: &Browser, key: Key) {
-    let key: char = key.into();
-    let actions = KeyActions::new("keyboard".into())
-        .then(KeyAction::Down { value: key })
-        .then(KeyAction::Up { value: key });
-    browser.client.perform_actions(actions).await.unwrap();
-}
-
-async fn open_widget(browser: &Browser, site: &str) {
-    browser.goto(site).await;
-    el(browser, ".launcher").await.click().await.unwrap();
-    browser
-        .wait_for("the open panel", &shown(".panel"), WAIT)
         .await;
 }
 
 /// The one thread the visitor started, as the agents' list shows it.
 async fn the_thread(server: &TestServer, owner: &Owner) -> Value {
-    for _ in 0..(WAIT * 10) {
+    eventually(WAIT, "a thread to reach the agents", || async {
         let list = server.get("/api/v1/threads?view=all", &owner.token).await;
-        if let Some(first) = list.ok()["items"].as_array().and_then(|a| a.first()) {
-            return first.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no thread reached the agents");
-}
-
-async fn messages_of(server: &TestServer, owner: &Owner, thread: &str) -> Vec<Value> {
-    let r = server
-        .get(
-            &format!("/api/v1/threads/{thread}/messages?limit=200"),
-            &owner.token,
-        )
-        .await;
-    r.ok()["items"].as_array().expect("items").clone()
+        list.ok()["items"]
+            .as_array()
+            .and_then(|a| a.first())
+            .cloned()
+    })
+    .await
 }
 
 fn contents(messages: &[Value]) -> Vec<&str> {
@@ -266,29 +179,19 @@ fn contents(messages: &[Value]) -> Vec<&str> {
         .collect()
 }
 
+/// The owner answers over REST; returns the message id.
 async fn agent_says(server: &TestServer, owner: &Owner, thread: &str, text: &str) -> String {
-    let r = server
-        .post(
-            &format!("/api/v1/threads/{thread}/messages"),
-            &owner.token,
-            json!({"content": text, "clientMsgId": uuid::Uuid::new_v4().to_string()}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body["id"].as_str().expect("message id").to_owned()
+    agent_message(server, &owner.token, thread, text, false).await
 }
 
 #[tokio::test]
 async fn visitor_chats_live_with_an_agent_and_keeps_the_history_after_a_reload() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let (space, site) = site(&server, &owner, SpaceSettings::default(), "").await;
     let agent = agent_online(&server, &owner.token, &space).await;
     let browser = Browser::start().await;
     browser.goto(&site).await;
-    browser
-        .wait_for("the launcher", &shown(".launcher"), WAIT)
-        .await;
+    browser.wait_for("the launcher", &shown(".launcher")).await;
 
     // One global, and the host page's layout and styles are as they were.
     // (`ret_nodes` is chromedriver's own, from running test scripts.)
@@ -311,15 +214,12 @@ async fn visitor_chats_live_with_an_agent_and_keeps_the_history_after_a_reload()
         .await;
     assert_eq!(look, json!(["56px", "56px", "0px", "14px"]));
 
-    el(&browser, ".launcher").await.click().await.unwrap();
-    browser
-        .wait_for("the open panel", &shown(".panel"), WAIT)
-        .await;
+    click_in_widget(&browser, ".launcher").await;
+    browser.wait_for("the open panel", &shown(".panel")).await;
     browser
         .wait_for(
             "the online state",
             &format!("return {ROOT}.querySelector('.status').textContent === 'We are online'"),
-            WAIT,
         )
         .await;
     let panel = browser
@@ -332,7 +232,7 @@ async fn visitor_chats_live_with_an_agent_and_keeps_the_history_after_a_reload()
     assert_eq!(panel, json!(["dialog", "Chat with us", 370, "TEXTAREA"]));
 
     // Enter sends; Shift+Enter is a new line.
-    let input = el(&browser, ".compose textarea").await;
+    let input = widget_el(&browser, ".compose textarea").await;
     input.send_keys("Hello, I need help\u{E007}").await.unwrap();
     wait_message(&browser, "Hello, I need help", "sent").await;
     input.send_keys("line one").await.unwrap();
@@ -350,7 +250,7 @@ async fn visitor_chats_live_with_an_agent_and_keeps_the_history_after_a_reload()
 
     let thread = the_thread(&server, &owner).await;
     let thread_id = thread["id"].as_str().unwrap().to_owned();
-    let stored = messages_of(&server, &owner, &thread_id).await;
+    let stored = server.all_messages(&owner.token, &thread_id).await;
     assert_eq!(
         contents(&stored),
         ["Hello, I need help", "line one\nline two"]
@@ -377,25 +277,20 @@ async fn visitor_chats_live_with_an_agent_and_keeps_the_history_after_a_reload()
             &format!(
                 "const t = {ROOT}.querySelector('.typing'); return !t.hidden && t.textContent === 'Acme owner is typing…'"
             ),
-            WAIT,
         )
         .await;
     let reply = agent_says(&server, &owner, &thread_id, "Hi! Happy to help.").await;
     wait_message(&browser, "Hi! Happy to help.", "").await;
-    browser
-        .wait_for("typing to stop", &hidden(".typing"), WAIT)
-        .await;
+    browser.wait_for("typing to stop", &hidden(".typing")).await;
 
     // The open panel tells the agents the visitor read the reply.
-    for _ in 0..(WAIT * 10) {
+    eventually(WAIT, "the visitor's read marker on the reply", || async {
         let t = server
             .get(&format!("/api/v1/threads/{thread_id}"), &owner.token)
             .await;
-        if t.ok()["visitorRead"]["upTo"] == reply.as_str() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (t.ok()["visitorRead"]["upTo"] == reply.as_str()).then_some(())
+    })
+    .await;
     let t = server
         .get(&format!("/api/v1/threads/{thread_id}"), &owner.token)
         .await;
@@ -404,7 +299,7 @@ async fn visitor_chats_live_with_an_agent_and_keeps_the_history_after_a_reload()
     // Esc closes and gives the focus back to the launcher.
     press(&browser, Key::Escape).await;
     browser
-        .wait_for("the closed panel", &hidden(".panel"), WAIT)
+        .wait_for("the closed panel", &hidden(".panel"))
         .await;
     let focused = browser
         .js(&format!(
@@ -419,14 +314,12 @@ async fn visitor_chats_live_with_an_agent_and_keeps_the_history_after_a_reload()
         .wait_for(
             "the unread badge",
             &format!("const b = {ROOT}.querySelector('.badge'); return !b.hidden && b.textContent === '1'"),
-            WAIT,
         )
         .await;
     browser
         .wait_for(
             "the title flash",
             "return document.title === '(1) New message'",
-            WAIT,
         )
         .await;
 
@@ -436,10 +329,9 @@ async fn visitor_chats_live_with_an_agent_and_keeps_the_history_after_a_reload()
         .wait_for(
             "the badge after the reload",
             &format!("const b = {ROOT}?.querySelector('.badge'); return !!b && !b.hidden && b.textContent === '1'"),
-            WAIT,
         )
         .await;
-    el(&browser, ".launcher").await.click().await.unwrap();
+    click_in_widget(&browser, ".launcher").await;
     wait_message(&browser, "Are you still there?", "").await;
     let rows = conversation(&browser).await;
     let rows: Vec<(&str, &str, &str)> = rows
@@ -455,9 +347,7 @@ async fn visitor_chats_live_with_an_agent_and_keeps_the_history_after_a_reload()
             ("in", "Are you still there?", ""),
         ]
     );
-    browser
-        .wait_for("the badge gone", &hidden(".badge"), WAIT)
-        .await;
+    browser.wait_for("the badge gone", &hidden(".badge")).await;
     assert_eq!(browser.js("return document.title").await, "Host shop");
     browser.close().await;
 }
@@ -474,11 +364,7 @@ async fn markup_from_agents_and_settings_is_shown_as_text_and_never_runs() {
     let (_, site) = site(&server, &owner, settings, "").await;
     let browser = Browser::start().await;
     open_widget(&browser, &site).await;
-    el(&browser, ".compose textarea")
-        .await
-        .send_keys("<b>not bold</b>\u{E007}")
-        .await
-        .unwrap();
+    type_in_widget(&browser, ".compose textarea", "<b>not bold</b>\u{E007}").await;
     wait_message(&browser, "<b>not bold</b>", "sent").await;
 
     let thread = the_thread(&server, &owner).await;
@@ -509,13 +395,15 @@ async fn markup_from_agents_and_settings_is_shown_as_text_and_never_runs() {
 
 #[tokio::test]
 async fn a_site_that_is_not_allowed_gets_no_chat() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
-    let org: OrgId = owner.org_id.parse().unwrap();
-    let space =
-        mychat::spaces::service::create(&server.app_state, org, "Shop", vec!["shop.test".into()])
-            .await
-            .unwrap();
+    let (server, owner) = TestServer::with_owner().await;
+    let space = fixtures::space_with(
+        &server,
+        &owner,
+        "Shop",
+        &["shop.test"],
+        SpaceSettings::default(),
+    )
+    .await;
     let site = host_site(host_page(&server, &space.widget_key, "")).await;
     let browser = Browser::start().await;
     browser.goto(&site).await;
@@ -525,7 +413,6 @@ async fn a_site_that_is_not_allowed_gets_no_chat() {
         .wait_for(
             "the config call",
             "return performance.getEntriesByType('resource').some(e => e.name.includes('/api/v1/widget/config') && e.responseEnd > 0)",
-            WAIT,
         )
         .await;
     let widget = browser
@@ -539,8 +426,7 @@ async fn a_site_that_is_not_allowed_gets_no_chat() {
 
 #[tokio::test]
 async fn outside_opening_hours_the_offline_form_takes_a_message_to_the_agents() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let settings = SpaceSettings {
         // No range at all: never open.
         opening_hours: Some(OpeningHours {
@@ -555,7 +441,7 @@ async fn outside_opening_hours_the_offline_form_takes_a_message_to_the_agents() 
     open_widget(&browser, &site).await;
 
     browser
-        .wait_for("the offline form", &shown("form.offline"), WAIT)
+        .wait_for("the offline form", &shown("form.offline"))
         .await;
     assert_eq!(browser.js(&hidden("form.compose")).await, json!(true));
     let status = browser
@@ -565,33 +451,26 @@ async fn outside_opening_hours_the_offline_form_takes_a_message_to_the_agents() 
         .await;
     assert_eq!(status, "We reply by email");
 
-    el(&browser, "form.offline input[name=name]")
-        .await
-        .send_keys("Olga")
-        .await
-        .unwrap();
-    el(&browser, "form.offline input[name=email]")
-        .await
-        .send_keys("olga@example.test")
-        .await
-        .unwrap();
-    el(&browser, "form.offline textarea")
-        .await
-        .send_keys("Please call me back tomorrow")
-        .await
-        .unwrap();
-    el(&browser, "form.offline button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    type_in_widget(&browser, "form.offline input[name=name]", "Olga").await;
+    type_in_widget(
+        &browser,
+        "form.offline input[name=email]",
+        "olga@example.test",
+    )
+    .await;
+    type_in_widget(
+        &browser,
+        "form.offline textarea",
+        "Please call me back tomorrow",
+    )
+    .await;
+    click_in_widget(&browser, "form.offline button[type=submit]").await;
     browser
         .wait_for(
             "the thanks",
             &format!(
                 "return [...{ROOT}.querySelectorAll('.sys')].some(n => n.textContent === 'Thank you! We will reply by email.')"
             ),
-            WAIT,
         )
         .await;
     wait_message(&browser, "Please call me back tomorrow", "sent").await;
@@ -599,7 +478,7 @@ async fn outside_opening_hours_the_offline_form_takes_a_message_to_the_agents() 
     let thread = the_thread(&server, &owner).await;
     assert_eq!(thread["subject"], "Offline message");
     let thread_id = thread["id"].as_str().unwrap();
-    let stored = messages_of(&server, &owner, thread_id).await;
+    let stored = server.all_messages(&owner.token, thread_id).await;
     assert_eq!(contents(&stored), ["Please call me back tomorrow"]);
     let visitor = server
         .get(
@@ -614,21 +493,18 @@ async fn outside_opening_hours_the_offline_form_takes_a_message_to_the_agents() 
 
 #[tokio::test]
 async fn the_offline_form_gives_way_to_the_chat_when_an_agent_comes_online() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let (space, site) = site(&server, &owner, SpaceSettings::default(), "").await;
     let browser = Browser::start().await;
     open_widget(&browser, &site).await;
     browser
-        .wait_for("the offline form", &shown("form.offline"), WAIT)
+        .wait_for("the offline form", &shown("form.offline"))
         .await;
 
     // Whether the widget's socket is up yet or not, it learns of the agent
     // (in `hello` or in `agents:status`).
     let _agent = agent_online(&server, &owner.token, &space).await;
-    browser
-        .wait_for("the chat", &shown("form.compose"), WAIT)
-        .await;
+    browser.wait_for("the chat", &shown("form.compose")).await;
     assert_eq!(browser.js(&hidden("form.offline")).await, json!(true));
     let status = browser
         .js(&format!(
@@ -641,8 +517,7 @@ async fn the_offline_form_gives_way_to_the_chat_when_an_agent_comes_online() {
 
 #[tokio::test]
 async fn a_phone_gets_the_full_screen_panel() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let (_, site) = site(&server, &owner, chat_only(), "").await;
     let browser = Browser::start_sized(390, 844).await;
     open_widget(&browser, &site).await;
@@ -657,13 +532,11 @@ async fn a_phone_gets_the_full_screen_panel() {
     assert_eq!(browser.js(&hidden(".launcher")).await, json!(true));
 
     // The close button in the header gets the site back.
-    el(&browser, "header .x").await.click().await.unwrap();
+    click_in_widget(&browser, "header .x").await;
     browser
-        .wait_for("the closed panel", &hidden(".panel"), WAIT)
+        .wait_for("the closed panel", &hidden(".panel"))
         .await;
-    browser
-        .wait_for("the launcher", &shown(".launcher"), WAIT)
-        .await;
+    browser.wait_for("the launcher", &shown(".launcher")).await;
     browser.close().await;
 }
 
@@ -674,13 +547,13 @@ async fn a_server_restart_mid_conversation_loses_nothing_the_visitor_typed() {
     let (_, site) = site(&server, &owner, chat_only(), "").await;
     let browser = Browser::start().await;
     open_widget(&browser, &site).await;
-    let input = el(&browser, ".compose textarea").await;
+    let input = widget_el(&browser, ".compose textarea").await;
     input.send_keys("Before the restart\u{E007}").await.unwrap();
     wait_message(&browser, "Before the restart", "sent").await;
 
     server.stop().await;
     browser
-        .wait_for("the reconnecting notice", &shown(".notice"), WAIT)
+        .wait_for("the reconnecting notice", &shown(".notice"))
         .await;
     input
         .send_keys("Typed while it was down\u{E007}")
@@ -699,11 +572,11 @@ async fn a_server_restart_mid_conversation_loses_nothing_the_visitor_typed() {
     let server = server.restart_same_port().await;
     wait_message(&browser, "Typed while it was down", "sent").await;
     browser
-        .wait_for("the notice gone", &hidden(".notice"), WAIT)
+        .wait_for("the notice gone", &hidden(".notice"))
         .await;
     let thread = the_thread(&server, &owner).await;
     let thread_id = thread["id"].as_str().unwrap();
-    let stored = messages_of(&server, &owner, thread_id).await;
+    let stored = server.all_messages(&owner.token, thread_id).await;
     assert_eq!(
         contents(&stored),
         ["Before the restart", "Typed while it was down"]
@@ -712,7 +585,7 @@ async fn a_server_restart_mid_conversation_loses_nothing_the_visitor_typed() {
     // The new socket is live: a reply arrives at once.
     agent_says(&server, &owner, thread_id, "Back again").await;
     wait_message(&browser, "Back again", "").await;
-    let stored = messages_of(&server, &owner, thread_id).await;
+    let stored = server.all_messages(&owner.token, thread_id).await;
     assert_eq!(
         contents(&stored),
         [
@@ -726,18 +599,13 @@ async fn a_server_restart_mid_conversation_loses_nothing_the_visitor_typed() {
 
 #[tokio::test]
 async fn refused_websockets_fall_back_to_polling() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     // As behind a proxy that refuses WebSocket upgrades.
     let block = "<script>window.WebSocket = function () { throw new Error('blocked'); };</script>";
     let (_, site) = site(&server, &owner, chat_only(), block).await;
     let browser = Browser::start().await;
     open_widget(&browser, &site).await;
-    el(&browser, ".compose textarea")
-        .await
-        .send_keys("Can you hear me?\u{E007}")
-        .await
-        .unwrap();
+    type_in_widget(&browser, ".compose textarea", "Can you hear me?\u{E007}").await;
     wait_message(&browser, "Can you hear me?", "sent").await;
 
     let thread = the_thread(&server, &owner).await;
@@ -745,7 +613,7 @@ async fn refused_websockets_fall_back_to_polling() {
     agent_says(&server, &owner, thread_id, "Loud and clear").await;
     wait_message(&browser, "Loud and clear", "").await;
     assert_eq!(
-        contents(&messages_of(&server, &owner, thread_id).await),
+        contents(&server.all_messages(&owner.token, thread_id).await),
         ["Can you hear me?", "Loud and clear"]
     );
     assert_eq!(server.app_state.hub.connection_count(), 0);
@@ -754,8 +622,7 @@ async fn refused_websockets_fall_back_to_polling() {
 
 #[tokio::test]
 async fn appearance_and_words_come_from_the_space() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let settings = SpaceSettings {
         title: "Pomoc".into(),
         accent_color: "#ff0000".into(),
@@ -767,9 +634,7 @@ async fn appearance_and_words_come_from_the_space() {
     let (_, site) = site(&server, &owner, settings, "").await;
     let browser = Browser::start().await;
     browser.goto(&site).await;
-    browser
-        .wait_for("the launcher", &shown(".launcher"), WAIT)
-        .await;
+    browser.wait_for("the launcher", &shown(".launcher")).await;
     let launcher = browser
         .js(&format!(
             "const l = {ROOT}.querySelector('.launcher'); const s = getComputedStyle(l); \
@@ -778,10 +643,8 @@ async fn appearance_and_words_come_from_the_space() {
         .await;
     assert_eq!(launcher, json!(["rgb(255, 0, 0)", "20px", "Otwórz czat"]));
 
-    el(&browser, ".launcher").await.click().await.unwrap();
-    browser
-        .wait_for("the open panel", &shown(".panel"), WAIT)
-        .await;
+    click_in_widget(&browser, ".launcher").await;
+    browser.wait_for("the open panel", &shown(".panel")).await;
     let panel = browser
         .js(&format!(
             "const r = {ROOT}; return [getComputedStyle(r.querySelector('.panel')).backgroundColor, \
@@ -815,8 +678,7 @@ async fn appearance_and_words_come_from_the_space() {
 
 #[tokio::test]
 async fn the_space_can_ask_for_name_and_email_before_or_after_the_first_message() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let browser = Browser::start().await;
 
     // Before: the form comes first and the chat after it.
@@ -827,28 +689,24 @@ async fn the_space_can_ask_for_name_and_email_before_or_after_the_first_message(
     let (_, site_before) = site(&server, &owner, before, "").await;
     open_widget(&browser, &site_before).await;
     browser
-        .wait_for("the contact form", &shown("form.contact"), WAIT)
+        .wait_for("the contact form", &shown("form.contact"))
         .await;
     assert_eq!(browser.js(&hidden("form.compose")).await, json!(true));
-    el(&browser, "form.contact input[name=name]")
-        .await
-        .send_keys("Piotr")
-        .await
-        .unwrap();
-    el(&browser, "form.contact input[name=email]")
-        .await
-        .send_keys("piotr@example.test\u{E007}")
-        .await
-        .unwrap();
-    browser
-        .wait_for("the chat", &shown("form.compose"), WAIT)
-        .await;
+    type_in_widget(&browser, "form.contact input[name=name]", "Piotr").await;
+    type_in_widget(
+        &browser,
+        "form.contact input[name=email]",
+        "piotr@example.test\u{E007}",
+    )
+    .await;
+    browser.wait_for("the chat", &shown("form.compose")).await;
     assert_eq!(browser.js(&hidden("form.contact")).await, json!(true));
-    el(&browser, ".compose textarea")
-        .await
-        .send_keys("Hello after the form\u{E007}")
-        .await
-        .unwrap();
+    type_in_widget(
+        &browser,
+        ".compose textarea",
+        "Hello after the form\u{E007}",
+    )
+    .await;
     wait_message(&browser, "Hello after the form", "sent").await;
     let thread = the_thread(&server, &owner).await;
     let visitor = server
@@ -868,53 +726,46 @@ async fn the_space_can_ask_for_name_and_email_before_or_after_the_first_message(
     let (_, site_after) = site(&server, &owner, after, "").await;
     open_widget(&browser, &site_after).await;
     assert_eq!(browser.js(&hidden("form.contact")).await, json!(true));
-    el(&browser, ".compose textarea")
-        .await
-        .send_keys("A quick question\u{E007}")
-        .await
-        .unwrap();
+    type_in_widget(&browser, ".compose textarea", "A quick question\u{E007}").await;
     wait_message(&browser, "A quick question", "sent").await;
     browser
-        .wait_for("the contact form", &shown("form.contact"), WAIT)
+        .wait_for("the contact form", &shown("form.contact"))
         .await;
-    el(&browser, "form.contact input[name=email]")
-        .await
-        .send_keys("kasia@example.test\u{E007}")
-        .await
-        .unwrap();
+    type_in_widget(
+        &browser,
+        "form.contact input[name=email]",
+        "kasia@example.test\u{E007}",
+    )
+    .await;
     browser
-        .wait_for("the form gone", &hidden("form.contact"), WAIT)
+        .wait_for("the form gone", &hidden("form.contact"))
         .await;
     browser.close().await;
 }
 
 #[tokio::test]
 async fn ending_the_chat_closes_the_thread_and_the_next_message_starts_a_new_one() {
-    let server = TestServer::start().await;
-    let owner = server.register("Acme", "ann@acme.test").await;
+    let (server, owner) = TestServer::with_owner().await;
     let (_, site) = site(&server, &owner, chat_only(), "").await;
     let browser = Browser::start().await;
     open_widget(&browser, &site).await;
-    browser
-        .wait_for("no end button yet", &hidden(".end"), WAIT)
-        .await;
-    let input = el(&browser, ".compose textarea").await;
+    browser.wait_for("no end button yet", &hidden(".end")).await;
+    let input = widget_el(&browser, ".compose textarea").await;
     input.send_keys("First conversation\u{E007}").await.unwrap();
     wait_message(&browser, "First conversation", "sent").await;
     let first = the_thread(&server, &owner).await;
 
-    el(&browser, ".end").await.click().await.unwrap();
+    click_in_widget(&browser, ".end").await;
     browser
         .wait_for(
             "the ended note",
             &format!(
                 "return [...{ROOT}.querySelectorAll('.sys')].some(n => n.textContent === 'The chat has ended.')"
             ),
-            WAIT,
         )
         .await;
     browser
-        .wait_for("the end button gone", &hidden(".end"), WAIT)
+        .wait_for("the end button gone", &hidden(".end"))
         .await;
     let closed = server
         .get(
@@ -929,9 +780,7 @@ async fn ending_the_chat_closes_the_thread_and_the_next_message_starts_a_new_one
         .await
         .unwrap();
     wait_message(&browser, "Second conversation", "sent").await;
-    browser
-        .wait_for("the end button", &shown(".end"), WAIT)
-        .await;
+    browser.wait_for("the end button", &shown(".end")).await;
     // The same visitor, two threads: the first closed, the second open.
     let visitor = first["visitorId"].as_str().unwrap();
     let threads = server
@@ -966,31 +815,22 @@ async fn the_demo_page_has_a_working_chat() {
     // logs in, the demo chat takes offline messages.
     open_widget(&browser, &server.url("/demo")).await;
     browser
-        .wait_for("the offline form", &shown("form.offline"), WAIT)
+        .wait_for("the offline form", &shown("form.offline"))
         .await;
-    el(&browser, "form.offline input[name=email]")
-        .await
-        .send_keys("visitor@example.test")
-        .await
-        .unwrap();
-    el(&browser, "form.offline textarea")
-        .await
-        .send_keys("Hello from the demo")
-        .await
-        .unwrap();
-    el(&browser, "form.offline button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    type_in_widget(
+        &browser,
+        "form.offline input[name=email]",
+        "visitor@example.test",
+    )
+    .await;
+    type_in_widget(&browser, "form.offline textarea", "Hello from the demo").await;
+    click_in_widget(&browser, "form.offline button[type=submit]").await;
     wait_message(&browser, "Hello from the demo", "sent").await;
     // The live socket is allowed too, not just plain requests.
-    for _ in 0..(WAIT * 10) {
-        if server.app_state.hub.connection_count() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(WAIT, "a widget socket", || {
+        std::future::ready((server.app_state.hub.connection_count() > 0).then_some(()))
+    })
+    .await;
     assert!(server.app_state.hub.connection_count() > 0);
     browser.close().await;
 }

@@ -1,20 +1,86 @@
-//! The one harness every integration test uses: a real server on port 0
-//! with a temporary data dir, plus helpers that speak its API.
-#![allow(dead_code)]
+//! The one harness every test uses: a real server on port 0 with a
+//! temporary data dir, helpers that speak its API (`fixtures`), its
+//! sockets (`ws`), a real browser (`browser`) and HTTPS (`tls`), and the
+//! one way to wait for something (`WAIT`, `eventually`).
 
 pub mod browser;
+pub mod fixtures;
 pub mod tls;
 pub mod ws;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mychat::{App, Config};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// How long anything a test expects may take (a frame, a page element, a
+/// state): long enough for a slow CI machine; every wait ends as soon as
+/// it can.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The site test spaces allow (`site.test` among their allowed domains),
+/// as the `Origin` of the widget's calls.
+pub const SITE: &str = "https://site.test";
+
+/// The request headers of the widget's calls on the allowed site.
+pub const FROM_SITE: &[(&str, &str)] = &[("origin", SITE)];
+
+/// Polls `check` every 100 ms until it gives a value; fails after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A port free on 127.0.0.1 for TCP and UDP, at the time of asking.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Sends a request; its body as text.
+pub async fn text(request: reqwest::RequestBuilder) -> String {
+    let resp = request.send().await.expect("request sent");
+    resp.text().await.expect("a body")
+}
+
+/// The `field` of every item of a list page (`{"items": [...]}`).
+pub fn pluck<'a>(page: &'a Value, field: &str) -> Vec<&'a str> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            item[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field} in {item}"))
+        })
+        .collect()
+}
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -36,6 +102,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a whole response.
+    pub async fn read(resp: reqwest::Response) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        }
+    }
+
     pub fn ok(&self) -> &Value {
         assert!(
             self.status.is_success(),
@@ -44,6 +122,21 @@ impl Reply {
             self.body
         );
         &self.body
+    }
+
+    /// Asserts `201 Created`; the body.
+    pub fn created(&self) -> &Value {
+        assert_eq!(self.status, StatusCode::CREATED, "{}", self.body);
+        &self.body
+    }
+
+    /// The seconds `Retry-After` asks for.
+    pub fn retry_after(&self) -> u64 {
+        self.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// Asserts the status and the error envelope's shape.
@@ -62,7 +155,6 @@ pub struct Owner {
     pub refresh: String,
     pub agent_id: String,
     pub org_id: String,
-    pub email: String,
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
@@ -115,6 +207,13 @@ impl TestServer {
         }
     }
 
+    /// A server with one organization, Acme, and its owner ann@acme.test.
+    pub async fn with_owner() -> (TestServer, Owner) {
+        let server = TestServer::start().await;
+        let owner = server.register("Acme", "ann@acme.test").await;
+        (server, owner)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
@@ -130,11 +229,23 @@ impl TestServer {
     }
 
     /// Stops and starts again on the same data dir (on a new port).
-    pub async fn restart(mut self) -> TestServer {
+    pub async fn restart(self) -> TestServer {
+        self.restart_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Stops (when still running) and starts again on the same data dir and
+    /// the same address, so a page that loaded the widget from this server
+    /// finds it again.
+    pub async fn restart_same_port(self) -> TestServer {
+        let addr = self.addr;
+        self.restart_on(addr).await
+    }
+
+    async fn restart_on(mut self, listen: SocketAddr) -> TestServer {
         self.stop().await;
         let dir = self.dir.clone();
         let mut config = self.config.clone();
-        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        config.http.listen = listen;
         drop(self);
         Self::launch(dir, config).await
     }
@@ -150,23 +261,29 @@ impl TestServer {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    /// A call with extra request headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self.client.request(method, self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("request sent");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            body,
-            headers,
-        }
+        Reply::read(req.send().await.expect("request sent")).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -207,7 +324,6 @@ impl TestServer {
             refresh: r.body["refreshToken"].as_str().unwrap().to_owned(),
             agent_id: r.body["agent"]["id"].as_str().unwrap().to_owned(),
             org_id: r.body["organization"]["id"].as_str().unwrap().to_owned(),
-            email: email.to_owned(),
         }
     }
 
@@ -221,6 +337,40 @@ impl TestServer {
         )
         .await
     }
+
+    /// Stores a record as it is (a test's shortcut past the use cases).
+    pub async fn put<R>(&self, record: &R)
+    where
+        R: mychat::store::Record + Clone + Send + 'static,
+    {
+        let record = record.clone();
+        self.app_state
+            .store
+            .write(move |tx| tx.put(&record))
+            .await
+            .expect("record stored");
+    }
+
+    /// Every message of a thread as agents see it, oldest first.
+    pub async fn all_messages(&self, token: &str, thread: &str) -> Vec<Value> {
+        let mut out: Vec<Value> = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/v1/threads/{thread}/messages?limit=200&before={c}"),
+                None => format!("/api/v1/threads/{thread}/messages?limit=200"),
+            };
+            let page = self.get(&path, token).await;
+            let body = page.ok();
+            let mut items = body["items"].as_array().expect("items").clone();
+            items.append(&mut out);
+            out = items;
+            match body["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
 }
 
 impl Drop for TestServer {
@@ -228,93 +378,5 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-/// Fixtures that go through the library's own use cases where the public
-/// route for them belongs to another test file.
-pub mod fixtures {
-    use super::*;
-    use mychat::accounts::model::Role;
-    use mychat::accounts::service::{NewAgent, create_agent};
-    use mychat::ids::OrgId;
-    use mychat::messages::service::NewMessage;
-    use mychat::spaces::model::ChatSpace;
-    use mychat::threads::service::{Sent, visitor_send};
-    use mychat::visitors::model::{Visitor, VisitorMetadata};
-
-    pub async fn space(server: &TestServer, owner: &Owner) -> ChatSpace {
-        let org: OrgId = owner.org_id.parse().unwrap();
-        mychat::spaces::service::create(&server.app_state, org, "Site", vec!["site.test".into()])
-            .await
-            .expect("space created")
-    }
-
-    /// Adds an agent with a password and logs it in; returns (agent id, token).
-    pub async fn agent(
-        server: &TestServer,
-        owner: &Owner,
-        name: &str,
-        role: Role,
-    ) -> (String, String) {
-        let org: OrgId = owner.org_id.parse().unwrap();
-        let email = format!("{}@{}.test", name.to_lowercase(), owner.org_id);
-        let new = NewAgent::parse(&email, name, role, Some("agent password 1")).unwrap();
-        let agent = create_agent(&server.app_state, org, new).await.unwrap();
-        let login = server.login(&email, "agent password 1").await;
-        (
-            agent.id.to_string(),
-            login.ok()["accessToken"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    pub async fn visitor(server: &TestServer, space: &ChatSpace) -> Visitor {
-        let visitor = Visitor {
-            id: mychat::ids::VisitorId::new(),
-            chat_space_id: space.id,
-            number: 1,
-            display_name: None,
-            email: None,
-            phone: None,
-            external_id: None,
-            metadata: VisitorMetadata::default(),
-            created_at: chrono::Utc::now(),
-        };
-        let v = visitor.clone();
-        server
-            .app_state
-            .store
-            .write(move |tx| tx.put(&v))
-            .await
-            .unwrap();
-        visitor
-    }
-
-    pub async fn visitor_says(server: &TestServer, visitor: &Visitor, text: &str) -> Sent {
-        let new = NewMessage::parse(
-            text,
-            Some(&uuid::Uuid::new_v4().to_string()),
-            None,
-            false,
-            Vec::new(),
-        )
-        .unwrap();
-        visitor_send(&server.app_state, visitor, new)
-            .await
-            .expect("visitor message")
-    }
-}
-
-impl TestServer {
-    /// Stops (when still running) and starts again on the same data dir and
-    /// the same address, so a page that loaded the widget from this server
-    /// finds it again.
-    pub async fn restart_same_port(mut self) -> TestServer {
-        self.stop().await;
-        let dir = self.dir.clone();
-        let mut config = self.config.clone();
-        config.http.listen = self.addr;
-        drop(self);
-        Self::launch(dir, config).await
     }
 }

@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use mychat::config::{AcmeChallenge, TlsMode};
 use mychat::tls::CertInfo;
-use mychat::{App, AppState, Config, TlsListeners};
+use mychat::{App, Config, TlsListeners};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+
+use super::{eventually, free_port, test_config, text};
 
 /// Logs of the library go to the test's output (shown when it fails).
 pub fn init_logging() {
@@ -31,33 +33,6 @@ pub fn init_logging() {
         )
         .with_test_writer()
         .try_init();
-}
-
-/// A port free on 127.0.0.1 for TCP and UDP, at the time of asking.
-pub fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Polls `check` every 200 ms until it gives a value or `limit` passes.
-pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// A certificate authority made up for one test.
@@ -116,7 +91,8 @@ pub struct Pebble {
     management: String,
     log: PathBuf,
     children: Vec<Child>,
-    dir: tempfile::TempDir,
+    /// Pebble's configuration, certificate and log, kept while it runs.
+    _dir: tempfile::TempDir,
 }
 
 impl Pebble {
@@ -184,7 +160,7 @@ impl Pebble {
             management: format!("https://127.0.0.1:{management}"),
             log,
             children,
-            dir,
+            _dir: dir,
         };
         let client = pebble.client();
         let directory = pebble.directory.clone();
@@ -210,15 +186,7 @@ impl Pebble {
 
     /// The root Pebble issues under (new at every start).
     pub async fn issuing_root(&self) -> CertificateDer<'static> {
-        let pem = self
-            .client()
-            .get(format!("{}/roots/0", self.management))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let pem = text(self.client().get(format!("{}/roots/0", self.management))).await;
         CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
     }
 
@@ -236,7 +204,7 @@ impl Pebble {
     /// A server config for ACME against this Pebble, listening where
     /// Pebble validates.
     pub fn server_config(&self, data_dir: &std::path::Path, domains: &[&str]) -> Config {
-        let mut config = super::test_config(data_dir);
+        let mut config = test_config(data_dir);
         config.http.listen = SocketAddr::from(([127, 0, 0, 1], self.http_port));
         config.tls.listen = SocketAddr::from(([127, 0, 0, 1], self.tls_port));
         config.tls.mode = TlsMode::Acme;
@@ -248,10 +216,6 @@ impl Pebble {
         config.tls.acme_retry_min_secs = 1;
         config.tls.acme_retry_max_secs = 4;
         config
-    }
-
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
     }
 }
 
@@ -366,7 +330,6 @@ impl Drop for FlakyCa {
 pub struct TlsServer {
     pub config: Config,
     pub dir: Arc<tempfile::TempDir>,
-    pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -380,7 +343,6 @@ impl TlsServer {
             .await
             .expect("bind https");
         let app = App::build(config.clone()).await.expect("app builds");
-        let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.serve_tls(TlsListeners { http, https }, async {
             let _ = stopped.await;
@@ -388,7 +350,6 @@ impl TlsServer {
         TlsServer {
             config,
             dir,
-            state,
             stop: Some(stop),
             handle: Some(handle),
         }

@@ -1,7 +1,9 @@
 //! A small WebSocket client for the real-time tests: connect with the
 //! headers a browser would send, read JSON frames with a timeout, and tell
-//! a refused upgrade (an HTTP status) from a close (a close code).
+//! a refused upgrade (an HTTP status) from a close (a close code); and the
+//! widget's and the agent app's sockets opened with it.
 
+use std::fmt::Display;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,8 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// How long any expected frame may take.
-pub const WAIT: Duration = Duration::from_secs(10);
+use super::{FROM_SITE, WAIT};
 
 /// What the server said instead of upgrading.
 #[derive(Debug)]
@@ -46,6 +47,18 @@ pub enum Frame {
     Close(Option<(u16, String)>),
     /// The stream ended or failed without a close frame.
     Gone(String),
+}
+
+impl std::fmt::Display for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frame::Json(v) => write!(f, "the JSON frame {v}"),
+            Frame::Text(t) => write!(f, "the text frame {t:?}"),
+            Frame::Close(Some((code, reason))) => write!(f, "a close frame {code} {reason:?}"),
+            Frame::Close(None) => write!(f, "a close frame without a code"),
+            Frame::Gone(why) => write!(f, "no frame: {why}"),
+        }
+    }
 }
 
 pub struct Ws {
@@ -161,7 +174,7 @@ impl Ws {
     pub async fn json(&mut self) -> Value {
         match self.next().await {
             Frame::Json(v) => v,
-            other => panic!("expected a JSON frame, got {other:?}"),
+            other => panic!("expected a JSON frame, got {other}"),
         }
     }
 
@@ -202,7 +215,7 @@ impl Ws {
                     let _ = tokio::time::timeout(WAIT, self.stream.next()).await;
                     return (code, reason, before);
                 }
-                other => panic!("expected a close frame, got {other:?} after {before:?}"),
+                other => panic!("expected a close frame, got {other} after {before:?}"),
             }
         }
     }
@@ -227,4 +240,41 @@ impl Ws {
     pub fn abort(self) {
         drop(self);
     }
+}
+
+/// The widget socket's URL on `host` (`127.0.0.1:<port>`) for a widget key
+/// and a visitor's session token.
+pub fn widget_url(host: impl Display, key: &str, token: &str) -> String {
+    let mut url = reqwest::Url::parse(&format!("ws://{host}/ws/widget")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("key", key)
+        .append_pair("token", token);
+    url.to_string()
+}
+
+/// The agent socket's URL on `host`.
+pub fn agent_url(host: impl Display) -> String {
+    format!("ws://{host}/ws/agent")
+}
+
+/// A widget socket from the allowed site, and its `hello`.
+pub async fn widget(host: impl Display, key: &str, token: &str) -> (Ws, Value) {
+    let mut ws = connect(&widget_url(host, key, token), FROM_SITE)
+        .await
+        .expect("widget socket opens");
+    let hello = ws.expect("hello").await;
+    (ws, hello)
+}
+
+/// Opens an agent socket that authenticates through
+/// `Sec-WebSocket-Protocol: bearer, <token>`, with more request headers.
+pub async fn connect_agent(
+    host: impl Display,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, Refused> {
+    let protocol = format!("bearer, {token}");
+    let mut headers = headers.to_vec();
+    headers.push(("sec-websocket-protocol", protocol.as_str()));
+    connect(&agent_url(host), &headers).await
 }

@@ -2,7 +2,17 @@
 //! before the upgrade, agent authentication, and which spaces and threads
 //! an agent may join and see.
 
-use super::*;
+use super::{
+    agent, agent_in, agent_sync, agent_url, carries, join, message_ids, session, session_from,
+    str_of, try_widget, visitor_says, widget, world,
+};
+use crate::harness::SITE;
+use crate::harness::fixtures;
+use crate::harness::ws::{self, Refused};
+use mychat::accounts::model::Role;
+use mychat::ids::OrgId;
+use mychat::spaces::model::{OpeningHours, SpaceSettings};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn hello_tells_the_widget_its_thread_agents_and_hours() {
@@ -280,8 +290,10 @@ async fn agents_join_only_their_organizations_spaces_and_see_their_teams_threads
         .post("/api/v1/teams", &w.owner.token, json!({ "name": "Sales" }))
         .await;
     let sales = str_of(&sales.ok()["id"]);
-    let (sam, sam_token) = fixtures::agent(&w.server, &w.owner, "Sam", Role::Agent).await;
-    let (lee, lee_token) = fixtures::agent(&w.server, &w.owner, "Lee", Role::Agent).await;
+    let sam = fixtures::agent(&w.server, &w.owner, "Sam", Role::Agent).await;
+    let (sam, sam_token) = (sam.id, sam.token);
+    let lee = fixtures::agent(&w.server, &w.owner, "Lee", Role::Agent).await;
+    let (lee, lee_token) = (lee.id, lee.token);
     w.server
         .patch(
             &format!("/api/v1/agents/{sam}"),

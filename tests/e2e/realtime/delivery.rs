@@ -1,14 +1,29 @@
 //! Delivery guarantees: idempotent retries, exact resume, resync after lag.
 
-use super::*;
-use mychat::messages::service as messages;
+use std::future::ready;
+
+use super::{
+    agent_in, agent_rest, agent_says, agent_sync, carries, message_ids, session, str_of,
+    visitor_rest, visitor_says, widget, widget_sync, world,
+};
+use crate::harness::fixtures;
+use crate::harness::ws::{Ws, kind};
+use crate::harness::{TestServer, WAIT, eventually};
+use mychat::accounts::model::Role;
+use mychat::events::Event;
+use mychat::ids::{AgentId, ThreadId};
+use mychat::messages::service::{self as messages, Author, NewMessage};
+use mychat::store::Reader;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn retries_over_websocket_and_rest_store_one_message() {
     let w = world().await;
     let mut agent_ws = agent_in(&w.server, &w.owner.token, &w.space).await;
     // An agent that only watches, so no frame of it is consumed by a send.
-    let (_bob, bob_token) = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
+    let bob_token = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent)
+        .await
+        .token;
     let mut observer = agent_in(&w.server, &bob_token, &w.space).await;
     let (token, _) = session(&w.server, &w.space).await;
     let (mut widget_ws, _) = widget(&w.server, &w.space, &token).await;
@@ -54,7 +69,7 @@ async fn retries_over_websocket_and_rest_store_one_message() {
     assert!(x.body["id"] == y.body["id"] && y.body["id"] == z.body["id"]);
 
     // Storage holds each once.
-    let stored = all_messages(&w.server, &w.owner.token, &thread).await;
+    let stored = w.server.all_messages(&w.owner.token, &thread).await;
     let cmids: Vec<&str> = stored
         .iter()
         .map(|m| m["clientMsgId"].as_str().unwrap_or(""))
@@ -327,8 +342,8 @@ async fn a_revocation_reaches_a_lagging_socket() {
     burst(&w.server, &w.owner.agent_id, &thread, n, true).await;
     let (code, _, _) = agent_ws.closed().await;
     assert_eq!(code, 4001);
-    eventually("the revoked socket is gone", || {
-        w.server.app_state.hub.connection_count() == 1
+    eventually(WAIT, "the revoked socket to be gone", || {
+        ready((w.server.app_state.hub.connection_count() == 1).then_some(()))
     })
     .await;
 }

@@ -1,7 +1,13 @@
 //! Hostile input: malformed and oversized frames, floods, too many
 //! connection attempts.
 
-use super::*;
+use super::{
+    agent, agent_in, agent_sync, agent_url, carries, join, message_ids, session, str_of,
+    try_widget, visitor_says, widget, widget_sync, world, world_with,
+};
+use crate::harness::SITE;
+use crate::harness::ws::{self, Refused, kind};
+use serde_json::json;
 
 #[tokio::test]
 async fn malformed_frames_get_error_frames_and_the_socket_stays_usable() {
@@ -144,7 +150,10 @@ async fn an_oversized_frame_closes_only_that_socket_with_1009() {
     agent_bystander
         .until(carries("visitor:message", "I am fine"))
         .await;
-    let stored = all_messages(&w.server, &w.owner.token, &str_of(&sent["threadId"])).await;
+    let stored = w
+        .server
+        .all_messages(&w.owner.token, &str_of(&sent["threadId"]))
+        .await;
     assert_eq!(stored.len(), 1);
 }
 

@@ -1,7 +1,18 @@
 //! Messages end to end: both ways over sockets and REST, every thread
 //! state change, the claim race, typing, read markers, internal notes.
 
-use super::*;
+use super::{
+    agent, agent_in, agent_rest, agent_says, carries, session, str_of, visitor_rest, visitor_says,
+    widget, world,
+};
+use crate::harness::fixtures;
+use crate::harness::ws::kind;
+use crate::harness::{FROM_SITE, SITE, text};
+use mychat::accounts::model::Role;
+use mychat::ids::ThreadId;
+use mychat::store::Reader;
+use reqwest::Method;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn a_visitor_message_reaches_agents_and_a_reply_reaches_the_visitor() {
@@ -86,7 +97,8 @@ type Step<'a> = (Method, String, Option<Value>, &'a str, Option<&'a str>);
 #[tokio::test]
 async fn every_thread_state_change_reaches_agent_and_widget_sockets() {
     let w = world().await;
-    let (bob, bob_token) = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
+    let bob = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
+    let (bob, bob_token) = (bob.id, bob.token);
     let mut ann_ws = agent_in(&w.server, &w.owner.token, &w.space).await;
     let mut bob_ws = agent_in(&w.server, &bob_token, &w.space).await;
     let (token, _) = session(&w.server, &w.space).await;
@@ -208,14 +220,15 @@ async fn every_thread_state_change_reaches_agent_and_widget_sockets() {
     // The visitor ends the chat from the widget: agents see it closed.
     let r = w
         .server
-        .client
-        .post(w.server.url("/api/v1/widget/close"))
-        .header("origin", SITE)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+        .call_with(
+            Method::POST,
+            "/api/v1/widget/close",
+            Some(&token),
+            None,
+            FROM_SITE,
+        )
+        .await;
+    assert!(r.status.is_success());
     let (u, _) = ann_ws.wait_for("thread:updated").await;
     assert_eq!(u["thread"]["id"], next["threadId"]);
     assert_eq!(u["thread"]["status"], "closed");
@@ -226,8 +239,12 @@ async fn every_thread_state_change_reaches_agent_and_widget_sockets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_agents_racing_to_claim_both_see_the_same_winner() {
     let w = world().await;
-    let (_bob, bob_token) = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
-    let (_cy, cy_token) = fixtures::agent(&w.server, &w.owner, "Cy", Role::Agent).await;
+    let bob_token = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent)
+        .await
+        .token;
+    let cy_token = fixtures::agent(&w.server, &w.owner, "Cy", Role::Agent)
+        .await
+        .token;
     let mut bob_ws = agent_in(&w.server, &bob_token, &w.space).await;
     let mut cy_ws = agent_in(&w.server, &cy_token, &w.space).await;
     let (token, _) = session(&w.server, &w.space).await;
@@ -347,7 +364,8 @@ async fn typing_travels_both_ways_and_is_throttled() {
 #[tokio::test]
 async fn read_markers_travel_both_ways() {
     let w = world().await;
-    let (bob, bob_token) = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
+    let bob = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
+    let (bob, bob_token) = (bob.id, bob.token);
     let mut agent_ws = agent_in(&w.server, &w.owner.token, &w.space).await;
     let mut bob_ws = agent_in(&w.server, &bob_token, &w.space).await;
     let (token, _) = session(&w.server, &w.space).await;
@@ -399,17 +417,18 @@ async fn read_markers_travel_both_ways() {
     assert!(rest.status.is_success(), "{}", rest.body);
     let (r, _) = widget_ws.wait_for("messages:read").await;
     assert_eq!(r["upTo"], later["id"]);
+    let body = json!({ "upTo": answer["id"] });
     let rest = w
         .server
-        .client
-        .post(w.server.url("/api/v1/widget/read"))
-        .header("origin", SITE)
-        .bearer_auth(&token)
-        .json(&json!({ "upTo": answer["id"] }))
-        .send()
-        .await
-        .unwrap();
-    assert!(rest.status().is_success());
+        .call_with(
+            Method::POST,
+            "/api/v1/widget/read",
+            Some(&token),
+            Some(body),
+            FROM_SITE,
+        )
+        .await;
+    assert!(rest.status.is_success());
     // Already read up to there: the marker does not move back, no event.
     // Reading a later message does.
     let fresh = agent_says(&mut agent_ws, &thread, "a-3", "fresh", false).await;
@@ -428,8 +447,12 @@ async fn read_markers_travel_both_ways() {
 #[tokio::test]
 async fn internal_notes_reach_agents_and_never_the_widget() {
     let w = world().await;
-    let (_bob, bob_token) = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
-    let (_cy, cy_token) = fixtures::agent(&w.server, &w.owner, "Cy", Role::Agent).await;
+    let bob_token = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent)
+        .await
+        .token;
+    let cy_token = fixtures::agent(&w.server, &w.owner, "Cy", Role::Agent)
+        .await
+        .token;
     let mut agent_ws = agent_in(&w.server, &w.owner.token, &w.space).await;
     let mut bob_ws = agent_in(&w.server, &bob_token, &w.space).await;
     // Cy only watches, so none of its frames is read by a send's wait.
@@ -479,18 +502,14 @@ async fn internal_notes_reach_agents_and_never_the_widget() {
     let (resumed, replayed) = again.wait_for("resumed").await;
     assert_eq!(resumed["count"], 2, "{replayed:?}");
     assert!(!replayed.iter().any(|f| f.to_string().contains("SECRET")));
-    let poll = w
-        .server
-        .client
-        .get(w.server.url("/api/v1/widget/messages"))
-        .header("origin", SITE)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let poll = text(
+        w.server
+            .client
+            .get(w.server.url("/api/v1/widget/messages"))
+            .header("origin", SITE)
+            .bearer_auth(&token),
+    )
+    .await;
     assert!(
         poll.contains("public reply") && !poll.contains("SECRET"),
         "{poll}"

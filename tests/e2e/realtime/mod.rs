@@ -14,20 +14,11 @@ mod hostile_input;
 mod messages;
 mod sessions;
 
-use std::time::Duration;
-
+use crate::harness::fixtures;
 use crate::harness::ws::{self, Refused, Ws, kind};
-use crate::harness::{Owner, Reply, TestServer, fixtures};
-use mychat::accounts::model::Role;
-use mychat::events::Event;
-use mychat::ids::{AgentId, OrgId, ThreadId};
-use mychat::messages::service::{Author, NewMessage};
-use mychat::spaces::model::{ChatSpace, OpeningHours, SpaceSettings};
-use mychat::store::Reader;
-use reqwest::Method;
+use crate::harness::{Owner, Reply, SITE, TestServer};
+use mychat::spaces::model::ChatSpace;
 use serde_json::{Value, json};
-
-const SITE: &str = "https://site.test";
 
 struct World {
     server: TestServer,
@@ -56,32 +47,12 @@ async fn session(server: &TestServer, space: &ChatSpace) -> (String, String) {
 }
 
 async fn session_from(server: &TestServer, space: &ChatSpace, origin: &str) -> (String, String) {
-    let resp = server
-        .client
-        .post(server.url("/api/v1/widget/session"))
-        .header("origin", origin)
-        .json(&json!({ "key": space.widget_key }))
-        .send()
-        .await
-        .expect("session call");
-    assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.expect("session body");
-    (
-        body["sessionToken"].as_str().expect("token").to_owned(),
-        body["visitorId"].as_str().expect("visitor id").to_owned(),
-    )
-}
-
-fn widget_url(server: &TestServer, key: &str, token: &str) -> String {
-    let mut url = reqwest::Url::parse(&format!("ws://{}/ws/widget", server.addr)).unwrap();
-    url.query_pairs_mut()
-        .append_pair("key", key)
-        .append_pair("token", token);
-    url.to_string()
+    let body = json!({ "key": space.widget_key });
+    fixtures::visitor_session(server, &[("origin", origin)], body).await
 }
 
 fn agent_url(server: &TestServer) -> String {
-    format!("ws://{}/ws/agent", server.addr)
+    ws::agent_url(server.addr)
 }
 
 async fn try_widget(
@@ -91,27 +62,19 @@ async fn try_widget(
     origin: Option<&str>,
 ) -> Result<Ws, Refused> {
     let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
-    ws::connect(&widget_url(server, key, token), &headers).await
+    ws::connect(&ws::widget_url(server.addr, key, token), &headers).await
 }
 
 /// A widget socket from the allowed site, and its `hello`.
 async fn widget(server: &TestServer, space: &ChatSpace, token: &str) -> (Ws, Value) {
-    let mut ws = try_widget(server, &space.widget_key, token, Some(SITE))
-        .await
-        .expect("widget socket opens");
-    let hello = ws.expect("hello").await;
-    (ws, hello)
+    ws::widget(server.addr, &space.widget_key, token).await
 }
 
 /// An agent socket authenticated through `Sec-WebSocket-Protocol`, and its `ready`.
 async fn agent(server: &TestServer, token: &str) -> (Ws, Value) {
-    let protocol = format!("bearer, {token}");
-    let mut ws = ws::connect(
-        &agent_url(server),
-        &[("sec-websocket-protocol", protocol.as_str())],
-    )
-    .await
-    .expect("agent socket opens");
+    let mut ws = ws::connect_agent(server.addr, token, &[])
+        .await
+        .expect("agent socket opens");
     assert_eq!(ws.protocol.as_deref(), Some("bearer"));
     let ready = ws.expect("ready").await;
     (ws, ready)
@@ -174,23 +137,8 @@ async fn agent_says(ws: &mut Ws, thread: &str, cmid: &str, content: &str, intern
 
 /// `POST /widget/messages` as the widget on the allowed site sends it.
 async fn visitor_rest(server: &TestServer, token: &str, cmid: &str, content: &str) -> Reply {
-    let resp = server
-        .client
-        .post(server.url("/api/v1/widget/messages"))
-        .header("origin", SITE)
-        .bearer_auth(token)
-        .json(&json!({ "content": content, "clientMsgId": cmid }))
-        .send()
-        .await
-        .expect("request sent");
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.json().await.unwrap_or(Value::Null);
-    Reply {
-        status,
-        body,
-        headers,
-    }
+    let body = json!({ "content": content, "clientMsgId": cmid });
+    fixtures::visitor_posts(server, token, body).await
 }
 
 async fn agent_rest(
@@ -210,27 +158,6 @@ async fn agent_rest(
         .await
 }
 
-/// Every message of a thread as agents see it, oldest first.
-async fn all_messages(server: &TestServer, token: &str, thread: &str) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/threads/{thread}/messages?limit=200&before={c}"),
-            None => format!("/api/v1/threads/{thread}/messages?limit=200"),
-        };
-        let page = server.get(&path, token).await;
-        let body = page.ok();
-        let mut items = body["items"].as_array().expect("items").clone();
-        items.append(&mut out);
-        out = items;
-        match body["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return out,
-        }
-    }
-}
-
 /// Waits for the widget's `pong`; returns what came before it.
 async fn widget_sync(ws: &mut Ws) -> Vec<Value> {
     ws.send(json!({ "type": "ping" })).await;
@@ -241,18 +168,6 @@ async fn widget_sync(ws: &mut Ws) -> Vec<Value> {
 async fn agent_sync(ws: &mut Ws) -> Vec<Value> {
     ws.send(json!({ "type": "heartbeat" })).await;
     ws.wait_for("heartbeat").await.1
-}
-
-/// Polls until `check` holds, or fails after a while.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + ws::WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn str_of(v: &Value) -> String {

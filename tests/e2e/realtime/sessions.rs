@@ -1,13 +1,25 @@
 //! Sessions, presence, resources: revoked sessions close sockets,
 //! presence both ways, nothing left behind, pings, shutdown.
 
-use super::*;
+use std::future::ready;
+use std::time::Duration;
+
+use super::{agent, agent_in, agent_sync, agent_url, session, str_of, visitor_says, widget, world};
+use crate::harness::fixtures;
+use crate::harness::ws::{self, kind};
+use crate::harness::{FROM_SITE, WAIT, eventually};
+use mychat::accounts::model::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn logout_password_change_and_disabling_close_the_agents_sockets() {
     let w = world().await;
-    let (bob, bob_token) = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
-    let (_cy, cy_token) = fixtures::agent(&w.server, &w.owner, "Cy", Role::Agent).await;
+    let bob = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
+    let (bob, bob_token) = (bob.id, bob.token);
+    let cy_token = fixtures::agent(&w.server, &w.owner, "Cy", Role::Agent)
+        .await
+        .token;
     let mut owner_ws = agent_in(&w.server, &w.owner.token, &w.space).await;
 
     // Logout: every socket of that agent closes with 4001.
@@ -69,8 +81,8 @@ async fn logout_password_change_and_disabling_close_the_agents_sockets() {
     // The owner's socket saw the others leave and is still fine.
     let frames = agent_sync(&mut owner_ws).await;
     assert!(frames.iter().all(|f| kind(f) != "error"), "{frames:?}");
-    eventually("only the owner's socket is left", || {
-        w.server.app_state.hub.connection_count() == 1
+    eventually(WAIT, "only the owner's socket to be left", || {
+        ready((w.server.app_state.hub.connection_count() == 1).then_some(()))
     })
     .await;
 }
@@ -78,7 +90,8 @@ async fn logout_password_change_and_disabling_close_the_agents_sockets() {
 #[tokio::test]
 async fn agent_presence_reaches_widgets_and_other_agents() {
     let w = world().await;
-    let (bob, bob_token) = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
+    let bob = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
+    let (bob, bob_token) = (bob.id, bob.token);
     let (token, _) = session(&w.server, &w.space).await;
     let (mut widget_ws, hello) = widget(&w.server, &w.space, &token).await;
     assert_eq!(hello["agentsOnline"], false);
@@ -137,21 +150,12 @@ async fn agent_presence_reaches_widgets_and_other_agents() {
         "{before:?}"
     );
     // The REST config agrees.
-    let config: Value = w
+    let path = format!("/api/v1/widget/config?key={}", w.space.widget_key);
+    let config = w
         .server
-        .client
-        .get(
-            w.server
-                .url(&format!("/api/v1/widget/config?key={}", w.space.widget_key)),
-        )
-        .header("origin", SITE)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(config["agentsOnline"], false);
+        .call_with(Method::GET, &path, None, None, FROM_SITE)
+        .await;
+    assert_eq!(config.body["agentsOnline"], false);
 }
 
 #[tokio::test]
@@ -196,7 +200,9 @@ async fn visitor_presence_and_pages_reach_agents() {
 async fn closed_connections_leave_nothing_behind_in_the_hub() {
     let w = world().await;
     let hub = w.server.app_state.hub.clone();
-    let (_bob, bob_token) = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent).await;
+    let bob_token = fixtures::agent(&w.server, &w.owner, "Bob", Role::Agent)
+        .await
+        .token;
     let mut sockets = Vec::new();
     for _ in 0..3 {
         let (token, _) = session(&w.server, &w.space).await;
@@ -225,8 +231,8 @@ async fn closed_connections_leave_nothing_behind_in_the_hub() {
         }
     }
     pending.abort();
-    eventually("every subscription is gone", || {
-        hub.subscriber_count() == 0 && hub.connection_count() == 0
+    eventually(WAIT, "every subscription to be gone", || {
+        ready((hub.subscriber_count() == 0 && hub.connection_count() == 0).then_some(()))
     })
     .await;
     assert!(
@@ -275,6 +281,9 @@ async fn idle_sockets_are_pinged_and_dead_ones_dropped() {
     }
 }
 
+/// How long a graceful shutdown may take, closing the sockets included.
+const SHUTDOWN_WITHIN: Duration = Duration::from_secs(10);
+
 #[tokio::test]
 async fn shutdown_closes_every_socket_with_going_away_reconnect() {
     let mut w = world().await;
@@ -291,7 +300,7 @@ async fn shutdown_closes_every_socket_with_going_away_reconnect() {
         let (code, _, _) = agent_ws.closed().await;
         assert_eq!(code, 1012);
     };
-    tokio::time::timeout(ws::WAIT, async { tokio::join!(stop, read) })
+    tokio::time::timeout(SHUTDOWN_WITHIN, async { tokio::join!(stop, read) })
         .await
         .expect("shutdown finishes within the wait");
     assert_eq!(hub.connection_count(), 0);
