@@ -34,7 +34,7 @@ use mychat::store::StoreStats;
 use mychat::visitors::model::{Visitor, VisitorMetadata};
 use mychat::{App, AppState, Config};
 
-#[path = "load/ws.rs"]
+#[path = "load/ws/mod.rs"]
 mod ws;
 
 type Fallible<T> = Result<T, String>;

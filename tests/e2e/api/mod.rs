@@ -1,0 +1,15 @@
+//! The REST API over a real server.
+
+mod accounts;
+mod attachments;
+mod audit;
+mod auth;
+mod integrations;
+mod messages;
+mod spaces;
+mod templates;
+mod threads;
+mod visitors;
+mod webhooks;
+mod widget;
+mod widget_assets;

@@ -1,0 +1,248 @@
+//! The real `mychat` binary: version, config checks and layering, first run,
+//! admin create, graceful stop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use crate::mychat;
+
+#[test]
+fn version_prints_the_package_version() {
+    let out = mychat().arg("version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("mychat {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn check_reports_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, "[http]\nlisten = \"127.0.0.1:9000\"\nlistne = 1\n").unwrap();
+    let out = mychat()
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listne"), "{err}");
+}
+
+#[test]
+fn unknown_environment_keys_are_reported() {
+    let out = mychat()
+        .arg("check")
+        .env("MYCHAT_HTTP__LISTNE", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listne"));
+}
+
+#[test]
+fn layers_apply_in_order_file_env_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, "registration = \"closed\"\n[http]\nlisten = \"127.0.0.1:9001\"\n[limits]\nedit_window_secs = 5\n").unwrap();
+    let check = |env: &[(&str, &str)], flags: &[&str]| {
+        let mut cmd = mychat();
+        cmd.args(["check", "--config"]).arg(&file).args(flags);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let file_only = check(&[], &[]);
+    assert!(file_only.contains("127.0.0.1:9001"));
+    assert!(file_only.contains("Closed"));
+    assert!(file_only.contains("edit_window_secs: 5"));
+    let env = check(
+        &[
+            ("MYCHAT_HTTP__LISTEN", "127.0.0.1:9002"),
+            ("MYCHAT_REGISTRATION", "open"),
+        ],
+        &[],
+    );
+    assert!(env.contains("127.0.0.1:9002"));
+    assert!(env.contains("Open"));
+    let flag = check(
+        &[("MYCHAT_DATA_DIR", "/tmp/from-env")],
+        &["--data-dir", "/tmp/from-flag"],
+    );
+    assert!(flag.contains("/tmp/from-flag"));
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let out = mychat()
+        .args([
+            "check",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts `mychat serve` on a free port; returns the child and base URL.
+fn serve(data: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+    let mut cmd = mychat();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("MYCHAT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = vec![];
+    let base = loop {
+        let line = lines.next().expect("server printed its address").unwrap();
+        printed.push(line.clone());
+        if let Some(url) = line.strip_prefix("My-Chat is running at ") {
+            break url.trim().to_owned();
+        }
+    };
+    // The banner ends with an empty line.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.is_empty() {
+            break;
+        }
+        printed.push(line);
+    }
+    (child, base, printed)
+}
+
+fn stop(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful stop exits 0, got {exit:?}");
+}
+
+#[tokio::test]
+async fn first_run_serves_the_demo_and_its_credentials_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base, printed) = serve(dir.path(), &[]);
+    let text = printed.join("\n");
+    let login_line = printed
+        .iter()
+        .find(|l| l.contains("demo login:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let creds = login_line.split("demo login:").nth(1).unwrap().trim();
+    let (email, password) = creds.split_once(" / ").unwrap();
+
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let demo = client.get(format!("{base}/demo")).send().await.unwrap();
+    assert_eq!(demo.status(), 200);
+    let page = demo.text().await.unwrap();
+    assert!(page.contains("data-widget-key="));
+    assert!(page.contains("/widget.js"));
+    let login = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    // The demo organization does not close first-run registration.
+    let open: serde_json::Value = client
+        .get(format!("{base}/api/v1/auth/registration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(open["open"], true);
+    stop(child);
+
+    // A second start reuses the data and creates no second demo.
+    let (child, _, printed) = serve(dir.path(), &[]);
+    assert!(!printed.iter().any(|l| l.contains("demo login:")));
+    stop(child);
+}
+
+#[tokio::test]
+async fn the_demo_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base, printed) = serve(dir.path(), &[("MYCHAT_DEMO", "false")]);
+    assert!(!printed.iter().any(|l| l.contains("demo login:")));
+    let demo = reqwest::get(format!("{base}/demo")).await.unwrap();
+    assert_eq!(demo.status(), 404);
+    stop(child);
+}
+
+#[tokio::test]
+async fn admin_create_makes_an_owner_who_can_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mychat()
+        .args([
+            "admin",
+            "create",
+            "--organization",
+            "Acme",
+            "--email",
+            "boss@acme.test",
+            "--name",
+            "Boss",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("MYCHAT_ADMIN_PASSWORD", "a long password")
+        .env("MYCHAT_DEMO", "false")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (child, base, _) = serve(dir.path(), &[("MYCHAT_REGISTRATION", "closed")]);
+    let login = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "boss@acme.test", "password": "a long password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    stop(child);
+}
