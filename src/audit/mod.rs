@@ -3,11 +3,13 @@
 //! holds exactly what happened. Admins read it (`GET /audit-events`).
 
 pub mod http;
+pub mod model;
+
+pub use model::{Actor, ActorKind, AuditEvent, Target};
 
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::AppResult;
@@ -15,44 +17,6 @@ use crate::ids::{AuditId, OrgId};
 use crate::integrations::model::ApiToken;
 use crate::state::AppState;
 use crate::store::{self, Reader, WriteTx};
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ActorKind {
-    Agent,
-    ApiToken,
-    System,
-    /// Someone not signed in (a failed login).
-    Anonymous,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Actor {
-    pub kind: ActorKind,
-    pub id: Option<uuid::Uuid>,
-    pub name: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Target {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub id: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditEvent {
-    pub id: AuditId,
-    pub organization_id: OrgId,
-    pub actor: Actor,
-    pub action: String,
-    pub target: Option<Target>,
-    pub ip: Option<String>,
-    pub at: DateTime<Utc>,
-}
 
 /// Who acts, and from which address: made by the handler, handed to the
 /// use case, written by it.

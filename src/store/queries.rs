@@ -10,7 +10,7 @@ use super::tables::{self, Table};
 use super::{Result, Scan};
 use crate::accounts::model::{Agent, Invite, Organization, RefreshToken, Team};
 use crate::attachments::model::Attachment;
-use crate::audit::AuditEvent;
+use crate::audit::model::AuditEvent;
 use crate::ids::*;
 use crate::integrations::model::{ApiToken, Member, SigningKey};
 use crate::messages::model::Message;

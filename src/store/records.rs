@@ -9,7 +9,7 @@ use super::codec::{KeyBuf, id_key};
 use super::tables::{self, Table};
 use crate::accounts::model::{Agent, Organization, Team};
 use crate::attachments::model::Attachment;
-use crate::audit::AuditEvent;
+use crate::audit::model::AuditEvent;
 use crate::integrations::model::{ApiToken, Member, SigningKey};
 use crate::messages::model::Message;
 use crate::spaces::model::ChatSpace;
