@@ -411,6 +411,37 @@ fn check_stored(stored: &[Value], acked: &HashMap<String, Acked>) -> HashMap<Str
     by_cmid
 }
 
+/// Kills the server with SIGKILL once `at_least` sends are acknowledged
+/// (more being in flight), waits for every sender to notice, and returns
+/// what was attempted and what was acknowledged.
+async fn crash_mid_burst(
+    server: &mut Server,
+    senders: Vec<tokio::task::JoinHandle<()>>,
+    ledger: &Shared,
+    at_least: usize,
+) -> (BTreeMap<String, String>, HashMap<String, Acked>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while ledger.lock().unwrap().acked.len() < at_least {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the burst is too slow"
+        );
+        for s in &senders {
+            assert!(!s.is_finished(), "a sender stopped before the crash");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill_9();
+    for sender in senders {
+        tokio::time::timeout(NOTICE_WITHIN, sender)
+            .await
+            .expect("senders notice the crash")
+            .expect("sender did not panic");
+    }
+    let l = ledger.lock().unwrap();
+    (l.attempted.clone(), l.acked.clone())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_burst_loses_no_acknowledged_message_and_duplicates_none() {
     let dirs = dirs();
@@ -479,28 +510,7 @@ async fn kill_9_mid_burst_loses_no_acknowledged_message_and_duplicates_none() {
     )));
 
     // Mid-burst: once plenty are acknowledged, with more in flight.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while ledger.lock().unwrap().acked.len() < 400 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the burst is too slow"
-        );
-        for s in &senders {
-            assert!(!s.is_finished(), "a sender stopped before the crash");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    server.kill_9();
-    for sender in senders {
-        tokio::time::timeout(NOTICE_WITHIN, sender)
-            .await
-            .expect("senders notice the crash")
-            .expect("sender did not panic");
-    }
-    let (attempted, acked) = {
-        let l = ledger.lock().unwrap();
-        (l.attempted.clone(), l.acked.clone())
-    };
+    let (attempted, acked) = crash_mid_burst(&mut server, senders, &ledger, 400).await;
     assert!(acked.len() >= 400);
     let unacked: Vec<&String> = attempted
         .keys()
@@ -825,28 +835,7 @@ async fn kill_9_mid_burst_of_member_messages_loses_no_acknowledged_one() {
             ledger.clone(),
         )));
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while ledger.lock().unwrap().acked.len() < 300 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the burst is too slow"
-        );
-        for s in &senders {
-            assert!(!s.is_finished(), "a sender stopped before the crash");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    server.kill_9();
-    for sender in senders {
-        tokio::time::timeout(NOTICE_WITHIN, sender)
-            .await
-            .expect("senders notice the crash")
-            .expect("sender did not panic");
-    }
-    let (attempted, acked) = {
-        let l = ledger.lock().unwrap();
-        (l.attempted.clone(), l.acked.clone())
-    };
+    let (attempted, acked) = crash_mid_burst(&mut server, senders, &ledger, 300).await;
     let server = Server::start(&dirs.data, &dirs.config);
     let stored = dialog_messages(&client, &server, &p.member_tokens[0], &p.dialog).await;
     let by_cmid = check_stored(&stored, &acked);

@@ -13,47 +13,40 @@ use serde_json::{Value, json};
 
 /// An organization with a space, an admin token, and the integrator's
 /// credentials: a management token and a signing key.
-struct Org {
-    owner: Owner,
-    space_id: String,
-    management: String,
+pub(crate) struct Org {
+    pub(crate) owner: Owner,
+    pub(crate) space_id: String,
+    pub(crate) management: String,
     key_id: String,
     key_secret: String,
 }
 
-async fn org(server: &TestServer, name: &str) -> Org {
+pub(crate) async fn org(server: &TestServer, name: &str) -> Org {
     let owner = server
         .register(name, &format!("owner@{}.test", name.to_lowercase()))
         .await;
-    let space = server
-        .post(
-            "/api/v1/chat-spaces",
-            &owner.token,
-            json!({"name": "Platform", "allowedDomains": ["platform.test"]}),
-        )
-        .await;
-    let space_id = space.ok()["id"].as_str().unwrap().to_owned();
-    let token = server
-        .post(
-            "/api/v1/api-tokens",
-            &owner.token,
-            json!({"name": "backend", "scopes": ["management"]}),
-        )
-        .await;
-    let management = token.ok()["token"].as_str().unwrap().to_owned();
-    let key = server
-        .post(
-            "/api/v1/signing-keys",
-            &owner.token,
-            json!({"name": "main"}),
-        )
-        .await;
+    let created = |path: &'static str, body: Value| {
+        let token = owner.token.clone();
+        async move { server.post(path, &token, body).await.ok().clone() }
+    };
+    let space = created(
+        "/api/v1/chat-spaces",
+        json!({"name": "Platform", "allowedDomains": ["platform.test"]}),
+    )
+    .await;
+    let token = created(
+        "/api/v1/api-tokens",
+        json!({"name": "backend", "scopes": ["management"]}),
+    )
+    .await;
+    let key = created("/api/v1/signing-keys", json!({"name": "main"})).await;
+    let text = |v: &Value, f: &str| v[f].as_str().unwrap().to_owned();
     Org {
+        space_id: text(&space, "id"),
+        management: text(&token, "token"),
+        key_id: text(&key, "id"),
+        key_secret: text(&key, "secret"),
         owner,
-        space_id,
-        management,
-        key_id: key.ok()["id"].as_str().unwrap().to_owned(),
-        key_secret: key.body["secret"].as_str().unwrap().to_owned(),
     }
 }
 
@@ -83,6 +76,29 @@ fn sign(kid: Option<&str>, alg: Algorithm, secret: &str, claims: &Value) -> Stri
 }
 
 impl Org {
+    /// A new API token of the organization with these scopes.
+    pub(crate) async fn token(&self, server: &TestServer, name: &str, scopes: &[&str]) -> String {
+        server
+            .post(
+                "/api/v1/api-tokens",
+                &self.owner.token,
+                json!({"name": name, "scopes": scopes}),
+            )
+            .await
+            .ok()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The organization's chat space, as stored.
+    fn space(&self, server: &TestServer) -> mychat::spaces::model::ChatSpace {
+        let read = server.app_state.store.read().unwrap();
+        mychat::store::Reader::space(&read, self.space_id.parse().unwrap())
+            .unwrap()
+            .unwrap()
+    }
+
     fn member_token(&self, sub: &str, tenant: &str, scope1: &[&str], scope2: &[&str]) -> String {
         sign(
             Some(&self.key_id),
@@ -255,17 +271,7 @@ async fn api_tokens_are_shown_once_listed_without_secret_and_refused_after_revok
 async fn a_token_without_the_scope_gets_403() {
     let server = TestServer::start().await;
     let o = org(&server, "Acme").await;
-    let agent_token = server
-        .post(
-            "/api/v1/api-tokens",
-            &o.owner.token,
-            json!({"name": "bot", "scopes": ["agent"]}),
-        )
-        .await
-        .ok()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let agent_token = o.token(&server, "bot", &["agent"]).await;
     let body = json!({
         "chatSpaceId": o.space_id,
         "externalRef": {"type": "order", "id": "1"},
@@ -294,23 +300,8 @@ async fn a_token_without_the_scope_gets_403() {
 async fn an_agent_scope_token_writes_as_the_integration_and_never_holds_threads() {
     let server = TestServer::start().await;
     let o = org(&server, "Acme").await;
-    let bot = server
-        .post(
-            "/api/v1/api-tokens",
-            &o.owner.token,
-            json!({"name": "CRM bot", "scopes": ["agent"]}),
-        )
-        .await
-        .ok()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let space = {
-        let read = server.app_state.store.read().unwrap();
-        mychat::store::Reader::space(&read, o.space_id.parse().unwrap())
-            .unwrap()
-            .unwrap()
-    };
+    let bot = o.token(&server, "CRM bot", &["agent"]).await;
+    let space = o.space(&server);
     let visitor = crate::harness::fixtures::visitor(&server, &space).await;
     let thread = crate::harness::fixtures::visitor_says(&server, &visitor, "hello")
         .await
@@ -365,6 +356,11 @@ async fn member_tokens_are_verified_strictly() {
         sign(Some(&o.key_id), Algorithm::HS256, &o.key_secret, &c)
     };
     let base = claims("u1", "acme", &["logistics"], &["region-1"]);
+    let without = |claim: &str| {
+        let mut c = base.clone();
+        c.as_object_mut().unwrap().remove(claim);
+        sign(Some(&o.key_id), Algorithm::HS256, &o.key_secret, &c)
+    };
     let none_alg = {
         use base64::Engine;
         let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -423,18 +419,8 @@ async fn member_tokens_are_verified_strictly() {
                 c["exp"] = json!(now + 25 * 3600);
             }),
         ),
-        (
-            "no exp",
-            with(&|c| {
-                c.as_object_mut().unwrap().remove("exp");
-            }),
-        ),
-        (
-            "no iat",
-            with(&|c| {
-                c.as_object_mut().unwrap().remove("iat");
-            }),
-        ),
+        ("no exp", without("exp")),
+        ("no iat", without("iat")),
         (
             "iat in the future",
             with(&|c| {
@@ -442,30 +428,10 @@ async fn member_tokens_are_verified_strictly() {
                 c["exp"] = json!(now + 7200);
             }),
         ),
-        (
-            "no sub",
-            with(&|c| {
-                c.as_object_mut().unwrap().remove("sub");
-            }),
-        ),
-        (
-            "no name",
-            with(&|c| {
-                c.as_object_mut().unwrap().remove("name");
-            }),
-        ),
-        (
-            "no tenant",
-            with(&|c| {
-                c.as_object_mut().unwrap().remove("tenant");
-            }),
-        ),
-        (
-            "no scope1",
-            with(&|c| {
-                c.as_object_mut().unwrap().remove("scope1");
-            }),
-        ),
+        ("no sub", without("sub")),
+        ("no name", without("name")),
+        ("no tenant", without("tenant")),
+        ("no scope1", without("scope1")),
         (
             "sub too long",
             with(&|c| {
@@ -706,12 +672,7 @@ async fn management_patches_posts_and_deletes_an_object_thread() {
         .await
         .err(404);
     // Visitor threads are not the management API's to delete.
-    let space = {
-        let read = server.app_state.store.read().unwrap();
-        mychat::store::Reader::space(&read, o.space_id.parse().unwrap())
-            .unwrap()
-            .unwrap()
-    };
+    let space = o.space(&server);
     let visitor = crate::harness::fixtures::visitor(&server, &space).await;
     let vt = crate::harness::fixtures::visitor_says(&server, &visitor, "hi")
         .await

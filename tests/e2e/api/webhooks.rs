@@ -105,31 +105,12 @@ struct Setup {
 
 async fn setup(allow_private: bool) -> Setup {
     let server = TestServer::start_with(|c| c.webhooks.allow_private_targets = allow_private).await;
-    let owner = server.register("Acme", "owner@acme.test").await;
-    let space = server
-        .post(
-            "/api/v1/chat-spaces",
-            &owner.token,
-            json!({"name": "Platform", "allowedDomains": ["platform.test"]}),
-        )
-        .await;
-    let space_id = space.ok()["id"].as_str().unwrap().to_owned();
-    let management = server
-        .post(
-            "/api/v1/api-tokens",
-            &owner.token,
-            json!({"name": "backend", "scopes": ["management"]}),
-        )
-        .await
-        .ok()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let o = crate::api::integrations::org(&server, "Acme").await;
     Setup {
         server,
-        owner,
-        space_id,
-        management,
+        owner: o.owner,
+        space_id: o.space_id,
+        management: o.management,
     }
 }
 
