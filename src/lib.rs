@@ -104,6 +104,9 @@ impl App {
         })?;
         let store = store::Store::open(&dir.join(DB_FILE), config.store.max_batch)?;
         // Webhook deliveries commit with the events that cause them.
+        if !store::Reader::is_empty(&store.read()?, store::tables::WEBHOOKS)? {
+            webhooks::outbox::webhooks_may_exist();
+        }
         store.set_outbox(std::sync::Arc::new(webhooks::outbox::write_deliveries));
         let jwt = auth::jwt::JwtKeys::load(
             &dir,

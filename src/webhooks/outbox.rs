@@ -3,6 +3,8 @@
 //! deliveries, one that does not has none. Payloads are Standard Webhooks
 //! bodies `{type, timestamp, data}`; internal notes are never sent.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -14,6 +16,17 @@ use crate::messages::model::Message;
 use crate::store::{self, Reader, WriteTx};
 use crate::threads::model::{ExternalRef, Thread, ThreadStatus};
 use crate::webhooks::model::{Delivery, DeliveryStatus, Webhook};
+
+/// Whether any database this process opened may hold a webhook. Set when
+/// one is opened with webhooks and before a webhook is created; never
+/// cleared, so it only ever lets the hook skip work when there is surely
+/// nothing to deliver.
+static ANY_WEBHOOK: AtomicBool = AtomicBool::new(false);
+
+/// Notes that webhooks may exist (see [`ANY_WEBHOOK`]).
+pub fn webhooks_may_exist() {
+    ANY_WEBHOOK.store(true, Ordering::Release);
+}
 
 /// A thread as webhooks carry it.
 #[derive(Serialize)]
@@ -141,7 +154,7 @@ pub fn delivery(webhook: &Webhook, kind: &str, payload: String) -> Delivery {
 /// organization that asked for its type.
 pub fn write_deliveries(tx: &mut WriteTx<'_>, events: &[Event]) -> store::Result<()> {
     // The common case, on the message path: no webhook anywhere.
-    if tx.is_empty(crate::store::tables::WEBHOOKS)? {
+    if !ANY_WEBHOOK.load(Ordering::Acquire) {
         return Ok(());
     }
     for event in events {

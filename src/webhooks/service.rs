@@ -120,6 +120,7 @@ pub async fn create(
         updated_at: now,
     };
     let (record, who) = (webhook.clone(), who.clone());
+    outbox::webhooks_may_exist();
     state
         .write(move |tx| {
             tx.put(&record)?;
