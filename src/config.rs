@@ -217,6 +217,8 @@ pub struct WebhooksConfig {
     pub allow_private_targets: bool,
     /// Hours a webhook may keep failing before it is disabled.
     pub disable_after_hours: u64,
+    /// Days the delivery log keeps a delivered or failed delivery.
+    pub keep_deliveries_days: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -239,6 +241,7 @@ impl Default for WebhooksConfig {
         WebhooksConfig {
             allow_private_targets: false,
             disable_after_hours: 5 * 24,
+            keep_deliveries_days: 30,
         }
     }
 }

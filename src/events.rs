@@ -2,7 +2,7 @@
 //! with [`crate::store::WriteTx::emit`]; the writer hands them to the hub
 //! right after the commit that made them true, in commit order.
 
-use crate::ids::{AgentId, MemberId, MessageId, ThreadId};
+use crate::ids::{AgentId, MemberId, MessageId, SigningKeyId, ThreadId};
 use crate::integrations::model::Member;
 use crate::messages::model::Message;
 use crate::threads::model::Thread;
@@ -30,6 +30,8 @@ pub enum Event {
     ParticipantJoined { thread: Thread, member: Member },
     /// A member stopped being a participant (left, or removed).
     ParticipantLeft { thread: Thread, member: Member },
+    /// A signing key was deleted: the member sockets its tokens opened end.
+    SigningKeyRevoked { key: SigningKeyId },
     /// A visitor left a message through the offline form (also a
     /// `MessageNew`); for webhooks.
     OfflineMessage { thread: Thread, message: Message },
@@ -53,7 +55,7 @@ impl Event {
             | Event::ParticipantJoined { thread, .. }
             | Event::ParticipantLeft { thread, .. }
             | Event::OfflineMessage { thread, .. } => Some(thread.id),
-            Event::AgentRevoked { .. } => None,
+            Event::AgentRevoked { .. } | Event::SigningKeyRevoked { .. } => None,
         }
     }
 }

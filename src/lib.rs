@@ -244,11 +244,16 @@ fn spawn_tasks(state: &AppState) -> tasks::Tasks {
         }
     });
     let s = state.clone();
-    tasks.every("audit-retention", Duration::from_secs(3600), move || {
+    tasks.every("log-retention", Duration::from_secs(3600), move || {
         let s = s.clone();
         async move {
             if let Err(e) = audit::prune(&s, s.config.audit.retention_days).await {
                 tracing::warn!(error = %e, "audit retention failed");
+            }
+            if let Err(e) =
+                webhooks::service::prune(&s, s.config.webhooks.keep_deliveries_days).await
+            {
+                tracing::warn!(error = %e, "delivery log retention failed");
             }
         }
     });

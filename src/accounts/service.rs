@@ -234,9 +234,21 @@ pub async fn login(state: &AppState, email: &str, password: &str, who: &Who) -> 
         } else {
             "auth.login_failed"
         };
-        state
-            .write(move |tx| Ok(audit::record(tx, org, &who, action, target("agent", id))?))
-            .await?;
+        let note = move |tx: &mut crate::store::WriteTx<'_>| {
+            Ok(audit::record(tx, org, &who, action, target("agent", id))?)
+        };
+        if success {
+            state.write(note).await?;
+        } else {
+            // Off the response path: a failed login for a known email must
+            // take no longer than one for an unknown email.
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = state.write(note).await {
+                    tracing::warn!(error = %e, "could not note a failed login");
+                }
+            });
+        }
     }
     match agent {
         Some(agent) if ok && !agent.disabled => Ok(agent),

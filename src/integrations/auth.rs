@@ -57,6 +57,7 @@ pub async fn member_from_token(state: &AppState, token: &str) -> Result<MemberCt
         member,
         scopes: identity.scopes,
         expires_at: identity.expires_at,
+        key_id: identity.key_id,
     })
 }
 

@@ -221,6 +221,7 @@ pub async fn delete_key(
                 .filter(|k| k.organization_id == org)
                 .ok_or(AppError::NotFound("signing key"))?;
             tx.delete::<SigningKey>(&crate::store::Record::key(&key))?;
+            tx.emit(crate::events::Event::SigningKeyRevoked { key: id });
             audit::record(
                 tx,
                 org,

@@ -23,6 +23,8 @@ pub struct MemberCtx {
     pub scopes: MemberScopes,
     /// When the member token expires (Unix seconds).
     pub expires_at: i64,
+    /// The signing key of the member token.
+    pub key_id: crate::ids::SigningKeyId,
 }
 
 /// Which dialogs a list shows.

@@ -45,6 +45,8 @@ pub struct MemberIdentity {
     pub scopes: MemberScopes,
     /// When the token expires (Unix seconds): sockets close then.
     pub expires_at: i64,
+    /// The key that signed it: deleting the key ends its sockets.
+    pub key_id: SigningKeyId,
 }
 
 fn unauthorized() -> AppError {
@@ -117,5 +119,6 @@ pub fn verify_member_token(state: &AppState, token: &str) -> AppResult<MemberIde
             scope2: c.scope2,
         },
         expires_at: c.exp,
+        key_id: key.id,
     })
 }

@@ -122,7 +122,10 @@ impl Author {
             Author::Visitor(v) => v.id.0,
             Author::Agent(a) => a.id.0,
             Author::Member(m) => m.id.0,
-            Author::Integration { token, .. } | Author::Backend { token } => token.0,
+            Author::Integration { token, .. } => token.0,
+            // Its own key space: the same token's agent-API sends are
+            // another sender.
+            Author::Backend { token } => uuid::Uuid::from_u128(token.0.as_u128() ^ 1),
             Author::System => uuid::Uuid::nil(),
         }
     }

@@ -261,7 +261,7 @@ pub async fn from_agent(
     state
         .write(move |tx| {
             let mut thread = thread_of_org(tx, agent.organization_id, id)?;
-            if let Some(original) = existing(tx, &author, &new)? {
+            if let Some(original) = existing_in(tx, &author, &new, thread.id)? {
                 return Ok(Sent::original(thread, original));
             }
             let mut claimed = false;
@@ -389,7 +389,7 @@ pub async fn from_member(
                     "join the conversation before writing".into(),
                 ));
             }
-            if let Some(original) = existing(tx, &author, &new)? {
+            if let Some(original) = existing_in(tx, &author, &new, thread.id)? {
                 return Ok(Sent::original(thread, original));
             }
             ensure_open(&thread)?;
@@ -445,7 +445,7 @@ pub async fn from_backend(
             if !thread.is_object_bound() {
                 return Err(AppError::NotFound("thread"));
             }
-            if let Some(original) = existing(tx, &author, &new)? {
+            if let Some(original) = existing_in(tx, &author, &new, thread.id)? {
                 return Ok(Sent::original(thread, original));
             }
             let message = append(tx, &mut thread, &author, &new)?;
@@ -486,6 +486,23 @@ pub fn existing<R: Reader + ?Sized>(
     match &new.client_msg_id {
         Some(cid) => Ok(read.message_by_client_id(author.sender_id(), cid)?),
         None => Ok(None),
+    }
+}
+
+/// [`existing`] for a send into one thread: the key already used for a
+/// message of another thread is a conflict, not that message.
+fn existing_in<R: Reader + ?Sized>(
+    read: &R,
+    author: &Author,
+    new: &NewMessage,
+    thread: ThreadId,
+) -> AppResult<Option<Message>> {
+    match existing(read, author, new)? {
+        Some(m) if m.thread_id != thread => Err(AppError::conflict(
+            "client_msg_id_used",
+            "this clientMsgId was already used for a message of another conversation",
+        )),
+        other => Ok(other),
     }
 }
 

@@ -223,6 +223,15 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
         }
         // For webhooks only: live clients got the `MessageNew`.
         Event::OfflineMessage { .. } => {}
+        Event::SigningKeyRevoked { key } => {
+            hub.publish(
+                Topic::SigningKey(key),
+                Delivery::Close(
+                    crate::realtime::member::CLOSE_TOKEN_EXPIRED,
+                    "signing key deleted",
+                ),
+            );
+        }
         Event::AgentRevoked { agent } => {
             hub.publish(
                 Topic::Agent(agent),

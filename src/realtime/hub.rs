@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::ids::{AgentId, MemberId, MessageId, OrgId, SpaceId, TeamId, VisitorId};
+use crate::ids::{AgentId, MemberId, MessageId, OrgId, SigningKeyId, SpaceId, TeamId, VisitorId};
 use crate::integrations::model::AccessScope;
 
 /// Deliveries a connection may have waiting before it counts as lagging.
@@ -31,6 +31,8 @@ pub enum Topic {
     Agent(AgentId),
     /// One member's sockets: its threads' events.
     Member(MemberId),
+    /// The member sockets opened with tokens of one signing key.
+    SigningKey(SigningKeyId),
     /// Every member socket of an organization: threads that became
     /// available, filtered by each member's scopes ([`Delivery::Scoped`]).
     Members(OrgId),

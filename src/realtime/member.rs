@@ -31,7 +31,7 @@ use crate::store::{ReadTx, Reader};
 
 /// How long a socket may take to send its `auth` frame.
 const AUTH_WITHIN: Duration = Duration::from_secs(10);
-/// Close code when the member token expires.
+/// Close code when the member token expires or its signing key is deleted.
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 
 /// The token from `Sec-WebSocket-Protocol: bearer, <token>`, if sent.
@@ -145,6 +145,17 @@ async fn run(
     // Subscribed before anything is read, so nothing falls in the gap.
     conn.subscribe(Topic::Member(who.member.id));
     conn.subscribe(Topic::Members(who.member.organization_id));
+    conn.subscribe(Topic::SigningKey(who.key_id));
+    // A key deleted before the subscription would otherwise be missed.
+    let key_live = state
+        .store
+        .read()
+        .and_then(|r| r.signing_key(who.key_id))
+        .is_ok_and(|k| k.is_some());
+    if !key_live {
+        rt::close(&mut socket, CLOSE_TOKEN_EXPIRED, "signing key deleted").await;
+        return;
+    }
     let closer = conn.closer();
     let left = who.expires_at - chrono::Utc::now().timestamp();
     let expiry = tokio::spawn(async move {

@@ -263,32 +263,78 @@ pub trait Reader {
         Ok(out)
     }
 
-    /// Pending deliveries whose next attempt is due by `now`, oldest first.
+    /// Pending deliveries whose next attempt is due by `now`, oldest first,
+    /// after the index key `after`; with the key to go on from (None at the
+    /// end of what is due).
+    #[allow(clippy::type_complexity)]
     fn deliveries_due(
         &self,
         now: chrono::DateTime<chrono::Utc>,
+        after: Option<Vec<u8>>,
         limit: usize,
-    ) -> Result<Vec<Delivery>> {
+    ) -> Result<(Vec<Delivery>, Option<Vec<u8>>)> {
         let end = KeyBuf::new().time(now).done();
         let rows = self.scan(
             tables::IDX_DELIVERIES_DUE,
             &Scan {
                 limit,
+                after,
                 ..Scan::default()
             },
         )?;
+        let full = rows.len() == limit;
         let mut out = Vec::new();
+        let mut last = None;
         for (k, _) in rows {
             if k.as_slice() > end.as_slice() {
-                break;
+                return Ok((out, None));
             }
             if let Some(id) = id_at(&k, 8)
                 && let Some(d) = self.by_id(id)?
             {
                 out.push(d);
             }
+            last = Some(k);
         }
-        Ok(out)
+        Ok((out, if full { last } else { None }))
+    }
+
+    /// Delivered and failed deliveries created before `cutoff`, oldest
+    /// first (delivery ids are time-ordered).
+    fn finished_deliveries_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let rows = self.scan(
+                tables::DELIVERIES,
+                &Scan {
+                    limit: 512,
+                    after: after.clone(),
+                    ..Scan::default()
+                },
+            )?;
+            let n = rows.len();
+            for (k, v) in rows {
+                let d: Delivery = codec::decode(&v)?;
+                if d.created_at >= cutoff {
+                    return Ok(out);
+                }
+                if d.status != crate::webhooks::model::DeliveryStatus::Pending {
+                    out.push(d);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+                after = Some(k);
+            }
+            if n < 512 {
+                return Ok(out);
+            }
+        }
     }
 
     // The audit log.

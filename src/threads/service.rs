@@ -622,8 +622,10 @@ pub async fn expire_inactive(state: &AppState) -> AppResult<Vec<Thread>> {
                 continue;
             }
             let cutoff = now - Duration::minutes(minutes as i64);
+            // Object-bound threads live as long as their object: the
+            // integrator deletes them.
             let page = read.threads_in_spaces(&[space.id], &OPEN, None, usize::MAX, &|t| {
-                t.last_activity_at < cutoff
+                !t.is_object_bound() && t.last_activity_at < cutoff
             })?;
             candidates.extend(page.items.into_iter().map(|t| (t.id, cutoff)));
         }
@@ -639,7 +641,7 @@ pub async fn expire_inactive(state: &AppState) -> AppResult<Vec<Thread>> {
                 let Some(mut t) = tx.thread(*id)? else {
                     continue;
                 };
-                if t.status.is_open() && t.last_activity_at < *cutoff {
+                if t.status.is_open() && !t.is_object_bound() && t.last_activity_at < *cutoff {
                     t.status = ThreadStatus::Expired;
                     t.closed_at = Some(Utc::now());
                     t.updated_at = Utc::now();

@@ -299,3 +299,24 @@ pub async fn send_test(state: &AppState, org: OrgId, id: WebhookId) -> AppResult
     state.webhooks_due.notify_one();
     Ok(d)
 }
+
+/// Drops delivered and failed deliveries older than `days` (their payloads
+/// hold message content); pending ones stay until they end.
+pub async fn prune(state: &AppState, days: u32) -> AppResult<usize> {
+    let cutoff = Utc::now() - Duration::days(i64::from(days));
+    let old = state
+        .store
+        .read()?
+        .finished_deliveries_before(cutoff, 5000)?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    state
+        .write(move |tx| {
+            for d in &old {
+                tx.delete::<Delivery>(&crate::store::Record::key(d))?;
+            }
+            Ok(old.len())
+        })
+        .await
+}

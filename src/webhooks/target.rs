@@ -35,21 +35,30 @@ fn private_v4(ip: Ipv4Addr) -> bool {
         || a == 0
         // CGNAT, 100.64.0.0/10
         || (a == 100 && (64..128).contains(&b))
+        // Benchmarking, 198.18.0.0/15
+        || (a == 198 && (18..20).contains(&b))
         // Reserved, 240.0.0.0/4
         || a >= 240
 }
 
 fn private_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let first = seg[0];
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         // unique-local fc00::/7
         || (first & 0xfe00) == 0xfc00
-        // link-local fe80::/10
+        // link-local fe80::/10 and the old site-local fec0::/10
         || (first & 0xffc0) == 0xfe80
-        // IPv4-compatible (deprecated) and NAT64 forms carry an IPv4 inside
+        || (first & 0xffc0) == 0xfec0
+        // IPv4-compatible (deprecated) forms carry an IPv4 inside
         || ip.to_ipv4().is_some_and(private_v4)
+        // NAT64 64:ff9b::/96 carries one in its last 32 bits
+        || (seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && private_v4(embedded(seg[6], seg[7])))
+        // 6to4 2002::/16 carries one in bits 16..48
+        || (first == 0x2002 && private_v4(embedded(seg[1], seg[2])))
 }
 
 /// A webhook URL, checked for its shape.
@@ -147,6 +156,13 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.1.2.3",
             "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "fec0::1",
+            "198.18.0.1",
+            "198.19.255.255",
         ];
         for ip in refused {
             assert!(is_private(ip.parse().unwrap()), "{ip} must be refused");
@@ -157,6 +173,8 @@ mod tests {
             "100.128.0.1",
             "172.32.0.1",
             "2606:4700::1111",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
         ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip} is public");
         }

@@ -23,12 +23,18 @@ use crate::webhooks::{service, target};
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Most of a response body read (and thrown away).
 const MAX_RESPONSE: usize = 4096;
+/// Deliveries one webhook's task takes on before the next scan.
+const PER_HOOK: usize = 100;
+/// Pages of 1,000 due rows one scan may read.
+const MAX_PAGES: usize = 50;
 /// How often due deliveries are looked for without being woken.
 const POLL: Duration = Duration::from_millis(500);
 
 pub fn client(allow_private: bool) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the target itself, past the guard.
+        .no_proxy()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
         .dns_resolver(Arc::new(target::GuardedResolver { allow_private }))
@@ -43,15 +49,8 @@ pub fn start(state: &AppState, tasks: &mut Tasks) {
     let busy: Arc<Mutex<HashSet<WebhookId>>> = Arc::default();
     tasks.spawn("webhooks", move |mut stop| async move {
         loop {
-            let due = state
-                .store
-                .read()
-                .and_then(|r| r.deliveries_due(state.clock.now(), 1000))
-                .unwrap_or_default();
-            let mut by_hook: BTreeMap<WebhookId, Vec<Delivery>> = BTreeMap::new();
-            for d in due {
-                by_hook.entry(d.webhook_id).or_default().push(d);
-            }
+            let serving = busy.lock().expect("busy lock").clone();
+            let by_hook = due_by_hook(&state, &serving);
             for (hook, mut list) in by_hook {
                 if !busy.lock().expect("busy lock").insert(hook) {
                     continue;
@@ -75,8 +74,47 @@ pub fn start(state: &AppState, tasks: &mut Tasks) {
     });
 }
 
+/// Due deliveries of the webhooks not being served now, oldest first, at
+/// most [`PER_HOOK`] each. The scan goes past the rows of busy webhooks, so
+/// one endpoint's backlog never hides another's deliveries.
+fn due_by_hook(state: &AppState, busy: &HashSet<WebhookId>) -> BTreeMap<WebhookId, Vec<Delivery>> {
+    let mut by_hook: BTreeMap<WebhookId, Vec<Delivery>> = BTreeMap::new();
+    let Ok(read) = state.store.read() else {
+        return by_hook;
+    };
+    let now = state.clock.now();
+    let mut after = None;
+    for _ in 0..MAX_PAGES {
+        let Ok((page, next)) = read.deliveries_due(now, after, 1000) else {
+            break;
+        };
+        for d in page {
+            if busy.contains(&d.webhook_id) {
+                continue;
+            }
+            let list = by_hook.entry(d.webhook_id).or_default();
+            if list.len() < PER_HOOK {
+                list.push(d);
+            }
+        }
+        match next {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    by_hook
+}
+
 /// One attempt at one delivery, and its record.
 async fn deliver(state: &AppState, client: &reqwest::Client, d: Delivery) {
+    // The list was read before this task began: another may have sent it
+    // meanwhile, or an attempt moved it later.
+    let now = state.clock.now();
+    let current = state.store.read().and_then(|r| r.delivery(d.id));
+    let Ok(Some(d)) = current else { return };
+    if d.status != DeliveryStatus::Pending || d.next_attempt_at.is_none_or(|at| at > now) {
+        return;
+    }
     let webhook = match state.store.read().and_then(|r| r.webhook(d.webhook_id)) {
         Ok(Some(w)) => w,
         // Deleted meanwhile: its deliveries went with it.

@@ -1378,3 +1378,70 @@ async fn token_and_key_names_are_unique_in_an_organization() {
         "another organization may use the same names"
     );
 }
+
+#[tokio::test]
+async fn object_bound_conversations_never_expire_with_inactivity() {
+    let server = TestServer::start().await;
+    let o = org(&server, "Acme").await;
+    let t = o.object_thread(&server, "T-11", &["a"]).await;
+    let id: mychat::ids::ThreadId = id_of(&t).parse().unwrap();
+    let mut thread = {
+        let read = server.app_state.store.read().unwrap();
+        mychat::store::Reader::thread(&read, id).unwrap().unwrap()
+    };
+    thread.last_activity_at = chrono::Utc::now() - chrono::Duration::days(30);
+    server.put(&thread).await;
+    let expired = mychat::threads::service::expire_inactive(&server.app_state)
+        .await
+        .unwrap();
+    assert!(expired.is_empty(), "{expired:?}");
+    send_as(&server, &o.carrier("a"), id_of(&t), "late", "still here")
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn a_client_msg_id_of_another_conversation_is_a_conflict_not_a_silent_drop() {
+    let server = TestServer::start().await;
+    let o = org(&server, "Acme").await;
+    let x = o.object_thread(&server, "T-12", &["a"]).await;
+    let y = o.object_thread(&server, "T-13", &["a"]).await;
+    let a = o.carrier("a");
+    send_as(&server, &a, id_of(&x), "1", "in x").await.ok();
+    let r = send_as(&server, &a, id_of(&y), "1", "in y").await;
+    assert_eq!(r.err(409), "client_msg_id_used");
+    // The management API's system messages are their own senders.
+    let both = o.token(&server, "both", &["agent", "management"]).await;
+    server
+        .post(
+            &format!("/api/v1/threads/{}/messages", id_of(&x)),
+            &both,
+            json!({"content": "agent api", "clientMsgId": "k"}),
+        )
+        .await
+        .ok();
+    let sys = server
+        .post(
+            &format!("/api/v1/management/threads/{}/messages", id_of(&y)),
+            &both,
+            json!({"content": "management api", "clientMsgId": "k"}),
+        )
+        .await;
+    assert_eq!(sys.status.as_u16(), 201, "{}", sys.body);
+    assert_eq!(sys.body["content"], "management api");
+}
+
+#[tokio::test]
+async fn deleting_a_signing_key_closes_the_member_sockets_its_tokens_opened() {
+    let server = TestServer::start().await;
+    let o = org(&server, "Acme").await;
+    let mut s = member_socket(&server, &o.carrier("a")).await;
+    server
+        .delete(
+            &format!("/api/v1/signing-keys/{}", o.key_id),
+            &o.owner.token,
+        )
+        .await;
+    let (code, _, _) = s.closed().await;
+    assert_eq!(code, 4001);
+}
