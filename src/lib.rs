@@ -40,7 +40,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::{Router, middleware};
@@ -295,6 +296,7 @@ pub fn router(state: AppState) -> Router {
         .merge(realtime::routes())
         .layer(DefaultBodyLimit::max(state.config.http.body_limit))
         .layer(middleware::from_fn(auth::extract::api_token_from_query))
+        .layer(middleware::map_response(envelope_for_bare_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             ops::track,
@@ -311,4 +313,19 @@ pub fn router(state: AppState) -> Router {
 
 async fn api_not_found() -> AppError {
     AppError::NotFound("route")
+}
+
+/// Errors made below the handlers (a body over `http.body_limit` read by
+/// axum itself) come as plain text; every client sees the JSON envelope.
+async fn envelope_for_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return AppError::TooLarge("the request body is too large".into()).into_response();
+    }
+    response
 }

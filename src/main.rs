@@ -112,10 +112,23 @@ fn load(args: &ConfigArgs, listen: Option<std::net::SocketAddr>) -> Result<Confi
 fn init_logging() {
     let filter = EnvFilter::try_from_env("MYCHAT_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    // Colour codes only for a person at a terminal, never into the journal.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Every socket is an open file: the soft limit (often 1,024) would cap the
+/// server near a thousand sockets, so it is raised to the hard limit, as
+/// Go's runtime does.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
 }
 
 #[tokio::main]
@@ -138,6 +151,7 @@ async fn main() -> ExitCode {
         Command::Serve { config, listen } => match load(&config, listen) {
             Ok(config) => {
                 init_logging();
+                raise_open_file_limit();
                 serve(config).await
             }
             Err(e) => Err(e),
@@ -187,6 +201,7 @@ async fn serve(config: Config) -> Result<(), String> {
         }
         None => app.state().config.base_url(bound),
     };
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), url = %base, "serving");
     println!("My-Chat is running at {base}");
     println!("  agent app:  {base}/app");
     println!("  demo page:  {base}/demo");

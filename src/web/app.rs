@@ -27,7 +27,7 @@ const ROOT: &str = "agent";
 /// Nothing but the app's own files may run or style the page; user content
 /// is only ever inserted as text, so nothing inline is needed either.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-img-src 'self' data: blob:; connect-src 'self' ws: wss:; frame-src 'self'; \
+img-src 'self' data: blob:; connect-src 'self'; frame-src 'self'; \
 object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 pub fn routes() -> Router<AppState> {

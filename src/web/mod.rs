@@ -52,7 +52,7 @@ async fn demo(State(state): State<AppState>) -> Result<Response, AppError> {
         [
             (CACHE_CONTROL, "no-store"),
             (CONTENT_TYPE, "text/html; charset=utf-8"),
-            (CONTENT_SECURITY_POLICY, "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data: blob:"),
+            (CONTENT_SECURITY_POLICY, "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data: blob:"),
         ],
         Html(html),
     )

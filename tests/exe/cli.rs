@@ -246,3 +246,48 @@ async fn admin_create_makes_an_owner_who_can_log_in() {
     assert_eq!(login.status(), 200);
     stop(child);
 }
+
+/// The soft and hard "Max open files" of a running process.
+fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    (
+        fields.next().unwrap().to_owned(),
+        fields.next().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn serve_raises_its_open_file_limit_and_logs_without_colour_codes() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = mychat();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("MYCHAT_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // Started the way a default shell starts it: a soft limit of 1,024.
+    unsafe {
+        cmd.pre_exec(|| {
+            let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+            rlimit::setrlimit(rlimit::Resource::NOFILE, 1024.min(hard), hard)
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    // The first log line comes once the server is on its way.
+    let first = err.next().expect("a log line").unwrap();
+    let (soft, hard) = open_file_limits(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(soft, hard, "the soft limit is raised to the hard one");
+    assert!(
+        !first.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal: {first:?}"
+    );
+}

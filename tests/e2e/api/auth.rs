@@ -154,3 +154,21 @@ async fn restart_keeps_accounts() {
         .await
         .ok();
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_the_json_envelope_on_every_route() {
+    let server = TestServer::start_with(|c| c.http.body_limit = 1024).await;
+    let owner = server.register("Acme", "owner@acme.test").await;
+    let big = "x".repeat(4096);
+    let resp = server
+        .client
+        .post(server.url("/api/v1/auth/logout"))
+        .bearer_auth(&owner.token)
+        .header("content-type", "application/json")
+        .body(format!("{{\"refreshToken\":\"{big}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    let reply = crate::harness::Reply::read(resp).await;
+    assert_eq!(reply.err(413), "too_large");
+}
