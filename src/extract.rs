@@ -1,6 +1,7 @@
 //! Request extractors whose rejections are the JSON error envelope.
 
 use axum::extract::{FromRequest, FromRequestParts};
+use serde::{Deserialize, Deserializer};
 
 use crate::error::AppError;
 
@@ -37,4 +38,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
         Ok(ClientIp(ip))
     }
+}
+
+/// For `#[serde(default, deserialize_with = "crate::extract::present")]`:
+/// tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }

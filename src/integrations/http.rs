@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::audit::Who;
 use crate::auth::AdminAuth;
@@ -288,18 +288,9 @@ async fn show_thread(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PatchThreadBody {
     /// Absent: unchanged; null: none.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     subject: Option<Option<String>>,
     access_scopes: Option<Vec<AccessScope>>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 async fn patch_thread(

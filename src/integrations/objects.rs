@@ -144,8 +144,7 @@ pub fn object_thread_in<R: Reader + ?Sized>(
     org: OrgId,
     id: ThreadId,
 ) -> AppResult<Thread> {
-    thread_of_org(read, org, id)?;
-    let thread = read.thread(id)?.ok_or(AppError::NotFound("thread"))?;
+    let thread = thread_of_org(read, org, id)?;
     if !thread.is_object_bound() {
         return Err(AppError::NotFound("thread"));
     }

@@ -383,7 +383,7 @@ pub async fn from_member(
     );
     state
         .write(move |tx| {
-            let mut thread = member_thread(tx, &member, &scopes, id)?;
+            let thread = member_thread(tx, &member, &scopes, id)?;
             if !thread.has_member(member.id) {
                 return Err(AppError::Forbidden(
                     "join the conversation before writing".into(),
@@ -393,18 +393,7 @@ pub async fn from_member(
                 return Ok(Sent::original(thread, original));
             }
             ensure_open(&thread)?;
-            let message = append(tx, &mut thread, &author, &new)?;
-            tx.put(&thread)?;
-            tx.emit(Event::MessageNew {
-                message: message.clone(),
-                thread: thread.clone(),
-            });
-            Ok(Sent {
-                thread,
-                message,
-                created: true,
-                new_thread: false,
-            })
+            post(tx, thread, &author, &new)
         })
         .await
 }
@@ -441,27 +430,37 @@ pub async fn from_backend(
     let author = Author::Backend { token };
     state
         .write(move |tx| {
-            let mut thread = thread_of_org(tx, org, id)?;
+            let thread = thread_of_org(tx, org, id)?;
             if !thread.is_object_bound() {
                 return Err(AppError::NotFound("thread"));
             }
             if let Some(original) = existing_in(tx, &author, &new, thread.id)? {
                 return Ok(Sent::original(thread, original));
             }
-            let message = append(tx, &mut thread, &author, &new)?;
-            tx.put(&thread)?;
-            tx.emit(Event::MessageNew {
-                message: message.clone(),
-                thread: thread.clone(),
-            });
-            Ok(Sent {
-                thread,
-                message,
-                created: true,
-                new_thread: false,
-            })
+            post(tx, thread, &author, &new)
         })
         .await
+}
+
+/// Appends to an existing thread, stores it and tells live clients.
+fn post(
+    tx: &mut WriteTx<'_>,
+    mut thread: Thread,
+    author: &Author,
+    new: &NewMessage,
+) -> AppResult<Sent> {
+    let message = append(tx, &mut thread, author, new)?;
+    tx.put(&thread)?;
+    tx.emit(Event::MessageNew {
+        message: message.clone(),
+        thread: thread.clone(),
+    });
+    Ok(Sent {
+        thread,
+        message,
+        created: true,
+        new_thread: false,
+    })
 }
 
 /// The appliance's own internal note (e.g. "File expired"), inside a write

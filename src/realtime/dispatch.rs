@@ -226,10 +226,7 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
         Event::SigningKeyRevoked { key } => {
             hub.publish(
                 Topic::SigningKey(key),
-                Delivery::Close(
-                    crate::realtime::member::CLOSE_TOKEN_EXPIRED,
-                    "signing key deleted",
-                ),
+                Delivery::Close(crate::realtime::CLOSE_REVOKED, "signing key deleted"),
             );
         }
         Event::AgentRevoked { agent } => {

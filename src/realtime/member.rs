@@ -31,8 +31,6 @@ use crate::store::{ReadTx, Reader};
 
 /// How long a socket may take to send its `auth` frame.
 const AUTH_WITHIN: Duration = Duration::from_secs(10);
-/// Close code when the member token expires or its signing key is deleted.
-pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 
 /// The token from `Sec-WebSocket-Protocol: bearer, <token>`, if sent.
 fn protocol_token(headers: &HeaderMap) -> Option<String> {
@@ -153,14 +151,14 @@ async fn run(
         .and_then(|r| r.signing_key(who.key_id))
         .is_ok_and(|k| k.is_some());
     if !key_live {
-        rt::close(&mut socket, CLOSE_TOKEN_EXPIRED, "signing key deleted").await;
+        rt::close(&mut socket, rt::CLOSE_REVOKED, "signing key deleted").await;
         return;
     }
     let closer = conn.closer();
     let left = who.expires_at - chrono::Utc::now().timestamp();
     let expiry = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(left.max(0) as u64)).await;
-        closer.close(CLOSE_TOKEN_EXPIRED, "member token expired");
+        closer.close(rt::CLOSE_REVOKED, "member token expired");
     });
     let spaces = state
         .store

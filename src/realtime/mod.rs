@@ -32,6 +32,8 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(60);
 pub const CLOSE_GOING_AWAY_RECONNECT: u16 = 1012;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
+/// A session ended by revocation, an expired member token or a deleted
+/// signing key: authenticate again, then `resume`.
 pub const CLOSE_REVOKED: u16 = 4001;
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 

@@ -115,6 +115,36 @@ pub trait Reader {
         Ok(rows.iter().filter_map(|(k, _)| id_at(k, offset)).collect())
     }
 
+    /// Records under `owner` in an `owner ‖ id` index with time-ordered
+    /// ids: newest first, after the id `after`.
+    fn newest_under<R: Record>(
+        &self,
+        table: Table,
+        owner: u128,
+        after: Option<u128>,
+        limit: usize,
+    ) -> Result<Vec<R>> {
+        let prefix = id_key(owner).to_vec();
+        let rows = self.scan(
+            table,
+            &Scan {
+                after: after.map(|a| KeyBuf::new().bytes(&prefix).id(a).done()),
+                prefix,
+                reverse: true,
+                limit,
+            },
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, _) in rows {
+            if let Some(id) = id_at(&k, 16)
+                && let Some(r) = self.by_id(id)?
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     fn records_under<R: Record>(&self, table: Table, owner: u128) -> Result<Vec<R>> {
         let mut out = Vec::new();
         for id in self.ids_under(table, &id_key(owner), 16)? {
@@ -242,25 +272,12 @@ pub trait Reader {
         after: Option<DeliveryId>,
         limit: usize,
     ) -> Result<Vec<Delivery>> {
-        let prefix = id_key(webhook.as_u128()).to_vec();
-        let rows = self.scan(
+        self.newest_under(
             tables::IDX_DELIVERIES_BY_WEBHOOK,
-            &Scan {
-                after: after.map(|a| KeyBuf::new().bytes(&prefix).id(a.as_u128()).done()),
-                prefix,
-                reverse: true,
-                limit,
-            },
-        )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (k, _) in rows {
-            if let Some(id) = id_at(&k, 16)
-                && let Some(d) = self.by_id(id)?
-            {
-                out.push(d);
-            }
-        }
-        Ok(out)
+            webhook.as_u128(),
+            after.map(|a| a.as_u128()),
+            limit,
+        )
     }
 
     /// Pending deliveries whose next attempt is due by `now`, oldest first,
@@ -346,25 +363,12 @@ pub trait Reader {
         after: Option<AuditId>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>> {
-        let prefix = id_key(org.as_u128()).to_vec();
-        let rows = self.scan(
+        self.newest_under(
             tables::IDX_AUDIT_BY_ORG,
-            &Scan {
-                after: after.map(|a| KeyBuf::new().bytes(&prefix).id(a.as_u128()).done()),
-                prefix,
-                reverse: true,
-                limit,
-            },
-        )?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (k, _) in rows {
-            if let Some(id) = id_at(&k, 16)
-                && let Some(e) = self.by_id(id)?
-            {
-                out.push(e);
-            }
-        }
-        Ok(out)
+            org.as_u128(),
+            after.map(|a| a.as_u128()),
+            limit,
+        )
     }
 
     /// Entries of every organization older than `cutoff`, oldest first.

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::auth::{AdminAuth, AgentAuth};
 use crate::error::AppResult;
@@ -74,17 +74,8 @@ struct UpdateBody {
     title: Option<String>,
     body: Option<String>,
     /// Absent: unchanged; null: organization-wide; an id: that space only.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     chat_space_id: Option<Option<SpaceId>>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 async fn update(

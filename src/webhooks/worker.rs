@@ -110,17 +110,18 @@ async fn deliver(state: &AppState, client: &reqwest::Client, d: Delivery) {
     // The list was read before this task began: another may have sent it
     // meanwhile, or an attempt moved it later.
     let now = state.clock.now();
-    let current = state.store.read().and_then(|r| r.delivery(d.id));
-    let Ok(Some(d)) = current else { return };
+    let Ok(read) = state.store.read() else { return };
+    let Ok(Some(d)) = read.delivery(d.id) else {
+        return;
+    };
     if d.status != DeliveryStatus::Pending || d.next_attempt_at.is_none_or(|at| at > now) {
         return;
     }
-    let webhook = match state.store.read().and_then(|r| r.webhook(d.webhook_id)) {
-        Ok(Some(w)) => w,
-        // Deleted meanwhile: its deliveries went with it.
-        Ok(None) => return,
-        Err(_) => return,
+    // Deleted meanwhile: its deliveries went with it.
+    let Ok(Some(webhook)) = read.webhook(d.webhook_id) else {
+        return;
     };
+    drop(read);
     if !webhook.enabled {
         record(
             state,
