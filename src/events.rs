@@ -2,7 +2,8 @@
 //! with [`crate::store::WriteTx::emit`]; the writer hands them to the hub
 //! right after the commit that made them true, in commit order.
 
-use crate::ids::{AgentId, MemberId, MessageId, SigningKeyId, ThreadId};
+use crate::accounts::model::Agent;
+use crate::ids::{AgentId, MemberId, MessageId, SigningKeyId, SpaceId, ThreadId};
 use crate::integrations::model::Member;
 use crate::messages::model::Message;
 use crate::threads::model::Thread;
@@ -25,6 +26,10 @@ pub enum Event {
     },
     /// An agent's sessions were revoked (logout, password change, disabling).
     AgentRevoked { agent: AgentId },
+    /// A space was deleted or its widget key rotated: its widget sockets close.
+    WidgetsEnded { space: SpaceId },
+    /// An agent's spaces or teams changed: its open sockets follow at once.
+    AgentAccessChanged { agent: Agent },
     /// A member became a participant of an object-bound thread (added by
     /// the integrator, or joined). `thread` is the thread after it.
     ParticipantJoined { thread: Thread, member: Member },
@@ -55,7 +60,10 @@ impl Event {
             | Event::ParticipantJoined { thread, .. }
             | Event::ParticipantLeft { thread, .. }
             | Event::OfflineMessage { thread, .. } => Some(thread.id),
-            Event::AgentRevoked { .. } | Event::SigningKeyRevoked { .. } => None,
+            Event::AgentRevoked { .. }
+            | Event::AgentAccessChanged { .. }
+            | Event::WidgetsEnded { .. }
+            | Event::SigningKeyRevoked { .. } => None,
         }
     }
 }

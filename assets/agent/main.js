@@ -7,7 +7,7 @@ import { h, icon, isTyping, mount } from './dom.js';
 import { languagePicker, t } from './i18n.js';
 import * as notify from './notify.js';
 import { AgentSocket } from './socket.js';
-import { emit, inView, isAdmin, on, reset, runtime, state, totalUnread, upsertThread } from './store.js';
+import { emit, inView, isAdmin, on, removeThread, reset, runtime, state, totalUnread, upsertThread } from './store.js';
 import { Admin } from './views/admin.js';
 import { Inbox } from './views/inbox.js';
 import { renderInvite, renderLogin, renderRegister, renderSignedOut } from './views/login.js';
@@ -284,6 +284,15 @@ function onFrame(f) {
     }
     case 'thread:updated':
       upsertThread(f.thread);
+      break;
+    case 'thread:removed':
+      // Routed to a team this agent is not in: out of its view.
+      removeThread(f.threadId);
+      break;
+    case 'access:changed':
+      // Spaces or teams changed: threads may have come or gone.
+      if (f.agent) state.me = { ...state.me, ...f.agent };
+      emit('resync');
       break;
     case 'visitor:message': {
       const th = upsertThread(f.thread);

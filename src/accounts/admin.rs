@@ -19,7 +19,7 @@ use crate::auth::{AdminAuth, AgentAuth};
 use crate::error::{AppError, AppResult};
 use crate::extract::ClientIp;
 use crate::extract::{ApiJson, ApiPath};
-use crate::ids::{AgentId, TeamId};
+use crate::ids::{AgentId, SpaceId, TeamId};
 use crate::state::AppState;
 use crate::store::Page;
 
@@ -169,6 +169,9 @@ struct PatchAgentBody {
     display_name: Option<String>,
     role: Option<Role>,
     team_ids: Option<Vec<TeamId>>,
+    /// `null`: every space.
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    space_ids: Option<Option<Vec<SpaceId>>>,
     disabled: Option<bool>,
 }
 
@@ -185,6 +188,7 @@ async fn patch_agent(
         body.display_name.as_deref(),
         body.role,
         body.team_ids,
+        body.space_ids,
         body.disabled,
     )?;
     let agent = people::update_agent(

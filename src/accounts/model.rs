@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AgentId, OrgId, TeamId};
+use crate::ids::{AgentId, OrgId, SpaceId, TeamId};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -36,6 +36,10 @@ pub struct Agent {
     pub role: Role,
     #[serde(default)]
     pub team_ids: Vec<TeamId>,
+    /// The chat spaces this agent works in; None: every space, including
+    /// spaces created later. Owners and admins work in all of them.
+    #[serde(default)]
+    pub space_ids: Option<Vec<SpaceId>>,
     pub last_seen_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     #[serde(default)]
@@ -56,6 +60,8 @@ pub struct AgentView {
     pub display_name: String,
     pub role: Role,
     pub team_ids: Vec<TeamId>,
+    /// `null`: every space.
+    pub space_ids: Option<Vec<SpaceId>>,
     pub is_online: bool,
     pub last_seen_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -65,6 +71,11 @@ pub struct AgentView {
 }
 
 impl Agent {
+    /// Whether the agent works in `space`.
+    pub fn works_in(&self, space: SpaceId) -> bool {
+        self.role >= Role::Admin || self.space_ids.as_ref().is_none_or(|s| s.contains(&space))
+    }
+
     pub fn view(&self, is_online: bool) -> AgentView {
         AgentView {
             id: self.id,
@@ -73,6 +84,7 @@ impl Agent {
             display_name: self.display_name.clone(),
             role: self.role,
             team_ids: self.team_ids.clone(),
+            space_ids: self.space_ids.clone(),
             is_online,
             last_seen_at: self.last_seen_at,
             created_at: self.created_at,

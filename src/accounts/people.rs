@@ -14,12 +14,14 @@ use crate::audit::{self, Who, target};
 use crate::auth::{Caller, tokens};
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
-use crate::ids::{AgentId, OrgId, TeamId};
+use crate::ids::{AgentId, OrgId, SpaceId, TeamId};
 use crate::state::AppState;
 use crate::store::{self, Reader, WriteTx, id_key, tables};
 
 /// An agent may belong to at most this many teams.
 pub const MAX_TEAM_IDS: usize = 50;
+/// An agent may work in at most this many named spaces.
+pub const MAX_SPACE_IDS: usize = 200;
 
 /// Who is acting: small and `Copy`, so write closures can capture it.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +47,21 @@ pub struct AgentChange {
     pub display_name: Option<String>,
     pub role: Option<Role>,
     pub team_ids: Option<Vec<TeamId>>,
+    /// Some(None): every space.
+    pub space_ids: Option<Option<Vec<SpaceId>>>,
     pub disabled: Option<bool>,
+}
+
+/// The ids without repeats, in their first order, at most `max` of them.
+fn unique<T: PartialEq + Copy>(field: &str, ids: Vec<T>, max: usize) -> AppResult<Vec<T>> {
+    crate::validate::list_len(field, &ids, max)?;
+    let mut unique: Vec<T> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    Ok(unique)
 }
 
 impl AgentChange {
@@ -55,34 +71,33 @@ impl AgentChange {
         display_name: Option<&str>,
         role: Option<Role>,
         team_ids: Option<Vec<TeamId>>,
+        space_ids: Option<Option<Vec<SpaceId>>>,
         disabled: Option<bool>,
     ) -> AppResult<AgentChange> {
         let display_name = display_name
             .map(|n| crate::validate::name("displayName", n, MAX_NAME))
             .transpose()?;
-        let team_ids = match team_ids {
-            Some(ids) => {
-                crate::validate::list_len("teamIds", &ids, MAX_TEAM_IDS)?;
-                let mut unique: Vec<TeamId> = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if !unique.contains(&id) {
-                        unique.push(id);
-                    }
-                }
-                Some(unique)
-            }
-            None => None,
+        let team_ids = team_ids
+            .map(|ids| unique("teamIds", ids, MAX_TEAM_IDS))
+            .transpose()?;
+        let space_ids = match space_ids {
+            Some(Some(ids)) => Some(Some(unique("spaceIds", ids, MAX_SPACE_IDS)?)),
+            other => other,
         };
         Ok(AgentChange {
             display_name,
             role,
             team_ids,
+            space_ids,
             disabled,
         })
     }
 
     fn only_display_name(&self) -> bool {
-        self.role.is_none() && self.team_ids.is_none() && self.disabled.is_none()
+        self.role.is_none()
+            && self.team_ids.is_none()
+            && self.space_ids.is_none()
+            && self.disabled.is_none()
     }
 }
 
@@ -137,6 +152,9 @@ pub fn apply_change(actor: Actor, target: &mut Agent, change: &AgentChange) -> A
     if let Some(ids) = &change.team_ids {
         target.team_ids = ids.clone();
     }
+    if let Some(ids) = &change.space_ids {
+        target.space_ids = ids.clone();
+    }
     if let Some(role) = new_role {
         target.role = role;
     }
@@ -171,6 +189,18 @@ fn check_teams<R: Reader + ?Sized>(r: &R, org: OrgId, ids: &[TeamId]) -> AppResu
     for id in ids {
         if !matches!(r.team(*id)?, Some(t) if t.organization_id == org) {
             return Err(AppError::validation(format!("teamIds: no team {id}")));
+        }
+    }
+    Ok(())
+}
+
+/// Every id must name a chat space of `org` (400 otherwise).
+fn check_spaces<R: Reader + ?Sized>(r: &R, org: OrgId, ids: &[SpaceId]) -> AppResult<()> {
+    for id in ids {
+        if !matches!(r.space(*id)?, Some(s) if s.organization_id == org) {
+            return Err(AppError::validation(format!(
+                "spaceIds: no chat space {id}"
+            )));
         }
     }
     Ok(())
@@ -267,6 +297,9 @@ pub async fn update_agent(
             if let Some(ids) = &change.team_ids {
                 check_teams(tx, actor.org, ids)?;
             }
+            if let Some(Some(ids)) = &change.space_ids {
+                check_spaces(tx, actor.org, ids)?;
+            }
             let before = agent.clone();
             let revoked = apply_change(actor, &mut agent, &change)?;
             if agent.disabled && !before.disabled {
@@ -278,6 +311,7 @@ pub async fn update_agent(
                 (agent.disabled && !before.disabled, "agent.disable"),
                 (!agent.disabled && before.disabled, "agent.enable"),
                 (agent.team_ids != before.team_ids, "agent.teams_change"),
+                (agent.space_ids != before.space_ids, "agent.spaces_change"),
                 (agent.display_name != before.display_name, "agent.rename"),
             ];
             for (_, action) in changes.iter().filter(|(changed, _)| *changed) {
@@ -285,6 +319,10 @@ pub async fn update_agent(
             }
             if revoked {
                 tx.emit(Event::AgentRevoked { agent: agent.id });
+            } else if agent.team_ids != before.team_ids || agent.space_ids != before.space_ids {
+                tx.emit(Event::AgentAccessChanged {
+                    agent: agent.clone(),
+                });
             }
             Ok(agent)
         })
@@ -435,6 +473,7 @@ pub async fn delete_team(state: &AppState, org: OrgId, id: TeamId, who: &Who) ->
             for mut agent in members {
                 agent.team_ids.retain(|t| *t != id);
                 tx.put(&agent)?;
+                tx.emit(Event::AgentAccessChanged { agent });
             }
             tx.delete::<Team>(&id_key(id.as_u128()))?;
             audit::record(tx, org, &who, "team.delete", target("team", id))?;
@@ -457,6 +496,7 @@ mod tests {
             display_name: "A".into(),
             role,
             team_ids: Vec::new(),
+            space_ids: None,
             last_seen_at: None,
             created_at: Utc::now(),
             disabled: false,
@@ -552,6 +592,11 @@ mod tests {
             ..AgentChange::default()
         };
         assert!(apply_change(who, &mut me, &teams).is_err());
+        let spaces = AgentChange {
+            space_ids: Some(None),
+            ..AgentChange::default()
+        };
+        assert!(apply_change(who, &mut me, &spaces).is_err());
     }
 
     #[test]

@@ -82,7 +82,7 @@ async fn agent_upload(
     ApiQuery(q): ApiQuery<UploadQuery>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> AppResult<(StatusCode, Json<AttachmentView>)> {
-    let scope = service::agent_scope(&state, &caller.agent, q.thread_id, q.chat_space_id)?;
+    let scope = service::agent_scope(&state, &caller, q.thread_id, q.chat_space_id)?;
     receive(&state, scope, multipart).await
 }
 
@@ -193,7 +193,7 @@ impl FromRequestParts<AppState> for Downloader {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let token = bearer(parts).ok_or(AppError::NotFound("attachment"))?;
         if let Ok(caller) = agent_from_token(state, token) {
-            return Ok(Downloader(Viewer::Agent(caller.org())));
+            return Ok(Downloader(Viewer::Agent(caller.org(), caller.access())));
         }
         if let Ok(who) = crate::integrations::identity::verify_member_token(state, token) {
             let member = state

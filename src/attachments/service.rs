@@ -5,15 +5,16 @@ use chrono::Utc;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use crate::accounts::model::Agent;
 use crate::attachments::files::{self, Placed, TempFile};
 use crate::attachments::model::{Attachment, Uploader, UploaderKind};
 use crate::attachments::{policy, thumbs};
+use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::ids::{AttachmentId, MemberId, OrgId, SpaceId, ThreadId, VisitorId};
 use crate::spaces::model::{AttachmentPolicy, ChatSpace};
 use crate::state::AppState;
 use crate::store::Reader;
+use crate::threads::rules::Access;
 
 /// Where an upload goes and under whose name.
 #[derive(Clone, Debug)]
@@ -52,10 +53,12 @@ static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 /// with) of its organization.
 pub fn agent_scope(
     state: &AppState,
-    agent: &Agent,
+    caller: &Caller,
     thread: Option<ThreadId>,
     space: Option<SpaceId>,
 ) -> AppResult<Scope> {
+    let agent = &caller.agent;
+    let access = caller.access();
     let read = state.store.read()?;
     let uploader = Uploader {
         kind: UploaderKind::Agent,
@@ -63,7 +66,8 @@ pub fn agent_scope(
     };
     match (thread, space) {
         (Some(id), None) => {
-            let thread = crate::threads::rules::thread_of_org(&read, agent.organization_id, id)?;
+            let thread =
+                crate::threads::rules::visible_thread(&read, agent.organization_id, &access, id)?;
             let space = read
                 .space(thread.chat_space_id)?
                 .ok_or(AppError::NotFound("thread"))?;
@@ -72,7 +76,7 @@ pub fn agent_scope(
         (None, Some(id)) => {
             let space = read
                 .space(id)?
-                .filter(|s| s.organization_id == agent.organization_id)
+                .filter(|s| s.organization_id == agent.organization_id && access.works_in(s.id))
                 .ok_or(AppError::NotFound("chat space"))?;
             scope_of(&space, uploader, None)
         }
@@ -216,7 +220,7 @@ fn io_error(e: std::io::Error) -> AppError {
 /// Who asks to download.
 #[derive(Clone, Debug)]
 pub enum Viewer {
-    Agent(OrgId),
+    Agent(OrgId, Access),
     Visitor(VisitorId),
     Member(MemberId),
 }
@@ -233,7 +237,19 @@ pub fn visible(state: &AppState, viewer: &Viewer, id: AttachmentId) -> AppResult
         .filter(Attachment::is_live)
         .ok_or_else(not_found)?;
     let allowed = match viewer {
-        Viewer::Agent(org) => a.organization_id == *org,
+        Viewer::Agent(org, access) => {
+            a.organization_id == *org
+                && match a.message_id {
+                    None => access.all || a.uploader.id == access.agent.0,
+                    Some(m) => match read.message(m)? {
+                        Some(m) => {
+                            crate::threads::rules::visible_thread(&read, *org, access, m.thread_id)
+                                .is_ok()
+                        }
+                        None => false,
+                    },
+                }
+        }
         Viewer::Visitor(visitor) => match a.message_id {
             None => a.uploader.kind == UploaderKind::Visitor && a.uploader.id == visitor.0,
             Some(m) => {

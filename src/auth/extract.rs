@@ -40,6 +40,13 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         self.agent.role >= Role::Admin
     }
+    /// What the caller may see (see [`Access`]).
+    pub fn access(&self) -> crate::threads::rules::Access {
+        match &self.token {
+            Some(_) => crate::threads::rules::Access::everything(self.agent.id),
+            None => crate::threads::rules::Access::of(&self.agent),
+        }
+    }
     /// Whether an API token, not a person, is calling.
     pub fn is_integration(&self) -> bool {
         self.token.is_some()
@@ -54,6 +61,7 @@ impl Caller {
             display_name: token.name.clone(),
             role: Role::Agent,
             team_ids: Vec::new(),
+            space_ids: None,
             last_seen_at: None,
             created_at: token.created_at,
             disabled: false,
@@ -160,6 +168,12 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 
 /// Verifies an access token and loads its agent; used by REST and sockets.
 pub fn agent_from_token(state: &AppState, token: &str) -> Result<Caller, AppError> {
+    agent_and_expiry(state, token).map(|(caller, _)| caller)
+}
+
+/// The agent an access token names, and when the token expires (Unix
+/// seconds): sockets close then.
+pub fn agent_and_expiry(state: &AppState, token: &str) -> Result<(Caller, i64), AppError> {
     let unauthorized = || AppError::Unauthorized("invalid or expired access token".into());
     let claims = state.jwt.verify(token).ok_or_else(unauthorized)?;
     let agent = state
@@ -170,7 +184,7 @@ pub fn agent_from_token(state: &AppState, token: &str) -> Result<Caller, AppErro
     if agent.disabled || agent.token_version != claims.ver || agent.organization_id != claims.org {
         return Err(unauthorized());
     }
-    Ok(Caller { agent, token: None })
+    Ok((Caller { agent, token: None }, claims.exp))
 }
 
 impl FromRequestParts<AppState> for AgentAuth {

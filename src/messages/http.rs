@@ -38,7 +38,7 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> AppResult<Json<Page<Message>>> {
     let read = state.store.read()?;
-    let thread = crate::threads::rules::thread_of_org(&read, caller.org(), id)?;
+    let thread = crate::threads::rules::visible_thread(&read, caller.org(), &caller.access(), id)?;
     let limit = validate::limit(q.limit)?;
     Ok(Json(service::page(
         &read,
@@ -99,7 +99,7 @@ async fn edit(
     ApiJson(body): ApiJson<EditBody>,
 ) -> AppResult<Json<Message>> {
     Ok(Json(
-        service::edit(&state, &caller.agent, id, body.content).await?,
+        service::edit(&state, &caller, id, body.content).await?,
     ))
 }
 
@@ -108,5 +108,5 @@ async fn remove(
     AgentAuth(caller): AgentAuth,
     ApiPath(id): ApiPath<MessageId>,
 ) -> AppResult<Json<Message>> {
-    Ok(Json(service::delete(&state, &caller.agent, id).await?))
+    Ok(Json(service::delete(&state, &caller, id).await?))
 }

@@ -22,7 +22,7 @@ use crate::state::AppState;
 use crate::store::{Reader, WriteTx};
 use crate::threads::model::{LastMessage, ReadMarker, Thread};
 use crate::threads::rules::{
-    assign, ensure_open, holder_error, new_thread, open_thread_of, thread_of_org,
+    assign, ensure_open, holder_error, new_thread, open_thread_of, thread_of_org, visible_thread,
 };
 
 /// The subject of a thread the offline form started.
@@ -258,9 +258,10 @@ pub async fn from_agent(
         ),
         None => (Author::Agent(agent.clone()), false),
     };
+    let access = caller.access();
     state
         .write(move |tx| {
-            let mut thread = thread_of_org(tx, agent.organization_id, id)?;
+            let mut thread = visible_thread(tx, agent.organization_id, &access, id)?;
             if let Some(original) = existing_in(tx, &author, &new, thread.id)? {
                 return Ok(Sent::original(thread, original));
             }
@@ -271,6 +272,11 @@ pub async fn from_agent(
             } else if !new.internal {
                 ensure_open(&thread)?;
                 match thread.assigned_agent_id {
+                    None if !access.may_claim(&thread) => {
+                        return Err(AppError::Forbidden(
+                            "this thread is for another team".into(),
+                        ));
+                    }
                     None => {
                         assign(&mut thread, agent.id);
                         claimed = true;
@@ -325,7 +331,7 @@ pub async fn agent_starts(
             let space = tx
                 .space(v.chat_space_id)?
                 .ok_or(AppError::NotFound("visitor"))?;
-            if space.organization_id != agent.organization_id {
+            if space.organization_id != agent.organization_id || !agent.works_in(space.id) {
                 return Err(AppError::NotFound("visitor"));
             }
             if let Some(open) = open_thread_of(tx, visitor)? {

@@ -3,8 +3,8 @@
 
 use chrono::{Duration, Utc};
 
-use crate::accounts::model::Agent;
 use crate::attachments::binding as attachments;
+use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
 use crate::ids::{MessageId, ThreadId};
@@ -12,6 +12,7 @@ use crate::messages::model::{Message, SenderType};
 use crate::messages::send::NewMessage;
 use crate::state::AppState;
 use crate::store::{Page, Reader, WriteTx};
+use crate::threads::rules::Access;
 
 /// Which messages a reader may see.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -77,16 +78,17 @@ pub fn page<R: Reader + ?Sized>(
 /// Edits an agent's own message within the edit window.
 pub async fn edit(
     state: &AppState,
-    agent: &Agent,
+    caller: &Caller,
     id: MessageId,
     content: String,
 ) -> AppResult<Message> {
     let new = NewMessage::parse(&content, None, None, false, Vec::new())?;
     let window = Duration::seconds(state.config.limits.edit_window_secs as i64);
-    let agent = agent.clone();
+    let agent = caller.agent.clone();
+    let access = caller.access();
     let message = state
         .write(move |tx| {
-            let mut m = message_of_org(tx, agent.organization_id, id)?;
+            let mut m = message_of_org(tx, agent.organization_id, &access, id)?;
             if m.sender_type != SenderType::Agent || m.sender_id != agent.id.0 {
                 return Err(AppError::Forbidden(
                     "only the author may edit a message".into(),
@@ -116,10 +118,11 @@ pub async fn edit(
 
 /// Soft-deletes a message: the author or an admin; shown as "deleted".
 /// Its files are deleted once that is committed.
-pub async fn delete(state: &AppState, agent: &Agent, id: MessageId) -> AppResult<Message> {
-    let agent = agent.clone();
+pub async fn delete(state: &AppState, caller: &Caller, id: MessageId) -> AppResult<Message> {
+    let agent = caller.agent.clone();
+    let access = caller.access();
     let message = attachments::write_then_remove(state, move |tx| {
-        let mut m = message_of_org(tx, agent.organization_id, id)?;
+        let mut m = message_of_org(tx, agent.organization_id, &access, id)?;
         let own = m.sender_type == SenderType::Agent && m.sender_id == agent.id.0;
         if !own && agent.role < crate::accounts::model::Role::Admin {
             return Err(AppError::Forbidden(
@@ -160,18 +163,16 @@ fn refresh_preview(tx: &mut WriteTx<'_>, m: &Message) -> AppResult<()> {
     Ok(())
 }
 
-/// A message whose thread belongs to a space of `org`; otherwise 404.
+/// A message of a thread of `org` that `access` sees; otherwise 404.
 pub fn message_of_org<R: Reader + ?Sized>(
     read: &R,
     org: crate::ids::OrgId,
+    access: &Access,
     id: MessageId,
 ) -> AppResult<Message> {
     let not_found = || AppError::NotFound("message");
     let m = read.message(id)?.ok_or_else(not_found)?;
-    let thread = read.thread(m.thread_id)?.ok_or_else(not_found)?;
-    let space = read.space(thread.chat_space_id)?.ok_or_else(not_found)?;
-    if space.organization_id != org {
-        return Err(not_found());
-    }
+    crate::threads::rules::visible_thread(read, org, access, m.thread_id)
+        .map_err(|_| not_found())?;
     Ok(m)
 }

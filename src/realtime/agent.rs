@@ -12,20 +12,19 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde_json::json;
 
-use crate::accounts::model::Role;
 use crate::auth::Caller;
-use crate::auth::extract::agent_from_token;
+use crate::auth::extract::agent_and_expiry;
 use crate::error::{AppError, AppResult};
 use crate::extract::ClientIp;
 use crate::ids::{MessageId, SpaceId, ThreadId};
 use crate::messages::send::{self, NewMessage};
 use crate::realtime::driver::{self, SentLog, Session, Stored};
-use crate::realtime::hub::{Connection, Delivery, Topic};
+use crate::realtime::hub::{Connection, Delivery, SharedAccess, Topic};
 use crate::realtime::protocol::{self, AgentIn, frame};
-use crate::realtime::{self as rt, dispatch, replay};
+use crate::realtime::{self as rt, replay};
 use crate::state::AppState;
 use crate::store::{ReadTx, Reader};
-use crate::threads::rules::thread_of_org;
+use crate::threads::rules::visible_thread;
 use crate::threads::service::{self as threads, ReadBy};
 
 /// How long a socket may take to send its `auth` frame.
@@ -73,7 +72,7 @@ pub async fn upgrade(
     }
     let token = protocol_token(&headers);
     let caller = match &token {
-        Some(t) => Some(agent_from_token(&state, t)?),
+        Some(t) => Some(agent_and_expiry(&state, t)?),
         None => None,
     };
     let mut ws = ws.map_err(|e| AppError::validation(e.body_text()))?;
@@ -84,15 +83,15 @@ pub async fn upgrade(
     Ok(rt::configure(ws).on_upgrade(move |socket| run(state, socket, caller)))
 }
 
-async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<Caller> {
+async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<(Caller, i64)> {
     let first = tokio::time::timeout(AUTH_WITHIN, socket.recv()).await;
     let Ok(Some(Ok(WsMessage::Text(text)))) = first else {
         rt::close(socket, rt::CLOSE_UNAUTHORIZED, "authenticate first").await;
         return None;
     };
     match protocol::parse::<AgentIn>(text.as_str()) {
-        Ok(AgentIn::Auth { token }) => match agent_from_token(state, &token) {
-            Ok(caller) => Some(caller),
+        Ok(AgentIn::Auth { token }) => match agent_and_expiry(state, &token) {
+            Ok(found) => Some(found),
             Err(_) => {
                 rt::close(socket, rt::CLOSE_UNAUTHORIZED, "invalid token").await;
                 None
@@ -107,15 +106,19 @@ async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<Caller
 
 struct AgentSocket {
     state: AppState,
+    /// Re-read from storage before every action the socket takes.
     caller: Caller,
+    /// What the agent sees now; the hub changes it when its spaces or
+    /// teams change.
+    access: SharedAccess,
     spaces: Vec<SpaceId>,
     /// Message frames sent, of the joined spaces.
     log: SentLog,
     last_typing: HashMap<ThreadId, Instant>,
 }
 
-async fn run(state: AppState, mut socket: WebSocket, caller: Option<Caller>) {
-    let caller = match caller {
+async fn run(state: AppState, mut socket: WebSocket, caller: Option<(Caller, i64)>) {
+    let (caller, expires_at) = match caller {
         Some(c) => c,
         None => match authenticate(&state, &mut socket).await {
             Some(c) => c,
@@ -123,19 +126,29 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<Caller>) {
         },
     };
     let mut conn = state.hub.connect();
-    let teams = (caller.role() < Role::Admin).then(|| caller.agent.team_ids.clone());
-    conn.set_audience(caller.id(), teams);
+    let access = conn.set_access(caller.access());
     conn.subscribe(Topic::Agent(caller.id()));
     conn.subscribe(Topic::Org(caller.org()));
-    // A revocation committed before the subscription would otherwise be missed.
+    // A revocation or access change committed before the subscription
+    // would otherwise be missed.
     let Ok(caller) = agent_from_token_again(&state, &caller) else {
         rt::close(&mut socket, rt::CLOSE_REVOKED, "session revoked").await;
         return;
     };
+    *access.write().expect("access lock") = caller.access();
+    // The socket lives as long as its access token: then the client
+    // refreshes, reconnects and resumes.
+    let closer = conn.closer();
+    let left = expires_at - chrono::Utc::now().timestamp();
+    let expiry = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(left.max(0) as u64)).await;
+        closer.close(rt::CLOSE_REVOKED, "access token expired");
+    });
     let first_socket = state.hub.agent_online(caller.org(), caller.id());
     let mut me = AgentSocket {
         state: state.clone(),
         caller,
+        access,
         spaces: Vec::new(),
         log: SentLog::default(),
         last_typing: HashMap::new(),
@@ -150,6 +163,7 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<Caller>) {
     if rt::send_text(&mut socket, &ready).await {
         driver::drive(&mut socket, &mut conn, &mut me).await;
     }
+    expiry.abort();
     if state.hub.agent_offline(me.caller.org(), me.caller.id()) {
         me.announce_presence(false);
     }
@@ -184,10 +198,14 @@ impl Session for AgentSocket {
         let Some(after) = after else {
             return Ok(Some(Vec::new()));
         };
-        let me = self.caller.id();
-        let teams = (self.caller.role() < Role::Admin).then_some(&self.caller.agent.team_ids[..]);
-        let wanted = |t: &crate::threads::model::Thread| dispatch::routed(t, me, teams);
-        replay::for_agent(read, &self.spaces, after, &wanted)
+        let access = self.access.read().expect("access lock").clone();
+        let spaces: Vec<SpaceId> = self
+            .spaces
+            .iter()
+            .copied()
+            .filter(|s| access.works_in(*s))
+            .collect();
+        replay::for_agent(read, &spaces, after, &|t| access.sees(t))
     }
 
     async fn handle(&mut self, text: &str, conn: &mut Connection) -> Vec<String> {
@@ -239,6 +257,14 @@ impl AgentSocket {
             Ok(f) => f,
             Err((code, message)) => return vec![protocol::error(code, &message)],
         };
+        // Spaces, teams and role as they are now, not as they were at connect.
+        match agent_from_token_again(&self.state, &self.caller) {
+            Ok(fresh) => self.caller = fresh,
+            Err(e) => {
+                conn.closer().close(rt::CLOSE_REVOKED, "session revoked");
+                return vec![protocol::error(e.code(), &e.public_message())];
+            }
+        }
         let result = match parsed {
             AgentIn::Auth { .. } => Ok(vec![protocol::error(
                 "already_authenticated",
@@ -292,6 +318,9 @@ impl AgentSocket {
     }
 
     fn join(&mut self, space: SpaceId, conn: &mut Connection) -> AppResult<Vec<String>> {
+        if !self.caller.access().works_in(space) {
+            return Err(AppError::NotFound("chat space"));
+        }
         crate::spaces::service::get(&self.state, self.caller.org(), space)?;
         conn.subscribe(Topic::Space(space));
         if !self.spaces.contains(&space) {
@@ -311,7 +340,12 @@ impl AgentSocket {
         {
             return Ok(Vec::new());
         }
-        let thread = thread_of_org(&self.state.store.read()?, self.caller.org(), thread_id)?;
+        let thread = visible_thread(
+            &self.state.store.read()?,
+            self.caller.org(),
+            &self.caller.access(),
+            thread_id,
+        )?;
         if is_typing {
             self.last_typing.insert(thread_id, now);
         } else {
@@ -332,13 +366,18 @@ impl AgentSocket {
         );
         self.state.hub.publish(
             Topic::Space(thread.chat_space_id),
-            Delivery::frame(to_agents),
+            Delivery::about(to_agents, &std::sync::Arc::new(thread)),
         );
         Ok(Vec::new())
     }
 
     async fn read(&mut self, thread_id: ThreadId, up_to: MessageId) -> AppResult<Vec<String>> {
-        thread_of_org(&self.state.store.read()?, self.caller.org(), thread_id)?;
+        visible_thread(
+            &self.state.store.read()?,
+            self.caller.org(),
+            &self.caller.access(),
+            thread_id,
+        )?;
         threads::mark_read(
             &self.state,
             thread_id,

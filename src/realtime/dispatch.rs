@@ -2,6 +2,8 @@
 //! store's writer in commit order and are published by one task in that same
 //! order, so every socket sees messages in server order.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -14,6 +16,7 @@ use crate::realtime::protocol::frame;
 use crate::state::AppState;
 use crate::store::{ReadTx, Reader};
 use crate::threads::model::Thread;
+use crate::threads::rules::Access;
 use crate::threads::service::view_of;
 
 /// Starts the dispatcher and connects it to the store's commits.
@@ -61,24 +64,13 @@ pub fn widget_thread(read: &ReadTx, thread: &Thread) -> Value {
     json!({ "threadId": thread.id, "id": thread.id, "status": thread.status, "agentName": agent_name })
 }
 
-/// A message frame; for agents routed like its thread (see [`routed`]).
-fn message_delivery(text: String, message: &Message, thread: Option<&Thread>) -> Delivery {
+/// A message frame; on agents' topics only for those who see its thread.
+fn message_delivery(text: String, message: &Message, thread: Option<&Arc<Thread>>) -> Delivery {
     Delivery::Frame {
         text: text.into(),
         message: Some(message.id),
-        team: thread.and_then(|t| t.team_id),
-        holder: thread.and_then(|t| t.assigned_agent_id),
-    }
-}
-
-/// Whether an agent socket with these teams (None: an admin's, all) gets
-/// the thread's frames: the same rule live deliveries follow in the hub.
-pub fn routed(thread: &Thread, agent: AgentId, teams: Option<&[crate::ids::TeamId]>) -> bool {
-    match (thread.team_id, teams) {
-        (Some(team), Some(teams)) => {
-            teams.contains(&team) || thread.assigned_agent_id == Some(agent)
-        }
-        _ => true,
+        thread: thread.cloned(),
+        otherwise: None,
     }
 }
 
@@ -103,12 +95,7 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             );
             hub.publish(
                 Topic::Space(thread.chat_space_id),
-                Delivery::Frame {
-                    text: text.into(),
-                    message: None,
-                    team: thread.team_id,
-                    holder: thread.assigned_agent_id,
-                },
+                Delivery::about(text, &Arc::new(thread)),
             );
         }
         Event::ThreadUpdated { thread } => {
@@ -119,7 +106,17 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                 "thread:updated",
                 json!({ "thread": thread_json(read, &thread) }),
             );
-            hub.publish(Topic::Space(thread.chat_space_id), Delivery::frame(text));
+            // Agents who no longer see it (another team now) drop it.
+            let removed = frame("thread:removed", json!({ "threadId": thread.id }));
+            hub.publish(
+                Topic::Space(thread.chat_space_id),
+                Delivery::Frame {
+                    text: text.into(),
+                    message: None,
+                    thread: Some(Arc::new(thread.clone())),
+                    otherwise: Some(removed.into()),
+                },
+            );
             let widget = frame("thread:updated", widget_thread(read, &thread));
             hub.publish(Topic::Visitor(thread.visitor_id), Delivery::frame(widget));
         }
@@ -129,9 +126,10 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                 kind,
                 json!({ "message": message, "thread": thread_json(read, &thread) }),
             );
+            let shared = Arc::new(thread.clone());
             hub.publish(
                 Topic::Space(thread.chat_space_id),
-                message_delivery(text, &message, Some(&thread)),
+                message_delivery(text, &message, Some(&shared)),
             );
             if thread.is_object_bound() && message.visible_to_visitor() {
                 let text = frame(
@@ -152,7 +150,7 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             let text = frame("message:updated", json!({ "message": message }));
             hub.publish(
                 Topic::Space(thread.chat_space_id),
-                Delivery::frame(text.clone()),
+                Delivery::about(text.clone(), &Arc::new(thread.clone())),
             );
             if message.visible_to_visitor() {
                 if thread.is_object_bound() {
@@ -181,7 +179,10 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                 "messages:read",
                 json!({ "threadId": thread.id, "reader": who, "upTo": up_to }),
             );
-            hub.publish(Topic::Space(thread.chat_space_id), Delivery::frame(text));
+            hub.publish(
+                Topic::Space(thread.chat_space_id),
+                Delivery::about(text, &Arc::new(thread.clone())),
+            );
             if thread.is_object_bound() {
                 let text = frame(
                     "messages:read",
@@ -209,7 +210,10 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                 json!({ "dialogId": thread.id, "participant": who }),
             );
             to_members(hub, &thread, &text);
-            hub.publish(Topic::Space(thread.chat_space_id), Delivery::frame(text));
+            hub.publish(
+                Topic::Space(thread.chat_space_id),
+                Delivery::about(text, &Arc::new(thread.clone())),
+            );
         }
         Event::ParticipantLeft { thread, member } => {
             let text = frame(
@@ -219,7 +223,10 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             // The one who left hears it too, as the end of that dialog.
             hub.publish(Topic::Member(member.id), Delivery::frame(text.clone()));
             to_members(hub, &thread, &text);
-            hub.publish(Topic::Space(thread.chat_space_id), Delivery::frame(text));
+            hub.publish(
+                Topic::Space(thread.chat_space_id),
+                Delivery::about(text, &Arc::new(thread.clone())),
+            );
         }
         // For webhooks only: live clients got the `MessageNew`.
         Event::OfflineMessage { .. } => {}
@@ -228,6 +235,18 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                 Topic::SigningKey(key),
                 Delivery::Close(crate::realtime::CLOSE_REVOKED, "signing key deleted"),
             );
+        }
+        Event::WidgetsEnded { space } => {
+            hub.publish(
+                Topic::SpaceWidgets(space),
+                Delivery::Close(crate::realtime::CLOSE_REVOKED, "chat space closed"),
+            );
+        }
+        Event::AgentAccessChanged { agent } => {
+            hub.update_access(agent.id, &Access::of(&agent));
+            // The app reloads its lists: threads may have come or gone.
+            let text = frame("access:changed", json!({ "agent": agent.view(true) }));
+            hub.publish(Topic::Agent(agent.id), Delivery::frame(text));
         }
         Event::AgentRevoked { agent } => {
             hub.publish(
@@ -254,8 +273,8 @@ fn to_members_message(hub: &Hub, thread: &Thread, message: &Message, text: Strin
             Delivery::Frame {
                 text: text.clone(),
                 message: Some(message.id),
-                team: None,
-                holder: None,
+                thread: None,
+                otherwise: None,
             },
         );
     }

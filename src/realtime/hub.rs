@@ -7,12 +7,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::ids::{AgentId, MemberId, MessageId, OrgId, SigningKeyId, SpaceId, TeamId, VisitorId};
+use crate::ids::{AgentId, MemberId, MessageId, OrgId, SigningKeyId, SpaceId, VisitorId};
 use crate::integrations::model::AccessScope;
+use crate::threads::model::Thread;
+use crate::threads::rules::Access;
 
 /// Deliveries a connection may have waiting before it counts as lagging.
 pub const QUEUE: usize = 256;
@@ -46,10 +48,12 @@ pub enum Delivery {
         text: Arc<str>,
         /// The message it carries, so replays and live frames never repeat.
         message: Option<MessageId>,
-        /// Routed to a team: only that team's agents (and admins) get it...
-        team: Option<TeamId>,
-        /// ...and the agent holding the thread, whatever its teams.
-        holder: Option<AgentId>,
+        /// The thread it is about: an agent's socket gets it only when the
+        /// agent sees that thread ([`Access::sees`]), checked per frame.
+        thread: Option<Arc<Thread>>,
+        /// What an agent that does not see the thread gets instead, if
+        /// anything (a thread that left its view).
+        otherwise: Option<Arc<str>>,
     },
     /// A frame only members that may join one of these threads' scopes get,
     /// and not those in `except` (they hear through their own topic).
@@ -71,8 +75,18 @@ impl Delivery {
         Delivery::Frame {
             text: text.into(),
             message: None,
-            team: None,
-            holder: None,
+            thread: None,
+            otherwise: None,
+        }
+    }
+
+    /// A frame about `thread`, for those who see it.
+    pub fn about(text: String, thread: &Arc<Thread>) -> Delivery {
+        Delivery::Frame {
+            text: text.into(),
+            message: None,
+            thread: Some(thread.clone()),
+            otherwise: None,
         }
     }
 }
@@ -81,23 +95,21 @@ struct Subscriber {
     queue: mpsc::Sender<Delivery>,
     lagged: Arc<AtomicBool>,
     wake: Arc<Notify>,
-    /// None: every delivery; Some: only unrouted ones and these teams'.
-    teams: Option<Arc<[TeamId]>>,
-    /// The agent on the other end, if an agent's socket.
-    agent: Option<AgentId>,
+    /// An agent socket's access, shared by all its subscriptions and
+    /// changed in place when the agent's spaces or teams change.
+    access: Option<SharedAccess>,
     close: CloseSlot,
 }
 
+/// What an agent's socket may see, as it is now.
+pub type SharedAccess = Arc<RwLock<Access>>;
+
 impl Subscriber {
-    /// Whether a delivery routed to `team` for a thread `holder` holds is
-    /// for this subscriber.
-    fn wants(&self, team: Option<TeamId>, holder: Option<AgentId>) -> bool {
-        match (team, &self.teams) {
-            (Some(team), Some(teams)) => {
-                teams.contains(&team) || (holder.is_some() && holder == self.agent)
-            }
-            _ => true,
-        }
+    /// Whether a frame about `thread` is for this subscriber.
+    fn sees(&self, thread: &Thread) -> bool {
+        self.access
+            .as_ref()
+            .is_none_or(|a| a.read().expect("access lock").sees(thread))
     }
 
     /// Asks the socket to close; the first close wins.
@@ -149,8 +161,7 @@ pub struct Connection {
     pub lagged: Arc<AtomicBool>,
     pub wake: Arc<Notify>,
     topics: Vec<Topic>,
-    teams: Option<Arc<[TeamId]>>,
-    agent: Option<AgentId>,
+    access: Option<SharedAccess>,
     close: CloseSlot,
 }
 
@@ -171,8 +182,7 @@ impl Hub {
             lagged: Arc::new(AtomicBool::new(false)),
             wake: Arc::new(Notify::new()),
             topics: Vec::new(),
-            teams: None,
-            agent: None,
+            access: None,
             close: CloseSlot::default(),
         }
     }
@@ -190,12 +200,21 @@ impl Hub {
             return;
         }
         for sub in subs.values() {
-            if let Delivery::Frame { team, holder, .. } = &delivery
-                && !sub.wants(*team, *holder)
+            let mut delivery = delivery.clone();
+            if let Delivery::Frame {
+                thread: Some(thread),
+                otherwise,
+                text,
+                ..
+            } = &mut delivery
+                && !sub.sees(thread)
             {
-                continue;
+                match otherwise.take() {
+                    Some(other) => *text = other,
+                    None => continue,
+                }
             }
-            match sub.queue.try_send(delivery.clone()) {
+            match sub.queue.try_send(delivery) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     sub.lagged.store(true, Ordering::Release);
@@ -291,6 +310,22 @@ impl Hub {
         let _ = tokio::time::timeout(grace, wait).await;
     }
 
+    /// Gives every socket of `agent` its new access at once: the next frame
+    /// published is already checked against it.
+    pub fn update_access(&self, agent: AgentId, access: &Access) {
+        let topics = self.topics.lock().expect("hub lock");
+        for sub in topics
+            .map
+            .get(&Topic::Agent(agent))
+            .into_iter()
+            .flat_map(HashMap::values)
+        {
+            if let Some(shared) = &sub.access {
+                *shared.write().expect("access lock") = access.clone();
+            }
+        }
+    }
+
     /// Whether the hub is closing (new sockets are refused).
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
@@ -298,11 +333,12 @@ impl Hub {
 }
 
 impl Connection {
-    /// Restricts team-routed deliveries to these teams (None: all) and to
-    /// the threads `agent` holds. Set before subscribing.
-    pub fn set_audience(&mut self, agent: AgentId, teams: Option<Vec<TeamId>>) {
-        self.agent = Some(agent);
-        self.teams = teams.map(Into::into);
+    /// Restricts frames about threads to those `access` sees. Set before
+    /// subscribing; [`Hub::update_access`] changes it while the socket lives.
+    pub fn set_access(&mut self, access: Access) -> SharedAccess {
+        let shared = Arc::new(RwLock::new(access));
+        self.access = Some(shared.clone());
+        shared
     }
 
     pub fn subscribe(&mut self, topic: Topic) {
@@ -313,8 +349,7 @@ impl Connection {
             queue: self.queue.clone(),
             lagged: self.lagged.clone(),
             wake: self.wake.clone(),
-            teams: self.teams.clone(),
-            agent: self.agent,
+            access: self.access.clone(),
             close: self.close.clone(),
         };
         let mut topics = self.hub.topics.lock().expect("hub lock");
@@ -420,30 +455,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn team_routed_frames_reach_only_that_team() {
+    async fn frames_about_threads_reach_only_agents_who_see_them() {
         let hub = Hub::new();
-        let space = Topic::Space(SpaceId::new());
-        let (sales, support) = (TeamId::new(), TeamId::new());
+        let space_id = SpaceId::new();
+        let space = Topic::Space(space_id);
+        let (sales, support) = (crate::ids::TeamId::new(), crate::ids::TeamId::new());
         let seller_id = AgentId::new();
         let mut seller = hub.connect();
-        seller.set_audience(seller_id, Some(vec![sales]));
+        let access = |teams| Access {
+            agent: seller_id,
+            all: false,
+            spaces: None,
+            teams,
+        };
+        seller.set_access(access(vec![sales]));
+        seller.subscribe(Topic::Agent(seller_id));
         seller.subscribe(space);
         let mut admin = hub.connect();
         admin.subscribe(space);
-        let routed = |holder| Delivery::Frame {
-            text: "x".into(),
-            message: None,
-            team: Some(support),
-            holder,
-        };
-        hub.publish(space, routed(None));
+        let mut thread = crate::threads::rules::new_thread(space_id, VisitorId::new());
+        thread.team_id = Some(support);
+        let about = |t: &Thread| Delivery::about("x".into(), &Arc::new(t.clone()));
+        hub.publish(space, about(&thread));
         assert!(seller.deliveries.try_recv().is_err());
         assert!(admin.deliveries.try_recv().is_ok());
         // A thread the seller holds reaches the seller, whatever its team.
-        hub.publish(space, routed(Some(seller_id)));
+        thread.assigned_agent_id = Some(seller_id);
+        hub.publish(space, about(&thread));
         assert!(seller.deliveries.try_recv().is_ok());
-        hub.publish(space, routed(Some(AgentId::new())));
+        thread.assigned_agent_id = Some(AgentId::new());
+        hub.publish(space, about(&thread));
         assert!(seller.deliveries.try_recv().is_err());
+        // Joining the team counts from the next frame on.
+        hub.update_access(seller_id, &access(vec![sales, support]));
+        hub.publish(space, about(&thread));
+        assert!(seller.deliveries.try_recv().is_ok());
     }
 
     #[tokio::test]

@@ -316,7 +316,7 @@ impl MemberSocket {
         );
         self.state.hub.publish(
             Topic::Space(thread.chat_space_id),
-            Delivery::frame(to_agents),
+            Delivery::about(to_agents, &std::sync::Arc::new(thread)),
         );
         Ok(Vec::new())
     }

@@ -78,6 +78,13 @@ async fn run(state: AppState, mut socket: WebSocket, visitor: Visitor, space: Ch
     // Subscribed before anything is read, so nothing falls in the gap.
     conn.subscribe(Topic::Visitor(visitor.id));
     conn.subscribe(Topic::SpaceWidgets(space.id));
+    // A deletion or key rotation committed before the subscription would
+    // otherwise be missed.
+    let current = state.store.read().and_then(|r| r.space(space.id));
+    if !matches!(current, Ok(Some(s)) if s.widget_key == space.widget_key) {
+        rt::close(&mut socket, rt::CLOSE_REVOKED, "chat space closed").await;
+        return;
+    }
     let mut me = WidgetSocket {
         state: state.clone(),
         visitor: visitor.id,
@@ -225,9 +232,10 @@ impl WidgetSocket {
             "visitor:typing",
             json!({ "threadId": thread.id, "visitorId": self.visitor, "isTyping": is_typing }),
         );
-        self.state
-            .hub
-            .publish(Topic::Space(self.space.id), Delivery::frame(text));
+        self.state.hub.publish(
+            Topic::Space(self.space.id),
+            Delivery::about(text, &std::sync::Arc::new(thread)),
+        );
     }
 
     async fn page(&mut self, url: String, title: Option<String>) -> AppResult<()> {

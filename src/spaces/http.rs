@@ -64,8 +64,11 @@ async fn list(
     AgentAuth(caller): AgentAuth,
 ) -> AppResult<Json<Page<ChatSpace>>> {
     // An organization has a handful of spaces; one page holds them all.
+    let access = caller.access();
+    let mut items = service::list(&state, caller.org())?;
+    items.retain(|s| access.works_in(s.id));
     Ok(Json(Page {
-        items: service::list(&state, caller.org())?,
+        items,
         next_cursor: None,
     }))
 }
@@ -75,6 +78,9 @@ async fn show(
     AgentAuth(caller): AgentAuth,
     ApiPath(id): ApiPath<SpaceId>,
 ) -> AppResult<Json<ChatSpace>> {
+    if !caller.access().works_in(id) {
+        return Err(crate::error::AppError::NotFound("chat space"));
+    }
     Ok(Json(service::get(&state, caller.org(), id)?))
 }
 
@@ -138,6 +144,9 @@ async fn embed(
     AgentAuth(caller): AgentAuth,
     ApiPath(id): ApiPath<SpaceId>,
 ) -> AppResult<Json<KeyReply>> {
+    if !caller.access().works_in(id) {
+        return Err(crate::error::AppError::NotFound("chat space"));
+    }
     let space = service::get(&state, caller.org(), id)?;
     Ok(Json(key_reply(&state, space.widget_key)))
 }

@@ -3,13 +3,18 @@
 use chrono::Utc;
 use serde_json::{Map, Value};
 
+use crate::attachments::model::Attachment;
 use crate::audit::{self, Who, target};
 use crate::auth::tokens;
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 use crate::ids::{OrgId, SpaceId};
 use crate::spaces::model::{ChatSpace, OpeningHours, SpaceSettings, parse_hhmm};
 use crate::state::AppState;
-use crate::store::{Reader, id_key};
+use crate::store::{Reader, Record, id_key};
+use crate::templates::model::Template;
+use crate::threads::model::ThreadStatus;
+use crate::visitors::model::Visitor;
 
 pub const MAX_NAME: usize = 100;
 pub const MAX_DOMAINS: usize = 50;
@@ -166,19 +171,49 @@ pub async fn update(
     Ok(space)
 }
 
-/// Removes a space. Deleting the record drops its widget-key index entry,
-/// so the key stops resolving in the same commit.
+/// Removes a space and everything under it in one write: its visitors,
+/// their threads, messages and attachments (the files once committed), its
+/// templates, and the space from the agents who worked in it. Deleting the
+/// record drops its widget-key index entry, so the key stops resolving in
+/// the same commit; its widget sockets are closed right after.
 pub async fn delete(state: &AppState, org: OrgId, id: SpaceId, who: &Who) -> AppResult<()> {
     let who = who.clone();
-    state
-        .write(move |tx| {
-            owned(tx, org, id)?;
-            tx.delete::<ChatSpace>(&id_key(id.as_u128()))?;
-            audit::record(tx, org, &who, "space.delete", target("chat_space", id))?;
-            Ok(())
-        })
-        .await?;
-    Ok(())
+    crate::attachments::binding::write_then_remove(state, move |tx| {
+        owned(tx, org, id)?;
+        let mut files = Vec::new();
+        let threads =
+            tx.threads_in_spaces(&[id], &ThreadStatus::ALL, None, usize::MAX, &|_| true)?;
+        for thread in &threads.items {
+            files.extend(crate::threads::service::erase(tx, thread)?);
+        }
+        for visitor in tx.visitors_of_space(id)? {
+            tx.delete::<Visitor>(&visitor.key())?;
+        }
+        for pending in tx.attachments_pending_in(id)? {
+            if let Some(gone) = tx.delete::<Attachment>(&pending.key())? {
+                files.extend(gone.file_keys());
+            }
+        }
+        for template in tx.templates_of_org(org)? {
+            if template.chat_space_id == Some(id) {
+                tx.delete::<Template>(&template.key())?;
+            }
+        }
+        for mut agent in tx.agents_of_org(org)? {
+            if let Some(spaces) = agent.space_ids.as_mut()
+                && spaces.contains(&id)
+            {
+                spaces.retain(|s| *s != id);
+                tx.put(&agent)?;
+                tx.emit(Event::AgentAccessChanged { agent });
+            }
+        }
+        tx.delete::<ChatSpace>(&id_key(id.as_u128()))?;
+        tx.emit(Event::WidgetsEnded { space: id });
+        audit::record(tx, org, &who, "space.delete", target("chat_space", id))?;
+        Ok(((), files))
+    })
+    .await
 }
 
 /// Gives the space a new widget key; the old one stops resolving at once.
@@ -196,6 +231,9 @@ pub async fn rotate_key(
             let mut space = owned(tx, org, id)?;
             space.widget_key = key.clone();
             tx.put(&space)?;
+            // Pages with the old key lose their sockets now, not at their
+            // next reconnect.
+            tx.emit(Event::WidgetsEnded { space: id });
             audit::record(tx, org, &who, "space.rotate_key", target("chat_space", id))?;
             Ok(space)
         })

@@ -437,6 +437,10 @@ pub trait Reader {
         self.by_id(id.as_u128())
     }
 
+    fn visitors_of_space(&self, space: SpaceId) -> Result<Vec<Visitor>> {
+        self.records_under(tables::IDX_VISITORS_BY_SPACE, space.as_u128())
+    }
+
     fn visitor_by_token_hash(&self, hash: &[u8]) -> Result<Option<Visitor>> {
         match self.pointer(tables::IDX_VISITOR_TOKEN, hash)? {
             Some(id) => self.by_id(id),
@@ -622,6 +626,27 @@ pub trait Reader {
             .take_while(|(k, _)| k.as_slice() < end.as_slice())
             .filter_map(|(k, _)| id_at(k, 8).map(AttachmentId::from_u128))
             .collect())
+    }
+
+    /// Uploads of `space` no message carries (the pending index holds the
+    /// last day's uploads only, so this reads little).
+    fn attachments_pending_in(&self, space: SpaceId) -> Result<Vec<Attachment>> {
+        let rows = self.scan(
+            tables::IDX_ATTACHMENTS_PENDING,
+            &Scan {
+                limit: usize::MAX,
+                ..Scan::default()
+            },
+        )?;
+        let mut out = Vec::new();
+        for id in rows.iter().filter_map(|(k, _)| id_at(k, 8)) {
+            if let Some(a) = self.by_id::<Attachment>(id)?
+                && a.chat_space_id == space
+            {
+                out.push(a);
+            }
+        }
+        Ok(out)
     }
 }
 

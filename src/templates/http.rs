@@ -33,8 +33,14 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> AppResult<Json<Page<Template>>> {
     // The agent app loads them all once to complete `/` shortcuts.
+    let access = caller.access();
+    if query.chat_space_id.is_some_and(|s| !access.works_in(s)) {
+        return Err(crate::error::AppError::NotFound("chat space"));
+    }
+    let mut items = service::list(&state, caller.org(), query.chat_space_id)?;
+    items.retain(|t| t.chat_space_id.is_none_or(|s| access.works_in(s)));
     Ok(Json(Page {
-        items: service::list(&state, caller.org(), query.chat_space_id)?,
+        items,
         next_cursor: None,
     }))
 }
@@ -44,7 +50,14 @@ async fn show(
     AgentAuth(caller): AgentAuth,
     ApiPath(id): ApiPath<TemplateId>,
 ) -> AppResult<Json<Template>> {
-    Ok(Json(service::get(&state, caller.org(), id)?))
+    let template = service::get(&state, caller.org(), id)?;
+    if template
+        .chat_space_id
+        .is_some_and(|s| !caller.access().works_in(s))
+    {
+        return Err(crate::error::AppError::NotFound("template"));
+    }
+    Ok(Json(template))
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use crate::accounts::model::{Agent, Role};
 use crate::error::{AppError, AppResult};
-use crate::ids::{AgentId, OrgId, SpaceId, ThreadId, VisitorId};
+use crate::ids::{AgentId, OrgId, SpaceId, TeamId, ThreadId, VisitorId};
 use crate::store::{Reader, WriteTx};
 use crate::threads::model::{Thread, ThreadStatus};
 
@@ -21,12 +21,77 @@ pub fn thread_of_org<R: Reader + ?Sized>(read: &R, org: OrgId, id: ThreadId) -> 
     Ok(thread)
 }
 
-/// Whether an agent may see an unassigned thread in its Available list:
-/// threads routed to a team are for that team's agents.
-pub fn available_to(agent: &Agent, thread: &Thread) -> bool {
-    thread
-        .team_id
-        .is_none_or(|t| agent.team_ids.contains(&t) || agent.role >= Role::Admin)
+/// What an agent may see: the one access rule for threads. REST routes
+/// apply it to every read and write, the hub to every live frame.
+///
+/// Owners, admins and the organization's backend (API tokens) see every
+/// thread of the organization. A plain agent sees a thread when it is in
+/// one of the agent's spaces and has no team, or one of the agent's teams,
+/// or the agent holds it or took part in it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Access {
+    pub agent: AgentId,
+    pub all: bool,
+    /// None: every space.
+    pub spaces: Option<Vec<SpaceId>>,
+    pub teams: Vec<TeamId>,
+}
+
+impl Access {
+    pub fn of(agent: &Agent) -> Access {
+        Access {
+            agent: agent.id,
+            all: agent.role >= Role::Admin,
+            spaces: agent.space_ids.clone(),
+            teams: agent.team_ids.clone(),
+        }
+    }
+
+    /// Everything of the organization (an API token).
+    pub fn everything(agent: AgentId) -> Access {
+        Access {
+            agent,
+            all: true,
+            spaces: None,
+            teams: Vec::new(),
+        }
+    }
+
+    pub fn works_in(&self, space: SpaceId) -> bool {
+        self.all || self.spaces.as_ref().is_none_or(|s| s.contains(&space))
+    }
+
+    fn in_team_of(&self, thread: &Thread) -> bool {
+        thread.team_id.is_none_or(|t| self.teams.contains(&t))
+    }
+
+    pub fn sees(&self, thread: &Thread) -> bool {
+        self.all
+            || (self.works_in(thread.chat_space_id)
+                && (self.in_team_of(thread)
+                    || thread.assigned_agent_id == Some(self.agent)
+                    || thread.participants.contains(&self.agent)))
+    }
+
+    /// Whether the agent may take the thread while nobody holds it: its
+    /// space, and its team when it is routed to one.
+    pub fn may_claim(&self, thread: &Thread) -> bool {
+        self.all || (self.works_in(thread.chat_space_id) && self.in_team_of(thread))
+    }
+}
+
+/// A thread of `org` that `access` sees; anything else is a 404.
+pub fn visible_thread<R: Reader + ?Sized>(
+    read: &R,
+    org: OrgId,
+    access: &Access,
+    id: ThreadId,
+) -> AppResult<Thread> {
+    let thread = thread_of_org(read, org, id)?;
+    if !access.sees(&thread) {
+        return Err(AppError::NotFound("thread"));
+    }
+    Ok(thread)
 }
 
 /// The 409 naming who holds the thread.

@@ -17,8 +17,8 @@ use crate::state::AppState;
 use crate::store::{Page, Reader, Record, ThreadCursor, WriteTx};
 use crate::threads::model::{ReadMarker, Thread, ThreadStatus};
 use crate::threads::rules::{
-    assign, available_to, ensure_holder_or_admin, ensure_open, holder_error, open_thread_of,
-    thread_of_org,
+    Access, assign, ensure_holder_or_admin, ensure_open, holder_error, open_thread_of,
+    thread_of_org, visible_thread,
 };
 
 pub const OPEN: [ThreadStatus; 3] = [
@@ -128,29 +128,29 @@ pub fn list(
     filter: &ListFilter,
 ) -> AppResult<Page<ThreadView>> {
     let read = state.store.read()?;
+    let access = caller.access();
     let spaces: Vec<SpaceId> = match filter.space {
         Some(id) => {
             let space = read
                 .space(id)?
-                .filter(|s| s.organization_id == caller.org())
+                .filter(|s| s.organization_id == caller.org() && access.works_in(s.id))
                 .ok_or(AppError::NotFound("chat space"))?;
             vec![space.id]
         }
-        None => read
-            .spaces_of_org(caller.org())?
-            .into_iter()
-            .map(|s| s.id)
-            .collect(),
+        None => spaces_of(&read, caller.org(), &access)?,
     };
     let q = filter.q.as_ref().map(|q| q.to_lowercase());
     let agent = &caller.agent;
     let keep = |t: &Thread| {
+        if !access.sees(t) {
+            return false;
+        }
         let assigned_ok = match filter.assigned {
             None => true,
             Some(want) => t.assigned_agent_id == want,
         };
         let view_ok = match view {
-            Some(View::Available) => available_to(agent, t),
+            Some(View::Available) => access.may_claim(t),
             Some(View::Mine) => filter.space.is_none_or(|s| s == t.chat_space_id),
             _ => true,
         };
@@ -180,9 +180,23 @@ pub fn list(
     })
 }
 
+/// The organization's spaces `access` works in.
+pub fn spaces_of<R: Reader + ?Sized>(
+    read: &R,
+    org: OrgId,
+    access: &Access,
+) -> AppResult<Vec<SpaceId>> {
+    Ok(read
+        .spaces_of_org(org)?
+        .into_iter()
+        .map(|s| s.id)
+        .filter(|s| access.works_in(*s))
+        .collect())
+}
+
 pub fn get(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
     let read = state.store.read()?;
-    let thread = thread_of_org(&read, caller.org(), id)?;
+    let thread = visible_thread(&read, caller.org(), &caller.access(), id)?;
     view_of(&read, thread, caller.id())
 }
 
@@ -205,19 +219,20 @@ async fn change<F>(
     mut apply: F,
 ) -> AppResult<ThreadView>
 where
-    F: FnMut(&mut WriteTx<'_>, &mut Thread, &Agent) -> AppResult<bool> + Send + 'static,
+    F: FnMut(&mut WriteTx<'_>, &mut Thread, &Agent, &Access) -> AppResult<bool> + Send + 'static,
 {
     let agent = caller.agent.clone();
+    let access = caller.access();
     let thread = state
         .write(move |tx| {
-            let mut thread = thread_of_org(tx, agent.organization_id, id)?;
+            let mut thread = visible_thread(tx, agent.organization_id, &access, id)?;
             if thread.is_object_bound() {
                 return Err(AppError::conflict(
                     "object_bound",
                     "a conversation bound to an object has no holder; its members take part",
                 ));
             }
-            if apply(tx, &mut thread, &agent)? {
+            if apply(tx, &mut thread, &agent, &access)? {
                 tx.put(&thread)?;
                 tx.emit(Event::ThreadUpdated {
                     thread: thread.clone(),
@@ -234,14 +249,14 @@ where
 /// naming the holder. Claiming a thread one already holds is a no-op.
 pub async fn claim(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
     people_only(caller)?;
-    change(state, caller, id, |tx, thread, agent| {
+    change(state, caller, id, |tx, thread, agent, access| {
         ensure_open(thread)?;
         match thread.assigned_agent_id {
             Some(holder) if holder == agent.id => return Ok(false),
             Some(holder) => return Err(holder_error(tx, holder)),
             None => {}
         }
-        if !available_to(agent, thread) {
+        if !access.may_claim(thread) {
             return Err(AppError::Forbidden(
                 "this thread is for another team".into(),
             ));
@@ -255,7 +270,7 @@ pub async fn claim(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult
 /// Gives a thread back to the queue.
 pub async fn release(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
     people_only(caller)?;
-    change(state, caller, id, |tx, thread, agent| {
+    change(state, caller, id, |tx, thread, agent, _| {
         ensure_open(thread)?;
         ensure_holder_or_admin(tx, thread, agent)?;
         if thread.assigned_agent_id.is_none() {
@@ -277,7 +292,7 @@ pub async fn transfer(
     to: AgentId,
 ) -> AppResult<ThreadView> {
     people_only(caller)?;
-    change(state, caller, id, move |tx, thread, agent| {
+    change(state, caller, id, move |tx, thread, agent, _| {
         ensure_open(thread)?;
         ensure_holder_or_admin(tx, thread, agent)?;
         let target = tx
@@ -290,6 +305,12 @@ pub async fn transfer(
                 "that agent is disabled",
             ));
         }
+        if !target.works_in(thread.chat_space_id) {
+            return Err(AppError::conflict(
+                "agent_not_in_space",
+                "that agent does not work in this chat space",
+            ));
+        }
         assign(thread, target.id);
         Ok(true)
     })
@@ -298,7 +319,7 @@ pub async fn transfer(
 
 /// Ends a conversation. The holder, an admin, or anyone while unassigned.
 pub async fn close(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
-    change(state, caller, id, |tx, thread, agent| {
+    change(state, caller, id, |tx, thread, agent, _| {
         if !thread.status.is_open() {
             return Ok(false);
         }
@@ -315,9 +336,14 @@ pub async fn close(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult
 /// Reopens a closed or expired thread; the reopening agent holds it.
 pub async fn reopen(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
     people_only(caller)?;
-    change(state, caller, id, |_, thread, agent| {
+    change(state, caller, id, |_, thread, agent, access| {
         if thread.status.is_open() {
             return Ok(false);
+        }
+        if !access.may_claim(thread) && thread.assigned_agent_id != Some(agent.id) {
+            return Err(AppError::Forbidden(
+                "this thread is for another team".into(),
+            ));
         }
         assign(thread, agent.id);
         thread.closed_at = None;
@@ -343,7 +369,12 @@ pub async fn patch(
     id: ThreadId,
     p: ThreadPatch,
 ) -> AppResult<ThreadView> {
-    change(state, caller, id, move |tx, thread, agent| {
+    change(state, caller, id, move |tx, thread, agent, access| {
+        if !access.all && thread.assigned_agent_id != Some(agent.id) {
+            return Err(AppError::Forbidden(
+                "only the agent holding the thread or an admin may change it".into(),
+            ));
+        }
         if let Some(status) = p.status {
             if !matches!(status, ThreadStatus::Pending | ThreadStatus::Active) {
                 return Err(AppError::validation(
@@ -515,11 +546,8 @@ pub struct UnreadCount {
 
 pub fn unread_count(state: &AppState, caller: &Caller) -> AppResult<UnreadCount> {
     let read = state.store.read()?;
-    let spaces: Vec<SpaceId> = read
-        .spaces_of_org(caller.org())?
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
+    let access = caller.access();
+    let spaces = spaces_of(&read, caller.org(), &access)?;
     let agent = &caller.agent;
     let mut total = 0;
     let mut threads = 0;
@@ -535,7 +563,7 @@ pub fn unread_count(state: &AppState, caller: &Caller) -> AppResult<UnreadCount>
         &[ThreadStatus::Unassigned],
         None,
         usize::MAX,
-        &|t| available_to(agent, t),
+        &|t| access.may_claim(t),
     )?;
     available.items.iter().for_each(&mut count);
     let mine = read.threads_of_agent(
@@ -585,18 +613,7 @@ pub async fn delete_in_org(state: &AppState, org: OrgId, id: ThreadId, who: &Who
     let who = who.clone();
     crate::attachments::binding::write_then_remove(state, move |tx| {
         let thread = thread_of_org(tx, org, id)?;
-        let messages = tx.messages(thread.id, None, false, usize::MAX)?;
-        let mut files = Vec::new();
-        for m in &messages {
-            for a in &m.attachments {
-                let key = crate::store::id_key(a.id.as_u128());
-                if let Some(gone) = tx.delete::<Attachment>(&key)? {
-                    files.extend(gone.file_keys());
-                }
-            }
-            tx.delete::<Message>(&m.key())?;
-        }
-        tx.delete::<Thread>(&thread.key())?;
+        let files = erase(tx, &thread)?;
         crate::audit::record(
             tx,
             org,
@@ -607,6 +624,24 @@ pub async fn delete_in_org(state: &AppState, org: OrgId, id: ThreadId, who: &Who
         Ok(((), files))
     })
     .await
+}
+
+/// Removes a thread, its messages and their attachments' metadata in the
+/// caller's write; returns the files to remove once it is committed.
+pub fn erase(tx: &mut WriteTx<'_>, thread: &Thread) -> AppResult<Vec<String>> {
+    let messages = tx.messages(thread.id, None, false, usize::MAX)?;
+    let mut files = Vec::new();
+    for m in &messages {
+        for a in &m.attachments {
+            let key = crate::store::id_key(a.id.as_u128());
+            if let Some(gone) = tx.delete::<Attachment>(&key)? {
+                files.extend(gone.file_keys());
+            }
+        }
+        tx.delete::<Message>(&m.key())?;
+    }
+    tx.delete::<Thread>(&thread.key())?;
+    Ok(files)
 }
 
 /// Marks open threads whose space's `expireAfter` has passed without

@@ -25,7 +25,9 @@ async fn show(
     AgentAuth(caller): AgentAuth,
     ApiPath(id): ApiPath<VisitorId>,
 ) -> AppResult<Json<VisitorView>> {
-    Ok(Json(service::get(&state, caller.org(), id)?.into()))
+    Ok(Json(
+        service::get(&state, caller.org(), &caller.access(), id)?.into(),
+    ))
 }
 
 /// Each field: absent leaves it, `null` or `""` clears it.
@@ -54,7 +56,7 @@ async fn update(
         body.phone.as_ref().map(Option::as_deref),
         body.external_id.as_ref().map(Option::as_deref),
     )?;
-    let visitor = service::update(&state, caller.org(), id, patch).await?;
+    let visitor = service::update(&state, caller.org(), caller.access(), id, patch).await?;
     tracing::info!(org = %caller.org(), visitor = %id, agent = %caller.id(), "visitor updated");
     Ok(Json(visitor.into()))
 }
@@ -66,7 +68,7 @@ async fn threads(
 ) -> AppResult<Json<Page<Thread>>> {
     // A visitor has few threads; one page holds them all.
     Ok(Json(Page {
-        items: service::threads(&state, caller.org(), id)?,
+        items: service::threads(&state, caller.org(), &caller.access(), id)?,
         next_cursor: None,
     }))
 }

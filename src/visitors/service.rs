@@ -9,6 +9,7 @@ use crate::ids::{OrgId, VisitorId};
 use crate::state::AppState;
 use crate::store::Reader;
 use crate::threads::model::Thread;
+use crate::threads::rules::Access;
 use crate::visitors::model::Visitor;
 
 pub const MAX_DISPLAY_NAME: usize = 100;
@@ -86,13 +87,14 @@ pub fn parse_phone(value: Option<&str>) -> AppResult<Option<String>> {
 }
 
 /// A visitor of one of the organization's spaces; anyone else's is a 404.
-pub fn get(state: &AppState, org: OrgId, id: VisitorId) -> AppResult<Visitor> {
-    owned(&state.store.read()?, org, id)
+pub fn get(state: &AppState, org: OrgId, access: &Access, id: VisitorId) -> AppResult<Visitor> {
+    owned(&state.store.read()?, org, access, id)
 }
 
 pub async fn update(
     state: &AppState,
     org: OrgId,
+    access: Access,
     id: VisitorId,
     patch: VisitorPatch,
 ) -> AppResult<Visitor> {
@@ -100,7 +102,7 @@ pub async fn update(
         .write(move |tx| {
             // Re-read inside the transaction: the widget updates the same
             // record (page, last seen) and its changes must survive.
-            let mut v = owned(tx, org, id)?;
+            let mut v = owned(tx, org, &access, id)?;
             if let Some(x) = &patch.display_name {
                 v.display_name = x.clone();
             }
@@ -120,18 +122,31 @@ pub async fn update(
     Ok(visitor)
 }
 
-/// The visitor's threads, newest first.
-pub fn threads(state: &AppState, org: OrgId, id: VisitorId) -> AppResult<Vec<Thread>> {
+/// The visitor's threads the agent sees, newest first.
+pub fn threads(
+    state: &AppState,
+    org: OrgId,
+    access: &Access,
+    id: VisitorId,
+) -> AppResult<Vec<Thread>> {
     let read = state.store.read()?;
-    owned(&read, org, id)?;
-    Ok(read.threads_of_visitor(id)?)
+    owned(&read, org, access, id)?;
+    let mut threads = read.threads_of_visitor(id)?;
+    threads.retain(|t| access.sees(t));
+    Ok(threads)
 }
 
-fn owned<R: Reader + ?Sized>(read: &R, org: OrgId, id: VisitorId) -> AppResult<Visitor> {
+/// A visitor of a space of `org` that `access` works in.
+fn owned<R: Reader + ?Sized>(
+    read: &R,
+    org: OrgId,
+    access: &Access,
+    id: VisitorId,
+) -> AppResult<Visitor> {
     let not_found = || AppError::NotFound("visitor");
     let visitor = read.visitor(id)?.ok_or_else(not_found)?;
     match read.space(visitor.chat_space_id)? {
-        Some(space) if space.organization_id == org => Ok(visitor),
+        Some(space) if space.organization_id == org && access.works_in(space.id) => Ok(visitor),
         _ => Err(not_found()),
     }
 }
