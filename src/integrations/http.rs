@@ -446,6 +446,7 @@ async fn leave(
 struct MessagesQuery {
     before: Option<MessageId>,
     after: Option<MessageId>,
+    cursor: Option<MessageId>,
     limit: Option<usize>,
 }
 
@@ -456,8 +457,9 @@ async fn dialog_messages(
     ApiQuery(q): ApiQuery<MessagesQuery>,
 ) -> AppResult<Json<Page<Message>>> {
     let limit = crate::validate::limit(q.limit)?;
+    let (before, after) = crate::messages::service::cursor_or(q.before, q.after, q.cursor)?;
     Ok(Json(dialogs::messages(
-        &state, &who, id, q.before, q.after, limit,
+        &state, &who, id, before, after, limit,
     )?))
 }
 

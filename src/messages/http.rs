@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
 struct ListQuery {
     before: Option<MessageId>,
     after: Option<MessageId>,
+    cursor: Option<MessageId>,
     limit: Option<usize>,
 }
 
@@ -40,11 +41,12 @@ async fn list(
     let read = state.store.read()?;
     let thread = crate::threads::rules::visible_thread(&read, caller.org(), &caller.access(), id)?;
     let limit = validate::limit(q.limit)?;
+    let (before, after) = service::cursor_or(q.before, q.after, q.cursor)?;
     Ok(Json(service::page(
         &read,
         thread.id,
-        q.before,
-        q.after,
+        before,
+        after,
         limit,
         Audience::Agents,
     )?))

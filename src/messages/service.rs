@@ -21,6 +21,23 @@ pub enum Audience {
     Visitor,
 }
 
+/// The `before`/`after` a message list reads with, given its query: a
+/// `cursor` (the `nextCursor` of the previous page) walks back like
+/// `before`, the direction plain lists page in.
+pub fn cursor_or(
+    before: Option<MessageId>,
+    after: Option<MessageId>,
+    cursor: Option<MessageId>,
+) -> AppResult<(Option<MessageId>, Option<MessageId>)> {
+    match cursor {
+        Some(_) if before.is_some() || after.is_some() => Err(AppError::validation(
+            "give cursor, before or after, not several",
+        )),
+        Some(c) => Ok((Some(c), None)),
+        None => Ok((before, after)),
+    }
+}
+
 /// A page of a thread's messages, always oldest first. Without cursors, the
 /// newest `limit`; `before` walks back (nextCursor is the oldest id), `after`
 /// walks forward (nextCursor is the newest id).

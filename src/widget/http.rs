@@ -106,6 +106,8 @@ async fn session(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListQuery {
     after: Option<MessageId>,
+    /// The previous page's `nextCursor`: the widget reads forward only.
+    cursor: Option<MessageId>,
     limit: Option<usize>,
 }
 
@@ -115,10 +117,15 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> AppResult<Json<MessagesPage>> {
     let limit = validate::limit(q.limit)?;
+    if q.after.is_some() && q.cursor.is_some() {
+        return Err(crate::error::AppError::validation(
+            "give cursor or after, not both",
+        ));
+    }
     Ok(Json(service::messages(
         &state,
         auth.visitor.id,
-        q.after,
+        q.after.or(q.cursor),
         limit,
     )?))
 }

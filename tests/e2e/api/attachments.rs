@@ -832,6 +832,66 @@ async fn deleting_a_message_or_a_thread_deletes_its_files() {
     );
 }
 
+#[tokio::test]
+async fn deleting_a_space_removes_everything_under_it() {
+    let server = server().await;
+    let (owner, space) = org_with_space(&server, "Acme", SpaceSettings::default()).await;
+    let token = visitor(&server, &space).await;
+    let up = visitor_upload(&server, &token, "photo.png", &png(40, 40)).await;
+    let sent_file = up.body["id"].as_str().unwrap().to_owned();
+    let sent = visitor_says(&server, &token, "look", &[&sent_file]).await;
+    let thread = sent.body["thread"]["id"].as_str().unwrap().to_owned();
+    let visitor_id = sent.body["message"]["senderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let up = visitor_upload(&server, &token, "later.pdf", PDF).await;
+    let pending = up.body["id"].as_str().unwrap().to_owned();
+    let template = server
+        .post(
+            "/api/v1/templates",
+            &owner.token,
+            json!({ "shortcut": "hi", "title": "Hi", "body": "Hello!", "chatSpaceId": space.id }),
+        )
+        .await;
+    let template = template.created()["id"].as_str().unwrap().to_owned();
+    let kim = fixtures::agent(&server, &owner, "Kim", Role::Agent).await;
+    server
+        .patch(
+            &format!("/api/v1/agents/{}", kim.id),
+            &owner.token,
+            json!({ "spaceIds": [space.id] }),
+        )
+        .await
+        .ok();
+    assert!(!stored_files(&server).is_empty());
+
+    let r = server
+        .delete(&format!("/api/v1/chat-spaces/{}", space.id), &owner.token)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+
+    assert_eq!(
+        stored_files(&server),
+        Vec::<PathBuf>::new(),
+        "files outlived their space"
+    );
+    let read = server.app_state.store.read().unwrap();
+    for id in [&sent_file, &pending] {
+        let id: AttachmentId = id.parse().unwrap();
+        assert!(read.attachment(id).unwrap().is_none());
+    }
+    assert!(read.thread(thread.parse().unwrap()).unwrap().is_none());
+    assert!(read.visitor(visitor_id.parse().unwrap()).unwrap().is_none());
+    assert!(read.template(template.parse().unwrap()).unwrap().is_none());
+    let kim_now = read.agent(kim.id.parse().unwrap()).unwrap().unwrap();
+    assert_eq!(kim_now.space_ids, Some(Vec::new()));
+    drop(read);
+    // The visitor's session went with it.
+    let r = visitor_says(&server, &token, "still there?", &[]).await;
+    assert_eq!(r.err(401), "unauthorized");
+}
+
 /// Moves an attachment's creation back in time, as if uploaded `days` ago.
 async fn age(server: &TestServer, id: &str, days: i64) {
     let mut a = fixtures::attachment(server, id);

@@ -49,6 +49,35 @@ async fn pagination_walks_every_message_exactly_once_both_ways() {
     let backwards: Vec<String> = pages.into_iter().rev().flatten().collect();
     assert_eq!(backwards, expected);
 
+    // `nextCursor` goes back in as `cursor`, like every list's.
+    let mut pages = vec![];
+    let mut path = format!("/api/v1/threads/{thread}/messages?limit=7");
+    loop {
+        let page = server.get(&path, &owner.token).await;
+        pages.push(contents(page.ok()));
+        match page.body["nextCursor"].as_str() {
+            Some(c) => path = format!("/api/v1/threads/{thread}/messages?limit=7&cursor={c}"),
+            None => break,
+        }
+    }
+    let by_cursor: Vec<String> = pages.into_iter().rev().flatten().collect();
+    assert_eq!(by_cursor, expected);
+    let some_id = uuid::Uuid::max();
+    let both = server
+        .get(
+            &format!("/api/v1/threads/{thread}/messages?cursor={some_id}&before={some_id}"),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(both.err(400), "validation_failed");
+    let bad = server
+        .get(
+            &format!("/api/v1/threads/{thread}/messages?cursor=nope"),
+            &owner.token,
+        )
+        .await;
+    bad.err(400);
+
     // Forwards from the start (after= nothing: use the first id).
     let first = server
         .get(

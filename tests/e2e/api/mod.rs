@@ -1,5 +1,6 @@
 //! The REST API over a real server.
 
+mod access;
 mod accounts;
 mod attachments;
 mod audit;

@@ -8,6 +8,7 @@
 //! hub delivers in commit order and a socket answers its frames in order, so
 //! a later event (or the answer to a later frame) arriving first is proof.
 
+mod access;
 mod connecting;
 mod delivery;
 mod hostile_input;
