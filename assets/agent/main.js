@@ -290,9 +290,11 @@ function onFrame(f) {
       removeThread(f.threadId);
       break;
     case 'access:changed':
-      // Spaces or teams changed: threads may have come or gone.
+      // Spaces or teams changed: spaces and threads may have come or gone.
       if (f.agent) state.me = { ...state.me, ...f.agent };
-      emit('resync');
+      loadDirectory()
+        .catch(() => {})
+        .finally(() => emit('resync'));
       break;
     case 'visitor:message': {
       const th = upsertThread(f.thread);

@@ -1,5 +1,6 @@
-// Admin: agents. Create with a password or an invite link, change roles
-// and teams, disable and enable, issue a new invite link.
+// Admin: agents. Create with a password or an invite link, change roles,
+// teams and the chat spaces each works in, disable and enable, issue a new
+// invite link.
 
 import { del, get, patch, post } from '../api.js';
 import { copyText, field, h, mount } from '../dom.js';
@@ -29,7 +30,7 @@ export class AgentsPage {
             h(
               'thead',
               {},
-              h('tr', {}, [t('agents.name'), t('agents.email'), t('agents.role'), t('agents.teams'), t('agents.state'), ''].map((c) => h('th', {}, c))),
+              h('tr', {}, [t('agents.name'), t('agents.email'), t('agents.role'), t('agents.teams'), t('agents.spaces'), t('agents.state'), ''].map((c) => h('th', {}, c))),
             ),
             this.table,
           ),
@@ -43,9 +44,10 @@ export class AgentsPage {
 
   async load() {
     try {
-      const [agents, teams] = await Promise.all([get('/agents'), get('/teams')]);
+      const [agents, teams, spaces] = await Promise.all([get('/agents'), get('/teams'), get('/chat-spaces')]);
       state.agents = agents.items;
       state.teams = teams.items;
+      this.spaces = spaces.items;
       emit('agents');
     } catch (e) {
       this.status.error(e);
@@ -134,6 +136,7 @@ export class AgentsPage {
               })
             : h('span', { class: 'muted' }, '—'),
         );
+        const spaces = this.spacesOf(a, admin);
         const stateText = a.disabled ? t('agents.disabled') : a.invitePending ? t('agents.invitePending') : a.isOnline ? t('agents.online') : a.lastSeenAt ? t('agents.lastSeen', { time: relativeTime(a.lastSeenAt) }) : t('agents.offline');
         const actions = [];
         if (admin && !self) {
@@ -148,11 +151,32 @@ export class AgentsPage {
           h('td', {}, a.email),
           h('td', {}, role),
           h('td', {}, teams),
+          h('td', {}, spaces),
           h('td', {}, stateText),
           h('td', { class: 'actions' }, actions),
         );
       }),
     );
+  }
+
+  /** Where the agent works: every space (null) or the ticked ones.
+   * Owners and admins work everywhere whatever is ticked. */
+  spacesOf(a, admin) {
+    if (a.role !== 'agent') return h('span', { class: 'muted' }, t('agents.allSpaces'));
+    const all = a.spaceIds == null;
+    const allBox = h('input', { type: 'checkbox', checked: all, disabled: !admin });
+    allBox.addEventListener('change', () => this.change(a, { spaceIds: allBox.checked ? null : [] }));
+    const boxes = (this.spaces || []).map((space) => {
+      const box = h('input', { type: 'checkbox', checked: all || a.spaceIds.includes(space.id), disabled: !admin || all });
+      box.addEventListener('change', () => {
+        const ids = new Set(a.spaceIds || []);
+        if (box.checked) ids.add(space.id);
+        else ids.delete(space.id);
+        this.change(a, { spaceIds: [...ids] });
+      });
+      return h('label', { class: 'chip' }, box, space.name);
+    });
+    return h('div', { class: 'chips', dataset: { spaces: a.id } }, h('label', { class: 'chip' }, allBox, t('agents.allSpaces')), boxes);
   }
 
   async change(agent, body) {

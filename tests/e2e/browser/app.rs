@@ -1375,9 +1375,10 @@ async fn an_admin_invites_an_agent_who_joins_through_the_link() {
 }
 
 #[tokio::test]
-async fn admin_pages_manage_teams_and_templates() {
+async fn admin_pages_manage_teams_spaces_and_templates() {
     let (server, owner) = TestServer::with_owner().await;
-    space(&server, &owner).await;
+    let site = space(&server, &owner).await;
+    let pia = fixtures::agent(&server, &owner, "Pia", Role::Agent).await;
     let browser = Browser::start().await;
     open_app(&server, &browser, &owner.token, &owner.refresh).await;
 
@@ -1404,6 +1405,31 @@ async fn admin_pages_manage_teams_and_templates() {
     wait_text(&browser, ".form-status--ok", "Saved").await;
     let me = server.get("/api/v1/auth/me", &owner.token).await;
     assert_eq!(me.ok()["agent"]["teamIds"], json!([team_id]));
+
+    // So are the spaces an agent works in: from all of them to the Site only.
+    let pia_spaces = format!("[data-spaces='{}'] .chip input", pia.id);
+    click(
+        &browser,
+        &format!("[data-spaces='{}'] .chip:first-child input", pia.id),
+    )
+    .await;
+    browser
+        .wait_for(
+            "the Site box to be enabled",
+            &format!("return [...document.querySelectorAll(\"{pia_spaces}\")].length === 2 && !document.querySelectorAll(\"{pia_spaces}\")[1].disabled"),
+        )
+        .await;
+    click(
+        &browser,
+        &format!("[data-spaces='{}'] .chip:nth-child(2) input", pia.id),
+    )
+    .await;
+    let pia_path = format!("/api/v1/agents/{}", pia.id);
+    eventually(WAIT, "Pia works in the Site only", || async {
+        let r = server.get(&pia_path, &owner.token).await;
+        (r.ok()["spaceIds"] == json!([site["id"]])).then_some(())
+    })
+    .await;
 
     click(&browser, ".topnav a[href='#/admin/templates']").await;
     type_into(
