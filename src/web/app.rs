@@ -9,7 +9,7 @@
 //! an ETag revalidation keeps one deploy's files together.
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::header::{
     CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
@@ -25,10 +25,25 @@ use crate::web::assets::{self, Caching};
 const ROOT: &str = "agent";
 
 /// Nothing but the app's own files may run or style the page; user content
-/// is only ever inserted as text, so nothing inline is needed either.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-img-src 'self' data: blob:; connect-src 'self'; frame-src 'self'; \
-object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+/// is only ever inserted as text, so nothing inline is needed either. The
+/// app talks to its own origin only: `'self'`, and the configured public
+/// origin's socket scheme for browsers that do not count `wss:` as self.
+pub fn csp(public_url: &str) -> String {
+    let origin = |rest: &str| rest.split('/').next().unwrap_or("").to_owned();
+    let socket = match (
+        public_url.strip_prefix("https://"),
+        public_url.strip_prefix("http://"),
+    ) {
+        (Some(rest), _) => format!(" wss://{}", origin(rest)),
+        (_, Some(rest)) => format!(" ws://{}", origin(rest)),
+        _ => String::new(),
+    };
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; \
+img-src 'self' data: blob:; connect-src 'self'{socket}; frame-src 'self'; \
+object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -39,9 +54,11 @@ pub fn routes() -> Router<AppState> {
         .route("/app/{*path}", get(file))
 }
 
-fn security_headers() -> Vec<(HeaderName, HeaderValue)> {
+fn security_headers(state: &AppState) -> Vec<(HeaderName, HeaderValue)> {
+    let csp = HeaderValue::from_str(&csp(&state.config.public_url))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
     vec![
-        (CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+        (CONTENT_SECURITY_POLICY, csp),
         (X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
         (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
         (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
@@ -52,13 +69,17 @@ fn security_headers() -> Vec<(HeaderName, HeaderValue)> {
     ]
 }
 
-async fn index(headers: HeaderMap) -> Response {
-    serve("index.html", &headers)
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    serve(&state, "index.html", &headers)
 }
 
-async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
+async fn file(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !safe(&path) {
-        return not_found();
+        return not_found(&state);
     }
     let path = if path.is_empty() || path.ends_with('/') {
         "index.html".to_owned()
@@ -66,13 +87,13 @@ async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
         path
     };
     if assets::get(&format!("{ROOT}/{path}")).is_some() {
-        return serve(&path, &headers);
+        return serve(&state, &path, &headers);
     }
     let last = path.rsplit('/').next().unwrap_or("");
     if last.contains('.') {
-        not_found()
+        not_found(&state)
     } else {
-        serve("index.html", &headers)
+        serve(&state, "index.html", &headers)
     }
 }
 
@@ -84,11 +105,11 @@ fn safe(path: &str) -> bool {
         && path.split('/').all(|seg| seg != ".." && seg != ".")
 }
 
-fn serve(path: &str, request: &HeaderMap) -> Response {
+fn serve(state: &AppState, path: &str, request: &HeaderMap) -> Response {
     let Some(asset) = assets::get(&format!("{ROOT}/{path}")) else {
-        return not_found();
+        return not_found(state);
     };
-    let mut extra = security_headers();
+    let mut extra = security_headers(state);
     if path == "sw.js" {
         extra.push((
             HeaderName::from_static("service-worker-allowed"),
@@ -98,9 +119,9 @@ fn serve(path: &str, request: &HeaderMap) -> Response {
     assets::respond(&asset, request, Caching::Revalidate, &extra)
 }
 
-fn not_found() -> Response {
+fn not_found(state: &AppState) -> Response {
     let mut response = AppError::NotFound("file").into_response();
-    for (k, v) in security_headers() {
+    for (k, v) in security_headers(state) {
         response.headers_mut().insert(k, v);
     }
     response
@@ -109,6 +130,15 @@ fn not_found() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sockets_may_reach_only_the_apps_own_origin() {
+        assert!(csp("").contains("connect-src 'self';"));
+        assert!(
+            csp("https://chat.example.com/").contains("connect-src 'self' wss://chat.example.com;")
+        );
+        assert!(csp("http://localhost:8080").contains("connect-src 'self' ws://localhost:8080;"));
+    }
 
     #[test]
     fn only_plain_relative_paths_are_served() {

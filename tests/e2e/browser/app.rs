@@ -136,9 +136,11 @@ async fn app_files_are_served_with_a_strict_csp_and_pwa_parts() {
     let r = client.get(server.url("/app/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let h = r.headers().clone();
-    assert_eq!(h["content-security-policy"], mychat::web::app::CSP);
+    let want = mychat::web::app::csp(&server.config.public_url);
+    assert_eq!(h["content-security-policy"], want.as_str());
     let csp = h["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self';") && !csp.contains("unsafe-inline"));
+    assert!(csp.contains("connect-src 'self'") && !csp.contains("ws:;"));
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["referrer-policy"], "no-referrer");
     assert_eq!(h["x-content-type-options"], "nosniff");
@@ -155,10 +157,7 @@ async fn app_files_are_served_with_a_strict_csp_and_pwa_parts() {
             .unwrap()
             .starts_with("text/javascript")
     );
-    assert_eq!(
-        r.headers()["content-security-policy"],
-        mychat::web::app::CSP
-    );
+    assert_eq!(r.headers()["content-security-policy"], want.as_str());
     let etag = r.headers()["etag"].clone();
     let again = client
         .get(server.url("/app/main.js"))
