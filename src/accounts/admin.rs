@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::model::{AgentView, Organization, Role, Team};
+use crate::accounts::model::{AgentView, NotifyPrefs, Organization, Role, Team};
 use crate::accounts::people::{self, Actor, AgentChange};
 use crate::accounts::service::{self, NewAgent};
 use crate::audit::Who;
@@ -173,6 +173,7 @@ struct PatchAgentBody {
     #[serde(default, deserialize_with = "crate::extract::present")]
     space_ids: Option<Option<Vec<SpaceId>>>,
     disabled: Option<bool>,
+    notify: Option<NotifyPrefs>,
 }
 
 /// Open to every agent because an agent may rename themselves;
@@ -190,6 +191,7 @@ async fn patch_agent(
         body.team_ids,
         body.space_ids,
         body.disabled,
+        body.notify,
     )?;
     let agent = people::update_agent(
         &state,

@@ -44,6 +44,9 @@ pub struct Agent {
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub disabled: bool,
+    /// Which notifications (email, Web Push) the agent wants.
+    #[serde(default)]
+    pub notify: NotifyPrefs,
     /// Bumped on logout-everywhere, password change and disabling: every
     /// access token carries it, and a token with an older one is refused.
     #[serde(default)]
@@ -68,6 +71,44 @@ pub struct AgentView {
     pub disabled: bool,
     /// True until the agent has set a password through an invite link.
     pub invite_pending: bool,
+    pub notify: NotifyPrefs,
+}
+
+/// Which threads an agent is told about when it is not looking.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyScope {
+    /// Everything of its spaces and teams it may take, and its own threads.
+    #[default]
+    All,
+    /// Only the threads it holds (and transfers to it).
+    Assigned,
+    None,
+}
+
+/// An agent's notification preferences (email and Web Push alike).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct NotifyPrefs {
+    pub scope: NotifyScope,
+    /// Minutes to wait before telling: a thread answered meanwhile (or
+    /// read in the app) needs no notification. 0: at once.
+    pub quiet_minutes: u32,
+}
+
+impl NotifyPrefs {
+    /// The longest quiet delay an agent may choose (a day).
+    pub const MAX_QUIET_MINUTES: u32 = 24 * 60;
+
+    /// Whether an agent with these preferences hears about a thread that
+    /// it holds (`mine`) or may take.
+    pub fn wants(&self, mine: bool) -> bool {
+        match self.scope {
+            NotifyScope::All => true,
+            NotifyScope::Assigned => mine,
+            NotifyScope::None => false,
+        }
+    }
 }
 
 impl Agent {
@@ -90,6 +131,7 @@ impl Agent {
             created_at: self.created_at,
             disabled: self.disabled,
             invite_pending: self.password_hash.is_empty(),
+            notify: self.notify,
         }
     }
 }

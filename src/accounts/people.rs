@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::accounts::model::{Agent, Invite, Organization, Role, Team};
+use crate::accounts::model::{Agent, Invite, NotifyPrefs, Organization, Role, Team};
 use crate::accounts::service::MAX_NAME;
 use crate::audit::{self, Who, target};
 use crate::auth::{Caller, tokens};
@@ -50,6 +50,8 @@ pub struct AgentChange {
     /// Some(None): every space.
     pub space_ids: Option<Option<Vec<SpaceId>>>,
     pub disabled: Option<bool>,
+    /// An agent's own choice; admins may set it too.
+    pub notify: Option<NotifyPrefs>,
 }
 
 /// The ids without repeats, in their first order, at most `max` of them.
@@ -73,6 +75,7 @@ impl AgentChange {
         team_ids: Option<Vec<TeamId>>,
         space_ids: Option<Option<Vec<SpaceId>>>,
         disabled: Option<bool>,
+        notify: Option<NotifyPrefs>,
     ) -> AppResult<AgentChange> {
         let display_name = display_name
             .map(|n| crate::validate::name("displayName", n, MAX_NAME))
@@ -84,16 +87,26 @@ impl AgentChange {
             Some(Some(ids)) => Some(Some(unique("spaceIds", ids, MAX_SPACE_IDS)?)),
             other => other,
         };
+        if let Some(n) = &notify
+            && n.quiet_minutes > NotifyPrefs::MAX_QUIET_MINUTES
+        {
+            return Err(AppError::validation(format!(
+                "notify.quietMinutes must be at most {}",
+                NotifyPrefs::MAX_QUIET_MINUTES
+            )));
+        }
         Ok(AgentChange {
             display_name,
             role,
             team_ids,
             space_ids,
             disabled,
+            notify,
         })
     }
 
-    fn only_display_name(&self) -> bool {
+    /// What an agent may change about itself: its name and notifications.
+    fn only_own_settings(&self) -> bool {
         self.role.is_none()
             && self.team_ids.is_none()
             && self.space_ids.is_none()
@@ -116,9 +129,9 @@ pub fn apply_change(actor: Actor, target: &mut Agent, change: &AgentChange) -> A
         if !is_self {
             return Err(AppError::Forbidden("this needs an admin".into()));
         }
-        if !change.only_display_name() {
+        if !change.only_own_settings() {
             return Err(AppError::Forbidden(
-                "agents may change only their own displayName".into(),
+                "agents may change only their own displayName and notify".into(),
             ));
         }
     }
@@ -154,6 +167,9 @@ pub fn apply_change(actor: Actor, target: &mut Agent, change: &AgentChange) -> A
     }
     if let Some(ids) = &change.space_ids {
         target.space_ids = ids.clone();
+    }
+    if let Some(n) = change.notify {
+        target.notify = n;
     }
     if let Some(role) = new_role {
         target.role = role;
@@ -497,6 +513,7 @@ mod tests {
             role,
             team_ids: Vec::new(),
             space_ids: None,
+            notify: Default::default(),
             last_seen_at: None,
             created_at: Utc::now(),
             disabled: false,

@@ -62,6 +62,7 @@ impl Caller {
             role: Role::Agent,
             team_ids: Vec::new(),
             space_ids: None,
+            notify: Default::default(),
             last_seen_at: None,
             created_at: token.created_at,
             disabled: false,

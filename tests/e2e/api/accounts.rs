@@ -733,3 +733,41 @@ async fn malformed_ids_and_missing_credentials_get_the_envelope() {
         .await;
     anon_org.err(401);
 }
+
+#[tokio::test]
+async fn agents_choose_their_own_notifications() {
+    let server = TestServer::start().await;
+    let o = org(&server, "Acme").await;
+    let me = format!("/api/v1/agents/{}", o.agent_id);
+    let r = server.get(&me, &o.agent).await;
+    assert_eq!(r.ok()["notify"], json!({"scope": "all", "quietMinutes": 0}));
+    let r = server
+        .patch(
+            &me,
+            &o.agent,
+            json!({"notify": {"scope": "assigned", "quietMinutes": 5}}),
+        )
+        .await;
+    assert_eq!(
+        r.ok()["notify"],
+        json!({"scope": "assigned", "quietMinutes": 5})
+    );
+    // Someone else's are an admin's to change; bad values change nothing.
+    let admin = format!("/api/v1/agents/{}", o.admin_id);
+    let r = server
+        .patch(&admin, &o.agent, json!({"notify": {"scope": "none"}}))
+        .await;
+    assert_eq!(r.err(403), "forbidden");
+    for bad in [
+        json!({"notify": {"scope": "loud"}}),
+        json!({"notify": {"quietMinutes": 100000}}),
+        json!({"notify": {"scope": "all", "sms": true}}),
+    ] {
+        server.patch(&me, &o.agent, bad).await.err(400);
+    }
+    let r = server.get(&me, &o.agent).await;
+    assert_eq!(
+        r.ok()["notify"],
+        json!({"scope": "assigned", "quietMinutes": 5})
+    );
+}
