@@ -623,6 +623,24 @@ pub trait Reader {
             .filter_map(|(k, _)| id_at(k, 8).map(AttachmentId::from_u128))
             .collect())
     }
+
+    /// How many uploads no message carries `uploader` holds, counting up
+    /// to `limit`.
+    fn pending_uploads(
+        &self,
+        uploader: &crate::attachments::model::Uploader,
+        limit: usize,
+    ) -> Result<usize> {
+        let rows = self.scan(
+            tables::IDX_PENDING_BY_UPLOADER,
+            &Scan {
+                prefix: records::uploader_prefix(uploader),
+                limit,
+                ..Scan::default()
+            },
+        )?;
+        Ok(rows.len())
+    }
 }
 
 /// Merges several "… ‖ last activity ‖ thread" index ranges, newest first.
