@@ -1,5 +1,6 @@
 //! The REST API over a real server.
 
+mod abuse;
 mod accounts;
 mod attachments;
 mod audit;
