@@ -20,6 +20,7 @@ pub mod ids;
 pub mod integrations;
 pub mod messages;
 pub mod metrics;
+pub mod net;
 pub mod ops;
 pub mod realtime;
 pub mod spaces;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use mychat::accounts::model::Role;
 use mychat::accounts::service::{self, NewAgent};
-use mychat::config::{Config, Overrides, TlsMode};
+use mychat::config::{Config, LogFormat, Overrides, TlsMode};
 use mychat::store::Reader;
 use mychat::{App, TlsListeners};
 use tracing_subscriber::EnvFilter;
@@ -109,16 +109,22 @@ fn load(args: &ConfigArgs, listen: Option<std::net::SocketAddr>) -> Result<Confi
     Config::load(args.config.as_deref(), &overrides).map_err(|e| e.to_string())
 }
 
-fn init_logging() {
+/// Logs go to stderr (the journal, under systemd), as text or, with
+/// `log.format = "json"`, one JSON object per line.
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("MYCHAT_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
-    // Colour codes only for a person at a terminal, never into the journal.
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        // Colour codes only for a person at a terminal, never into the journal.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 /// Every socket is an open file: the soft limit (often 1,024) would cap the
@@ -150,7 +156,7 @@ async fn main() -> ExitCode {
         }
         Command::Serve { config, listen } => match load(&config, listen) {
             Ok(config) => {
-                init_logging();
+                init_logging(config.log.format);
                 raise_open_file_limit();
                 serve(config).await
             }
@@ -165,7 +171,7 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Admin { action } => {
-            init_logging();
+            init_logging(LogFormat::Text);
             admin(action).await
         }
     };

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::error::AppResult;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
+use crate::realtime::slots::Sockets;
 use crate::store::{Store, WriteTx};
 
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct Shared {
     pub limits: RateLimits,
     pub metrics: Metrics,
     pub hub: Arc<Hub>,
+    /// Open sockets, in all and per visitor.
+    pub sockets: Arc<Sockets>,
     /// Time for schedules; tests move it.
     pub clock: Arc<crate::clock::Clock>,
     /// Wakes the webhook worker when deliveries may be due.
@@ -34,6 +37,7 @@ pub struct Shared {
 impl AppState {
     pub fn new(config: Config, store: Store, jwt: JwtKeys) -> AppState {
         let limits = RateLimits::new(&config.limits);
+        let sockets = Sockets::new(config.limits.max_sockets, config.limits.sockets_per_visitor);
         let base_url = OnceLock::new();
         if !config.public_url.is_empty() {
             let _ = base_url.set(config.public_url.trim_end_matches('/').to_owned());
@@ -45,6 +49,7 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             hub: Hub::new(),
+            sockets,
             clock: Default::default(),
             webhooks_due: Default::default(),
             tls: Default::default(),

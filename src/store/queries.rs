@@ -648,6 +648,24 @@ pub trait Reader {
         }
         Ok(out)
     }
+
+    /// How many uploads no message carries `uploader` holds, counting up
+    /// to `limit`.
+    fn pending_uploads(
+        &self,
+        uploader: &crate::attachments::model::Uploader,
+        limit: usize,
+    ) -> Result<usize> {
+        let rows = self.scan(
+            tables::IDX_PENDING_BY_UPLOADER,
+            &Scan {
+                prefix: records::uploader_prefix(uploader),
+                limit,
+                ..Scan::default()
+            },
+        )?;
+        Ok(rows.len())
+    }
 }
 
 /// Merges several "… ‖ last activity ‖ thread" index ranges, newest first.

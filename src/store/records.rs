@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::codec::{KeyBuf, id_key};
 use super::tables::{self, Table};
 use crate::accounts::model::{Agent, Organization, Team};
-use crate::attachments::model::Attachment;
+use crate::attachments::model::{Attachment, Uploader, UploaderKind};
 use crate::audit::model::AuditEvent;
 use crate::integrations::model::{ApiToken, Member, SigningKey};
 use crate::messages::model::Message;
@@ -82,6 +82,11 @@ pub trait Record: Serialize + DeserializeOwned {
     fn key(&self) -> Vec<u8>;
     fn indexes(&self) -> Vec<IndexEntry> {
         Vec::new()
+    }
+    /// The status a thread is counted under in the live thread counts
+    /// ([`super::StoreStats::threads`]); other records are not counted.
+    fn thread_status(&self) -> Option<ThreadStatus> {
+        None
     }
 }
 
@@ -183,6 +188,12 @@ pub fn thread_space_key(t: &Thread) -> Vec<u8> {
         .done()
 }
 
+/// The status a by-space index key was made with.
+pub fn status_of_space_key(key: &[u8]) -> Option<ThreadStatus> {
+    let byte = *key.get(16)?;
+    ThreadStatus::ALL.into_iter().find(|s| s.as_u8() == byte)
+}
+
 /// Prefix of the by-space index for one space and status.
 pub fn thread_space_prefix(space: u128, status: ThreadStatus) -> Vec<u8> {
     KeyBuf::new().id(space).byte(status.as_u8()).done()
@@ -201,6 +212,9 @@ impl Record for Thread {
     const NAME: &'static str = "thread";
     fn key(&self) -> Vec<u8> {
         id_key(self.id.as_u128()).to_vec()
+    }
+    fn thread_status(&self) -> Option<ThreadStatus> {
+        Some(self.status)
     }
     fn indexes(&self) -> Vec<IndexEntry> {
         let id = self.id.as_u128();
@@ -288,6 +302,16 @@ pub fn attachment_time_key(space: u128, at: chrono::DateTime<chrono::Utc>, id: u
     KeyBuf::new().id(space).time(at).id(id).done()
 }
 
+/// Prefix of one uploader's entries in the pending-by-uploader index.
+pub fn uploader_prefix(uploader: &Uploader) -> Vec<u8> {
+    let kind = match uploader.kind {
+        UploaderKind::Visitor => 0,
+        UploaderKind::Agent => 1,
+        UploaderKind::Member => 2,
+    };
+    KeyBuf::new().byte(kind).id(uploader.id.as_u128()).done()
+}
+
 impl Record for Attachment {
     const TABLE: Table = tables::ATTACHMENTS;
     const NAME: &'static str = "attachment";
@@ -301,16 +325,25 @@ impl Record for Attachment {
             return Vec::new();
         }
         let id = self.id.as_u128();
-        vec![match self.message_id {
-            Some(_) => IndexEntry::plain(
+        match self.message_id {
+            Some(_) => vec![IndexEntry::plain(
                 tables::IDX_ATTACHMENTS_BY_TIME,
                 attachment_time_key(self.chat_space_id.as_u128(), self.created_at, id),
-            ),
-            None => IndexEntry::plain(
-                tables::IDX_ATTACHMENTS_PENDING,
-                KeyBuf::new().time(self.created_at).id(id).done(),
-            ),
-        }]
+            )],
+            None => vec![
+                IndexEntry::plain(
+                    tables::IDX_ATTACHMENTS_PENDING,
+                    KeyBuf::new().time(self.created_at).id(id).done(),
+                ),
+                IndexEntry::plain(
+                    tables::IDX_PENDING_BY_UPLOADER,
+                    KeyBuf::new()
+                        .bytes(&uploader_prefix(&self.uploader))
+                        .id(id)
+                        .done(),
+                ),
+            ],
+        }
     }
 }
 

@@ -61,6 +61,9 @@ pub const ATTACHMENTS: Table = TableDefinition::new("attachments");
 pub const IDX_ATTACHMENTS_BY_TIME: Table = TableDefinition::new("idx_attachments_by_time");
 /// created ‖ attachment, for uploads no message carries yet.
 pub const IDX_ATTACHMENTS_PENDING: Table = TableDefinition::new("idx_attachments_pending");
+/// uploader kind ‖ uploader ‖ attachment, for uploads no message carries
+/// yet: how many each uploader holds.
+pub const IDX_PENDING_BY_UPLOADER: Table = TableDefinition::new("idx_pending_by_uploader");
 
 // Integrations.
 pub const API_TOKENS: Table = TableDefinition::new("api_tokens");
@@ -122,6 +125,7 @@ pub const ALL: &[Table] = &[
     ATTACHMENTS,
     IDX_ATTACHMENTS_BY_TIME,
     IDX_ATTACHMENTS_PENDING,
+    IDX_PENDING_BY_UPLOADER,
     API_TOKENS,
     IDX_API_TOKEN_HASH,
     IDX_API_TOKENS_BY_ORG,

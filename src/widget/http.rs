@@ -91,7 +91,7 @@ async fn session(
         referrer: validate::optional_name("referrer", body.referrer.as_deref(), MAX_URL)?,
         url: validate::optional_name("url", body.url.as_deref(), MAX_URL)?,
         user_agent,
-        ip: Some(ip.to_string()),
+        ip: Some(ip),
     };
     let session = service::open_session(&state, req, origin(&headers)).await?;
     let status = if session.resumed {

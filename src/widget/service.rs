@@ -102,7 +102,7 @@ pub struct SessionRequest {
     pub referrer: Option<String>,
     pub url: Option<String>,
     pub user_agent: Option<String>,
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -141,8 +141,10 @@ pub async fn open_session(
             resumed: true,
         });
     }
-    let ip = req.ip.clone().unwrap_or_default();
-    state.limits.sessions_per_ip.check(&ip)?;
+    match req.ip {
+        Some(ip) => state.limits.sessions_per_ip.check_ip(ip)?,
+        None => state.limits.sessions_per_ip.check("")?,
+    }
     create_visitor(state, space.id, req).await
 }
 
@@ -167,7 +169,7 @@ async fn touch(state: &AppState, id: VisitorId, req: &SessionRequest) -> AppResu
                 m.user_agent = req.user_agent.clone();
             }
             if req.ip.is_some() {
-                m.ip = req.ip.clone();
+                m.ip = req.ip.map(|ip| ip.to_string());
             }
             tx.put(&v)?;
             Ok(true)
@@ -200,7 +202,7 @@ async fn create_visitor(
                     referrer: req.referrer.clone(),
                     user_agent: req.user_agent.clone(),
                     locale: req.locale.clone(),
-                    ip: req.ip.clone(),
+                    ip: req.ip.map(|ip| ip.to_string()),
                     first_seen_at: Some(now),
                     last_seen_at: Some(now),
                 },

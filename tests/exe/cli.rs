@@ -1,5 +1,5 @@
 //! The real `mychat` binary: version, config checks and layering, first run,
-//! admin create, graceful stop.
+//! admin create, graceful stop, its open-file limit and its log formats.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -290,4 +290,36 @@ fn serve_raises_its_open_file_limit_and_logs_without_colour_codes() {
         !first.contains('\u{1b}'),
         "no colour codes when stderr is not a terminal: {first:?}"
     );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = mychat()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("MYCHAT_LOG", "info")
+        .env("MYCHAT_LOG__FORMAT", "json")
+        .env("MYCHAT_DEMO", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Read up to the "serving" line: every line before it must parse too.
+    let mut seen = Vec::new();
+    let serving = loop {
+        let line = err.next().expect("a log line").unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?} after {seen:?}"));
+        seen.push(line);
+        if event["fields"]["message"] == "serving" {
+            break event;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(serving["level"], "INFO", "{serving}");
+    assert!(serving["timestamp"].is_string(), "{serving}");
+    assert!(serving["fields"]["url"].is_string(), "{serving}");
 }

@@ -1,5 +1,6 @@
 //! The REST API over a real server.
 
+mod abuse;
 mod access;
 mod accounts;
 mod attachments;
