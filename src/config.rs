@@ -44,6 +44,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub email: EmailConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -212,6 +213,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            email: EmailConfig::default(),
         }
     }
 }
@@ -288,6 +290,63 @@ pub struct WebhooksConfig {
     pub disable_after_hours: u64,
     /// Days the delivery log keeps a delivered or failed delivery.
     pub keep_deliveries_days: u32,
+}
+
+/// Email through the operator's SMTP relay. Empty `smtp_url`: no email.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// lettre's URL form: `smtp://user:pass@host:587?tls=required`,
+    /// `smtps://host:465`, `smtp://127.0.0.1:25` (no TLS, a local relay).
+    pub smtp_url: String,
+    /// The sender: `My Shop <chat@example.com>` or `chat@example.com`.
+    pub from: String,
+    /// Minutes a visitor message may wait for an answer before the space's
+    /// agents are emailed about it.
+    pub unanswered_minutes: u32,
+    /// Minutes agents' replies wait (and gather) before they are emailed to
+    /// a visitor who is not on the site.
+    pub visitor_delay_minutes: u32,
+    /// Tries before a mail counts as failed.
+    pub max_attempts: u32,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            smtp_url: String::new(),
+            from: String::new(),
+            unanswered_minutes: 5,
+            visitor_delay_minutes: 5,
+            max_attempts: 8,
+        }
+    }
+}
+
+impl EmailConfig {
+    pub fn enabled(&self) -> bool {
+        !self.smtp_url.is_empty()
+    }
+}
+
+impl fmt::Debug for EmailConfig {
+    /// The relay's password never reaches a log or `mychat check`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = match self.smtp_url.split_once('@') {
+            Some((scheme_user, host)) => match scheme_user.split_once("://") {
+                Some((scheme, _)) => format!("{scheme}://***@{host}"),
+                None => "***".to_owned(),
+            },
+            None => self.smtp_url.clone(),
+        };
+        f.debug_struct("EmailConfig")
+            .field("smtp_url", &url)
+            .field("from", &self.from)
+            .field("unanswered_minutes", &self.unanswered_minutes)
+            .field("visitor_delay_minutes", &self.visitor_delay_minutes)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -374,6 +433,7 @@ impl fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("metrics", &self.metrics)
             .field("log", &self.log)
+            .field("email", &self.email)
             .finish()
     }
 }
@@ -489,6 +549,19 @@ impl Config {
         }
         if self.store.max_batch == 0 {
             return invalid("store.max_batch must be at least 1");
+        }
+        if self.email.enabled() {
+            if let Err(e) = crate::email::transport(&self.email.smtp_url) {
+                return invalid(&format!("email.smtp_url: {e}"));
+            }
+            if crate::email::sender(&self.email.from).is_err() {
+                return invalid(
+                    "email.from must be an address, e.g. \"My Shop <chat@example.com>\"",
+                );
+            }
+            if self.email.max_attempts == 0 {
+                return invalid("email.max_attempts must be at least 1");
+            }
         }
         match self.tls.mode {
             TlsMode::Off => {}

@@ -74,6 +74,7 @@ typed_id!(
     WebhookId,
     DeliveryId,
     AuditId,
+    MailId,
 );
 
 #[cfg(test)]

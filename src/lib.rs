@@ -12,6 +12,7 @@ pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod email;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -109,14 +110,23 @@ impl App {
         if !store::Reader::is_empty(&store.read()?, store::tables::WEBHOOKS)? {
             webhooks::outbox::webhooks_may_exist();
         }
-        store.set_outbox(std::sync::Arc::new(webhooks::outbox::write_deliveries));
+        // Webhook deliveries and mails commit with the events that cause them.
+        let mail_config = config.email.enabled().then(|| config.email.clone());
+        store.set_outbox(std::sync::Arc::new(move |tx, events| {
+            webhooks::outbox::write_deliveries(tx, events)?;
+            match &mail_config {
+                Some(c) => email::outbox::write_mails(tx, events, c),
+                None => Ok(()),
+            }
+        }));
         let jwt = auth::jwt::JwtKeys::load(
             &dir,
             &config.auth.jwt_secret,
             config.auth.access_token_ttl_secs,
         )
         .map_err(BuildError::Key)?;
-        let state = AppState::new(config, store, jwt);
+        let mailer = email::Mailer::load(&dir).map_err(BuildError::Key)?;
+        let state = AppState::new(config, store, jwt, mailer);
         let demo = if state.config.demo {
             accounts::service::seed_demo(&state).await?
         } else {
@@ -203,6 +213,7 @@ impl App {
         let mut tasks = spawn_tasks(&self.state);
         control::start(&self.state, &mut tasks);
         webhooks::worker::start(&self.state, &mut tasks);
+        email::worker::start(&self.state, &mut tasks);
         Running { dispatcher, tasks }
     }
 
@@ -287,6 +298,7 @@ pub fn router(state: AppState) -> Router {
         .merge(integrations::http::routes())
         .merge(webhooks::http::routes())
         .merge(audit::http::routes())
+        .merge(email::http::routes())
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)
@@ -294,6 +306,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(web::routes())
+        .merge(email::http::public_routes())
         .merge(realtime::routes())
         .layer(DefaultBodyLimit::max(state.config.http.body_limit))
         .layer(middleware::from_fn(auth::extract::api_token_from_query))

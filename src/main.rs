@@ -72,6 +72,22 @@ enum Command {
         #[command(subcommand)]
         action: AdminCommand,
     },
+    /// Email through the configured relay.
+    Email {
+        #[command(subcommand)]
+        action: EmailCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EmailCommand {
+    /// Send a test mail to ADDRESS now, through `email.smtp_url`.
+    Test {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Where the test mail goes.
+        address: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +190,18 @@ async fn main() -> ExitCode {
             init_logging(LogFormat::Text);
             admin(action).await
         }
+        Command::Email {
+            action: EmailCommand::Test { config, address },
+        } => match load(&config, None) {
+            Ok(config) if !config.email.enabled() => {
+                Err("email is off: set email.smtp_url and email.from".to_owned())
+            }
+            Ok(config) => mychat::email::worker::send_now(&config.email, &address)
+                .await
+                .map(|()| println!("sent a test mail to {address}"))
+                .map_err(|e| format!("the test mail was not sent: {e}")),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

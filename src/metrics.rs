@@ -120,3 +120,16 @@ pub fn render_sockets(open: usize, out: &mut String) {
     out.push_str("# TYPE mychat_sockets gauge\n");
     let _ = writeln!(out, "mychat_sockets {open}");
 }
+
+/// Mails waiting in the outbox, and sent or given up since start.
+pub fn render_email(pending: usize, sent: u64, failed: u64, out: &mut String) {
+    out.push_str("# HELP mychat_email_pending Mails waiting to be sent.\n");
+    out.push_str("# TYPE mychat_email_pending gauge\n");
+    let _ = writeln!(out, "mychat_email_pending {pending}");
+    out.push_str("# HELP mychat_email_sent_total Mails the relay accepted.\n");
+    out.push_str("# TYPE mychat_email_sent_total counter\n");
+    let _ = writeln!(out, "mychat_email_sent_total {sent}");
+    out.push_str("# HELP mychat_email_failed_total Mails given up on.\n");
+    out.push_str("# TYPE mychat_email_failed_total counter\n");
+    let _ = writeln!(out, "mychat_email_failed_total {failed}");
+}

@@ -17,6 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::extract::ClientIp;
 use crate::metrics;
 use crate::state::AppState;
+use crate::store::Reader;
 
 pub async fn healthz() -> &'static str {
     "ok"
@@ -57,6 +58,21 @@ pub async fn metrics(
     metrics::render_store(&store, &mut out);
     metrics::render_threads(&store.threads, &mut out);
     metrics::render_sockets(state.sockets.open(), &mut out);
+    if state.config.email.enabled() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let pending = state
+            .store
+            .read()
+            .and_then(|r| r.pending_mail_count())
+            .unwrap_or(0);
+        let m = &state.mailer;
+        metrics::render_email(
+            pending,
+            m.sent.load(Relaxed),
+            m.failed.load(Relaxed),
+            &mut out,
+        );
+    }
     state.tls.render(&mut out);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

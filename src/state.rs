@@ -26,6 +26,8 @@ pub struct Shared {
     pub sockets: Arc<Sockets>,
     /// Time for schedules; tests move it.
     pub clock: Arc<crate::clock::Clock>,
+    /// Email's signing key, wake-up and counters.
+    pub mailer: Arc<crate::email::Mailer>,
     /// Wakes the webhook worker when deliveries may be due.
     pub webhooks_due: Arc<tokio::sync::Notify>,
     /// Certificate expiry for `/metrics` (empty without TLS).
@@ -35,7 +37,12 @@ pub struct Shared {
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, jwt: JwtKeys) -> AppState {
+    pub fn new(
+        config: Config,
+        store: Store,
+        jwt: JwtKeys,
+        mailer: crate::email::Mailer,
+    ) -> AppState {
         let limits = RateLimits::new(&config.limits);
         let sockets = Sockets::new(config.limits.max_sockets, config.limits.sockets_per_visitor);
         let base_url = OnceLock::new();
@@ -51,6 +58,7 @@ impl AppState {
             hub: Hub::new(),
             sockets,
             clock: Default::default(),
+            mailer: Arc::new(mailer),
             webhooks_due: Default::default(),
             tls: Default::default(),
             base_url,

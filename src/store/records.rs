@@ -456,6 +456,35 @@ impl Record for Delivery {
     }
 }
 
+impl Record for crate::email::model::Mail {
+    const TABLE: Table = tables::MAILS;
+    const NAME: &'static str = "mail";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        use crate::email::model::MailStatus;
+        let id = self.id.as_u128();
+        let mut entries = Vec::new();
+        if let Some(org) = self.organization_id {
+            entries.push(IndexEntry::plain(
+                tables::IDX_MAILS_BY_ORG,
+                KeyBuf::new().id(org.as_u128()).id(id).done(),
+            ));
+        }
+        if self.status == MailStatus::Pending {
+            entries.push(IndexEntry::plain(
+                tables::IDX_MAILS_DUE,
+                KeyBuf::new().time(self.next_attempt_at).id(id).done(),
+            ));
+            if let Some(key) = self.kind.pending_key() {
+                entries.push(IndexEntry::pointer(tables::IDX_MAILS_PENDING, key, id));
+            }
+        }
+        entries
+    }
+}
+
 impl Record for AuditEvent {
     const TABLE: Table = tables::AUDIT;
     const NAME: &'static str = "audit event";

@@ -95,6 +95,16 @@ pub const AUDIT: Table = TableDefinition::new("audit");
 /// org ‖ entry (entries are UUIDv7: in time order)
 pub const IDX_AUDIT_BY_ORG: Table = TableDefinition::new("idx_audit_by_org");
 
+// Email: mails waiting to be sent, sent and failed.
+pub const MAILS: Table = TableDefinition::new("mails");
+/// next attempt ‖ mail, for pending mails: the email worker's queue
+pub const IDX_MAILS_DUE: Table = TableDefinition::new("idx_mails_due");
+/// what a pending mail is about (thread ‖ kind ‖ recipient) → mail, so one
+/// reason waits in one mail
+pub const IDX_MAILS_PENDING: Table = TableDefinition::new("idx_mails_pending");
+/// org ‖ mail (UUIDv7: in time order), for the admins' outbox view
+pub const IDX_MAILS_BY_ORG: Table = TableDefinition::new("idx_mails_by_org");
+
 /// Every table, so a new database creates them all and backups copy them all.
 pub const ALL: &[Table] = &[
     META,
@@ -141,4 +151,8 @@ pub const ALL: &[Table] = &[
     IDX_DELIVERIES_DUE,
     AUDIT,
     IDX_AUDIT_BY_ORG,
+    MAILS,
+    IDX_MAILS_DUE,
+    IDX_MAILS_PENDING,
+    IDX_MAILS_BY_ORG,
 ];

@@ -37,6 +37,10 @@ pub fn routes() -> Router<AppState> {
         .route("/widget/offline", post(offline))
         .route("/widget/close", post(close))
         .route("/widget/read", post(read))
+        .route(
+            "/widget/transcript",
+            post(crate::email::http::widget_transcript),
+        )
         // `layer`, not `route_layer`: preflights must reach the middleware
         // even though no route accepts OPTIONS.
         .layer(middleware::from_fn(cors::cors))

@@ -207,6 +207,7 @@ async fn create_visitor(
                     last_seen_at: Some(now),
                 },
                 created_at: now,
+                email_opt_out: false,
             };
             tx.put(&visitor)?;
             // Only the hash is stored: the token lives in the browser alone.

@@ -323,3 +323,61 @@ fn json_logs_are_one_object_per_line() {
     assert!(serving["timestamp"].is_string(), "{serving}");
     assert!(serving["fields"]["url"].is_string(), "{serving}");
 }
+
+#[tokio::test]
+async fn email_test_sends_through_the_relay_and_check_refuses_a_bad_one() {
+    let sink = crate::harness::smtp::SmtpSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[email]\nsmtp_url = \"{}\"\nfrom = \"Acme <chat@acme.test>\"\n",
+            sink.url()
+        ),
+    )
+    .unwrap();
+    let out = mychat()
+        .args(["email", "test", "ops@acme.test", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0].to, "ops@acme.test");
+    assert_eq!(mails[0].from, "chat@acme.test");
+    assert_eq!(mails[0].subject, "My-Chat test mail");
+    // `check` shows the relay without its password.
+    std::fs::write(
+        &file,
+        "[email]\nsmtp_url = \"smtp://user:s3cret@127.0.0.1:2525\"\nfrom = \"chat@acme.test\"\n",
+    )
+    .unwrap();
+    let out = mychat()
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !shown.contains("s3cret"), "{shown}");
+    for bad in [
+        "[email]\nsmtp_url = \"http://mail.example.com\"\nfrom = \"chat@acme.test\"\n",
+        "[email]\nsmtp_url = \"smtp://127.0.0.1:2525\"\nfrom = \"nobody\"\n",
+    ] {
+        std::fs::write(&file, bad).unwrap();
+        let out = mychat()
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("email."),
+            "{bad}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ mod accounts;
 mod attachments;
 mod audit;
 mod auth;
+mod email;
 mod integrations;
 mod messages;
 mod spaces;
