@@ -28,6 +28,8 @@
       big: 'Files may be at most {}.', many: 'Files per message: at most {}.', type: 'This type of file is not accepted.',
       bad: 'This file cannot be accepted.', upfail: 'Upload failed.', expired: 'file expired',
       lost: 'A message with files was not sent: its upload was interrupted.',
+      mailAsk: 'Nobody is online right now. Leave your email and get the reply by email.',
+      later: 'Not now', transcript: 'Email me this conversation', mailed: 'Sent to your email.',
     },
     pl: {
       open: 'Otwórz czat', close: 'Zamknij czat', online: 'Jesteśmy online', away: 'Odpowiemy e-mailem',
@@ -43,6 +45,8 @@
       type: 'Pliki tego typu nie są przyjmowane.', bad: 'Nie można przyjąć tego pliku.',
       upfail: 'Nie udało się przesłać pliku.', expired: 'plik wygasł',
       lost: 'Wiadomość z plikami nie została wysłana: przesyłanie zostało przerwane.',
+      mailAsk: 'Nikogo teraz nie ma. Zostaw e-mail, a odpowiedź przyjdzie e-mailem.',
+      later: 'Nie teraz', transcript: 'Wyślij mi tę rozmowę e-mailem', mailed: 'Wysłano na Twój e-mail.',
     },
     ru: {
       open: 'Открыть чат', close: 'Закрыть чат', online: 'Мы онлайн', away: 'Ответим по e-mail',
@@ -58,6 +62,8 @@
       type: 'Файлы такого типа не принимаются.', bad: 'Этот файл не может быть принят.',
       upfail: 'Не удалось загрузить файл.', expired: 'срок хранения файла истёк',
       lost: 'Сообщение с файлами не отправлено: загрузка прервалась.',
+      mailAsk: 'Сейчас никого нет. Оставьте e-mail — ответ придёт на почту.',
+      later: 'Не сейчас', transcript: 'Прислать этот разговор на e-mail', mailed: 'Отправлено на ваш e-mail.',
     },
   };
   let lang = 'en';
@@ -99,6 +105,7 @@ header svg{width:18px;height:18px}
 .msg{max-width:82%;display:flex;flex-direction:column;align-items:flex-start;align-self:flex-start}
 .out{align-self:flex-end;align-items:flex-end}
 .sys{align-self:center;max-width:100%;color:var(--muted);font-size:12px;text-align:center}
+.sys button{border:1px solid var(--line,#ccc);background:none;color:inherit;border-radius:6px;padding:4px 8px;margin-top:4px}
 .who{font-size:11px;color:var(--muted);margin:4px 4px 1px}
 .bubble{padding:8px 12px;border-radius:14px;background:var(--in);white-space:pre-wrap;overflow-wrap:anywhere}
 .out .bubble{background:var(--accent);color:var(--ink)}
@@ -269,8 +276,10 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       r.tray, r.ferr, r.file,
       h('button', { type: 'button', class: 'att', 'aria-label': t.attach, title: t.attach, hidden: !canAttach(), onclick: () => r.file.click() }, icon(CLIP)),
       r.input, h('button', { type: 'submit', class: 'primary', 'aria-label': t.send }, icon(ARROW)));
+    r.contactText = h('p', null, t.contact);
+    r.notNow = h('button', { type: 'button', hidden: true, onclick: () => ((st.asked = threadId), save(), refresh()) }, t.later);
     r.contact = h('form', { class: 'card contact', hidden: true, onsubmit: saveContact },
-      h('p', null, t.contact), nameLabel, emailLabel, r.contactErr, h('button', { type: 'submit', class: 'primary' }, t.save));
+      r.contactText, nameLabel, emailLabel, r.contactErr, h('button', { type: 'submit', class: 'primary' }, t.save), r.notNow);
     r.offline = h('form', { class: 'card offline', hidden: true, onsubmit: sendOffline },
       h('p', null, t.offline), oNameLabel, oEmailLabel, oTextLabel, r.offlineErr, h('button', { type: 'submit', class: 'primary' }, t.leave));
     r.panel = h('div', { class: 'panel', id: 'mychat-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'mychat-title', hidden: true, onkeydown: onPanelKey, ondragover: onDrag, ondragleave: onDrag, ondrop: onDrag },
@@ -475,6 +484,23 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     if (!threadClosed || endedNoted === threadId) return;
     endedNoted = threadId;
     note(t.ended);
+    if (!cfg.email) return;
+    const ended = threadId;
+    const b = h('button', { type: 'button', class: 'transcript', onclick: () => ((wantTranscript = ended), st.contact ? mailTranscript() : refresh()) }, t.transcript);
+    place(h('div', { class: 'msg sys' }, b), lastId + '~~');
+  }
+
+  let wantTranscript = null;
+  async function mailTranscript() {
+    if (!wantTranscript) return;
+    wantTranscript = null;
+    refresh();
+    try {
+      await call('POST', '/transcript', {});
+      note(t.mailed);
+    } catch (e) {
+      note(e.message || t.failed);
+    }
   }
 
   /* ---------- what the panel shows ---------- */
@@ -496,8 +522,13 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     const wrote = [...records.values()].some((r) => !r.m || r.m.senderType === 'visitor');
     const askFirst = need === 'beforeFirstMessage' && !st.contact;
     const askAfter = need === 'afterFirstMessage' && !st.contact && wrote;
+    // Nobody to answer now: once per conversation, offer the reply by email.
+    const askMail = cfg.email && !on && talking() && wrote && !st.contact && st.asked !== threadId;
+    const wanted = askFirst || askAfter || contactDemanded || wantTranscript;
     ui.offline.hidden = !offline;
-    ui.contact.hidden = offline || !(askFirst || askAfter || contactDemanded);
+    ui.contact.hidden = offline || !(wanted || askMail);
+    ui.contactText.textContent = wanted ? t.contact : t.mailAsk;
+    ui.notNow.hidden = wanted;
     ui.compose.hidden = offline || askFirst || contactDemanded;
     ui.end.hidden = !talking();
     ui.notice.hidden = !token || connected() || !lostOnce;
@@ -1233,6 +1264,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       save();
       refresh();
       flush();
+      mailTranscript();
     }
   }
 
