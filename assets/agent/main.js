@@ -94,6 +94,7 @@ async function start() {
     const me = await api.get('/auth/me');
     state.me = me.agent;
     state.org = me.organization;
+    state.features = me.features || {};
     await loadDirectory();
   } catch (e) {
     if (e.status === 401 || !api.hasSession()) return false;
@@ -156,6 +157,7 @@ function buildShell() {
           h('a', { href: '#/admin/integrations', class: 'topnav__link', dataset: { prefix: '#/admin/integrations' } }, t('nav.integrations')),
           h('a', { href: '#/admin/webhooks', class: 'topnav__link', dataset: { prefix: '#/admin/webhooks' } }, t('nav.webhooks')),
           h('a', { href: '#/admin/audit', class: 'topnav__link', dataset: { prefix: '#/admin/audit' } }, t('nav.audit')),
+          state.features?.email ? h('a', { href: '#/admin/email', class: 'topnav__link', dataset: { prefix: '#/admin/email' } }, t('nav.email')) : null,
         ]
       : null,
   );

@@ -5,6 +5,8 @@
 export const state = {
   me: null,
   org: null,
+  /** What the appliance can do (GET /auth/me). */
+  features: {},
   spaces: [],
   agents: [],
   teams: [],
@@ -46,6 +48,7 @@ export function isAdmin() {
 export function reset() {
   state.me = null;
   state.org = null;
+  state.features = {};
   state.spaces = [];
   state.agents = [];
   state.teams = [];

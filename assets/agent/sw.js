@@ -17,6 +17,7 @@ const SHELL = [
   '/app/views/admin.js',
   '/app/views/admin-agents.js',
   '/app/views/admin-audit.js',
+  '/app/views/admin-email.js',
   '/app/views/admin-integrations.js',
   '/app/views/admin-spaces.js',
   '/app/views/admin-teams.js',

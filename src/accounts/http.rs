@@ -132,8 +132,10 @@ async fn logout(
 
 async fn me(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> AppResult<Json<Value>> {
     let org = state.store.read()?.org(caller.org())?;
+    // What the appliance can do, so the app shows only controls that work.
+    let features = json!({ "email": state.config.email.enabled() });
     Ok(Json(
-        json!({ "agent": caller.agent.view(true), "organization": org }),
+        json!({ "agent": caller.agent.view(true), "organization": org, "features": features }),
     ))
 }
 

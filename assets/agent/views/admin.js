@@ -4,6 +4,7 @@ import { h, mount } from '../dom.js';
 import { t } from '../i18n.js';
 import { AgentsPage } from './admin-agents.js';
 import { AuditPage } from './admin-audit.js';
+import { EmailPage } from './admin-email.js';
 import { IntegrationsPage } from './admin-integrations.js';
 import { SpacesPage } from './admin-spaces.js';
 import { TeamsPage } from './admin-teams.js';
@@ -18,6 +19,7 @@ const PAGES = {
   integrations: IntegrationsPage,
   webhooks: WebhooksPage,
   audit: AuditPage,
+  email: EmailPage,
 };
 
 export class Admin {

@@ -155,6 +155,7 @@ export class Conversation {
     }
     if (open && (mine || admin || !held)) actions.push(this.button(t('action.close'), () => this.act('close'), '', 'close', 'e'));
     if (!open) actions.push(this.button(t('action.reopen'), () => this.act('reopen'), 'btn--primary', 'reopen'));
+    if (state.features?.email && !th.membership) actions.push(this.button(t('action.transcript'), () => this.transcript(), 'btn--ghost', 'transcript'));
     actions.push(this.button(t('action.info'), () => this.toggleVisitor(), 'btn--ghost conv__info', 'info'));
     mount(
       this.head,
@@ -216,6 +217,16 @@ export class Conversation {
   /** e */
   close() {
     if (this.thread && isOpen(this.thread)) this.act('close');
+  }
+
+  /** Emails the whole conversation to the visitor. */
+  async transcript() {
+    try {
+      await post(`/threads/${this.id}/transcript`, {});
+      this.show(t('thread.transcriptSent'), 'ok');
+    } catch (e) {
+      this.show(e instanceof ApiError && e.code === 'no_email' ? t('thread.noEmail') : e.message || t('error.generic'), 'error');
+    }
   }
 
   async act(action, body) {

@@ -1563,3 +1563,50 @@ async fn admin_pages_manage_api_tokens_and_webhooks_and_show_the_audit_log() {
         .await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_agent_sends_the_transcript_and_admins_see_the_mail() {
+    let sink = crate::harness::smtp::SmtpSink::start().await;
+    let url = sink.url();
+    let server = TestServer::start_with(move |c| {
+        c.email.smtp_url = url;
+        c.email.from = "chat@acme.test".into();
+    })
+    .await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let shop = space(&server, &owner).await;
+    let (token, visitor_id) = visitor(&server, shop["widgetKey"].as_str().unwrap()).await;
+    let thread = visitor_says(&server, &token, "Please send me this chat").await;
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    wait_live(&browser).await;
+    wait_row(&browser, "Please send me this chat").await;
+    open_thread(&browser, &thread).await;
+
+    // Without the visitor's address the app says so.
+    click(&browser, ".conv__actions [data-action=transcript]").await;
+    wait_text(&browser, ".conv__notice", "has not left an email").await;
+    server
+        .patch(
+            &format!("/api/v1/visitors/{visitor_id}"),
+            &owner.token,
+            json!({"email": "vi@example.com"}),
+        )
+        .await
+        .ok();
+    click(&browser, ".conv__actions [data-action=transcript]").await;
+    wait_text(&browser, ".conv__notice", "on its way").await;
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0].to, "vi@example.com");
+    assert!(mails[0].text.contains("Please send me this chat"));
+
+    // The email page lists it as sent.
+    click(&browser, ".topnav a[href='#/admin/email']").await;
+    wait_text(
+        &browser,
+        "[data-list=mails] tr[data-status=sent]",
+        "vi@example.com",
+    )
+    .await;
+    browser.close().await;
+}
