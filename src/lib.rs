@@ -108,7 +108,7 @@ impl App {
         if !store::Reader::is_empty(&store.read()?, store::tables::WEBHOOKS)? {
             webhooks::outbox::webhooks_may_exist();
         }
-        store.set_outbox(std::sync::Arc::new(webhooks::outbox::write_deliveries));
+        store.add_outbox(std::sync::Arc::new(webhooks::outbox::write_deliveries));
         let jwt = auth::jwt::JwtKeys::load(
             &dir,
             &config.auth.jwt_secret,
