@@ -86,6 +86,7 @@ async fn new_thread(
         updated_at: now,
         closed_at: None,
         membership: None,
+        rating: None,
     };
     server.put(&thread).await;
     thread.id
