@@ -21,6 +21,7 @@ pub mod integrations;
 pub mod messages;
 pub mod metrics;
 pub mod ops;
+pub mod push;
 pub mod realtime;
 pub mod spaces;
 pub mod state;
@@ -71,6 +72,8 @@ pub enum BuildError {
     Key(std::io::Error),
     #[error("first run: {0}")]
     Seed(#[from] AppError),
+    #[error("web push key: {0}")]
+    PushKey(std::io::Error),
 }
 
 /// The two listeners of an appliance that serves HTTPS itself.
@@ -116,6 +119,7 @@ impl App {
         )
         .map_err(BuildError::Key)?;
         let state = AppState::new(config, store, jwt);
+        push::install(&state).map_err(BuildError::PushKey)?;
         let demo = if state.config.demo {
             accounts::service::seed_demo(&state).await?
         } else {
@@ -202,6 +206,7 @@ impl App {
         let mut tasks = spawn_tasks(&self.state);
         control::start(&self.state, &mut tasks);
         webhooks::worker::start(&self.state, &mut tasks);
+        push::worker::start(&self.state, &mut tasks);
         Running { dispatcher, tasks }
     }
 
@@ -286,6 +291,7 @@ pub fn router(state: AppState) -> Router {
         .merge(integrations::http::routes())
         .merge(webhooks::http::routes())
         .merge(audit::http::routes())
+        .merge(push::http::routes())
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)

@@ -47,6 +47,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(counts) = open_thread_counts(&state) {
         metrics::render_threads(&counts, &mut out);
     }
+    if let Ok(pending) = state.store.read().and_then(|r| r.pushes_pending()) {
+        state.push.render(pending, &mut out);
+    }
     state.tls.render(&mut out);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

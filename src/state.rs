@@ -25,6 +25,8 @@ pub struct Shared {
     pub clock: Arc<crate::clock::Clock>,
     /// Wakes the webhook worker when deliveries may be due.
     pub webhooks_due: Arc<tokio::sync::Notify>,
+    /// Web Push: the VAPID key, the worker's wake-up, counters.
+    pub push: Arc<crate::push::Pusher>,
     /// Certificate expiry for `/metrics` (empty without TLS).
     pub tls: Arc<crate::tls::TlsStatus>,
     /// Set once the listener is bound (or from `public_url`).
@@ -47,6 +49,7 @@ impl AppState {
             hub: Hub::new(),
             clock: Default::default(),
             webhooks_due: Default::default(),
+            push: Default::default(),
             tls: Default::default(),
             base_url,
         }))
