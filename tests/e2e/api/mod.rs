@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod integrations;
 mod messages;
+mod push;
 mod ratings;
 mod spaces;
 mod templates;
