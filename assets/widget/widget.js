@@ -145,6 +145,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 .stars{display:flex;gap:4px}
 .stars button{flex:1;height:36px;border:1px solid var(--line);border-radius:8px;background:var(--bg);color:var(--muted);font-size:18px}
 .stars [aria-pressed=true]{background:var(--accent);color:var(--ink)}
+.rate textarea{height:56px}
 @media (max-width:480px){
  .panel{top:0;left:0;right:0;bottom:0;width:auto;height:auto;max-width:none;max-height:none;border-radius:0}
  .opened .launcher{display:none}}`;
