@@ -11,6 +11,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use crate::net::{Cidr, ForwardedHeader};
+
 /// `MYCHAT_*` variables that are read by the command line, not the config.
 pub const NOT_CONFIG_ENV: &[&str] = &["LOG", "ADMIN_PASSWORD"];
 
@@ -40,6 +42,9 @@ pub struct Config {
     pub store: StoreConfig,
     pub webhooks: WebhooksConfig,
     pub audit: AuditConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub email: EmailConfig,
     pub push: PushConfig,
 }
 
@@ -60,6 +65,11 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Seconds to let requests and sockets finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Reverse proxies (addresses or blocks) whose forwarding header names
+    /// the client; from any other peer the header is ignored.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The header the trusted proxies set.
+    pub forwarded_header: ForwardedHeader,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -113,7 +123,10 @@ pub struct AuthConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
+    /// Login attempts per client address (IPv6: per /64).
     pub login_per_ip_per_minute: u32,
+    /// Login attempts per account *from one address*: guessing from one
+    /// address never locks the owner out from another.
     pub login_per_account_per_minute: u32,
     pub sessions_per_ip_per_minute: u32,
     pub visitor_messages_per_minute: u32,
@@ -125,6 +138,53 @@ pub struct LimitsConfig {
     pub ws_frames_per_second: u32,
     /// File uploads one visitor or agent may make per minute.
     pub uploads_per_minute: u32,
+    /// Bytes one client address may upload per hour.
+    pub upload_bytes_per_ip_per_hour: u64,
+    /// Bytes all uploaders of one chat space may upload per hour.
+    pub upload_bytes_per_space_per_hour: u64,
+    /// Uploads one uploader may hold that no message carries yet.
+    pub max_pending_uploads: u32,
+    /// Uploads are refused (507) while the data dir's file system has less
+    /// free space than this, in MiB.
+    pub min_free_disk_mb: u64,
+    /// Widget sockets one visitor may hold at once.
+    pub sockets_per_visitor: u32,
+    /// Sockets of every kind the appliance holds at once.
+    pub max_sockets: u32,
+}
+
+/// The largest byte budget: budgets are counted in KiB, in 32 bits.
+pub const MAX_UPLOAD_BUDGET: u64 = u32::MAX as u64 * 1024;
+
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Bearer token `/metrics` asks for. Empty: only loopback peers may
+    /// read it, without a token.
+    pub token: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -152,6 +212,9 @@ impl Default for Config {
             store: StoreConfig::default(),
             webhooks: WebhooksConfig::default(),
             audit: AuditConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+            email: EmailConfig::default(),
             push: PushConfig::default(),
         }
     }
@@ -163,6 +226,8 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit: 1024 * 1024,
             shutdown_grace_secs: 10,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
         }
     }
 }
@@ -207,6 +272,12 @@ impl Default for LimitsConfig {
             ws_connects_per_ip_per_minute: 120,
             ws_frames_per_second: 20,
             uploads_per_minute: 20,
+            upload_bytes_per_ip_per_hour: 256 * 1024 * 1024,
+            upload_bytes_per_space_per_hour: 2048 * 1024 * 1024,
+            max_pending_uploads: 10,
+            min_free_disk_mb: 512,
+            sockets_per_visitor: 5,
+            max_sockets: 50_000,
         }
     }
 }
@@ -221,6 +292,63 @@ pub struct WebhooksConfig {
     pub disable_after_hours: u64,
     /// Days the delivery log keeps a delivered or failed delivery.
     pub keep_deliveries_days: u32,
+}
+
+/// Email through the operator's SMTP relay. Empty `smtp_url`: no email.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// lettre's URL form: `smtp://user:pass@host:587?tls=required`,
+    /// `smtps://host:465`, `smtp://127.0.0.1:25` (no TLS, a local relay).
+    pub smtp_url: String,
+    /// The sender: `My Shop <chat@example.com>` or `chat@example.com`.
+    pub from: String,
+    /// Minutes a visitor message may wait for an answer before the space's
+    /// agents are emailed about it.
+    pub unanswered_minutes: u32,
+    /// Minutes agents' replies wait (and gather) before they are emailed to
+    /// a visitor who is not on the site.
+    pub visitor_delay_minutes: u32,
+    /// Tries before a mail counts as failed.
+    pub max_attempts: u32,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            smtp_url: String::new(),
+            from: String::new(),
+            unanswered_minutes: 5,
+            visitor_delay_minutes: 5,
+            max_attempts: 8,
+        }
+    }
+}
+
+impl EmailConfig {
+    pub fn enabled(&self) -> bool {
+        !self.smtp_url.is_empty()
+    }
+}
+
+impl fmt::Debug for EmailConfig {
+    /// The relay's password never reaches a log or `mychat check`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = match self.smtp_url.split_once('@') {
+            Some((scheme_user, host)) => match scheme_user.split_once("://") {
+                Some((scheme, _)) => format!("{scheme}://***@{host}"),
+                None => "***".to_owned(),
+            },
+            None => self.smtp_url.clone(),
+        };
+        f.debug_struct("EmailConfig")
+            .field("smtp_url", &url)
+            .field("from", &self.from)
+            .field("unanswered_minutes", &self.unanswered_minutes)
+            .field("visitor_delay_minutes", &self.visitor_delay_minutes)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -321,6 +449,21 @@ impl fmt::Debug for AuthConfig {
     }
 }
 
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field(
+                "token",
+                &if self.token.is_empty() {
+                    "(none: loopback only)"
+                } else {
+                    "(redacted)"
+                },
+            )
+            .finish()
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -335,6 +478,9 @@ impl fmt::Debug for Config {
             .field("store", &self.store)
             .field("webhooks", &self.webhooks)
             .field("audit", &self.audit)
+            .field("metrics", &self.metrics)
+            .field("log", &self.log)
+            .field("email", &self.email)
             .field("push", &self.push)
             .finish()
     }
@@ -433,8 +579,44 @@ impl Config {
         {
             return invalid("push.subject must be a mailto: or https:// URL");
         }
+        let l = &self.limits;
+        for (key, budget) in [
+            (
+                "upload_bytes_per_ip_per_hour",
+                l.upload_bytes_per_ip_per_hour,
+            ),
+            (
+                "upload_bytes_per_space_per_hour",
+                l.upload_bytes_per_space_per_hour,
+            ),
+        ] {
+            if !(1024..=MAX_UPLOAD_BUDGET).contains(&budget) {
+                return Err(ConfigError::Invalid(format!(
+                    "limits.{key} must be between 1024 and {MAX_UPLOAD_BUDGET} bytes"
+                )));
+            }
+        }
+        if l.sockets_per_visitor == 0 || l.max_sockets == 0 {
+            return invalid("limits.sockets_per_visitor and limits.max_sockets must be at least 1");
+        }
+        if !self.metrics.token.is_empty() && self.metrics.token.len() < 16 {
+            return invalid("metrics.token must be at least 16 characters");
+        }
         if self.store.max_batch == 0 {
             return invalid("store.max_batch must be at least 1");
+        }
+        if self.email.enabled() {
+            if let Err(e) = crate::email::transport(&self.email.smtp_url) {
+                return invalid(&format!("email.smtp_url: {e}"));
+            }
+            if crate::email::sender(&self.email.from).is_err() {
+                return invalid(
+                    "email.from must be an address, e.g. \"My Shop <chat@example.com>\"",
+                );
+            }
+            if self.email.max_attempts == 0 {
+                return invalid("email.max_attempts must be at least 1");
+            }
         }
         match self.tls.mode {
             TlsMode::Off => {}

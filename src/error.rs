@@ -45,6 +45,13 @@ pub enum AppError {
     /// 429 with `Retry-After` in whole seconds.
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
+    /// 429: the caller holds as many of something as it may (sockets,
+    /// unsent uploads) until it lets one go; waiting alone does not help.
+    #[error("{message}")]
+    TooMany { code: &'static str, message: String },
+    /// 507: the disk is too full to take more files.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// 503: shutting down or not ready.
     #[error("{0}")]
     Unavailable(String),
@@ -83,7 +90,10 @@ impl AppError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited { .. } | AppError::TooMany { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) | AppError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,7 +101,9 @@ impl AppError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::Validation { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::Validation { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::TooMany { code, .. } => code,
             AppError::Claimed { .. } => "already_claimed",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
@@ -100,6 +112,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Unprocessable(_) => "unprocessable",
             AppError::RateLimited { .. } => "rate_limited",
+            AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) | AppError::Storage(_) => "internal",
         }

@@ -4,6 +4,7 @@ use axum::extract::{FromRequest, FromRequestParts};
 use serde::{Deserialize, Deserializer};
 
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// `Json<T>` that answers malformed bodies with a 400 envelope.
 #[derive(FromRequest)]
@@ -20,23 +21,30 @@ pub struct ApiQuery<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(AppError))]
 pub struct ApiPath<T>(pub T);
 
-/// The client's address, as the listener saw it.
+/// The client's address: the peer's, or the one a trusted proxy forwarded
+/// (`http.trusted_proxies`, see [`crate::net::client_ip`]).
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub std::net::IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-        Ok(ClientIp(ip))
+        let http = &state.config.http;
+        Ok(ClientIp(crate::net::client_ip(
+            peer,
+            &http.trusted_proxies,
+            http.forwarded_header,
+            &parts.headers,
+        )))
     }
 }
 

@@ -75,6 +75,7 @@ typed_id!(
     PushId,
     DeliveryId,
     AuditId,
+    MailId,
 );
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod email;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -20,6 +21,7 @@ pub mod ids;
 pub mod integrations;
 pub mod messages;
 pub mod metrics;
+pub mod net;
 pub mod ops;
 pub mod push;
 pub mod realtime;
@@ -111,14 +113,22 @@ impl App {
         if !store::Reader::is_empty(&store.read()?, store::tables::WEBHOOKS)? {
             webhooks::outbox::webhooks_may_exist();
         }
+        // Webhook deliveries and mails commit with the events that cause
+        // them (pushes too: `push::install` adds its hook after these).
         store.add_outbox(std::sync::Arc::new(webhooks::outbox::write_deliveries));
+        if let Some(c) = config.email.enabled().then(|| config.email.clone()) {
+            store.add_outbox(std::sync::Arc::new(move |tx, events| {
+                email::outbox::write_mails(tx, events, &c)
+            }));
+        }
         let jwt = auth::jwt::JwtKeys::load(
             &dir,
             &config.auth.jwt_secret,
             config.auth.access_token_ttl_secs,
         )
         .map_err(BuildError::Key)?;
-        let state = AppState::new(config, store, jwt);
+        let mailer = email::Mailer::load(&dir).map_err(BuildError::Key)?;
+        let state = AppState::new(config, store, jwt, mailer);
         push::install(&state).map_err(BuildError::PushKey)?;
         let demo = if state.config.demo {
             accounts::service::seed_demo(&state).await?
@@ -207,6 +217,7 @@ impl App {
         control::start(&self.state, &mut tasks);
         webhooks::worker::start(&self.state, &mut tasks);
         push::worker::start(&self.state, &mut tasks);
+        email::worker::start(&self.state, &mut tasks);
         Running { dispatcher, tasks }
     }
 
@@ -292,6 +303,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::http::routes())
         .merge(audit::http::routes())
         .merge(push::http::routes())
+        .merge(email::http::routes())
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", api)
@@ -299,6 +311,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(web::routes())
+        .merge(email::http::public_routes())
         .merge(realtime::routes())
         .layer(DefaultBodyLimit::max(state.config.http.body_limit))
         .layer(middleware::from_fn(auth::extract::api_token_from_query))

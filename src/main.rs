@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use mychat::accounts::model::Role;
 use mychat::accounts::service::{self, NewAgent};
-use mychat::config::{Config, Overrides, TlsMode};
+use mychat::config::{Config, LogFormat, Overrides, TlsMode};
 use mychat::store::Reader;
 use mychat::{App, TlsListeners};
 use tracing_subscriber::EnvFilter;
@@ -72,6 +72,22 @@ enum Command {
         #[command(subcommand)]
         action: AdminCommand,
     },
+    /// Email through the configured relay.
+    Email {
+        #[command(subcommand)]
+        action: EmailCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EmailCommand {
+    /// Send a test mail to ADDRESS now, through `email.smtp_url`.
+    Test {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Where the test mail goes.
+        address: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -109,16 +125,22 @@ fn load(args: &ConfigArgs, listen: Option<std::net::SocketAddr>) -> Result<Confi
     Config::load(args.config.as_deref(), &overrides).map_err(|e| e.to_string())
 }
 
-fn init_logging() {
+/// Logs go to stderr (the journal, under systemd), as text or, with
+/// `log.format = "json"`, one JSON object per line.
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("MYCHAT_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
-    // Colour codes only for a person at a terminal, never into the journal.
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        // Colour codes only for a person at a terminal, never into the journal.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 /// Every socket is an open file: the soft limit (often 1,024) would cap the
@@ -150,7 +172,7 @@ async fn main() -> ExitCode {
         }
         Command::Serve { config, listen } => match load(&config, listen) {
             Ok(config) => {
-                init_logging();
+                init_logging(config.log.format);
                 raise_open_file_limit();
                 serve(config).await
             }
@@ -165,9 +187,21 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Admin { action } => {
-            init_logging();
+            init_logging(LogFormat::Text);
             admin(action).await
         }
+        Command::Email {
+            action: EmailCommand::Test { config, address },
+        } => match load(&config, None) {
+            Ok(config) if !config.email.enabled() => {
+                Err("email is off: set email.smtp_url and email.from".to_owned())
+            }
+            Ok(config) => mychat::email::worker::send_now(&config.email, &address)
+                .await
+                .map(|()| println!("sent a test mail to {address}"))
+                .map_err(|e| format!("the test mail was not sent: {e}")),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

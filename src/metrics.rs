@@ -105,11 +105,31 @@ pub fn render_store(s: &StoreStats, out: &mut String) {
     );
 }
 
-/// Appends the open-thread gauge.
-pub fn render_threads(counts: &[(ThreadStatus, usize)], out: &mut String) {
+/// Appends the thread gauge, for the open statuses (the work at hand).
+pub fn render_threads(counts: &[(ThreadStatus, u64)], out: &mut String) {
     out.push_str("# HELP mychat_threads Threads by status.\n");
     out.push_str("# TYPE mychat_threads gauge\n");
-    for (status, n) in counts {
+    for (status, n) in counts.iter().filter(|(s, _)| s.is_open()) {
         let _ = writeln!(out, "mychat_threads{{status=\"{}\"}} {n}", status.as_str());
     }
+}
+
+/// Appends the open-socket gauge.
+pub fn render_sockets(open: usize, out: &mut String) {
+    out.push_str("# HELP mychat_sockets Open WebSockets, of every kind.\n");
+    out.push_str("# TYPE mychat_sockets gauge\n");
+    let _ = writeln!(out, "mychat_sockets {open}");
+}
+
+/// Mails waiting in the outbox, and sent or given up since start.
+pub fn render_email(pending: usize, sent: u64, failed: u64, out: &mut String) {
+    out.push_str("# HELP mychat_email_pending Mails waiting to be sent.\n");
+    out.push_str("# TYPE mychat_email_pending gauge\n");
+    let _ = writeln!(out, "mychat_email_pending {pending}");
+    out.push_str("# HELP mychat_email_sent_total Mails the relay accepted.\n");
+    out.push_str("# TYPE mychat_email_sent_total counter\n");
+    let _ = writeln!(out, "mychat_email_sent_total {sent}");
+    out.push_str("# HELP mychat_email_failed_total Mails given up on.\n");
+    out.push_str("# TYPE mychat_email_failed_total counter\n");
+    let _ = writeln!(out, "mychat_email_failed_total {failed}");
 }

@@ -1,21 +1,23 @@
 //! What operators poll: `/healthz` (alive), `/readyz` (the store takes
-//! reads and writes), `/metrics` (Prometheus text), and the middleware that
-//! counts every request.
+//! reads and writes), `/metrics` (Prometheus text, for loopback peers or
+//! with `metrics.token`), and the middleware that counts every request.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
+use crate::extract::ClientIp;
 use crate::metrics;
 use crate::state::AppState;
 use crate::store::Reader;
-use crate::threads::model::ThreadStatus;
 
 pub async fn healthz() -> &'static str {
     "ok"
@@ -40,12 +42,36 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// The metrics, from counters kept as things happen: a scrape reads no
+/// storage.
+pub async fn metrics(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = may_scrape(&state, ip, &headers) {
+        return e.into_response();
+    }
     let mut out = String::with_capacity(4096);
     state.metrics.render(&mut out);
-    metrics::render_store(&state.store.stats(), &mut out);
-    if let Ok(counts) = open_thread_counts(&state) {
-        metrics::render_threads(&counts, &mut out);
+    let store = state.store.stats();
+    metrics::render_store(&store, &mut out);
+    metrics::render_threads(&store.threads, &mut out);
+    metrics::render_sockets(state.sockets.open(), &mut out);
+    if state.config.email.enabled() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let pending = state
+            .store
+            .read()
+            .and_then(|r| r.pending_mail_count())
+            .unwrap_or(0);
+        let m = &state.mailer;
+        metrics::render_email(
+            pending,
+            m.sent.load(Relaxed),
+            m.failed.load(Relaxed),
+            &mut out,
+        );
     }
     if let Ok(pending) = state.store.read().and_then(|r| r.pushes_pending()) {
         state.push.render(pending, &mut out);
@@ -54,18 +80,31 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
-fn open_thread_counts(state: &AppState) -> crate::store::Result<Vec<(ThreadStatus, usize)>> {
-    let read = state.store.read()?;
-    let open = [
-        ThreadStatus::Unassigned,
-        ThreadStatus::Active,
-        ThreadStatus::Pending,
-    ];
-    let mut counts: Vec<(ThreadStatus, usize)> = open.iter().map(|s| (*s, 0)).collect();
-    for org_space in read.all_spaces()? {
-        for (status, n) in counts.iter_mut() {
-            *n += read.count_threads(org_space.id, *status)?;
-        }
+/// With `metrics.token` set, every scraper must send it; without, only a
+/// client on this machine may read (behind a local proxy that is the
+/// forwarded client's address, when the proxy is trusted).
+fn may_scrape(state: &AppState, ip: IpAddr, headers: &HeaderMap) -> AppResult<()> {
+    let token = &state.config.metrics.token;
+    if token.is_empty() {
+        return if ip.to_canonical().is_loopback() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(
+                "metrics are for this machine only, or set metrics.token".into(),
+            ))
+        };
     }
-    Ok(counts)
+    let sent = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Digests compared, so the time taken tells nothing about the token.
+    if Sha256::digest(sent.as_bytes()) == Sha256::digest(token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized(
+            "metrics need the metrics token".into(),
+        ))
+    }
 }

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::error::AppResult;
 use crate::metrics::Metrics;
 use crate::realtime::hub::Hub;
+use crate::realtime::slots::Sockets;
 use crate::store::{Store, WriteTx};
 
 #[derive(Clone)]
@@ -21,8 +22,12 @@ pub struct Shared {
     pub limits: RateLimits,
     pub metrics: Metrics,
     pub hub: Arc<Hub>,
+    /// Open sockets, in all and per visitor.
+    pub sockets: Arc<Sockets>,
     /// Time for schedules; tests move it.
     pub clock: Arc<crate::clock::Clock>,
+    /// Email's signing key, wake-up and counters.
+    pub mailer: Arc<crate::email::Mailer>,
     /// Wakes the webhook worker when deliveries may be due.
     pub webhooks_due: Arc<tokio::sync::Notify>,
     /// Web Push: the VAPID key, the worker's wake-up, counters.
@@ -34,8 +39,14 @@ pub struct Shared {
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, jwt: JwtKeys) -> AppState {
+    pub fn new(
+        config: Config,
+        store: Store,
+        jwt: JwtKeys,
+        mailer: crate::email::Mailer,
+    ) -> AppState {
         let limits = RateLimits::new(&config.limits);
+        let sockets = Sockets::new(config.limits.max_sockets, config.limits.sockets_per_visitor);
         let base_url = OnceLock::new();
         if !config.public_url.is_empty() {
             let _ = base_url.set(config.public_url.trim_end_matches('/').to_owned());
@@ -47,7 +58,9 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             hub: Hub::new(),
+            sockets,
             clock: Default::default(),
+            mailer: Arc::new(mailer),
             webhooks_due: Default::default(),
             push: Default::default(),
             tls: Default::default(),

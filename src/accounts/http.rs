@@ -41,7 +41,7 @@ async fn register(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> AppResult<(StatusCode, Json<Session>)> {
-    state.limits.login_per_ip.check(&ip.to_string())?;
+    state.limits.login_per_ip.check_ip(ip)?;
     if !service::registration_open(&state)? {
         return Err(AppError::Forbidden("registration is closed".into()));
     }
@@ -75,13 +75,9 @@ async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> AppResult<Json<Session>> {
-    state.limits.login_per_ip.check(&ip.to_string())?;
     crate::validate::bounded("password", &body.password, crate::auth::password::MAX_LEN)?;
     crate::validate::bounded("email", &body.email, 254)?;
-    state
-        .limits
-        .login_per_account
-        .check(&body.email.trim().to_lowercase())?;
+    state.limits.check_login(&body.email, ip)?;
     let agent = service::login(
         &state,
         &body.email,
@@ -182,7 +178,7 @@ async fn accept_invite(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<AcceptInviteBody>,
 ) -> AppResult<Json<Session>> {
-    state.limits.login_per_ip.check(&ip.to_string())?;
+    state.limits.login_per_ip.check_ip(ip)?;
     let agent = service::accept_invite(&state, &body.token, &body.password).await?;
     let org = state.store.read()?.org(agent.organization_id)?;
     Ok(Json(service::issue_session(&state, &agent, org).await?))

@@ -23,6 +23,13 @@ pub fn root(data_dir: &Path) -> PathBuf {
     data_dir.join(DIR)
 }
 
+/// Bytes an unprivileged process may still write on the file system that
+/// holds `dir`.
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let stat = rustix::fs::statvfs(dir)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
 /// A new random storage key (128 bits, hex).
 pub fn new_key() -> String {
     let mut bytes = [0u8; 16];

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Multipart, State};
 use axum::http::header::{
     ACCEPT_RANGES, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE,
     CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, IF_RANGE, RANGE,
@@ -27,7 +27,7 @@ use crate::attachments::service::{self, Scope, Viewer};
 use crate::auth::extract::{agent_from_token, bearer, check_origin, origin, visitor_from_token};
 use crate::auth::{AgentAuth, VisitorAuth};
 use crate::error::{AppError, AppResult};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiPath, ApiQuery, ClientIp};
 use crate::ids::{AttachmentId, SpaceId, ThreadId};
 use crate::integrations::auth::MemberAuth;
 use crate::spaces::service::MAX_ATTACHMENT_BYTES;
@@ -80,7 +80,7 @@ async fn agent_upload(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
     ApiQuery(q): ApiQuery<UploadQuery>,
-    multipart: Result<Multipart, MultipartRejection>,
+    multipart: Upload,
 ) -> AppResult<(StatusCode, Json<AttachmentView>)> {
     let scope = service::agent_scope(&state, &caller, q.thread_id, q.chat_space_id)?;
     receive(&state, scope, multipart).await
@@ -89,7 +89,7 @@ async fn agent_upload(
 async fn visitor_upload(
     State(state): State<AppState>,
     auth: VisitorAuth,
-    multipart: Result<Multipart, MultipartRejection>,
+    multipart: Upload,
 ) -> AppResult<(StatusCode, Json<AttachmentView>)> {
     let scope = service::visitor_scope(&auth.space, auth.visitor.id)?;
     receive(&state, scope, multipart).await
@@ -101,7 +101,7 @@ async fn member_upload(
     State(state): State<AppState>,
     MemberAuth(who): MemberAuth,
     ApiPath(id): ApiPath<ThreadId>,
-    multipart: Result<Multipart, MultipartRejection>,
+    multipart: Upload,
 ) -> AppResult<(StatusCode, Json<AttachmentView>)> {
     let scope = {
         let read = state.store.read()?;
@@ -114,16 +114,37 @@ async fn member_upload(
     receive(&state, scope, multipart).await
 }
 
+/// An upload's body and the address it comes from.
+struct Upload {
+    multipart: Result<Multipart, MultipartRejection>,
+    ip: std::net::IpAddr,
+}
+
+impl FromRequest<AppState> for Upload {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, state).await;
+        let req = axum::extract::Request::from_parts(parts, body);
+        let multipart = Multipart::from_request(req, state).await;
+        Ok(Upload { multipart, ip })
+    }
+}
+
 async fn receive(
     state: &AppState,
     scope: Scope,
-    multipart: Result<Multipart, MultipartRejection>,
+    upload: Upload,
 ) -> AppResult<(StatusCode, Json<AttachmentView>)> {
-    let mut multipart = multipart.map_err(|_| {
+    let mut multipart = upload.multipart.map_err(|_| {
         AppError::UnsupportedMediaType("expected a multipart/form-data upload".into())
     })?;
     let result = match multipart.next_field().await {
-        Ok(Some(field)) => receive_field(state, scope, field).await,
+        Ok(Some(field)) => receive_field(state, scope, upload.ip, field).await,
         Ok(None) => Err(AppError::validation("the upload has no file field")),
         Err(e) => Err(multipart_error(e)),
     };
@@ -136,7 +157,12 @@ async fn receive(
     }
 }
 
-async fn receive_field(state: &AppState, scope: Scope, field: Field<'_>) -> AppResult<Attachment> {
+async fn receive_field(
+    state: &AppState,
+    scope: Scope,
+    ip: std::net::IpAddr,
+    field: Field<'_>,
+) -> AppResult<Attachment> {
     if field.name() != Some("file") {
         return Err(AppError::validation(
             "send the file in a form field named \"file\"",
@@ -147,7 +173,7 @@ async fn receive_field(state: &AppState, scope: Scope, field: Field<'_>) -> AppR
         .ok_or_else(|| AppError::validation("the file field needs a file name"))?
         .to_owned();
     let (name, kind) = service::admit(state, &scope, &raw_name)?;
-    service::upload(state, scope, name, kind, chunks(field)).await
+    service::upload(state, scope, ip, name, kind, chunks(field)).await
 }
 
 fn chunks(field: Field<'_>) -> impl Stream<Item = AppResult<Bytes>> + '_ {

@@ -105,21 +105,88 @@ pub fn member_scope(space: &ChatSpace, member: MemberId, thread: ThreadId) -> Ap
     scope_of(space, uploader, Some(thread))
 }
 
-/// Checks the rate limit and the name before any byte is read.
+/// Checks the limits, the disk and the name before any byte is read: the
+/// uploader's rate, the unsent uploads it already holds, and the free-disk
+/// floor.
 pub fn admit(state: &AppState, scope: &Scope, raw_name: &str) -> AppResult<(String, policy::Kind)> {
     state.limits.uploads.check(&scope.uploader.limit_key())?;
+    check_pending(&state.store.read()?, state, &scope.uploader)?;
+    check_free_disk(state)?;
     let name = policy::sanitize_name(raw_name);
     let kind = policy::kind_of_name(&name)?;
     Ok((name, kind))
 }
 
-/// Receives a file: streams it to a temporary file (refusing it with 413
-/// the moment it passes the space's size limit), checks its content
-/// against its name, makes a thumbnail of images, moves the files into
-/// place and only then commits the metadata. On any failure no file is left.
+/// 429 when `uploader` already holds `limits.max_pending_uploads` uploads
+/// no message carries.
+fn check_pending(read: &impl Reader, state: &AppState, uploader: &Uploader) -> AppResult<()> {
+    let max = state.config.limits.max_pending_uploads as usize;
+    if read.pending_uploads(uploader, max + 1)? >= max {
+        return Err(AppError::TooMany {
+            code: "too_many_pending_uploads",
+            message: format!("at most {max} uploads may wait to be sent; send or remove one first"),
+        });
+    }
+    Ok(())
+}
+
+/// 507 while the data dir's file system is below `limits.min_free_disk_mb`.
+fn check_free_disk(state: &AppState) -> AppResult<()> {
+    let floor = state
+        .config
+        .limits
+        .min_free_disk_mb
+        .saturating_mul(1024 * 1024);
+    let free = files::free_bytes(&state.config.data_dir).map_err(io_error)?;
+    if free < floor {
+        tracing::warn!(
+            free,
+            floor,
+            "upload refused: disk below its free-space floor"
+        );
+        return Err(AppError::InsufficientStorage(
+            "the server is low on disk space; try again later".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The hourly byte budgets an upload spends as it arrives: its sender's
+/// address and its chat space.
+struct Budget<'a> {
+    state: &'a AppState,
+    ip: String,
+    space: String,
+    /// Whole KiB already spent.
+    spent_kib: u64,
+}
+
+impl Budget<'_> {
+    /// Spends what `size` bytes received so far take beyond what is spent.
+    fn spend_up_to(&mut self, size: u64) -> AppResult<()> {
+        let due = size.div_ceil(1024);
+        let kib = u32::try_from(due - self.spent_kib).unwrap_or(u32::MAX);
+        if kib == 0 {
+            return Ok(());
+        }
+        let limits = &self.state.limits;
+        limits.upload_bytes_per_ip.spend(&self.ip, kib)?;
+        limits.upload_bytes_per_space.spend(&self.space, kib)?;
+        self.spent_kib = due;
+        Ok(())
+    }
+}
+
+/// Receives a file from the client at `ip`: streams it to a temporary
+/// file (refusing it with 413 the moment it passes the space's size limit,
+/// and with 429 the moment it passes the address's or the space's hourly
+/// byte budget), checks its content against its name, makes a thumbnail of
+/// images, moves the files into place and only then commits the metadata.
+/// On any failure no file is left.
 pub async fn upload<S, B>(
     state: &AppState,
     scope: Scope,
+    ip: std::net::IpAddr,
     name: String,
     kind: policy::Kind,
     body: S,
@@ -128,6 +195,12 @@ where
     S: Stream<Item = AppResult<B>>,
     B: AsRef<[u8]>,
 {
+    let mut budget = Budget {
+        state,
+        ip: crate::net::limit_key(ip),
+        space: scope.chat_space_id.to_string(),
+        spent_kib: 0,
+    };
     let root = files::root(&state.config.data_dir);
     let mut tmp = TempFile::create(&root).await.map_err(io_error)?;
     let mut hasher = Sha256::new();
@@ -143,6 +216,7 @@ where
                 "files may be at most {max} bytes here"
             )));
         }
+        budget.spend_up_to(size)?;
         hasher.update(chunk);
         tmp.write(chunk).await.map_err(io_error)?;
     }
@@ -201,7 +275,14 @@ where
     let state2 = state.clone();
     let record = attachment.clone();
     tokio::spawn(async move {
-        let committed = state2.write(move |tx| Ok(tx.put(&record)?)).await;
+        let s = state2.clone();
+        let committed = state2
+            .write(move |tx| {
+                // Checked again where it cannot race another upload.
+                check_pending(tx, &s, &record.uploader)?;
+                Ok(tx.put(&record)?)
+            })
+            .await;
         if committed.is_ok() {
             placed.keep();
         }

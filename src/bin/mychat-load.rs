@@ -600,6 +600,7 @@ fn visitor(space: &ChatSpace, number: u64) -> Visitor {
         external_id: None,
         metadata: VisitorMetadata::default(),
         created_at: chrono::Utc::now(),
+        email_opt_out: false,
     }
 }
 

@@ -59,12 +59,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> AppResult<Response> {
-    if rt::closing(&state) {
-        return Err(AppError::Unavailable(
-            "restarting, reconnect shortly".into(),
-        ));
-    }
-    state.limits.ws_connects_per_ip.check(&ip.to_string())?;
+    let slot = rt::admit(&state, ip)?;
     if !same_origin(&headers) {
         return Err(AppError::Forbidden(
             "agent sockets are for this appliance's own pages".into(),
@@ -80,7 +75,7 @@ pub async fn upgrade(
         // The browser requires the server to pick one of the offered protocols.
         ws = ws.protocols(["bearer"]);
     }
-    Ok(rt::configure(ws).on_upgrade(move |socket| run(state, socket, caller)))
+    Ok(rt::configure(ws).on_upgrade(move |socket| slot.hold(run(state, socket, caller))))
 }
 
 async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<(Caller, i64)> {

@@ -231,6 +231,12 @@ impl Hub {
         topics.map.values().map(HashMap::len).sum()
     }
 
+    /// Whether anyone listens on `topic` now (a visitor on the site).
+    pub fn has_subscribers(&self, topic: Topic) -> bool {
+        let topics = self.topics.lock().expect("hub lock");
+        topics.map.get(&topic).is_some_and(|s| !s.is_empty())
+    }
+
     /// Live connections.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::SeqCst)

@@ -68,12 +68,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> AppResult<Response> {
-    if rt::closing(&state) {
-        return Err(AppError::Unavailable(
-            "restarting, reconnect shortly".into(),
-        ));
-    }
-    state.limits.ws_connects_per_ip.check(&ip.to_string())?;
+    let slot = rt::admit(&state, ip)?;
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
@@ -91,7 +86,7 @@ pub async fn upgrade(
         // The browser requires the server to pick one of the offered protocols.
         ws = ws.protocols(["bearer"]);
     }
-    Ok(rt::configure(ws).on_upgrade(move |socket| run(state, socket, who, origin)))
+    Ok(rt::configure(ws).on_upgrade(move |socket| slot.hold(run(state, socket, who, origin))))
 }
 
 async fn authenticate(

@@ -12,6 +12,7 @@ pub mod hub;
 pub mod member;
 pub mod protocol;
 pub mod replay;
+pub mod slots;
 pub mod widget;
 
 use std::num::NonZeroU32;
@@ -22,6 +23,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUp
 use axum::routing::get;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 /// How often an idle socket is pinged.
@@ -158,6 +160,20 @@ pub fn close_for_error(error: &axum::Error) -> (u16, &'static str) {
 /// Whether a hub-side shutdown is under way; new sockets are refused.
 pub fn closing(state: &AppState) -> bool {
     state.hub.is_closing()
+}
+
+/// What every socket upgrade checks first: the appliance is not shutting
+/// down (503), the address has connects left (429), and there is room
+/// under `limits.max_sockets` (503). The socket holds the slot while it
+/// lives ([`slots::Slot::hold`]).
+pub fn admit(state: &AppState, ip: std::net::IpAddr) -> AppResult<slots::Slot> {
+    if closing(state) {
+        return Err(AppError::Unavailable(
+            "restarting, reconnect shortly".into(),
+        ));
+    }
+    state.limits.ws_connects_per_ip.check_ip(ip)?;
+    state.sockets.acquire()
 }
 
 /// The answer to a replay: the frames not already sent, then `resumed`;

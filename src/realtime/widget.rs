@@ -42,12 +42,7 @@ pub async fn upgrade(
     ApiQuery(q): ApiQuery<WidgetQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> AppResult<Response> {
-    if rt::closing(&state) {
-        return Err(AppError::Unavailable(
-            "restarting, reconnect shortly".into(),
-        ));
-    }
-    state.limits.ws_connects_per_ip.check(&ip.to_string())?;
+    let mut slot = rt::admit(&state, ip)?;
     let space = state
         .store
         .read()?
@@ -61,8 +56,10 @@ pub async fn upgrade(
     if auth.space.id != space.id {
         return Err(AppError::Unauthorized("invalid visitor session".into()));
     }
+    slot.for_visitor(auth.visitor.id)?;
     let ws = ws.map_err(|e| AppError::validation(e.body_text()))?;
-    Ok(rt::configure(ws).on_upgrade(move |socket| run(state, socket, auth.visitor, space)))
+    Ok(rt::configure(ws)
+        .on_upgrade(move |socket| slot.hold(run(state, socket, auth.visitor, space))))
 }
 
 struct WidgetSocket {

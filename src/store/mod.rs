@@ -118,6 +118,7 @@ impl Store {
         let db = Arc::new(Database::create(path)?);
         migrate::run(&db)?;
         let stats = Arc::new(writer::Stats::default());
+        stats.count_threads(count_threads(&db)?);
         let listener = Arc::new(writer::ListenerSlot::default());
         let outbox = Arc::new(writer::OutboxSlot::default());
         let jobs = writer::spawn(
@@ -220,6 +221,21 @@ impl Store {
     }
 }
 
+/// Threads by status, counted once from the by-space index (one entry per
+/// thread); commits keep the count from then on.
+fn count_threads(db: &Database) -> Result<writer::ThreadDelta> {
+    let txn = db.begin_read()?;
+    let index = txn.open_table(tables::IDX_THREADS_BY_SPACE)?;
+    let mut counts = writer::ThreadDelta::default();
+    for entry in index.iter()? {
+        let (key, _) = entry?;
+        if let Some(status) = records::status_of_space_key(key.value()) {
+            counts.add(status, 1);
+        }
+    }
+    Ok(counts)
+}
+
 /// A read snapshot.
 pub struct ReadTx {
     txn: ReadTransaction,
@@ -308,6 +324,8 @@ pub struct WriteTx<'a> {
     dirty: bool,
     /// What the current closure wants live clients to hear once committed.
     events: Vec<Event>,
+    /// How the current closure changed the thread counts.
+    threads: writer::ThreadDelta,
 }
 
 impl Reader for WriteTx<'_> {
@@ -348,6 +366,8 @@ impl WriteTx<'_> {
         }
         let bytes = codec::encode(record)?;
         self.dirty = true;
+        self.count(old.as_ref(), -1);
+        self.count(Some(record), 1);
         for entry in old_entries.iter().filter(|e| !new_entries.contains(e)) {
             self.txn
                 .open_table(entry.table)?
@@ -370,6 +390,7 @@ impl WriteTx<'_> {
             return Ok(None);
         };
         self.dirty = true;
+        self.count(Some(&old), -1);
         for entry in old.indexes() {
             self.txn
                 .open_table(entry.table)?
@@ -377,6 +398,12 @@ impl WriteTx<'_> {
         }
         self.txn.open_table(R::TABLE)?.remove(key)?;
         Ok(Some(old))
+    }
+
+    fn count<R: Record>(&mut self, record: Option<&R>, n: i64) {
+        if let Some(status) = record.and_then(Record::thread_status) {
+            self.threads.add(status, n);
+        }
     }
 
     /// Writes a value that is not a [`Record`] (tokens, meta values, the

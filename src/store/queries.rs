@@ -424,6 +424,65 @@ pub trait Reader {
     // The audit log.
 
     /// An organization's entries, newest first, after the cursor.
+    fn mail(&self, id: crate::ids::MailId) -> Result<Option<crate::email::model::Mail>> {
+        self.by_id(id.as_u128())
+    }
+
+    /// The pending mail waiting for this reason, if any.
+    fn pending_mail(&self, key: &[u8]) -> Result<Option<crate::ids::MailId>> {
+        Ok(self
+            .pointer(tables::IDX_MAILS_PENDING, key)?
+            .map(crate::ids::MailId::from_u128))
+    }
+
+    /// Pending mails due at `now`, soonest first, at most `limit`.
+    fn mails_due(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::email::model::Mail>> {
+        let end = KeyBuf::new().time(now).done();
+        let rows = self.scan(
+            tables::IDX_MAILS_DUE,
+            &Scan {
+                limit,
+                ..Scan::default()
+            },
+        )?;
+        let mut out = Vec::new();
+        for (k, _) in rows {
+            if k.as_slice() > end.as_slice() {
+                break;
+            }
+            if let Some(id) = id_at(&k, 8)
+                && let Some(m) = self.by_id(id)?
+            {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Mails still waiting, in all.
+    fn pending_mail_count(&self) -> Result<usize> {
+        Ok(self.ids_under(tables::IDX_MAILS_DUE, &[], 8)?.len())
+    }
+
+    /// An organization's mails, newest first, after the mail `after`.
+    fn mails_of_org(
+        &self,
+        org: OrgId,
+        after: Option<crate::ids::MailId>,
+        limit: usize,
+    ) -> Result<Vec<crate::email::model::Mail>> {
+        self.newest_under(
+            tables::IDX_MAILS_BY_ORG,
+            org.as_u128(),
+            after.map(|a| a.as_u128()),
+            limit,
+        )
+    }
+
     fn audit_events(
         &self,
         org: OrgId,
@@ -714,6 +773,24 @@ pub trait Reader {
             }
         }
         Ok(out)
+    }
+
+    /// How many uploads no message carries `uploader` holds, counting up
+    /// to `limit`.
+    fn pending_uploads(
+        &self,
+        uploader: &crate::attachments::model::Uploader,
+        limit: usize,
+    ) -> Result<usize> {
+        let rows = self.scan(
+            tables::IDX_PENDING_BY_UPLOADER,
+            &Scan {
+                prefix: records::uploader_prefix(uploader),
+                limit,
+                ..Scan::default()
+            },
+        )?;
+        Ok(rows.len())
     }
 }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::codec::{KeyBuf, id_key};
 use super::tables::{self, Table};
 use crate::accounts::model::{Agent, Organization, Team};
-use crate::attachments::model::Attachment;
+use crate::attachments::model::{Attachment, Uploader, UploaderKind};
 use crate::audit::model::AuditEvent;
 use crate::integrations::model::{ApiToken, Member, SigningKey};
 use crate::messages::model::Message;
@@ -83,6 +83,11 @@ pub trait Record: Serialize + DeserializeOwned {
     fn key(&self) -> Vec<u8>;
     fn indexes(&self) -> Vec<IndexEntry> {
         Vec::new()
+    }
+    /// The status a thread is counted under in the live thread counts
+    /// ([`super::StoreStats::threads`]); other records are not counted.
+    fn thread_status(&self) -> Option<ThreadStatus> {
+        None
     }
 }
 
@@ -184,6 +189,12 @@ pub fn thread_space_key(t: &Thread) -> Vec<u8> {
         .done()
 }
 
+/// The status a by-space index key was made with.
+pub fn status_of_space_key(key: &[u8]) -> Option<ThreadStatus> {
+    let byte = *key.get(16)?;
+    ThreadStatus::ALL.into_iter().find(|s| s.as_u8() == byte)
+}
+
 /// Prefix of the by-space index for one space and status.
 pub fn thread_space_prefix(space: u128, status: ThreadStatus) -> Vec<u8> {
     KeyBuf::new().id(space).byte(status.as_u8()).done()
@@ -202,6 +213,9 @@ impl Record for Thread {
     const NAME: &'static str = "thread";
     fn key(&self) -> Vec<u8> {
         id_key(self.id.as_u128()).to_vec()
+    }
+    fn thread_status(&self) -> Option<ThreadStatus> {
+        Some(self.status)
     }
     fn indexes(&self) -> Vec<IndexEntry> {
         let id = self.id.as_u128();
@@ -289,6 +303,16 @@ pub fn attachment_time_key(space: u128, at: chrono::DateTime<chrono::Utc>, id: u
     KeyBuf::new().id(space).time(at).id(id).done()
 }
 
+/// Prefix of one uploader's entries in the pending-by-uploader index.
+pub fn uploader_prefix(uploader: &Uploader) -> Vec<u8> {
+    let kind = match uploader.kind {
+        UploaderKind::Visitor => 0,
+        UploaderKind::Agent => 1,
+        UploaderKind::Member => 2,
+    };
+    KeyBuf::new().byte(kind).id(uploader.id.as_u128()).done()
+}
+
 impl Record for Attachment {
     const TABLE: Table = tables::ATTACHMENTS;
     const NAME: &'static str = "attachment";
@@ -302,16 +326,25 @@ impl Record for Attachment {
             return Vec::new();
         }
         let id = self.id.as_u128();
-        vec![match self.message_id {
-            Some(_) => IndexEntry::plain(
+        match self.message_id {
+            Some(_) => vec![IndexEntry::plain(
                 tables::IDX_ATTACHMENTS_BY_TIME,
                 attachment_time_key(self.chat_space_id.as_u128(), self.created_at, id),
-            ),
-            None => IndexEntry::plain(
-                tables::IDX_ATTACHMENTS_PENDING,
-                KeyBuf::new().time(self.created_at).id(id).done(),
-            ),
-        }]
+            )],
+            None => vec![
+                IndexEntry::plain(
+                    tables::IDX_ATTACHMENTS_PENDING,
+                    KeyBuf::new().time(self.created_at).id(id).done(),
+                ),
+                IndexEntry::plain(
+                    tables::IDX_PENDING_BY_UPLOADER,
+                    KeyBuf::new()
+                        .bytes(&uploader_prefix(&self.uploader))
+                        .id(id)
+                        .done(),
+                ),
+            ],
+        }
     }
 }
 
@@ -452,6 +485,35 @@ impl Record for Push {
             tables::IDX_PUSHES_DUE,
             KeyBuf::new().time(self.due_at).id(self.id.as_u128()).done(),
         )]
+    }
+}
+
+impl Record for crate::email::model::Mail {
+    const TABLE: Table = tables::MAILS;
+    const NAME: &'static str = "mail";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        use crate::email::model::MailStatus;
+        let id = self.id.as_u128();
+        let mut entries = Vec::new();
+        if let Some(org) = self.organization_id {
+            entries.push(IndexEntry::plain(
+                tables::IDX_MAILS_BY_ORG,
+                KeyBuf::new().id(org.as_u128()).id(id).done(),
+            ));
+        }
+        if self.status == MailStatus::Pending {
+            entries.push(IndexEntry::plain(
+                tables::IDX_MAILS_DUE,
+                KeyBuf::new().time(self.next_attempt_at).id(id).done(),
+            ));
+            if let Some(key) = self.kind.pending_key() {
+                entries.push(IndexEntry::pointer(tables::IDX_MAILS_PENDING, key, id));
+            }
+        }
+        entries
     }
 }
 

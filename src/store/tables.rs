@@ -61,6 +61,9 @@ pub const ATTACHMENTS: Table = TableDefinition::new("attachments");
 pub const IDX_ATTACHMENTS_BY_TIME: Table = TableDefinition::new("idx_attachments_by_time");
 /// created ‖ attachment, for uploads no message carries yet.
 pub const IDX_ATTACHMENTS_PENDING: Table = TableDefinition::new("idx_attachments_pending");
+/// uploader kind ‖ uploader ‖ attachment, for uploads no message carries
+/// yet: how many each uploader holds.
+pub const IDX_PENDING_BY_UPLOADER: Table = TableDefinition::new("idx_pending_by_uploader");
 
 // Integrations.
 pub const API_TOKENS: Table = TableDefinition::new("api_tokens");
@@ -102,6 +105,16 @@ pub const AUDIT: Table = TableDefinition::new("audit");
 /// org ‖ entry (entries are UUIDv7: in time order)
 pub const IDX_AUDIT_BY_ORG: Table = TableDefinition::new("idx_audit_by_org");
 
+// Email: mails waiting to be sent, sent and failed.
+pub const MAILS: Table = TableDefinition::new("mails");
+/// next attempt ‖ mail, for pending mails: the email worker's queue
+pub const IDX_MAILS_DUE: Table = TableDefinition::new("idx_mails_due");
+/// what a pending mail is about (thread ‖ kind ‖ recipient) → mail, so one
+/// reason waits in one mail
+pub const IDX_MAILS_PENDING: Table = TableDefinition::new("idx_mails_pending");
+/// org ‖ mail (UUIDv7: in time order), for the admins' outbox view
+pub const IDX_MAILS_BY_ORG: Table = TableDefinition::new("idx_mails_by_org");
+
 /// Every table, so a new database creates them all and backups copy them all.
 pub const ALL: &[Table] = &[
     META,
@@ -132,6 +145,7 @@ pub const ALL: &[Table] = &[
     ATTACHMENTS,
     IDX_ATTACHMENTS_BY_TIME,
     IDX_ATTACHMENTS_PENDING,
+    IDX_PENDING_BY_UPLOADER,
     API_TOKENS,
     IDX_API_TOKEN_HASH,
     IDX_API_TOKENS_BY_ORG,
@@ -151,4 +165,8 @@ pub const ALL: &[Table] = &[
     IDX_PUSHES_DUE,
     AUDIT,
     IDX_AUDIT_BY_ORG,
+    MAILS,
+    IDX_MAILS_DUE,
+    IDX_MAILS_PENDING,
+    IDX_MAILS_BY_ORG,
 ];

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use redb::Database;
@@ -11,6 +11,26 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{CommitListener, Error, OutboxHook, Result, WriteError, WriteTx};
 use crate::events::Event;
+use crate::threads::model::ThreadStatus;
+
+const STATUSES: usize = ThreadStatus::ALL.len();
+
+/// Threads gained (or lost) per status by the writes of one closure or
+/// one commit.
+#[derive(Clone, Copy, Default)]
+pub struct ThreadDelta([i64; STATUSES]);
+
+impl ThreadDelta {
+    pub fn add(&mut self, status: ThreadStatus, n: i64) {
+        self.0[status.as_u8() as usize] += n;
+    }
+
+    fn merge(&mut self, other: ThreadDelta) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+}
 
 pub type ListenerSlot = std::sync::OnceLock<CommitListener>;
 /// The outbox hooks, in the order they were added.
@@ -78,6 +98,9 @@ pub struct Stats {
     commit_micros: AtomicU64,
     batch_buckets: [AtomicU64; BATCH_BUCKETS.len() + 1],
     largest_batch: AtomicU64,
+    /// Threads by status, as of the last commit: counted once at open, then
+    /// moved by every committed write.
+    threads: [AtomicI64; STATUSES],
     pub stopped: AtomicBool,
 }
 
@@ -92,6 +115,8 @@ pub struct StoreStats {
     /// last entry counts every batch.
     pub batch_buckets: Vec<(u64, u64)>,
     pub largest_batch: u64,
+    /// Threads by status.
+    pub threads: Vec<(ThreadStatus, u64)>,
 }
 
 impl StoreStats {
@@ -105,6 +130,12 @@ impl StoreStats {
 }
 
 impl Stats {
+    pub fn count_threads(&self, delta: ThreadDelta) {
+        for (counter, n) in self.threads.iter().zip(delta.0) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     fn record(&self, batch: usize, micros: u64) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.writes.fetch_add(batch as u64, Ordering::Relaxed);
@@ -133,6 +164,13 @@ impl Stats {
             commit_seconds: self.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
             batch_buckets: buckets,
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
+            threads: ThreadStatus::ALL
+                .into_iter()
+                .map(|s| {
+                    let n = self.threads[s.as_u8() as usize].load(Ordering::Relaxed);
+                    (s, n.max(0) as u64)
+                })
+                .collect(),
         }
     }
 }
@@ -213,12 +251,14 @@ fn commit_batch(
         };
         let mut results: Vec<Outcome> = Vec::with_capacity(jobs.len());
         let mut events: Vec<Event> = Vec::new();
+        let mut threads = ThreadDelta::default();
         let mut poisoned = None;
         {
             let mut tx = WriteTx {
                 txn: &txn,
                 dirty: false,
                 events: Vec::new(),
+                threads: ThreadDelta::default(),
             };
             for (i, job) in jobs.iter_mut().enumerate() {
                 tx.dirty = false;
@@ -232,9 +272,12 @@ fn commit_batch(
                     poisoned = Some((i, Outcome::Store(e)));
                     break;
                 }
+                // Taken after the hook: what it writes is part of this write.
+                let counted = std::mem::take(&mut tx.threads);
                 match result {
                     Ok(value) => {
                         events.extend(emitted);
+                        threads.merge(counted);
                         results.push(Outcome::Done(value));
                     }
                     Err(e) if !tx.dirty && !e.storage => results.push(Outcome::Refused(e.error)),
@@ -258,6 +301,7 @@ fn commit_batch(
         match txn.commit() {
             Ok(()) => {
                 stats.record(jobs.len(), started.elapsed().as_micros() as u64);
+                stats.count_threads(threads);
                 // Published before anyone is answered, so a client that gets
                 // its ack can rely on the event being on its way to others.
                 if !events.is_empty()

@@ -20,6 +20,9 @@ pub struct Visitor {
     pub external_id: Option<String>,
     pub metadata: VisitorMetadata,
     pub created_at: DateTime<Utc>,
+    /// Unsubscribed from mails about replies (one click in any such mail).
+    #[serde(default)]
+    pub email_opt_out: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

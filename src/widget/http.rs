@@ -38,6 +38,10 @@ pub fn routes() -> Router<AppState> {
         .route("/widget/close", post(close))
         .route("/widget/read", post(read))
         .route("/widget/rating", post(rate))
+        .route(
+            "/widget/transcript",
+            post(crate::email::http::widget_transcript),
+        )
         // `layer`, not `route_layer`: preflights must reach the middleware
         // even though no route accepts OPTIONS.
         .layer(middleware::from_fn(cors::cors))
@@ -92,7 +96,7 @@ async fn session(
         referrer: validate::optional_name("referrer", body.referrer.as_deref(), MAX_URL)?,
         url: validate::optional_name("url", body.url.as_deref(), MAX_URL)?,
         user_agent,
-        ip: Some(ip.to_string()),
+        ip: Some(ip),
     };
     let session = service::open_session(&state, req, origin(&headers)).await?;
     let status = if session.resumed {

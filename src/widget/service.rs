@@ -106,7 +106,7 @@ pub struct SessionRequest {
     pub referrer: Option<String>,
     pub url: Option<String>,
     pub user_agent: Option<String>,
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -145,8 +145,10 @@ pub async fn open_session(
             resumed: true,
         });
     }
-    let ip = req.ip.clone().unwrap_or_default();
-    state.limits.sessions_per_ip.check(&ip)?;
+    match req.ip {
+        Some(ip) => state.limits.sessions_per_ip.check_ip(ip)?,
+        None => state.limits.sessions_per_ip.check("")?,
+    }
     create_visitor(state, space.id, req).await
 }
 
@@ -171,7 +173,7 @@ async fn touch(state: &AppState, id: VisitorId, req: &SessionRequest) -> AppResu
                 m.user_agent = req.user_agent.clone();
             }
             if req.ip.is_some() {
-                m.ip = req.ip.clone();
+                m.ip = req.ip.map(|ip| ip.to_string());
             }
             tx.put(&v)?;
             Ok(true)
@@ -204,11 +206,12 @@ async fn create_visitor(
                     referrer: req.referrer.clone(),
                     user_agent: req.user_agent.clone(),
                     locale: req.locale.clone(),
-                    ip: req.ip.clone(),
+                    ip: req.ip.map(|ip| ip.to_string()),
                     first_seen_at: Some(now),
                     last_seen_at: Some(now),
                 },
                 created_at: now,
+                email_opt_out: false,
             };
             tx.put(&visitor)?;
             // Only the hash is stored: the token lives in the browser alone.

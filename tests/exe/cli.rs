@@ -1,5 +1,5 @@
 //! The real `mychat` binary: version, config checks and layering, first run,
-//! admin create, graceful stop.
+//! admin create, graceful stop, its open-file limit and its log formats.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -290,4 +290,94 @@ fn serve_raises_its_open_file_limit_and_logs_without_colour_codes() {
         !first.contains('\u{1b}'),
         "no colour codes when stderr is not a terminal: {first:?}"
     );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = mychat()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("MYCHAT_LOG", "info")
+        .env("MYCHAT_LOG__FORMAT", "json")
+        .env("MYCHAT_DEMO", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Read up to the "serving" line: every line before it must parse too.
+    let mut seen = Vec::new();
+    let serving = loop {
+        let line = err.next().expect("a log line").unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?} after {seen:?}"));
+        seen.push(line);
+        if event["fields"]["message"] == "serving" {
+            break event;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(serving["level"], "INFO", "{serving}");
+    assert!(serving["timestamp"].is_string(), "{serving}");
+    assert!(serving["fields"]["url"].is_string(), "{serving}");
+}
+
+#[tokio::test]
+async fn email_test_sends_through_the_relay_and_check_refuses_a_bad_one() {
+    let sink = crate::harness::smtp::SmtpSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[email]\nsmtp_url = \"{}\"\nfrom = \"Acme <chat@acme.test>\"\n",
+            sink.url()
+        ),
+    )
+    .unwrap();
+    let out = mychat()
+        .args(["email", "test", "ops@acme.test", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0].to, "ops@acme.test");
+    assert_eq!(mails[0].from, "chat@acme.test");
+    assert_eq!(mails[0].subject, "My-Chat test mail");
+    // `check` shows the relay without its password.
+    std::fs::write(
+        &file,
+        "[email]\nsmtp_url = \"smtp://user:s3cret@127.0.0.1:2525\"\nfrom = \"chat@acme.test\"\n",
+    )
+    .unwrap();
+    let out = mychat()
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !shown.contains("s3cret"), "{shown}");
+    for bad in [
+        "[email]\nsmtp_url = \"http://mail.example.com\"\nfrom = \"chat@acme.test\"\n",
+        "[email]\nsmtp_url = \"smtp://127.0.0.1:2525\"\nfrom = \"nobody\"\n",
+    ] {
+        std::fs::write(&file, bad).unwrap();
+        let out = mychat()
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("email."),
+            "{bad}"
+        );
+    }
 }

@@ -931,3 +931,87 @@ async fn kill_9_after_commit_still_delivers_every_webhook_after_restart() {
     }
     assert_eq!(receiver.accepted.lock().unwrap().len(), acked.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_after_commit_still_sends_every_mail_after_restart() {
+    use crate::harness::smtp::SmtpSink;
+    let dirs = dirs();
+    // The relay is down at first: mails are committed, tried, and wait.
+    let port = crate::harness::free_port();
+    std::fs::write(
+        &dirs.config,
+        format!("[email]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"chat@acme.test\"\n"),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let mut server = Server::start(&dirs.data, &dirs.config);
+    let s = setup(&server, &client).await;
+    for i in 0..5 {
+        let (status, session) = post(
+            &client,
+            &server.url("/api/v1/widget/session"),
+            None,
+            json!({ "key": s.widget_key }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 201, "{session}");
+        let token = session["sessionToken"].as_str().unwrap();
+        let (status, body) = post(
+            &client,
+            &server.url("/api/v1/widget/offline"),
+            Some(token),
+            json!({ "name": format!("V{i}"), "email": format!("v{i}@example.com"), "content": format!("offline {i}") }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    server.kill_9();
+    let sink = SmtpSink::start_on(port).await;
+    let server = Server::start(&dirs.data, &dirs.config);
+    // The first retry is due 5 s after a refused attempt.
+    let mails = sink.wait_for(5).await;
+    let mut seen: Vec<String> = mails
+        .iter()
+        .map(|m| {
+            let at = m.text.find("offline ").expect("the message in the mail");
+            m.text[at..at + 9].to_owned()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (0..5).map(|i| format!("offline {i}")).collect::<Vec<_>>()
+    );
+    // Every mail is marked sent, so none goes twice.
+    let outbox = client
+        .get(server.url("/api/v1/email/outbox"))
+        .bearer_auth(&s.agent_token)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let items = outbox["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5, "{outbox}");
+    crate::harness::eventually(crate::harness::WAIT, "every mail marked sent", || async {
+        let outbox = client
+            .get(server.url("/api/v1/email/outbox"))
+            .bearer_auth(&s.agent_token)
+            .send()
+            .await
+            .ok()?
+            .json::<Value>()
+            .await
+            .ok()?;
+        outbox["items"]
+            .as_array()?
+            .iter()
+            .all(|m| m["status"] == "sent")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(sink.mails().len(), 5);
+}

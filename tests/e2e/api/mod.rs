@@ -1,10 +1,12 @@
 //! The REST API over a real server.
 
+mod abuse;
 mod access;
 mod accounts;
 mod attachments;
 mod audit;
 mod auth;
+mod email;
 mod integrations;
 mod messages;
 mod push;

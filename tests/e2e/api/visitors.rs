@@ -40,6 +40,7 @@ async fn new_visitor(server: &TestServer, space: SpaceId, number: u64) -> Visito
             ..VisitorMetadata::default()
         },
         created_at: now,
+        email_opt_out: false,
     };
     let id = visitor.id;
     let hash = mychat::auth::tokens::hash(&format!("{SESSION_TOKEN}-{number}"));

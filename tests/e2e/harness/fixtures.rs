@@ -87,6 +87,7 @@ pub async fn visitor(server: &TestServer, space: &ChatSpace) -> Visitor {
         external_id: None,
         metadata: VisitorMetadata::default(),
         created_at: chrono::Utc::now(),
+        email_opt_out: false,
     };
     let v = visitor.clone();
     server

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod fixtures;
+pub mod smtp;
 pub mod tls;
 pub mod ws;
 
