@@ -311,6 +311,14 @@ pub struct EmailConfig {
     pub visitor_delay_minutes: u32,
     /// Tries before a mail counts as failed.
     pub max_attempts: u32,
+    /// Where visitors' email answers arrive: mail to visitors carries
+    /// `Reply-To: reply+<token>@<reply_domain>`. Empty: no Reply-To.
+    pub reply_domain: String,
+    /// Address of the inbound SMTP listener for those answers (its MX
+    /// record points here), e.g. `0.0.0.0:25`. Unset: no listener.
+    pub inbound_listen: Option<SocketAddr>,
+    /// Largest inbound mail accepted, in bytes.
+    pub inbound_max_bytes: usize,
 }
 
 impl Default for EmailConfig {
@@ -321,6 +329,9 @@ impl Default for EmailConfig {
             unanswered_minutes: 5,
             visitor_delay_minutes: 5,
             max_attempts: 8,
+            reply_domain: String::new(),
+            inbound_listen: None,
+            inbound_max_bytes: 2 * 1024 * 1024,
         }
     }
 }
@@ -328,6 +339,11 @@ impl Default for EmailConfig {
 impl EmailConfig {
     pub fn enabled(&self) -> bool {
         !self.smtp_url.is_empty()
+    }
+
+    /// Whether visitors may answer mails by email.
+    pub fn takes_replies(&self) -> bool {
+        self.enabled() && !self.reply_domain.is_empty() && self.inbound_listen.is_some()
     }
 }
 
@@ -347,6 +363,9 @@ impl fmt::Debug for EmailConfig {
             .field("unanswered_minutes", &self.unanswered_minutes)
             .field("visitor_delay_minutes", &self.visitor_delay_minutes)
             .field("max_attempts", &self.max_attempts)
+            .field("reply_domain", &self.reply_domain)
+            .field("inbound_listen", &self.inbound_listen)
+            .field("inbound_max_bytes", &self.inbound_max_bytes)
             .finish()
     }
 }
@@ -616,6 +635,12 @@ impl Config {
             }
             if self.email.max_attempts == 0 {
                 return invalid("email.max_attempts must be at least 1");
+            }
+            let domain_ok = self.email.reply_domain.is_empty()
+                || crate::email::recipient(None, &format!("reply@{}", self.email.reply_domain))
+                    .is_some();
+            if !domain_ok {
+                return invalid("email.reply_domain must be a domain, e.g. reply.example.com");
             }
         }
         match self.tls.mode {

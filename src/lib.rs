@@ -151,7 +151,11 @@ impl App {
     ) -> std::io::Result<()> {
         let bound = listener.local_addr()?;
         self.state.set_base_url(self.state.config.base_url(bound));
-        let running = self.start();
+        let mut running = self.start();
+        if let Err(e) = email::inbound::start(&self.state, &mut running.tasks, None).await {
+            self.finish(running).await;
+            return Err(e);
+        }
         let router = router(self.state.clone());
         tracing::info!(listen = %bound, url = self.state.base_url(), "serving");
         // Small live frames must not wait for the peer's delayed ACKs.
@@ -188,6 +192,14 @@ impl App {
                 return Err(std::io::Error::other(e.to_string()));
             }
         };
+        // STARTTLS on the email listener presents the same certificate.
+        let mut smtp_tls = (*tls.server_config).clone();
+        smtp_tls.alpn_protocols.clear();
+        let smtp_tls = Some(std::sync::Arc::new(smtp_tls));
+        if let Err(e) = email::inbound::start(&self.state, &mut running.tasks, smtp_tls).await {
+            self.finish(running).await;
+            return Err(e);
+        }
         let (stop, stopping) = watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;

@@ -30,6 +30,8 @@
       lost: 'A message with files was not sent: its upload was interrupted.',
       rate: 'How was this conversation?', star: '{} of 5', comment: 'Comment (optional)',
       rsend: 'Send rating', rthanks: 'Thank you for your rating!',
+      mailAsk: 'Nobody is online right now. Leave your email and get the reply by email.',
+      later: 'Not now', transcript: 'Email me this conversation', mailed: 'Sent to your email.',
     },
     pl: {
       open: 'Otwórz czat', close: 'Zamknij czat', online: 'Jesteśmy online', away: 'Odpowiemy e-mailem',
@@ -47,6 +49,8 @@
       lost: 'Wiadomość z plikami nie została wysłana: przesyłanie zostało przerwane.',
       rate: 'Jak oceniasz tę rozmowę?', star: '{} z 5', comment: 'Komentarz (opcjonalnie)',
       rsend: 'Wyślij ocenę', rthanks: 'Dziękujemy za ocenę!',
+      mailAsk: 'Nikogo teraz nie ma. Zostaw e-mail, a odpowiedź przyjdzie e-mailem.',
+      later: 'Nie teraz', transcript: 'Wyślij mi tę rozmowę e-mailem', mailed: 'Wysłano na Twój e-mail.',
     },
     ru: {
       open: 'Открыть чат', close: 'Закрыть чат', online: 'Мы онлайн', away: 'Ответим по e-mail',
@@ -64,6 +68,8 @@
       lost: 'Сообщение с файлами не отправлено: загрузка прервалась.',
       rate: 'Как вы оцениваете этот разговор?', star: '{} из 5', comment: 'Комментарий (необязательно)',
       rsend: 'Отправить оценку', rthanks: 'Спасибо за оценку!',
+      mailAsk: 'Сейчас никого нет. Оставьте e-mail — ответ придёт на почту.',
+      later: 'Не сейчас', transcript: 'Прислать этот разговор на e-mail', mailed: 'Отправлено на ваш e-mail.',
     },
   };
   let lang = 'en';
@@ -105,6 +111,7 @@ header svg{width:18px;height:18px}
 .msg{max-width:82%;display:flex;flex-direction:column;align-items:flex-start;align-self:flex-start}
 .out{align-self:flex-end;align-items:flex-end}
 .sys{align-self:center;max-width:100%;color:var(--muted);font-size:12px;text-align:center}
+.sys button{border:1px solid var(--line,#ccc);background:none;color:inherit;border-radius:6px;padding:4px 8px;margin-top:4px}
 .who{font-size:11px;color:var(--muted);margin:4px 4px 1px}
 .bubble{padding:8px 12px;border-radius:14px;background:var(--in);white-space:pre-wrap;overflow-wrap:anywhere}
 .out .bubble{background:var(--accent);color:var(--ink)}
@@ -282,8 +289,10 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       r.tray, r.ferr, r.file,
       h('button', { type: 'button', class: 'att', 'aria-label': t.attach, title: t.attach, hidden: !canAttach(), onclick: () => r.file.click() }, icon(CLIP)),
       r.input, h('button', { type: 'submit', class: 'primary', 'aria-label': t.send }, icon(ARROW)));
+    r.contactText = h('p', null, t.contact);
+    r.notNow = h('button', { type: 'button', hidden: true, onclick: () => ((st.asked = threadId), save(), refresh()) }, t.later);
     r.contact = h('form', { class: 'card contact', hidden: true, onsubmit: saveContact },
-      h('p', null, t.contact), nameLabel, emailLabel, r.contactErr, h('button', { type: 'submit', class: 'primary' }, t.save));
+      r.contactText, nameLabel, emailLabel, r.contactErr, h('button', { type: 'submit', class: 'primary' }, t.save), r.notNow);
     r.offline = h('form', { class: 'card offline', hidden: true, onsubmit: sendOffline },
       h('p', null, t.offline), oNameLabel, oEmailLabel, oTextLabel, r.offlineErr, h('button', { type: 'submit', class: 'primary' }, t.leave));
     r.rate = h('form', { class: 'card rate', hidden: true, onsubmit: sendRating },
@@ -491,6 +500,23 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     if (!threadClosed || endedNoted === threadId) return;
     endedNoted = threadId;
     note(t.ended);
+    if (!cfg.email) return;
+    const ended = threadId;
+    const b = h('button', { type: 'button', class: 'transcript', onclick: () => ((wantTranscript = ended), st.contact ? mailTranscript() : refresh()) }, t.transcript);
+    place(h('div', { class: 'msg sys' }, b), lastId + '~~');
+  }
+
+  let wantTranscript = null;
+  async function mailTranscript() {
+    if (!wantTranscript) return;
+    wantTranscript = null;
+    refresh();
+    try {
+      await call('POST', '/transcript', {});
+      note(t.mailed);
+    } catch (e) {
+      note(e.message || t.failed);
+    }
   }
 
   /* ---------- what the panel shows ---------- */
@@ -512,8 +538,13 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     const wrote = [...records.values()].some((r) => !r.m || r.m.senderType === 'visitor');
     const askFirst = need === 'beforeFirstMessage' && !st.contact;
     const askAfter = need === 'afterFirstMessage' && !st.contact && wrote;
+    // Nobody to answer now: once per conversation, offer the reply by email.
+    const askMail = cfg.email && !on && talking() && wrote && !st.contact && st.asked !== threadId;
+    const wanted = askFirst || askAfter || contactDemanded || wantTranscript;
     ui.offline.hidden = !offline;
-    ui.contact.hidden = offline || !(askFirst || askAfter || contactDemanded);
+    ui.contact.hidden = offline || !(wanted || askMail);
+    ui.contactText.textContent = wanted ? t.contact : t.mailAsk;
+    ui.notNow.hidden = wanted;
     ui.compose.hidden = offline || askFirst || contactDemanded;
     ui.end.hidden = !talking();
     ui.rate.hidden = !(cfg.csat && threadId && threadClosed && historyLoaded && st.rated !== threadId);
@@ -1250,6 +1281,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       save();
       refresh();
       flush();
+      mailTranscript();
     }
   }
 

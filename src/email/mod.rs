@@ -16,6 +16,7 @@
 //!   outbox view.
 
 pub mod http;
+pub mod inbound;
 pub mod model;
 pub mod outbox;
 pub mod render;
@@ -28,7 +29,7 @@ use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use sha2::Sha256;
 
-use crate::ids::VisitorId;
+use crate::ids::{ThreadId, VisitorId};
 
 /// The key file that signs unsubscribe links.
 const KEY_FILE: &str = "mail.key";
@@ -76,6 +77,8 @@ pub struct Mailer {
     key: Vec<u8>,
     /// Wakes the worker when mails may be due.
     pub due: tokio::sync::Notify,
+    /// Where the inbound SMTP listener is bound, once it is.
+    pub inbound_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Mails sent and given up on since start, for `/metrics`.
     pub sent: std::sync::atomic::AtomicU64,
     pub failed: std::sync::atomic::AtomicU64,
@@ -96,6 +99,7 @@ impl Mailer {
         Ok(Mailer {
             key,
             due: tokio::sync::Notify::new(),
+            inbound_addr: Default::default(),
             sent: Default::default(),
             failed: Default::default(),
         })
@@ -107,6 +111,32 @@ impl Mailer {
         mac.update(b"unsubscribe:");
         mac.update(visitor.0.as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// The local part of a thread's reply address: `reply+<thread><mac>`.
+    /// Only this appliance can make one; the thread's deletion ends it.
+    pub fn reply_local_part(&self, thread: ThreadId) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(b"reply:");
+        mac.update(thread.0.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        format!(
+            "reply+{}{}",
+            hex::encode(thread.0.as_bytes()),
+            hex::encode(&tag[..8])
+        )
+    }
+
+    /// The thread a reply address's local part stands for, if genuine.
+    pub fn thread_of_reply(&self, local_part: &str) -> Option<ThreadId> {
+        let token = local_part.to_ascii_lowercase();
+        let hex_part = token.strip_prefix("reply+")?;
+        if hex_part.len() != 48 {
+            return None;
+        }
+        let bytes = hex::decode(&hex_part[..32]).ok()?;
+        let thread = ThreadId(uuid::Uuid::from_slice(&bytes).ok()?);
+        subtle_eq::eq(self.reply_local_part(thread).as_bytes(), token.as_bytes()).then_some(thread)
     }
 
     pub fn unsubscribe_ok(&self, visitor: VisitorId, token: &str) -> bool {
@@ -147,6 +177,24 @@ mod tests {
             m.to_string(),
         );
         assert!(!format!("{header:?}").contains('\n'));
+    }
+
+    #[test]
+    fn reply_addresses_are_unforgeable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::load(dir.path()).unwrap();
+        let thread = ThreadId::new();
+        let local = mailer.reply_local_part(thread);
+        assert!(local.len() <= 64, "{local}");
+        assert_eq!(mailer.thread_of_reply(&local), Some(thread));
+        assert_eq!(mailer.thread_of_reply(&local.to_uppercase()), Some(thread));
+        let other = ThreadId::new();
+        let forged = format!("reply+{}{}", hex::encode(other.0.as_bytes()), &local[38..]);
+        assert_eq!(mailer.thread_of_reply(&forged), None);
+        assert_eq!(mailer.thread_of_reply("reply+"), None);
+        assert_eq!(mailer.thread_of_reply("postmaster"), None);
+        let elsewhere = Mailer::load(tempfile::tempdir().unwrap().path()).unwrap();
+        assert_eq!(elsewhere.thread_of_reply(&local), None);
     }
 
     #[test]

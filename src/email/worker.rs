@@ -68,16 +68,20 @@ pub fn start(state: &AppState, tasks: &mut Tasks) {
 
 /// What to do with a due mail.
 enum Plan {
-    Send {
-        to: Mailbox,
-        content: Rendered,
-        unsubscribe: Option<String>,
-        covers: Option<(ThreadId, MessageId)>,
-    },
+    Send(Box<Outgoing>),
     /// Not needed any more.
     Skip(&'static str),
     /// Not yet: look again later (a visitor still on the site).
     Later,
+}
+
+struct Outgoing {
+    to: Mailbox,
+    content: Rendered,
+    /// Visitor mails: the unsubscribe link and the thread's reply address.
+    unsubscribe: Option<String>,
+    reply_to: Option<Mailbox>,
+    covers: Option<(ThreadId, MessageId)>,
 }
 
 async fn handle(
@@ -94,14 +98,16 @@ async fn handle(
     let outcome = match plan {
         Plan::Skip(why) => Outcome::Skipped(why),
         Plan::Later => Outcome::Later,
-        Plan::Send {
-            to,
-            content,
-            unsubscribe,
-            covers,
-        } => {
+        Plan::Send(out) => {
+            let Outgoing {
+                to,
+                content,
+                unsubscribe,
+                reply_to,
+                covers,
+            } = *out;
             let to_text = to.email.to_string();
-            match build(from, to, &content, unsubscribe.as_deref()) {
+            match build(from, to, &content, unsubscribe.as_deref(), reply_to) {
                 Err(e) => Outcome::Failed(to_text, e, true),
                 Ok(email) => match transport.send(email).await {
                     Ok(_) => Outcome::Sent(to_text, covers),
@@ -233,12 +239,13 @@ fn plan(state: &AppState, read: &ReadTx, mail: &Mail) -> crate::store::Result<Pl
     let base = state.base_url();
     match &mail.kind {
         MailKind::Test { to } => Ok(match recipient(None, to) {
-            Some(to) => Plan::Send {
+            Some(to) => Plan::Send(Box::new(Outgoing {
                 to,
                 content: render::test_mail(),
                 unsubscribe: None,
+                reply_to: None,
                 covers: None,
-            },
+            })),
             None => Plan::Skip("not an address"),
         }),
         MailKind::Offline {
@@ -298,7 +305,7 @@ fn plan(state: &AppState, read: &ReadTx, mail: &Mail) -> crate::store::Result<Pl
             };
             let view = if mine { "mine" } else { "available" };
             let url = format!("{base}/app/#/inbox/{view}/{}", t.id);
-            Ok(Plan::Send {
+            Ok(Plan::Send(Box::new(Outgoing {
                 to,
                 content: render::to_agent(
                     &brand,
@@ -309,8 +316,9 @@ fn plan(state: &AppState, read: &ReadTx, mail: &Mail) -> crate::store::Result<Pl
                     &url,
                 ),
                 unsubscribe: None,
+                reply_to: None,
                 covers: None,
-            })
+            })))
         }
         MailKind::Replies { visitor, thread } | MailKind::Transcript { visitor, thread } => {
             let transcript = matches!(mail.kind, MailKind::Transcript { .. });
@@ -369,12 +377,25 @@ fn plan(state: &AppState, read: &ReadTx, mail: &Mail) -> crate::store::Result<Pl
                 v.id,
                 state.mailer.unsubscribe_token(v.id)
             );
-            Ok(Plan::Send {
+            let reply_to = state
+                .config
+                .email
+                .takes_replies()
+                .then(|| {
+                    let local = state.mailer.reply_local_part(t.id);
+                    recipient(
+                        Some(&space.name),
+                        &format!("{local}@{}", state.config.email.reply_domain),
+                    )
+                })
+                .flatten();
+            Ok(Plan::Send(Box::new(Outgoing {
                 to,
                 content: render::to_visitor(&brand, transcript, &lines, &unsubscribe),
                 unsubscribe: Some(unsubscribe),
+                reply_to,
                 covers,
-            })
+            })))
         }
     }
 }
@@ -386,11 +407,15 @@ pub fn build(
     to: Mailbox,
     content: &Rendered,
     unsubscribe: Option<&str>,
+    reply_to: Option<Mailbox>,
 ) -> Result<Email, String> {
     let mut builder = Email::builder()
         .from(from.clone())
         .to(to)
         .subject(one_line(&content.subject));
+    if let Some(r) = reply_to {
+        builder = builder.reply_to(r);
+    }
     if let Some(url) = unsubscribe {
         builder = builder
             .header(ListUnsubscribe(format!("<{url}>")))
@@ -439,7 +464,7 @@ pub async fn send_now(config: &crate::config::EmailConfig, to: &str) -> Result<(
     let transport = crate::email::transport(&config.smtp_url)?;
     let from = crate::email::sender(&config.from)?;
     let to = recipient(None, to).ok_or("not an email address")?;
-    let email = build(&from, to, &render::test_mail(), None)?;
+    let email = build(&from, to, &render::test_mail(), None, None)?;
     transport
         .send(email)
         .await

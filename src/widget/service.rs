@@ -38,6 +38,8 @@ pub struct WidgetConfig {
     /// Inside the opening hours right now.
     pub open: bool,
     pub agents_online: bool,
+    /// Whether this appliance sends email (replies, transcripts).
+    pub email: bool,
     pub offline_messages: bool,
     pub require_visitor_data: RequireVisitorData,
     pub attachments: AttachmentPolicy,
@@ -84,6 +86,7 @@ pub fn config(state: &AppState, key: &str, origin: Option<&str>) -> AppResult<Wi
         open: s.is_open(Utc::now()),
         // Presence from the hub: agents with a live socket.
         agents_online: state.hub.any_agent_online(space.organization_id),
+        email: state.config.email.enabled(),
         title: s.title,
         welcome_message: s.welcome_message,
         accent_color: s.accent_color,

@@ -463,3 +463,184 @@ async fn without_a_relay_nothing_is_queued_and_requests_say_so() {
         .await;
     assert_eq!(r.err(409), "email_off");
 }
+
+/// Sends a raw mail with Python's smtplib (a client nobody here wrote);
+/// the SMTP reply code of the first refusal, or 250.
+async fn smtp_send(port: u16, rcpt: &str, raw: &str) -> u16 {
+    let (rcpt, raw) = (rcpt.to_owned(), raw.to_owned());
+    tokio::task::spawn_blocking(move || smtplib(port, &rcpt, &raw))
+        .await
+        .unwrap()
+}
+
+fn smtplib(port: u16, rcpt: &str, raw: &str) -> u16 {
+    let script = r#"
+import smtplib, sys
+port, rcpt = int(sys.argv[1]), sys.argv[2]
+raw = sys.stdin.buffer.read()
+try:
+    s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+    s.ehlo("client.test")
+    s.sendmail("ola@example.com", [rcpt], raw)
+    s.quit()
+    print(250)
+except smtplib.SMTPRecipientsRefused as e:
+    print(list(e.recipients.values())[0][0])
+except smtplib.SMTPResponseException as e:
+    print(e.smtp_code)
+"#;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script, &port.to_string(), rcpt])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(raw.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("smtplib said {:?}", out))
+}
+
+#[tokio::test]
+async fn a_visitor_answers_by_email_and_the_answer_lands_in_the_thread() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let server = TestServer::start_with(move |c| {
+        c.email.smtp_url = url;
+        c.email.from = "chat@acme.test".into();
+        c.email.visitor_delay_minutes = 3;
+        c.email.reply_domain = "reply.acme.test".into();
+        c.email.inbound_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.email.inbound_max_bytes = 64 * 1024;
+    })
+    .await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let space = fixtures::space_with(
+        &server,
+        &owner,
+        "Acme Shop",
+        &["site.test"],
+        SpaceSettings::default(),
+    )
+    .await;
+    let s = Setup {
+        sink,
+        server,
+        owner,
+        space,
+    };
+    let port = s
+        .server
+        .app_state
+        .mailer
+        .inbound_addr
+        .get()
+        .expect("inbound listener")
+        .port();
+
+    let token = session(&s).await;
+    let r = widget_call(
+        &s,
+        Method::POST,
+        "/messages",
+        &token,
+        json!({ "content": "Where is it?", "clientMsgId": "v-1" }),
+    )
+    .await;
+    let thread = r.created()["thread"]["id"].as_str().unwrap().to_owned();
+    widget_call(
+        &s,
+        Method::PATCH,
+        "/visitor",
+        &token,
+        json!({ "email": "ola@example.com" }),
+    )
+    .await
+    .ok();
+    let body = json!({ "content": "It ships today.", "clientMsgId": "a-1" });
+    s.server
+        .post(
+            &format!("/api/v1/threads/{thread}/messages"),
+            &s.owner.token,
+            body,
+        )
+        .await
+        .created();
+    later(&s, 4);
+    let mail = s.sink.wait_for(1).await.remove(0);
+    let reply_to = mail.header("Reply-To").expect("a Reply-To");
+    let address = reply_to
+        .rsplit('<')
+        .next()
+        .unwrap()
+        .trim_end_matches('>')
+        .to_owned();
+    assert!(
+        address.starts_with("reply+") && address.ends_with("@reply.acme.test"),
+        "{reply_to}"
+    );
+
+    let mut agent = crate::harness::ws::connect_agent(s.server.addr, &s.owner.token, &[])
+        .await
+        .expect("agent socket");
+    agent.expect("ready").await;
+    agent
+        .send(json!({ "type": "agent:join_space", "chatSpaceId": s.space.id }))
+        .await;
+    agent.wait_for("joined").await;
+
+    let answer = format!(
+        "From: Ola <ola@example.com>\r\nTo: {address}\r\nSubject: Re: New reply\r\nMessage-ID: <answer-1@example.com>\r\n\r\nGreat, thanks!\r\n\r\nOn Mon, 1 Dec 2026 at 10:00, Acme Shop <chat@acme.test> wrote:\r\n> It ships today.\r\n"
+    );
+    assert_eq!(smtp_send(port, &address, &answer).await, 250);
+    let (frame, _) = agent
+        .until(|f| f["type"] == "visitor:message" && f["message"]["content"] == "Great, thanks!")
+        .await;
+    assert_eq!(frame["message"]["threadId"], thread.as_str());
+    // The same mail delivered again is the same message.
+    assert_eq!(smtp_send(port, &address, &answer).await, 250);
+    let messages = s.server.all_messages(&s.owner.token, &thread).await;
+    let contents: Vec<&str> = messages
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents,
+        vec!["Where is it?", "It ships today.", "Great, thanks!"]
+    );
+
+    // Anything but a genuine reply address is refused and changes nothing.
+    let forged = format!("reply+{}@reply.acme.test", "0".repeat(48));
+    let tampered = format!(
+        "{}0@reply.acme.test",
+        &address[..address.find('@').unwrap() - 1]
+    );
+    for rcpt in [
+        forged.as_str(),
+        tampered.as_str(),
+        "postmaster@reply.acme.test",
+        "ann@acme.test",
+    ] {
+        assert_eq!(
+            smtp_send(port, rcpt, &answer.replace("answer-1", "answer-x")).await,
+            550,
+            "{rcpt}"
+        );
+    }
+    let big = format!("{answer}{}\r\n", "x".repeat(70 * 1024)).replace("answer-1", "answer-big");
+    assert_eq!(smtp_send(port, &address, &big).await, 552);
+    let only_quoted = "Subject: Re\r\nMessage-ID: <q@example.com>\r\n\r\n> It ships today.\r\n";
+    assert_eq!(smtp_send(port, &address, only_quoted).await, 554);
+    assert_eq!(
+        s.server.all_messages(&s.owner.token, &thread).await.len(),
+        3
+    );
+}

@@ -897,3 +897,87 @@ async fn a_visitor_rates_the_ended_chat_once_from_the_widget() {
     browser.wait_for("no second rating", &hidden(".rate")).await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn with_nobody_online_the_widget_offers_the_reply_by_email_and_mails_the_transcript() {
+    let sink = crate::harness::smtp::SmtpSink::start().await;
+    let url = sink.url();
+    let server = TestServer::start_with(move |c| {
+        c.email.smtp_url = url;
+        c.email.from = "chat@acme.test".into();
+    })
+    .await;
+    let owner = server.register("Acme", "ann@acme.test").await;
+    let (_, site) = site(&server, &owner, chat_only(), "").await;
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+    type_in_widget(&browser, ".compose textarea", "Anyone there?\u{E007}").await;
+    wait_message(&browser, "Anyone there?", "sent").await;
+    // Nobody is online: the conversation offers the answer by email, and
+    // the chat stays usable meanwhile.
+    browser
+        .wait_for("the email offer", &shown("form.contact"))
+        .await;
+    let offer = browser
+        .js(&format!(
+            "return {ROOT}.querySelector('form.contact p').textContent"
+        ))
+        .await;
+    assert!(
+        offer.as_str().unwrap().contains("get the reply by email"),
+        "{offer}"
+    );
+    assert_eq!(browser.js(&hidden("form.compose")).await, json!(false));
+    type_in_widget(
+        &browser,
+        "form.contact input[name=email]",
+        "ola@example.test\u{E007}",
+    )
+    .await;
+    browser
+        .wait_for("the offer gone", &hidden("form.contact"))
+        .await;
+    let thread = the_thread(&server, &owner).await;
+    let visitor = server
+        .get(
+            &format!("/api/v1/visitors/{}", thread["visitorId"].as_str().unwrap()),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(visitor.ok()["email"], "ola@example.test");
+    agent_says(
+        &server,
+        &owner,
+        thread["id"].as_str().unwrap(),
+        "We are back!",
+    )
+    .await;
+    wait_message(&browser, "We are back!", "").await;
+
+    // After the end, the transcript is one click away.
+    click_in_widget(&browser, ".end").await;
+    browser
+        .wait_for("the transcript button", &shown(".sys button.transcript"))
+        .await;
+    click_in_widget(&browser, ".sys button.transcript").await;
+    browser
+        .wait_for(
+            "the sent note",
+            &format!(
+                "return [...{ROOT}.querySelectorAll('.sys')].some(n => n.textContent === 'Sent to your email.')"
+            ),
+        )
+        .await;
+    let mails = sink.wait_for(1).await;
+    let m = mails
+        .iter()
+        .find(|m| m.subject.starts_with("Your conversation"))
+        .expect("the transcript");
+    assert_eq!(m.to, "ola@example.test");
+    assert!(
+        m.text.contains("Anyone there?") && m.text.contains("We are back!"),
+        "{}",
+        m.text
+    );
+    browser.close().await;
+}
