@@ -45,6 +45,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub email: EmailConfig,
+    pub push: PushConfig,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -214,6 +215,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             email: EmailConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -375,6 +377,51 @@ pub struct AuditConfig {
     pub retention_days: u32,
 }
 
+/// Web Push to agents' devices (VAPID, RFC 8292).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    pub enabled: bool,
+    /// Who push services may contact about our pushes: a `mailto:` or
+    /// `https:` URL. Empty: the appliance's own URL.
+    pub subject: String,
+    /// base64url of a P-256 private key; empty means a key generated on
+    /// first run and kept in the data dir.
+    pub vapid_private_key: String,
+    /// Allow push endpoints on loopback and private addresses, and plain
+    /// http (a push service on the same host or network; tests).
+    pub allow_private_endpoints: bool,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            enabled: true,
+            subject: String::new(),
+            vapid_private_key: String::new(),
+            allow_private_endpoints: false,
+        }
+    }
+}
+
+impl fmt::Debug for PushConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushConfig")
+            .field("enabled", &self.enabled)
+            .field("subject", &self.subject)
+            .field(
+                "vapid_private_key",
+                &if self.vapid_private_key.is_empty() {
+                    "(generated)"
+                } else {
+                    "(redacted)"
+                },
+            )
+            .field("allow_private_endpoints", &self.allow_private_endpoints)
+            .finish()
+    }
+}
+
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
@@ -453,6 +500,7 @@ impl fmt::Debug for Config {
             .field("metrics", &self.metrics)
             .field("log", &self.log)
             .field("email", &self.email)
+            .field("push", &self.push)
             .finish()
     }
 }
@@ -542,6 +590,13 @@ impl Config {
         }
         if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 32 {
             return invalid("auth.jwt_secret must be at least 32 characters");
+        }
+        let subject = &self.push.subject;
+        if !subject.is_empty()
+            && !subject.starts_with("mailto:")
+            && !subject.starts_with("https://")
+        {
+            return invalid("push.subject must be a mailto: or https:// URL");
         }
         let l = &self.limits;
         for (key, budget) in [

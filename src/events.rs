@@ -40,6 +40,9 @@ pub enum Event {
     /// A visitor left a message through the offline form (also a
     /// `MessageNew`); for webhooks.
     OfflineMessage { thread: Thread, message: Message },
+    /// An agent (`by`) handed a thread to its new holder (also a
+    /// `ThreadUpdated`); for notifications to that holder.
+    ThreadTransferred { thread: Thread, by: AgentId },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +62,8 @@ impl Event {
             | Event::Read { thread, .. }
             | Event::ParticipantJoined { thread, .. }
             | Event::ParticipantLeft { thread, .. }
-            | Event::OfflineMessage { thread, .. } => Some(thread.id),
+            | Event::OfflineMessage { thread, .. }
+            | Event::ThreadTransferred { thread, .. } => Some(thread.id),
             Event::AgentRevoked { .. }
             | Event::AgentAccessChanged { .. }
             | Event::WidgetsEnded { .. }

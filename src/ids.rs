@@ -72,6 +72,7 @@ typed_id!(
     SigningKeyId,
     MemberId,
     WebhookId,
+    PushId,
     DeliveryId,
     AuditId,
     MailId,

@@ -23,6 +23,7 @@ pub mod messages;
 pub mod metrics;
 pub mod net;
 pub mod ops;
+pub mod push;
 pub mod realtime;
 pub mod spaces;
 pub mod state;
@@ -73,6 +74,8 @@ pub enum BuildError {
     Key(std::io::Error),
     #[error("first run: {0}")]
     Seed(#[from] AppError),
+    #[error("web push key: {0}")]
+    PushKey(std::io::Error),
 }
 
 /// The two listeners of an appliance that serves HTTPS itself.
@@ -110,15 +113,14 @@ impl App {
         if !store::Reader::is_empty(&store.read()?, store::tables::WEBHOOKS)? {
             webhooks::outbox::webhooks_may_exist();
         }
-        // Webhook deliveries and mails commit with the events that cause them.
-        let mail_config = config.email.enabled().then(|| config.email.clone());
-        store.set_outbox(std::sync::Arc::new(move |tx, events| {
-            webhooks::outbox::write_deliveries(tx, events)?;
-            match &mail_config {
-                Some(c) => email::outbox::write_mails(tx, events, c),
-                None => Ok(()),
-            }
-        }));
+        // Webhook deliveries and mails commit with the events that cause
+        // them (pushes too: `push::install` adds its hook after these).
+        store.add_outbox(std::sync::Arc::new(webhooks::outbox::write_deliveries));
+        if let Some(c) = config.email.enabled().then(|| config.email.clone()) {
+            store.add_outbox(std::sync::Arc::new(move |tx, events| {
+                email::outbox::write_mails(tx, events, &c)
+            }));
+        }
         let jwt = auth::jwt::JwtKeys::load(
             &dir,
             &config.auth.jwt_secret,
@@ -127,6 +129,7 @@ impl App {
         .map_err(BuildError::Key)?;
         let mailer = email::Mailer::load(&dir).map_err(BuildError::Key)?;
         let state = AppState::new(config, store, jwt, mailer);
+        push::install(&state).map_err(BuildError::PushKey)?;
         let demo = if state.config.demo {
             accounts::service::seed_demo(&state).await?
         } else {
@@ -225,6 +228,7 @@ impl App {
         let mut tasks = spawn_tasks(&self.state);
         control::start(&self.state, &mut tasks);
         webhooks::worker::start(&self.state, &mut tasks);
+        push::worker::start(&self.state, &mut tasks);
         email::worker::start(&self.state, &mut tasks);
         Running { dispatcher, tasks }
     }
@@ -310,6 +314,7 @@ pub fn router(state: AppState) -> Router {
         .merge(integrations::http::routes())
         .merge(webhooks::http::routes())
         .merge(audit::http::routes())
+        .merge(push::http::routes())
         .merge(email::http::routes())
         .fallback(api_not_found);
     Router::new()

@@ -73,6 +73,9 @@ pub async fn metrics(
             &mut out,
         );
     }
+    if let Ok(pending) = state.store.read().and_then(|r| r.pushes_pending()) {
+        state.push.render(pending, &mut out);
+    }
     state.tls.render(&mut out);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -30,6 +30,8 @@ pub struct Shared {
     pub mailer: Arc<crate::email::Mailer>,
     /// Wakes the webhook worker when deliveries may be due.
     pub webhooks_due: Arc<tokio::sync::Notify>,
+    /// Web Push: the VAPID key, the worker's wake-up, counters.
+    pub push: Arc<crate::push::Pusher>,
     /// Certificate expiry for `/metrics` (empty without TLS).
     pub tls: Arc<crate::tls::TlsStatus>,
     /// Set once the listener is bound (or from `public_url`).
@@ -60,6 +62,7 @@ impl AppState {
             clock: Default::default(),
             mailer: Arc::new(mailer),
             webhooks_due: Default::default(),
+            push: Default::default(),
             tls: Default::default(),
             base_url,
         }))

@@ -6,11 +6,13 @@ import * as api from './api.js';
 import { h, icon, isTyping, mount } from './dom.js';
 import { languagePicker, t } from './i18n.js';
 import * as notify from './notify.js';
+import * as push from './push.js';
 import { AgentSocket } from './socket.js';
 import { emit, inView, isAdmin, on, removeThread, reset, runtime, state, totalUnread, upsertThread } from './store.js';
 import { Admin } from './views/admin.js';
 import { Inbox } from './views/inbox.js';
 import { renderInvite, renderLogin, renderRegister, renderSignedOut } from './views/login.js';
+import { prefsMenu } from './views/prefs.js';
 
 const root = document.getElementById('app');
 const APP_NAME = 'My-Chat';
@@ -111,6 +113,8 @@ async function start() {
   ];
   runtime.socket = new AgentSocket({ spaces: () => state.spaces.map((s) => s.id), onFrame, onStatus });
   runtime.socket.start();
+  // Keeps this device's push subscription known to the server.
+  if (notify.permitted()) push.subscribe().catch(() => {});
   directoryTimer = setInterval(() => loadDirectory().catch(() => {}), 5 * 60_000);
   return true;
 }
@@ -130,6 +134,7 @@ function stop() {
 }
 
 async function logout() {
+  await push.unsubscribe();
   await api.logout();
   stop();
   loginNotice = t('auth.loggedOut');
@@ -223,7 +228,7 @@ function renderAlerts() {
           type: 'button',
           class: 'btn btn--sm',
           onclick: async () => {
-            await notify.askPermission();
+            if ((await notify.askPermission()) === 'granted') await push.subscribe().catch(() => {});
             renderAlerts();
           },
         },
@@ -231,7 +236,7 @@ function renderAlerts() {
         h('span', { class: 'show-phone' }, t('notify.enableShort')),
       )
     : null;
-  mount(shell.alerts, sound, ask);
+  mount(shell.alerts, sound, prefsMenu(), ask);
 }
 
 let titleFrame = 0;
@@ -274,7 +279,7 @@ function alertAbout(thread, title, text) {
   if (thread.id === openThreadId() && notify.watching()) return;
   notify.ding();
   const view = inView('mine', thread) ? 'mine' : 'available';
-  notify.desktop(title, `${thread.visitorName}: ${text}`, `#/inbox/${view}/${thread.id}`);
+  notify.desktop(title, `${thread.visitorName}: ${text}`, `#/inbox/${view}/${thread.id}`, `thread-${thread.id}`);
 }
 
 function onFrame(f) {
@@ -384,6 +389,12 @@ window.addEventListener('hashchange', route);
 
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch(() => {});
+  // A clicked notification opens its conversation in this window.
+  navigator.serviceWorker.addEventListener('message', (e) => {
+    if (e.data?.type !== 'open' || typeof e.data.url !== 'string') return;
+    const url = new URL(e.data.url, location.href);
+    if (url.origin === location.origin && url.pathname === '/app/' && url.hash.startsWith('#/')) location.hash = url.hash;
+  });
 }
 
 route();

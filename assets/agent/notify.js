@@ -1,6 +1,7 @@
 // Telling the agent something happened while they look elsewhere: a short
-// sound (synthesised, no audio file), a browser Notification once they
-// allowed it, and the unread count in the tab title.
+// sound (synthesised, no audio file), a system notification once they
+// allowed it, and the unread count in the tab title. With the app closed,
+// Web Push (push.js, sw.js) does the telling.
 
 const SOUND_KEY = 'mychat.sound';
 let audio = null;
@@ -63,11 +64,25 @@ export function watching() {
   return document.visibilityState === 'visible' && document.hasFocus();
 }
 
-/** A system notification (text only); clicking it opens `hash`. */
-export function desktop(title, body, hash) {
+/**
+ * A system notification (text only); clicking it opens `hash`. Shown by the
+ * service worker where there is one (Android allows no other way); `tag`
+ * is the one Web Push uses, so the two never show the same thing twice.
+ */
+export async function desktop(title, body, hash, tag) {
   if (!permitted() || watching()) return;
+  const options = { body, tag: tag || hash, icon: '/app/icons/icon-192.png', data: { url: `/app/${hash}` } };
   try {
-    const n = new Notification(title, { body, tag: hash, icon: '/app/icons/icon-192.png' });
+    const reg = await navigator.serviceWorker?.getRegistration('/app/');
+    if (reg) {
+      await reg.showNotification(title, options);
+      return;
+    }
+  } catch {
+    // Fall back to a page notification.
+  }
+  try {
+    const n = new Notification(title, options);
     n.onclick = () => {
       window.focus();
       location.hash = hash;

@@ -2,8 +2,9 @@
 // icons) available offline so the app starts and can show its own
 // "reconnecting" state. Network first, so a deploy is picked up at once.
 // API calls and sockets never pass through here and are never cached.
+// It also shows Web Push notifications and opens their conversation.
 
-const CACHE = 'mychat-shell-v1';
+const CACHE = 'mychat-shell-v2';
 const SHELL = [
   '/app/',
   '/app/app.css',
@@ -12,6 +13,7 @@ const SHELL = [
   '/app/dom.js',
   '/app/i18n.js',
   '/app/notify.js',
+  '/app/push.js',
   '/app/socket.js',
   '/app/store.js',
   '/app/views/admin.js',
@@ -31,6 +33,8 @@ const SHELL = [
   '/app/views/secret-once.js',
   '/app/views/status-line.js',
   '/app/views/presence.js',
+  '/app/views/prefs.js',
+  '/app/views/rating.js',
   '/app/views/visitor.js',
   '/app/views/widget-preview.js',
   '/app/manifest.webmanifest',
@@ -76,5 +80,58 @@ self.addEventListener('fetch', (event) => {
         return response;
       })
       .catch(async () => (await caches.match(request, { ignoreSearch: true })) || (request.mode === 'navigate' ? caches.match('/app/') : Response.error())),
+  );
+});
+
+// Web Push: the payload is {title, body, url, tag}, shown as text. A window
+// the agent is looking at already shows it live, so it is not repeated.
+self.addEventListener('push', (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch {
+    data = { body: event.data ? event.data.text() : '' };
+  }
+  event.waitUntil(
+    (async () => {
+      const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+      if (windows.some((w) => w.focused && w.visibilityState === 'visible' && appUrl(w.url))) return;
+      await self.registration.showNotification(String(data.title || 'My-Chat'), {
+        body: String(data.body || ''),
+        tag: data.tag ? String(data.tag) : undefined,
+        renotify: !!data.tag,
+        icon: '/app/icons/icon-192.png',
+        data: { url: appUrl(data.url) || '/app/' },
+      });
+    })(),
+  );
+});
+
+/** `url` when it is a page of this app (nothing else is ever opened). */
+function appUrl(url) {
+  try {
+    const u = new URL(url, self.location.origin);
+    return u.origin === self.location.origin && u.pathname.startsWith('/app/') ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+// A click focuses an open app window and shows the conversation there, or
+// opens the app on it.
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const url = appUrl(event.notification.data?.url) || new URL('/app/', self.location.origin).href;
+  event.waitUntil(
+    (async () => {
+      const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+      const app = windows.find((w) => appUrl(w.url));
+      if (!app) {
+        await self.clients.openWindow(url);
+        return;
+      }
+      await app.focus();
+      app.postMessage({ type: 'open', url });
+    })(),
   );
 });

@@ -28,6 +28,8 @@
       big: 'Files may be at most {}.', many: 'Files per message: at most {}.', type: 'This type of file is not accepted.',
       bad: 'This file cannot be accepted.', upfail: 'Upload failed.', expired: 'file expired',
       lost: 'A message with files was not sent: its upload was interrupted.',
+      rate: 'How was this conversation?', star: '{} of 5', comment: 'Comment (optional)',
+      rsend: 'Send rating', rthanks: 'Thank you for your rating!',
       mailAsk: 'Nobody is online right now. Leave your email and get the reply by email.',
       later: 'Not now', transcript: 'Email me this conversation', mailed: 'Sent to your email.',
     },
@@ -45,6 +47,8 @@
       type: 'Pliki tego typu nie są przyjmowane.', bad: 'Nie można przyjąć tego pliku.',
       upfail: 'Nie udało się przesłać pliku.', expired: 'plik wygasł',
       lost: 'Wiadomość z plikami nie została wysłana: przesyłanie zostało przerwane.',
+      rate: 'Jak oceniasz tę rozmowę?', star: '{} z 5', comment: 'Komentarz (opcjonalnie)',
+      rsend: 'Wyślij ocenę', rthanks: 'Dziękujemy za ocenę!',
       mailAsk: 'Nikogo teraz nie ma. Zostaw e-mail, a odpowiedź przyjdzie e-mailem.',
       later: 'Nie teraz', transcript: 'Wyślij mi tę rozmowę e-mailem', mailed: 'Wysłano na Twój e-mail.',
     },
@@ -62,6 +66,8 @@
       type: 'Файлы такого типа не принимаются.', bad: 'Этот файл не может быть принят.',
       upfail: 'Не удалось загрузить файл.', expired: 'срок хранения файла истёк',
       lost: 'Сообщение с файлами не отправлено: загрузка прервалась.',
+      rate: 'Как вы оцениваете этот разговор?', star: '{} из 5', comment: 'Комментарий (необязательно)',
+      rsend: 'Отправить оценку', rthanks: 'Спасибо за оценку!',
       mailAsk: 'Сейчас никого нет. Оставьте e-mail — ответ придёт на почту.',
       later: 'Не сейчас', transcript: 'Прислать этот разговор на e-mail', mailed: 'Отправлено на ваш e-mail.',
     },
@@ -143,6 +149,10 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 .thumb{border:0;padding:0;background:var(--in);border-radius:10px;overflow:hidden}
 .thumb img{display:block;min-width:48px;min-height:48px;max-width:180px;max-height:180px}
 .drop{outline:3px dashed var(--accent);outline-offset:-6px}
+.stars{display:flex;gap:4px}
+.stars button{flex:1;height:36px;border:1px solid var(--line);border-radius:8px;background:var(--bg);color:var(--muted);font-size:18px}
+.stars [aria-pressed=true]{background:var(--accent);color:var(--ink)}
+.rate textarea{height:56px}
 @media (max-width:480px){
  .panel{top:0;left:0;right:0;bottom:0;width:auto;height:auto;max-width:none;max-height:none;border-radius:0}
  .opened .launcher{display:none}}`;
@@ -254,6 +264,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     const [oNameLabel, oName] = field(t.name, { name: 'name', autocomplete: 'name', maxlength: 100 });
     const [oEmailLabel, oEmail] = field(t.email, { name: 'email', type: 'email', autocomplete: 'email', required: true, maxlength: 254 });
     const [oTextLabel, oText] = field(t.message, { name: 'content', rows: 4, required: true, maxlength: 5000 });
+    const [rTextLabel, rText] = field(t.comment, { name: 'comment', rows: 2, maxlength: 1000 });
     const r = (ui = {
       host,
       badge: h('span', { class: 'badge', 'aria-hidden': 'true', hidden: true }),
@@ -267,7 +278,9 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       tray: h('div', { class: 'tray' }),
       ferr: h('p', { class: 'err', role: 'alert' }),
       file: h('input', { type: 'file', multiple: true, hidden: true, onchange: () => (addFiles([...ui.file.files]), (ui.file.value = '')) }),
-      nameIn, emailIn, oName, oEmail, oText,
+      nameIn, emailIn, oName, oEmail, oText, rText,
+      rateErr: h('p', { class: 'err', role: 'alert' }),
+      stars: [1, 2, 3, 4, 5].map((n) => h('button', { type: 'button', 'aria-pressed': 'false', 'aria-label': fill(t.star, n), title: fill(t.star, n), 'data-score': n, onclick: () => pick(n) }, '★')),
       contactErr: h('p', { class: 'err', role: 'alert' }),
       offlineErr: h('p', { class: 'err', role: 'alert' }),
     });
@@ -282,12 +295,15 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       r.contactText, nameLabel, emailLabel, r.contactErr, h('button', { type: 'submit', class: 'primary' }, t.save), r.notNow);
     r.offline = h('form', { class: 'card offline', hidden: true, onsubmit: sendOffline },
       h('p', null, t.offline), oNameLabel, oEmailLabel, oTextLabel, r.offlineErr, h('button', { type: 'submit', class: 'primary' }, t.leave));
+    r.rate = h('form', { class: 'card rate', hidden: true, onsubmit: sendRating },
+      h('p', null, t.rate), h('div', { class: 'stars', role: 'group', 'aria-label': t.rate }, ...r.stars), rTextLabel, r.rateErr,
+      (r.rsend = h('button', { type: 'submit', class: 'primary', disabled: true }, t.rsend)));
     r.panel = h('div', { class: 'panel', id: 'mychat-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'mychat-title', hidden: true, onkeydown: onPanelKey, ondragover: onDrag, ondragleave: onDrag, ondrop: onDrag },
       h('header', null,
         h('div', { class: 'head' }, r.title, h('p', { class: 'status' }, h('span', { class: 'dot' }), r.status)),
         r.end,
         h('button', { type: 'button', class: 'x', 'aria-label': t.close, onclick: () => setOpen(false) }, icon(CROSS))),
-      r.notice, r.log, r.typing, r.contact, r.offline, r.compose);
+      r.notice, r.log, r.typing, r.rate, r.contact, r.offline, r.compose);
     r.root = h('div', { class: 'root', lang }, r.launcher, r.panel);
     // Keys typed into the chat are not the host page's shortcuts.
     for (const type of ['keydown', 'keyup', 'keypress']) r.panel.addEventListener(type, (e) => e.stopPropagation());
@@ -531,6 +547,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     ui.notNow.hidden = wanted;
     ui.compose.hidden = offline || askFirst || contactDemanded;
     ui.end.hidden = !talking();
+    ui.rate.hidden = !(cfg.csat && threadId && threadClosed && historyLoaded && st.rated !== threadId);
     ui.notice.hidden = !token || connected() || !lostOnce;
     const n = unread();
     ui.badge.hidden = isOpen || !n;
@@ -1311,6 +1328,35 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       refresh();
       focusFirst();
     }
+  }
+
+  /* rating an ended chat: once, 1–5 with an optional comment */
+
+  let score = 0;
+  function pick(n) {
+    score = n;
+    ui.stars.forEach((b, i) => b.setAttribute('aria-pressed', String(i < n)));
+    ui.rsend.disabled = !n;
+  }
+
+  async function sendRating(e) {
+    e.preventDefault();
+    const id = threadId;
+    const ok = await busy(ui.rate, ui.rateErr, async () => {
+      try {
+        await call('POST', '/rating', { threadId: id, score, comment: ui.rText.value.trim() || undefined });
+      } catch (err) {
+        // Rated already (another tab) or not asked for: nothing to do.
+        if (!['already_rated', 'ratings_disabled'].includes(err.code)) throw err;
+      }
+    });
+    if (!ok) return;
+    st.rated = id;
+    save();
+    ui.rText.value = '';
+    pick(0);
+    note(t.rthanks);
+    refresh();
   }
 
   async function endChat() {

@@ -312,6 +312,8 @@ pub async fn logout(
             if let Some(h) = &hash {
                 tx.delete_raw(tables::REFRESH_TOKENS, h)?;
             }
+            // A signed-out device gets no more notifications.
+            crate::push::service::forget_agent(tx, agent)?;
             Ok(())
         })
         .await?;

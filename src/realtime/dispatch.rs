@@ -34,8 +34,9 @@ pub fn start(state: &AppState) -> tokio::task::JoinHandle<()> {
             for event in events {
                 publish(&state, &read, event);
             }
-            // The commit may have written webhook deliveries.
+            // The commit may have written webhook deliveries and pushes.
             state.webhooks_due.notify_one();
+            state.push.due.notify_one();
         }
     })
 }
@@ -229,7 +230,7 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             );
         }
         // For webhooks only: live clients got the `MessageNew`.
-        Event::OfflineMessage { .. } => {}
+        Event::OfflineMessage { .. } | Event::ThreadTransferred { .. } => {}
         Event::SigningKeyRevoked { key } => {
             hub.publish(
                 Topic::SigningKey(key),

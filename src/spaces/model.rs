@@ -61,6 +61,13 @@ pub struct SpaceSettings {
     /// Minutes of inactivity after which an open thread expires; 0 = never.
     pub expire_after_minutes: u32,
     pub retention_days: u32,
+    /// Ask the visitor to rate the conversation (1–5) once it has ended.
+    #[serde(default = "yes")]
+    pub csat: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -107,6 +114,7 @@ impl Default for SpaceSettings {
             },
             expire_after_minutes: 24 * 60,
             retention_days: 90,
+            csat: true,
         }
     }
 }

@@ -139,9 +139,14 @@ impl Store {
         })
     }
 
-    /// Sets what writes outbox rows for events, in their own commit.
-    pub fn set_outbox(&self, hook: OutboxHook) {
-        let _ = self.inner.outbox.set(hook);
+    /// Adds a hook that writes outbox rows for events, in their own commit
+    /// (webhook deliveries, pushes). Hooks run in the order they were added.
+    pub fn add_outbox(&self, hook: OutboxHook) {
+        self.inner
+            .outbox
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
     }
 
     /// Sets who hears about committed events (the realtime hub).

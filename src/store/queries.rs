@@ -14,6 +14,7 @@ use crate::audit::model::AuditEvent;
 use crate::ids::*;
 use crate::integrations::model::{ApiToken, Member, SigningKey};
 use crate::messages::model::Message;
+use crate::push::model::{Push, PushSubscription};
 use crate::spaces::model::ChatSpace;
 use crate::templates::model::Template;
 use crate::threads::model::{Thread, ThreadStatus};
@@ -352,6 +353,72 @@ pub trait Reader {
                 return Ok(out);
             }
         }
+    }
+
+    // Web Push.
+
+    fn push_subscription(&self, endpoint: &str) -> Result<Option<PushSubscription>> {
+        self.get(&PushSubscription::key_of(endpoint))
+    }
+
+    /// An agent's subscriptions (one per device), in no particular order.
+    fn push_subscriptions_of(&self, agent: AgentId) -> Result<Vec<PushSubscription>> {
+        let rows = self.scan(
+            tables::IDX_PUSH_SUBS_BY_AGENT,
+            &Scan {
+                prefix: id_key(agent.as_u128()).to_vec(),
+                limit: usize::MAX,
+                ..Scan::default()
+            },
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, _) in rows {
+            if let Some(s) = self.get(&k[16..])? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    fn push(&self, id: PushId) -> Result<Option<Push>> {
+        self.by_id(id.as_u128())
+    }
+
+    /// Pushes due by `now`, soonest first, at most `limit`.
+    fn pushes_due(&self, now: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Push>> {
+        let end = KeyBuf::new().time(now).done();
+        let rows = self.scan(
+            tables::IDX_PUSHES_DUE,
+            &Scan {
+                limit,
+                ..Scan::default()
+            },
+        )?;
+        let mut out = Vec::new();
+        for (k, _) in rows {
+            if k.as_slice() > end.as_slice() {
+                break;
+            }
+            if let Some(id) = id_at(&k, 8)
+                && let Some(p) = self.by_id(id)?
+            {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pushes waiting to be sent.
+    fn pushes_pending(&self) -> Result<usize> {
+        Ok(self
+            .scan(
+                tables::IDX_PUSHES_DUE,
+                &Scan {
+                    limit: usize::MAX,
+                    ..Scan::default()
+                },
+            )?
+            .len())
     }
 
     // The audit log.

@@ -12,6 +12,7 @@ use crate::attachments::model::{Attachment, Uploader, UploaderKind};
 use crate::audit::model::AuditEvent;
 use crate::integrations::model::{ApiToken, Member, SigningKey};
 use crate::messages::model::Message;
+use crate::push::model::{Push, PushSubscription};
 use crate::spaces::model::ChatSpace;
 use crate::templates::model::Template;
 use crate::threads::model::{Thread, ThreadStatus};
@@ -453,6 +454,37 @@ impl Record for Delivery {
             ));
         }
         entries
+    }
+}
+
+impl Record for PushSubscription {
+    const TABLE: Table = tables::PUSH_SUBSCRIPTIONS;
+    const NAME: &'static str = "push subscription";
+    fn key(&self) -> Vec<u8> {
+        PushSubscription::key_of(&self.endpoint)
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        vec![IndexEntry::plain(
+            tables::IDX_PUSH_SUBS_BY_AGENT,
+            KeyBuf::new()
+                .id(self.agent_id.as_u128())
+                .bytes(&self.key())
+                .done(),
+        )]
+    }
+}
+
+impl Record for Push {
+    const TABLE: Table = tables::PUSHES;
+    const NAME: &'static str = "push";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        vec![IndexEntry::plain(
+            tables::IDX_PUSHES_DUE,
+            KeyBuf::new().time(self.due_at).id(self.id.as_u128()).done(),
+        )]
     }
 }
 

@@ -90,6 +90,16 @@ pub const IDX_DELIVERIES_BY_WEBHOOK: Table = TableDefinition::new("idx_deliverie
 /// next attempt ‖ delivery, for pending deliveries: the worker's queue
 pub const IDX_DELIVERIES_DUE: Table = TableDefinition::new("idx_deliveries_due");
 
+// Web Push.
+/// sha256 of the push endpoint -> subscription
+pub const PUSH_SUBSCRIPTIONS: Table = TableDefinition::new("push_subscriptions");
+/// agent ‖ sha256 of the endpoint
+pub const IDX_PUSH_SUBS_BY_AGENT: Table = TableDefinition::new("idx_push_subs_by_agent");
+/// Pushes waiting to be sent: push -> JSON.
+pub const PUSHES: Table = TableDefinition::new("pushes");
+/// due ‖ push: the push worker's queue
+pub const IDX_PUSHES_DUE: Table = TableDefinition::new("idx_pushes_due");
+
 // The audit log.
 pub const AUDIT: Table = TableDefinition::new("audit");
 /// org ‖ entry (entries are UUIDv7: in time order)
@@ -149,6 +159,10 @@ pub const ALL: &[Table] = &[
     DELIVERIES,
     IDX_DELIVERIES_BY_WEBHOOK,
     IDX_DELIVERIES_DUE,
+    PUSH_SUBSCRIPTIONS,
+    IDX_PUSH_SUBS_BY_AGENT,
+    PUSHES,
+    IDX_PUSHES_DUE,
     AUDIT,
     IDX_AUDIT_BY_ORG,
     MAILS,

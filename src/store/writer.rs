@@ -33,7 +33,8 @@ impl ThreadDelta {
 }
 
 pub type ListenerSlot = std::sync::OnceLock<CommitListener>;
-pub type OutboxSlot = std::sync::OnceLock<OutboxHook>;
+/// The outbox hooks, in the order they were added.
+pub type OutboxSlot = std::sync::RwLock<Vec<OutboxHook>>;
 
 type Boxed = Box<dyn Any + Send>;
 
@@ -265,8 +266,7 @@ fn commit_batch(
                 let emitted = std::mem::take(&mut tx.events);
                 if result.is_ok()
                     && !emitted.is_empty()
-                    && let Some(hook) = outbox.get()
-                    && let Err(e) = hook(&mut tx, &emitted)
+                    && let Err(e) = run_hooks(outbox, &mut tx, &emitted)
                 {
                     // The write's outbox rows are part of it: no rows, no write.
                     poisoned = Some((i, Outcome::Store(e)));
@@ -321,6 +321,15 @@ fn commit_batch(
         }
         return;
     }
+}
+
+/// Every outbox hook, in order; the first failure stops the rest.
+fn run_hooks(outbox: &OutboxSlot, tx: &mut WriteTx<'_>, events: &[Event]) -> Result<()> {
+    let hooks = outbox.read().unwrap_or_else(|e| e.into_inner());
+    for hook in hooks.iter() {
+        hook(tx, events)?;
+    }
+    Ok(())
 }
 
 fn fail_all(jobs: Vec<Job>, error: &Error) {

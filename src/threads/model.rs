@@ -113,6 +113,26 @@ pub struct Thread {
     /// Set on object-bound threads (§4a): their members and who may join.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub membership: Option<Membership>,
+    /// The visitor's rating of the conversation, given once after it ended.
+    #[serde(default)]
+    pub rating: Option<Rating>,
+}
+
+/// A visitor's satisfaction rating (CSAT) of an ended conversation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rating {
+    /// 1 (bad) to 5 (great).
+    pub score: u8,
+    pub comment: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Rating {
+    pub const MIN: u8 = 1;
+    pub const MAX: u8 = 5;
+    /// Longest comment, in characters.
+    pub const MAX_COMMENT: usize = 1000;
 }
 
 /// What makes a thread object-bound: the integrator's users in it.

@@ -158,6 +158,7 @@ pub fn new_thread(space: SpaceId, visitor: VisitorId) -> Thread {
         updated_at: now,
         closed_at: None,
         membership: None,
+        rating: None,
     }
 }
 

@@ -312,6 +312,10 @@ pub async fn transfer(
             ));
         }
         assign(thread, target.id);
+        tx.emit(Event::ThreadTransferred {
+            thread: thread.clone(),
+            by: agent.id,
+        });
         Ok(true)
     })
     .await

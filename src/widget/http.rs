@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::auth::VisitorAuth;
 use crate::error::AppResult;
 use crate::extract::{ApiJson, ApiQuery, ClientIp};
-use crate::ids::{AttachmentId, MessageId};
+use crate::ids::{AttachmentId, MessageId, ThreadId};
 use crate::messages::model::Message;
 use crate::messages::send::{self, NewMessage, OfflineMessage};
 use crate::state::AppState;
@@ -19,8 +19,8 @@ use crate::validate;
 use crate::visitors::service::{MAX_DISPLAY_NAME, VisitorPatch};
 use crate::widget::cors;
 use crate::widget::service::{
-    self, MAX_USER_AGENT, MessagesPage, PublicVisitor, Session, SessionRequest, ThreadRef,
-    WidgetConfig,
+    self, MAX_USER_AGENT, MessagesPage, NewRating, PublicVisitor, Session, SessionRequest,
+    ThreadRef, WidgetConfig,
 };
 
 /// Longest page URL or referrer kept.
@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/widget/offline", post(offline))
         .route("/widget/close", post(close))
         .route("/widget/read", post(read))
+        .route("/widget/rating", post(rate))
         .route(
             "/widget/transcript",
             post(crate::email::http::widget_transcript),
@@ -263,4 +264,35 @@ async fn read(
 ) -> AppResult<StatusCode> {
     service::read(&state, auth.visitor.id, body.up_to).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RatingBody {
+    thread_id: ThreadId,
+    #[serde(alias = "rating")]
+    score: i64,
+    comment: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RatingReply {
+    thread_id: ThreadId,
+    rating: Option<crate::threads::model::Rating>,
+}
+
+/// 201 with the stored rating.
+async fn rate(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    ApiJson(body): ApiJson<RatingBody>,
+) -> AppResult<(StatusCode, Json<RatingReply>)> {
+    let rating = NewRating::parse(body.score, body.comment.as_deref())?;
+    let thread = service::rate(&state, auth.visitor.id, body.thread_id, rating).await?;
+    let reply = RatingReply {
+        thread_id: thread.id,
+        rating: thread.rating,
+    };
+    Ok((StatusCode::CREATED, Json(reply)))
 }

@@ -8,13 +8,14 @@ use serde::Serialize;
 use crate::auth::extract::check_origin;
 use crate::auth::tokens;
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 use crate::ids::{MessageId, SpaceId, ThreadId, VisitorId};
 use crate::messages::model::Message;
 use crate::messages::service::{self as messages, Audience};
 use crate::spaces::model::{AttachmentPolicy, ChatSpace, Position, RequireVisitorData, Theme};
 use crate::state::AppState;
 use crate::store::{Page, Reader, id_key, tables};
-use crate::threads::model::{Thread, ThreadStatus};
+use crate::threads::model::{Rating, Thread, ThreadStatus};
 use crate::threads::service::{self as threads, ReadBy};
 use crate::visitors::model::{Visitor, VisitorMetadata};
 use crate::visitors::service::VisitorPatch;
@@ -42,6 +43,8 @@ pub struct WidgetConfig {
     pub offline_messages: bool,
     pub require_visitor_data: RequireVisitorData,
     pub attachments: AttachmentPolicy,
+    /// Ask for a rating once the conversation has ended.
+    pub csat: bool,
 }
 
 /// A thread as the visitor may see it: which one, and whether it is over.
@@ -93,6 +96,7 @@ pub fn config(state: &AppState, key: &str, origin: Option<&str>) -> AppResult<Wi
         offline_messages: s.offline_messages,
         require_visitor_data: s.require_visitor_data,
         attachments: s.attachments,
+        csat: s.csat,
     })
 }
 
@@ -325,6 +329,84 @@ pub async fn update_visitor(
         })
         .await?;
     Ok(visitor.into())
+}
+
+/// A rating as the widget sends it, checked: a score of 1–5 and a comment
+/// of at most [`Rating::MAX_COMMENT`] characters (blank is none).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRating {
+    pub score: u8,
+    pub comment: Option<String>,
+}
+
+impl NewRating {
+    pub fn parse(score: i64, comment: Option<&str>) -> AppResult<NewRating> {
+        let score = u8::try_from(score)
+            .ok()
+            .filter(|s| (Rating::MIN..=Rating::MAX).contains(s))
+            .ok_or_else(|| AppError::validation("score must be a whole number from 1 to 5"))?;
+        let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+        if comment.is_some_and(|c| c.chars().count() > Rating::MAX_COMMENT) {
+            return Err(AppError::validation(format!(
+                "comment must have at most {} characters",
+                Rating::MAX_COMMENT
+            )));
+        }
+        Ok(NewRating {
+            score,
+            comment: comment.map(str::to_owned),
+        })
+    }
+}
+
+/// The visitor rates one of its own ended conversations, once. Another
+/// visitor's thread is a 404; an open one, a second rating, or a space
+/// that does not ask for ratings is a 409. Agents see it live.
+pub async fn rate(
+    state: &AppState,
+    visitor: VisitorId,
+    thread: ThreadId,
+    rating: NewRating,
+) -> AppResult<Thread> {
+    let now = state.clock.now();
+    state
+        .write(move |tx| {
+            let mut t = tx
+                .thread(thread)?
+                .filter(|t| t.visitor_id == visitor && !t.is_object_bound())
+                .ok_or(AppError::NotFound("thread"))?;
+            let space = tx
+                .space(t.chat_space_id)?
+                .ok_or(AppError::NotFound("thread"))?;
+            if !space.settings.csat {
+                return Err(AppError::conflict(
+                    "ratings_disabled",
+                    "this chat does not ask for ratings",
+                ));
+            }
+            if t.status.is_open() {
+                return Err(AppError::conflict(
+                    "thread_open",
+                    "a conversation can be rated once it has ended",
+                ));
+            }
+            if t.rating.is_some() {
+                return Err(AppError::conflict(
+                    "already_rated",
+                    "this conversation has already been rated",
+                ));
+            }
+            t.rating = Some(Rating {
+                score: rating.score,
+                comment: rating.comment.clone(),
+                at: now,
+            });
+            t.updated_at = now;
+            tx.put(&t)?;
+            tx.emit(Event::ThreadUpdated { thread: t.clone() });
+            Ok(t)
+        })
+        .await
 }
 
 pub async fn close(state: &AppState, visitor: VisitorId) -> AppResult<Option<ThreadRef>> {

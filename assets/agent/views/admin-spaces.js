@@ -226,6 +226,7 @@ class SpaceEditor {
         { class: 'card' },
         h('legend', {}, t('spaces.visitors')),
         h('label', { class: 'check' }, check('offlineMessages', s.offlineMessages), t('spaces.offline')),
+        h('label', { class: 'check' }, check('csat', s.csat !== false), t('spaces.csat')),
         field(
           t('spaces.visitorData'),
           select('requireVisitorData', s.requireVisitorData, [
@@ -335,6 +336,7 @@ class SpaceEditor {
         locale: f('locale').value,
         openingHours: this.alwaysOpen.checked ? null : { timezone: this.timezone.value, ranges },
         offlineMessages: f('offlineMessages').checked,
+        csat: f('csat').checked,
         requireVisitorData: f('requireVisitorData').value,
         attachments: { allowed: f('attachmentsAllowed').checked, maxSizeBytes: Math.round(num('maxSizeMb') * MB), maxCount: num('maxCount') },
         expireAfterMinutes: num('expireAfterMinutes'),

@@ -9,6 +9,7 @@ import { clock, fullTime, relativeTime, t } from '../i18n.js';
 import { agentName, isAdmin, isOpen, on, spaceName, state, unreadOf, upsertThread } from '../store.js';
 import { attachmentList } from './attachments.js';
 import { Composer } from './composer.js';
+import { ratingBadge } from './rating.js';
 
 const PAGE = 50;
 const TYPING_SHOWN_MS = 8000;
@@ -171,6 +172,7 @@ export class Conversation {
           h('span', { class: ['conv__holder', mine && 'conv__holder--me'], dataset: { holder: held || '' } }, holder),
           th.subject ? h('span', { class: 'conv__subject' }, th.subject) : null,
           state.spaces.length > 1 ? h('span', { class: 'conv__space' }, spaceName(th.chatSpaceId)) : null,
+          ratingBadge(th.rating, { withComment: true }),
         ),
       ),
       h('div', { class: 'conv__actions' }, actions),

@@ -6,6 +6,7 @@ import { get, patch } from '../api.js';
 import { field, h, mount, safeLink } from '../dom.js';
 import { fullTime, relativeTime, t } from '../i18n.js';
 import { on, state, upsertThread } from '../store.js';
+import { ratingBadge } from './rating.js';
 
 /** Browser and OS from a user agent string, roughly. */
 export function parseUserAgent(ua) {
@@ -126,6 +127,7 @@ export class VisitorPanel {
                 h('span', { class: ['status', `status--${th.status}`] }, t(`status.${th.status}`)),
                 h('time', { datetime: th.createdAt, title: fullTime(th.createdAt) }, relativeTime(th.createdAt)),
                 h('span', { class: 'history__preview' }, th.lastMessage?.preview || th.subject || ''),
+                ratingBadge(th.rating),
               ),
             ),
           ),

@@ -9,6 +9,8 @@ mod auth;
 mod email;
 mod integrations;
 mod messages;
+mod push;
+mod ratings;
 mod spaces;
 mod templates;
 mod threads;

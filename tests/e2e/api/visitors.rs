@@ -87,6 +87,7 @@ async fn new_thread(
         updated_at: now,
         closed_at: None,
         membership: None,
+        rating: None,
     };
     server.put(&thread).await;
     thread.id

@@ -1608,5 +1608,70 @@ async fn an_agent_sends_the_transcript_and_admins_see_the_mail() {
         "vi@example.com",
     )
     .await;
+
+async fn an_agent_chooses_its_notifications_and_sees_the_visitors_rating() {
+    let (server, owner) = TestServer::with_owner().await;
+    let space = space(&server, &owner).await;
+    let (token, _) = visitor(&server, space["widgetKey"].as_str().unwrap()).await;
+    let thread = visitor_says(&server, &token, "Thanks for the help").await;
+    server
+        .post(
+            &format!("/api/v1/threads/{thread}/close"),
+            &owner.token,
+            json!({}),
+        )
+        .await
+        .ok();
+    server
+        .post(
+            "/api/v1/widget/rating",
+            &token,
+            json!({"threadId": thread, "score": 4, "comment": "<i>Quick</i> answer"}),
+        )
+        .await
+        .created();
+
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    browser
+        .goto(&server.url(&format!("/app/#/inbox/closed/{thread}")))
+        .await;
+    wait_text(
+        &browser,
+        ".conv__sub .rating__comment",
+        "<i>Quick</i> answer",
+    )
+    .await;
+    assert_eq!(
+        text_of(&browser, ".conv__sub .rating__stars").await,
+        "★★★★☆"
+    );
+    click(&browser, "[data-action=info]").await;
+    wait_text(&browser, ".history .rating__stars", "★★★★☆").await;
+
+    // The notifications menu sets what this agent is told and when.
+    click(&browser, ".prefs > summary").await;
+    browser
+        .wait_for(
+            "the notifications form",
+            "return document.querySelector('.prefs select[name=scope]')?.value === 'all' && !!document.querySelector('.prefs [data-push]')?.textContent",
+        )
+        .await;
+    browser
+        .js(
+            "const s = document.querySelector('.prefs select[name=scope]'); s.value = 'assigned'; \
+             document.querySelector('.prefs input[name=quietMinutes]').value = ''; return true;",
+        )
+        .await;
+    type_into(&browser, ".prefs input[name=quietMinutes]", "10").await;
+    click(&browser, ".prefs button[type=submit]").await;
+    wait_text(&browser, ".prefs .form-status--ok", "Saved").await;
+    let me = server
+        .get(&format!("/api/v1/agents/{}", owner.agent_id), &owner.token)
+        .await;
+    assert_eq!(
+        me.ok()["notify"],
+        json!({"scope": "assigned", "quietMinutes": 10})
+    );
     browser.close().await;
 }

@@ -836,6 +836,69 @@ async fn the_demo_page_has_a_working_chat() {
 }
 
 #[tokio::test]
+async fn a_visitor_rates_the_ended_chat_once_from_the_widget() {
+    let (server, owner) = TestServer::with_owner().await;
+    let (_, site) = site(&server, &owner, chat_only(), "").await;
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+    type_in_widget(&browser, ".compose textarea", "Where is my order?\u{E007}").await;
+    wait_message(&browser, "Where is my order?", "sent").await;
+    browser
+        .wait_for("no rating while open", &hidden(".rate"))
+        .await;
+    let thread = the_thread(&server, &owner).await;
+    let id = thread["id"].as_str().unwrap().to_owned();
+
+    // The agent ends the chat; the widget asks for a rating at once.
+    let closed = server
+        .post(
+            &format!("/api/v1/threads/{id}/close"),
+            &owner.token,
+            json!({}),
+        )
+        .await;
+    closed.ok();
+    browser.wait_for("the rating form", &shown(".rate")).await;
+    click_in_widget(&browser, ".stars [data-score='4']").await;
+    let pressed = browser
+        .js(&format!(
+            "return [...{ROOT}.querySelectorAll('.stars button')].map(b => b.getAttribute('aria-pressed'))"
+        ))
+        .await;
+    assert_eq!(pressed, json!(["true", "true", "true", "true", "false"]));
+    type_in_widget(&browser, ".rate textarea", "<b>Helpful</b>, thanks").await;
+    click_in_widget(&browser, ".rate button[type=submit]").await;
+    browser
+        .wait_for(
+            "the thanks",
+            &format!(
+                "return [...{ROOT}.querySelectorAll('.sys')].some(n => n.textContent === 'Thank you for your rating!')"
+            ),
+        )
+        .await;
+    browser.wait_for("the form gone", &hidden(".rate")).await;
+    let rated = server
+        .get(&format!("/api/v1/threads/{id}"), &owner.token)
+        .await;
+    let rating = &rated.ok()["rating"];
+    assert_eq!(rating["score"], 4);
+    assert_eq!(rating["comment"], "<b>Helpful</b>, thanks");
+
+    // Once: after a reload the widget does not ask again.
+    browser.goto(&site).await;
+    browser
+        .wait_for(
+            "the ended note again",
+            &format!(
+                "return [...{ROOT}.querySelectorAll('.sys')].some(n => n.textContent === 'The chat has ended.')"
+            ),
+        )
+        .await;
+    browser.wait_for("no second rating", &hidden(".rate")).await;
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn with_nobody_online_the_widget_offers_the_reply_by_email_and_mails_the_transcript() {
     let sink = crate::harness::smtp::SmtpSink::start().await;
     let url = sink.url();
