@@ -10,11 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mail_parser::MimeHeaders;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::attachments::service as attachments;
+use crate::error::{AppError, AppResult};
 use crate::ids::ThreadId;
 use crate::messages::model::MAX_CONTENT_CHARS;
 use crate::messages::send::{self, NewMessage};
@@ -77,14 +80,14 @@ async fn serve(
     peer: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    let mut session = Session::new(&state, tls.is_some());
+    let mut session = Session::new(&state, peer, tls.is_some());
     match session.run(socket, true).await {
         Ok(Some(plain)) => {
             let Some(tls) = tls else { return };
             let acceptor = tokio_rustls::TlsAcceptor::from(tls);
             match acceptor.accept(plain).await {
                 Ok(secure) => {
-                    let mut session = Session::new(&state, false);
+                    let mut session = Session::new(&state, peer, false);
                     let _ = session.run(secure, false).await;
                 }
                 Err(e) => tracing::debug!(%peer, error = %e, "STARTTLS handshake failed"),
@@ -97,6 +100,7 @@ async fn serve(
 
 struct Session<'a> {
     state: &'a AppState,
+    peer: SocketAddr,
     offers_tls: bool,
     greeted: bool,
     from: Option<String>,
@@ -110,9 +114,10 @@ enum Data {
 }
 
 impl<'a> Session<'a> {
-    fn new(state: &'a AppState, offers_tls: bool) -> Self {
+    fn new(state: &'a AppState, peer: SocketAddr, offers_tls: bool) -> Self {
         Session {
             state,
+            peer,
             offers_tls,
             greeted: false,
             from: None,
@@ -274,38 +279,80 @@ impl<'a> Session<'a> {
             .map(|b| b.into_owned())
             .unwrap_or_default();
         let text = reply_text(&body);
-        if text.is_empty() {
+        let files: Vec<(String, Vec<u8>)> = parsed
+            .attachments()
+            .filter(|a| !a.is_message())
+            .map(|a| {
+                let name = a.attachment_name().unwrap_or("attachment").to_owned();
+                (name, a.contents().to_vec())
+            })
+            .collect();
+        if text.is_empty() && files.is_empty() {
             return "554 no answer found above the quoted text".into();
         }
         // A relay that retries delivers the same Message-ID again: one message.
         let digest = Sha256::digest(parsed.message_id().map(str::as_bytes).unwrap_or(raw));
         let client_msg_id = format!("email-{}", hex::encode(&digest[..16]));
         for thread in &self.to {
-            if let Err(e) = self.append(*thread, &text, &client_msg_id).await {
-                tracing::warn!(thread = %thread, error = %e, "an email reply was not stored");
-                return "451 try again later".into();
+            match self.append(*thread, &text, &client_msg_id, &files).await {
+                Ok(()) => {}
+                // The mail itself is the problem: retrying cannot help.
+                Err(e @ (AppError::Validation { .. } | AppError::Unprocessable(_))) => {
+                    return format!("554 {}", crate::email::one_line(&e.public_message()));
+                }
+                Err(e) => {
+                    tracing::warn!(thread = %thread, error = %e, "an email reply was not stored");
+                    return "451 try again later".into();
+                }
             }
         }
         "250 OK: thanks".into()
     }
 
+    /// Appends `text` and the files the space's policy takes (the rest
+    /// are left out; the text still lands).
     async fn append(
         &self,
         thread: ThreadId,
         text: &str,
         cmid: &str,
-    ) -> crate::error::AppResult<()> {
-        let (visitor, space) = {
+        files: &[(String, Vec<u8>)],
+    ) -> AppResult<()> {
+        let (visitor, space, known) = {
             let read = self.state.store.read()?;
-            let t = read
-                .thread(thread)?
-                .ok_or(crate::error::AppError::NotFound("thread"))?;
+            let t = read.thread(thread)?.ok_or(AppError::NotFound("thread"))?;
             let space = read
                 .space(t.chat_space_id)?
-                .ok_or(crate::error::AppError::NotFound("chat space"))?;
-            (t.visitor_id, space)
+                .ok_or(AppError::NotFound("chat space"))?;
+            // A redelivered mail is stored already: no second copy of its files.
+            let known = read.message_by_client_id(t.visitor_id.0, cmid)?.is_some();
+            (t.visitor_id, space, known)
         };
-        let new = NewMessage::parse(text, Some(cmid), None, false, Vec::new())?;
+        let mut ids = Vec::new();
+        let policy = &space.settings.attachments;
+        if policy.allowed && !known {
+            for (name, bytes) in files.iter().take(policy.max_count as usize) {
+                let scope = attachments::visitor_scope(&space, visitor)?;
+                let Ok((name, kind)) = attachments::admit(self.state, &scope, name) else {
+                    continue;
+                };
+                let bytes = bytes.clone();
+                let body = futures_util::stream::once(async move { Ok::<_, AppError>(bytes) });
+                match attachments::upload(self.state, scope, self.peer.ip(), name, kind, body).await
+                {
+                    Ok(a) => ids.push(a.id),
+                    Err(e) => {
+                        tracing::info!(thread = %thread, error = %e, "an emailed file was refused")
+                    }
+                }
+            }
+        }
+        if text.is_empty() && ids.is_empty() && !known {
+            return Err(AppError::validation(
+                "nothing to add: no text and no file we take",
+            ));
+        }
+        let new = NewMessage::parse(text, Some(cmid), None, false, ids)?;
         send::from_visitor(self.state, visitor, &space, new).await?;
         Ok(())
     }

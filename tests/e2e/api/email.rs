@@ -617,6 +617,30 @@ async fn a_visitor_answers_by_email_and_the_answer_lands_in_the_thread() {
         vec!["Where is it?", "It ships today.", "Great, thanks!"]
     );
 
+    // Files come through the file policy: the photo is kept, the program is not.
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let exe =
+        "TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAgAAAAA==";
+    let with_files = format!(
+        "From: ola@example.com\r\nTo: {address}\r\nSubject: Re\r\nMessage-ID: <answer-2@example.com>\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n\
+--b1\r\nContent-Type: text/plain\r\n\r\nHere is the photo\r\n\
+--b1\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=photo.png\r\nContent-Transfer-Encoding: base64\r\n\r\n{png}\r\n\
+--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=setup.exe\r\nContent-Transfer-Encoding: base64\r\n\r\n{exe}\r\n\
+--b1--\r\n"
+    );
+    assert_eq!(smtp_send(port, &address, &with_files).await, 250);
+    let messages = s.server.all_messages(&s.owner.token, &thread).await;
+    let last = messages.last().unwrap();
+    assert_eq!(last["content"], "Here is the photo");
+    let names: Vec<&str> = last["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["photo.png"]);
+
     // Anything but a genuine reply address is refused and changes nothing.
     let forged = format!("reply+{}@reply.acme.test", "0".repeat(48));
     let tampered = format!(
@@ -641,6 +665,6 @@ async fn a_visitor_answers_by_email_and_the_answer_lands_in_the_thread() {
     assert_eq!(smtp_send(port, &address, only_quoted).await, 554);
     assert_eq!(
         s.server.all_messages(&s.owner.token, &thread).await.len(),
-        3
+        4
     );
 }

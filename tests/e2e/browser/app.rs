@@ -1608,7 +1608,10 @@ async fn an_agent_sends_the_transcript_and_admins_see_the_mail() {
         "vi@example.com",
     )
     .await;
+    browser.close().await;
+}
 
+#[tokio::test]
 async fn an_agent_chooses_its_notifications_and_sees_the_visitors_rating() {
     let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;
