@@ -47,6 +47,13 @@ pub fn routes() -> Router<AppState> {
             delete(remove_participant),
         )
         .route("/management/threads/{id}/messages", post(post_message))
+        .merge(member_routes())
+}
+
+/// The member chat API, called from the platform's own pages (the embed):
+/// cross-origin, with the member token as the only authority.
+fn member_routes() -> Router<AppState> {
+    Router::new()
         .route("/dialogs", get(list_dialogs))
         .route("/dialogs/by-object/{kind}/{id}", get(dialog_by_object))
         .route("/dialogs/{id}", get(show_dialog))
@@ -57,6 +64,7 @@ pub fn routes() -> Router<AppState> {
             get(dialog_messages).post(send_dialog_message),
         )
         .route("/dialogs/{id}/read", post(read))
+        .layer(axum::middleware::from_fn(crate::widget::cors::cors))
 }
 
 // API tokens.

@@ -170,7 +170,7 @@ async fn run(
     };
     let ready = frame(
         "ready",
-        json!({ "member": Participant::from(&me.who.member) }),
+        json!({ "member": Participant::from(&me.who.member), "memberId": me.who.member.id }),
     );
     if rt::send_text(&mut socket, &ready).await {
         driver::drive(&mut socket, &mut conn, &mut me).await;

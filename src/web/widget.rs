@@ -1,5 +1,6 @@
-//! `/widget.js`: the visitor widget, one hand-written script from
-//! `assets/widget/` that customers' sites load cross-origin.
+//! `/widget.js` (the visitor widget) and `/embed.js` (the member embed):
+//! hand-written scripts from `assets/` that customers' sites load
+//! cross-origin.
 
 use axum::Router;
 use axum::extract::RawQuery;
@@ -12,19 +13,23 @@ use super::assets::{self, Caching};
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// The script's path inside `assets/`.
+/// The widget's path inside `assets/`.
 pub const SCRIPT: &str = "widget/widget.js";
+/// The member embed's path inside `assets/`.
+pub const EMBED: &str = "embed/embed.js";
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/widget.js", get(script))
+    Router::new()
+        .route("/widget.js", get(|q, h| script(SCRIPT, q, h)))
+        .route("/embed.js", get(|q, h| script(EMBED, q, h)))
 }
 
 /// The snippet's URL carries no version, so it is revalidated by ETag; a
 /// URL with the current `?v=` names exactly this content and is kept for a
 /// year. Any site may load it, including ones that isolate themselves with
 /// COEP, hence the CORS and CORP headers.
-async fn script(RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
-    let Some(asset) = assets::get(SCRIPT) else {
+async fn script(path: &str, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let Some(asset) = assets::get(path) else {
         return AppError::NotFound("file").into_response();
     };
     let versioned = query

@@ -121,3 +121,29 @@ async fn a_versioned_widget_url_is_cached_for_a_year() {
     let r = get(&server, "/widget.js?v=0123456789ab", &[]).await;
     assert_eq!(r.headers()[CACHE_CONTROL], "public, no-cache");
 }
+
+#[tokio::test]
+async fn the_member_embed_fits_in_25_kb_gzipped_and_loads_cross_origin() {
+    let asset = assets::get("embed/embed.js").expect("the embed is embedded");
+    println!(
+        "embed: {} bytes, {} gzipped",
+        asset.raw.len(),
+        asset.gzip.len()
+    );
+    assert!(
+        !asset.gzip.is_empty() && asset.gzip.len() <= 25 * 1024,
+        "the embed is {} bytes gzipped, over 25 KB",
+        asset.gzip.len()
+    );
+    let server = TestServer::start().await;
+    let r = get(&server, "/embed.js", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()[CONTENT_ENCODING], "gzip");
+    assert_eq!(r.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert!(
+        r.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+}

@@ -3,5 +3,6 @@
 
 mod app;
 mod attachments;
+mod embed;
 mod smoke;
 mod widget;
