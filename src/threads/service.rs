@@ -38,6 +38,9 @@ pub struct ThreadView {
     pub assigned_agent_name: Option<String>,
     /// Visitor messages the calling agent has not read.
     pub unread_count: u64,
+    /// A conversation bound to an integrator's object: its members.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<crate::integrations::views::Participant>>,
 }
 
 pub fn view_of<R: Reader + ?Sized>(
@@ -45,9 +48,18 @@ pub fn view_of<R: Reader + ?Sized>(
     thread: Thread,
     viewer: AgentId,
 ) -> AppResult<ThreadView> {
-    let visitor_name = read
-        .visitor(thread.visitor_id)?
-        .map_or_else(|| "Visitor".to_owned(), |v| v.label());
+    // An object's conversation has members, not a visitor: it is named
+    // after its subject or its object.
+    let members = thread
+        .is_object_bound()
+        .then(|| crate::integrations::views::participants(read, &thread));
+    let visitor_name = match (&members, &thread.subject, &thread.external_ref) {
+        (Some(_), Some(subject), _) => subject.clone(),
+        (Some(_), None, Some(r)) => format!("{} {}", r.kind, r.id),
+        _ => read
+            .visitor(thread.visitor_id)?
+            .map_or_else(|| "Visitor".to_owned(), |v| v.label()),
+    };
     let assigned_agent_name = match thread.assigned_agent_id {
         Some(a) => read.agent(a)?.map(|a| a.display_name),
         None => None,
@@ -56,6 +68,7 @@ pub fn view_of<R: Reader + ?Sized>(
         unread_count: thread.unread_for_agent(viewer),
         visitor_name,
         assigned_agent_name,
+        members,
         thread,
     })
 }

@@ -144,7 +144,9 @@ export class Conversation {
     const holderName = th.assignedAgentName || agentName(held) || t('thread.someone');
     const holder = held ? (mine ? t('thread.heldByYou') : t('thread.heldBy', { name: holderName })) : open ? t('thread.unassignedLong') : '';
     const actions = [];
-    if (open && !held) actions.push(this.button(t('action.claim'), () => this.claim(), 'btn--primary', 'claim', 'c'));
+    // An object's conversation has members and no holder: staff only write.
+    const bound = !!th.members;
+    if (open && !held && !bound) actions.push(this.button(t('action.claim'), () => this.claim(), 'btn--primary', 'claim', 'c'));
     if (open && held && (mine || admin)) {
       actions.push(this.button(t('action.release'), () => this.act('release'), '', 'release'));
       actions.push(this.transferControl());
@@ -154,8 +156,8 @@ export class Conversation {
           : this.button(t('action.pending'), () => this.act('', { status: 'pending' }), '', 'pending'),
       );
     }
-    if (open && (mine || admin || !held)) actions.push(this.button(t('action.close'), () => this.act('close'), '', 'close', 'e'));
-    if (!open) actions.push(this.button(t('action.reopen'), () => this.act('reopen'), 'btn--primary', 'reopen'));
+    if (open && !bound && (mine || admin || !held)) actions.push(this.button(t('action.close'), () => this.act('close'), '', 'close', 'e'));
+    if (!open && !bound) actions.push(this.button(t('action.reopen'), () => this.act('reopen'), 'btn--primary', 'reopen'));
     if (state.features?.email && !th.membership) actions.push(this.button(t('action.transcript'), () => this.transcript(), 'btn--ghost', 'transcript'));
     actions.push(this.button(t('action.info'), () => this.toggleVisitor(), 'btn--ghost conv__info', 'info'));
     mount(
@@ -170,7 +172,9 @@ export class Conversation {
           { class: 'conv__sub' },
           h('span', { class: ['status', `status--${th.status}`] }, t(`status.${th.status}`)),
           h('span', { class: ['conv__holder', mine && 'conv__holder--me'], dataset: { holder: held || '' } }, holder),
-          th.subject ? h('span', { class: 'conv__subject' }, th.subject) : null,
+          th.subject && !th.members ? h('span', { class: 'conv__subject' }, th.subject) : null,
+          th.externalRef ? h('span', { class: 'conv__ref mono' }, `${th.externalRef.type} ${th.externalRef.id}`) : null,
+          th.members ? h('span', { class: 'conv__members' }, t('thread.members', { names: th.members.map((m) => m.name || m.externalId).join(', ') || '—' })) : null,
           state.spaces.length > 1 ? h('span', { class: 'conv__space' }, spaceName(th.chatSpaceId)) : null,
           ratingBadge(th.rating, { withComment: true }),
         ),

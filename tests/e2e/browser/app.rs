@@ -1678,3 +1678,71 @@ async fn an_agent_chooses_its_notifications_and_sees_the_visitors_rating() {
     );
     browser.close().await;
 }
+
+#[tokio::test]
+async fn staff_read_and_answer_an_objects_conversation_with_its_members() {
+    let (server, owner) = TestServer::with_owner().await;
+    let shop = space(&server, &owner).await;
+    let token = server
+        .post(
+            "/api/v1/api-tokens",
+            &owner.token,
+            json!({"name": "backend", "scopes": ["management"]}),
+        )
+        .await;
+    let management = token.ok()["token"].as_str().unwrap().to_owned();
+    let created = server
+        .post(
+            "/api/v1/management/threads",
+            &management,
+            json!({
+                "chatSpaceId": shop["id"],
+                "externalRef": {"type": "order", "id": "42"},
+                "subject": "Order 42",
+                "participants": ["u1", "u2"],
+                "accessScopes": [],
+            }),
+        )
+        .await;
+    let thread = created.ok()["id"].as_str().unwrap().to_owned();
+    server
+        .post(
+            &format!("/api/v1/management/threads/{thread}/messages"),
+            &management,
+            json!({"content": "Order placed", "clientMsgId": "m-1"}),
+        )
+        .await
+        .ok();
+
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    wait_live(&browser).await;
+    browser.goto(&server.url("/app/#/inbox/all")).await;
+    let id = wait_row(&browser, "Order 42").await;
+    assert_eq!(id, thread);
+    open_thread(&browser, &thread).await;
+    wait_text(&browser, ".conv__ref", "order 42").await;
+    wait_text(&browser, ".conv__members", "u1").await;
+    // No holder: nothing to claim or close, but staff may answer.
+    let actions = browser
+        .js("return [...document.querySelectorAll('.conv__actions [data-action]')].map(b => b.dataset.action)")
+        .await;
+    assert!(
+        !actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "claim" || a == "close"),
+        "{actions}"
+    );
+    type_into(&browser, ".composer textarea", "We ship today").await;
+    type_into(&browser, ".composer textarea", &enter()).await;
+    eventually(WAIT, "the staff reply stored", || async {
+        let all = server.all_messages(&owner.token, &thread).await;
+        all.iter()
+            .any(|m| m["content"] == "We ship today" && m["senderType"] == "agent")
+            .then_some(())
+    })
+    .await;
+    browser.close().await;
+}
