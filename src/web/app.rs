@@ -140,6 +140,35 @@ mod tests {
         assert!(csp("http://localhost:8080").contains("connect-src 'self' ws://localhost:8080;"));
     }
 
+    /// The keys of `const <lang> = { … };` in the app's i18n module.
+    fn keys(source: &str, lang: &str) -> Vec<String> {
+        let start = source
+            .find(&format!("const {lang} = {{"))
+            .unwrap_or_else(|| panic!("no {lang} dictionary"));
+        let body = &source[start..];
+        let body = &body[..body.find("\n};").expect("the dictionary ends")];
+        body.lines()
+            .filter_map(|l| l.trim_start().strip_prefix('\''))
+            .filter_map(|l| l.split_once("':").map(|(k, _)| k.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_language_of_the_app_has_every_key() {
+        let source = include_str!("../../assets/agent/i18n.js");
+        let en = keys(source, "en");
+        assert!(en.len() > 300, "{}", en.len());
+        for lang in ["pl", "ru"] {
+            let other = keys(source, lang);
+            let missing: Vec<&String> = en.iter().filter(|k| !other.contains(k)).collect();
+            let extra: Vec<&String> = other.iter().filter(|k| !en.contains(k)).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{lang}: missing {missing:?}, extra {extra:?}"
+            );
+        }
+    }
+
     #[test]
     fn only_plain_relative_paths_are_served() {
         assert!(safe("main.js"));
