@@ -5,3 +5,4 @@ mod app;
 mod attachments;
 mod smoke;
 mod widget;
+mod widget_api;
