@@ -804,6 +804,8 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     ws = null;
     wsUp = false;
     if (s) s.close();
+    clearTimeout(retryTimer);
+    setPolling(false);
     if (tok) go();
     refresh();
   }
