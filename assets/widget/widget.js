@@ -234,7 +234,8 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       return api;
     },
   });
-  Object.freeze(api);
+  // The member embed (/embed.js) may share the global: keep its calls.
+  for (const k in stub || {}) if (k !== 'q' && !(k in api)) api[k] = stub[k];
   try {
     Object.defineProperty(window, 'MyChat', { value: api, configurable: true });
   } catch (e) {

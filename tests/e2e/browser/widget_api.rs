@@ -29,7 +29,8 @@ async fn calls_made_before_the_script_loads_run_once_it_is_ready() {
         "window.__events = [];
          for (const e of ['ready', 'open', 'close']) MyChat('on', e, () => __events.push(e));
          MyChat('open');
-         MyChat('prefill', 'About my order');",
+         MyChat('prefill', 'About my order');
+         MyChat.mount = () => 'the member embed';",
     );
     let (_, site) = site(&server, &owner, chat_only(), &head).await;
     let browser = Browser::start().await;
@@ -43,12 +44,19 @@ async fn calls_made_before_the_script_loads_run_once_it_is_ready() {
     browser.wait_for("the open panel", &shown(".panel")).await;
     let state = browser
         .js(&format!(
-            "return [__events, MyChat.isOpen(), {ROOT}.querySelector('.compose textarea').value, typeof MyChat.open]"
+            "return [__events, MyChat.isOpen(), {ROOT}.querySelector('.compose textarea').value, typeof MyChat.open, MyChat.mount()]"
         ))
         .await;
+    // What the member embed put on the global stays there.
     assert_eq!(
         state,
-        json!([["open", "ready"], true, "About my order", "function"])
+        json!([
+            ["open", "ready"],
+            true,
+            "About my order",
+            "function",
+            "the member embed"
+        ])
     );
 
     // After the load, both forms work.
