@@ -56,6 +56,35 @@ export function safeLink(url, text) {
   return h('a', { href: parsed.href, target: '_blank', rel: 'noopener noreferrer' }, text ?? url);
 }
 
+// Where a URL starts in message text; it runs to the next space.
+const URLS = /\b(?:https?:\/\/|mailto:)[^\s<>"]+/gi;
+
+/**
+ * Message text as nodes: URLs (http, https, mailto) become links that open
+ * in a new tab, everything else stays text, line breaks included (the CSS
+ * keeps them). Nothing else in the text is parsed.
+ */
+export function linkify(text) {
+  const str = String(text ?? '');
+  const out = [];
+  let at = 0;
+  for (const m of str.matchAll(URLS)) {
+    // Trailing punctuation closes the sentence, not the URL.
+    const url = m[0].replace(/[.,;:!?'")\]]+$/, '');
+    let ok = false;
+    try {
+      ok = ['http:', 'https:', 'mailto:'].includes(new URL(url).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) continue;
+    out.push(str.slice(at, m.index), h('a', { href: url, target: '_blank', rel: 'noopener noreferrer nofollow' }, url));
+    at = m.index + url.length;
+  }
+  out.push(str.slice(at));
+  return out.filter((part) => part !== '');
+}
+
 /** Whether a key event comes from something the user types into. */
 export function isTyping(event) {
   const t = event.target;

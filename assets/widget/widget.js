@@ -2,12 +2,16 @@
  *   <script src="https://HOST/widget.js" data-widget-key="KEY" async></script>
  * One IIFE, no dependencies. Everything it draws lives in one open Shadow
  * DOM; the only global it leaves is window.MyChat. User content is always
- * inserted as text (textContent / Text nodes), never as HTML. */
+ * inserted as text (textContent / Text nodes), never as HTML; links in it
+ * are built as elements, http(s) and mailto only. */
 (() => {
   'use strict';
   const me = document.currentScript;
   const KEY = me && me.getAttribute('data-widget-key');
-  if (!KEY || window.MyChat) return;
+  // A page may call MyChat('open') before this script is here, through the
+  // stub in the README: its calls wait in MyChat.q.
+  const stub = window.MyChat;
+  if (!KEY || (stub && stub.open)) return;
   const BASE = me.src.replace(/\/widget\.js([?#].*)?$/, '');
   const API = BASE + '/api/v1/widget';
   const STORE = 'mychat:' + KEY;
@@ -115,6 +119,7 @@ header svg{width:18px;height:18px}
 .who{font-size:11px;color:var(--muted);margin:4px 4px 1px}
 .bubble{padding:8px 12px;border-radius:14px;background:var(--in);white-space:pre-wrap;overflow-wrap:anywhere}
 .out .bubble{background:var(--accent);color:var(--ink)}
+.bubble a{color:inherit;text-decoration:underline}
 .meta{font-size:11px;color:var(--muted);margin:1px 4px 0;display:flex;gap:4px}
 .failed .meta{color:#dc2626}
 .typing{padding:0 16px 4px;font-size:12px;font-style:italic;color:var(--muted)}
@@ -178,17 +183,21 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
   };
 
   /* ---------- public API ----------
-   * MyChat.open(), MyChat.close(), MyChat.identify({name, email}) and
-   * MyChat.on(event, fn) for 'ready', 'open', 'close', 'message' (an
-   * agent's reply: {id, content, senderName, createdAt}) and 'sent'. Calls
-   * made before the widget is ready wait for it. */
+   * MyChat.open(), close(), toggle(), isOpen(), show() and hide() (the
+   * launcher), setLocale(lang), identify({name, email, phone} or {token}),
+   * setAttributes({...}), reset(), prefill(text), on(event, fn) and
+   * off(event, fn) for 'ready', 'open', 'close', 'message' (an agent's
+   * reply: {id, content, senderName, createdAt}), 'unread' (a count),
+   * 'sent' and 'error' ({code, message}). MyChat('open') is the same call.
+   * Calls made before the widget is ready wait for it. */
 
   const listeners = {};
   const later = [];
   let ready = false;
+  let chosen = ''; // the language setLocale asked for
   const whenReady = (fn) => (ready ? fn() : later.push(fn));
   const emit = (event, data) =>
-    (listeners[event] || []).forEach((fn) => {
+    (listeners[event] || []).slice().forEach((fn) => {
       try {
         fn(data);
       } catch (e) {
@@ -197,17 +206,41 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
         });
       }
     });
-  const api = Object.freeze({
+  const oops = (err) => emit('error', { code: err.code || 'failed', message: err.message });
+  const api = (name, ...args) => (typeof api[name] === 'function' ? api[name](...args) : undefined);
+  Object.assign(api, {
     open: () => whenReady(() => setOpen(true)),
     close: () => whenReady(() => setOpen(false)),
-    identify: (who) => whenReady(() => identify(who || {})),
+    toggle: () => whenReady(() => setOpen(!isOpen)),
+    isOpen: () => isOpen,
+    show: () => whenReady(() => (ui.launcher.hidden = false)),
+    hide: () => whenReady(() => (ui.launcher.hidden = true)),
+    setLocale: (l) => setLocale(l),
+    identify: (who) => whenReady(() => (who && who.token ? verify(who.token) : identify(who || {})).catch(oops)),
+    setAttributes: (attributes) =>
+      whenReady(() => session().then(() => call('PATCH', '/visitor', { attributes })).catch(oops)),
+    reset: () => whenReady(reset),
+    prefill: (text) =>
+      whenReady(() => {
+        ui.input.value = String(text == null ? '' : text);
+        grow();
+      }),
     on: (event, fn) => {
       (listeners[event] = listeners[event] || []).push(fn);
       return api;
     },
+    off: (event, fn) => {
+      listeners[event] = (listeners[event] || []).filter((f) => f !== fn);
+      return api;
+    },
   });
-  Object.defineProperty(window, 'MyChat', { value: api, configurable: true });
-
+  // The member embed (/embed.js) may share the global: keep its calls.
+  for (const k in stub || {}) if (k !== 'q' && !(k in api)) api[k] = stub[k];
+  try {
+    Object.defineProperty(window, 'MyChat', { value: api, configurable: true });
+  } catch (e) {
+    window.MyChat = api;
+  }
   /* ---------- DOM helpers ---------- */
 
   const SVG = 'http://www.w3.org/2000/svg';
@@ -245,7 +278,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     return [h('label', null, label, input), input];
   }
 
-  function build() {
+  function build(old) {
     const host = document.createElement('mychat-widget');
     // Inline !important beats any host rule, and resets what would inherit.
     host.style.cssText =
@@ -310,17 +343,39 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     shadow.append(r.root);
     appearance();
     if (cfg.welcomeMessage) {
-      const w = h('div', { class: 'msg in welcome' }, h('div', { class: 'bubble' }, cfg.welcomeMessage));
+      const w = h('div', { class: 'msg in welcome' }, rich(h('div', { class: 'bubble' }), cfg.welcomeMessage));
       place(w, '');
     }
-    // Uploads do not survive a reload: their messages cannot be sent.
-    if (st.queue.some((q) => q.wait)) {
-      st.queue = st.queue.filter((q) => !q.wait);
-      save();
-      r.ferr.textContent = t.lost;
+    if (old) {
+      // Another language: the same conversation and draft, in its words.
+      r.log.append(...[...old.log.children].filter((el) => !el.matches('.welcome')));
+      r.tray.append(...old.tray.children);
+      r.input.value = old.input.value;
+      r.launcher.hidden = old.launcher.hidden;
+      r.panel.hidden = !isOpen;
+      r.root.classList.toggle('opened', isOpen);
+      r.launcher.setAttribute('aria-expanded', String(isOpen));
+      old.host.remove();
+      records.forEach((rec) => rec.state && setState(rec, rec.state));
+      pick(score);
+    } else {
+      // Uploads do not survive a reload: their messages cannot be sent.
+      if (st.queue.some((q) => q.wait)) {
+        st.queue = st.queue.filter((q) => !q.wait);
+        save();
+        r.ferr.textContent = t.lost;
+      }
+      st.queue.forEach(showPending);
     }
-    st.queue.forEach(showPending);
     (document.body || document.documentElement).append(host);
+  }
+
+  function setLocale(l) {
+    l = String(l || '').slice(0, 2).toLowerCase();
+    if (!WORDS[l] || l === chosen) return;
+    chosen = lang = l;
+    t = WORDS[l];
+    if (ui) build(ui), refresh();
   }
 
   function appearance() {
@@ -377,8 +432,24 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 
   // A message with only files has no text bubble.
   function say(rec, text) {
-    rec.text.textContent = text;
+    rich(rec.text, text);
     rec.text.hidden = !text;
+  }
+
+  // URLs in the text become links (http, https, mailto); the rest stays
+  // text. Nothing else is parsed.
+  const URLS = /\b(?:https?:\/\/|mailto:)[^\s<>"]+/gi;
+  function rich(el, text) {
+    text = String(text || '');
+    let at = 0;
+    el.replaceChildren();
+    for (const m of text.matchAll(URLS)) {
+      const url = m[0].replace(/[.,;:!?'")\]]+$/, '');
+      el.append(text.slice(at, m.index), h('a', { href: url, target: '_blank', rel: 'noopener noreferrer nofollow' }, url));
+      at = m.index + url.length;
+    }
+    el.append(text.slice(at));
+    return el;
   }
 
   function setState(rec, state) {
@@ -528,6 +599,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
   const talking = () => !!threadId && !threadClosed;
   const reachable = () => cfg.open && cfg.agentsOnline;
 
+  let unreadWas = 0;
   function refresh() {
     if (!ui) return;
     const on = reachable();
@@ -550,6 +622,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     ui.rate.hidden = !(cfg.csat && threadId && threadClosed && historyLoaded && st.rated !== threadId);
     ui.notice.hidden = !token || connected() || !lostOnce;
     const n = unread();
+    if (n !== unreadWas) emit('unread', (unreadWas = n));
     ui.badge.hidden = isOpen || !n;
     ui.badge.textContent = n > 9 ? '9+' : String(n);
     ui.launcher.setAttribute('aria-label', isOpen ? t.close : n ? t.open + ', ' + fill(t.unread, n) : t.open);
@@ -721,6 +794,38 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     st.seen = st.agentRead = st.contact = undefined;
   }
 
+  // Another session (identify with a token, reset): its own history.
+  function switchTo(tok) {
+    forget();
+    historyLoaded = false;
+    token = st.token = tok;
+    sessionCall = tok && Promise.resolve();
+    save();
+    const s = ws;
+    ws = null;
+    wsUp = false;
+    if (s) s.close();
+    clearTimeout(retryTimer);
+    setPolling(false);
+    if (tok) go();
+    refresh();
+  }
+
+  // Logout on a shared computer: nothing of this visitor stays, and the
+  // next message starts a new one.
+  function reset() {
+    for (const k in st) delete st[k];
+    st.queue = [];
+    records.forEach((rec) => rec.el.remove());
+    records.clear();
+    tray.forEach((f) => f.el.remove());
+    tray = [];
+    ui.input.value = '';
+    offlineSent = contactDemanded = false;
+    stopFlash();
+    switchTo(null);
+  }
+
   function renew() {
     forget();
     token = st.token = null;
@@ -853,7 +958,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
         replaying = true;
         ui.log.setAttribute('aria-busy', 'true');
         wsSend({ type: 'resume', after: lastId || null });
-        wsSend({ type: 'visitor:page', url: location.href.slice(0, 2000), title: (flashTimer ? hostTitle : document.title).slice(0, 300) });
+        page();
         break;
       case 'resumed':
         replaying = false;
@@ -893,6 +998,27 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
         break;
     }
     refresh();
+  }
+
+  let pageWas = '';
+  function page() {
+    pageWas = location.href;
+    wsSend({ type: 'visitor:page', url: pageWas.slice(0, 2000), title: (flashTimer ? hostTitle : document.title).slice(0, 300) });
+  }
+
+  // Single-page apps change the address without loading a page.
+  function trackPages() {
+    const moved = () => setTimeout(() => location.href !== pageWas && page());
+    for (const k of ['pushState', 'replaceState']) {
+      const was = history[k];
+      history[k] = function () {
+        const r = was.apply(this, arguments);
+        moved();
+        return r;
+      };
+    }
+    addEventListener('popstate', moved);
+    addEventListener('hashchange', moved);
   }
 
   function setPolling(on) {
@@ -1273,6 +1399,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     const body = {};
     if (who.name != null) body.displayName = String(who.name).trim().slice(0, 100) || null;
     if (who.email != null) body.email = String(who.email).trim() || null;
+    if (who.phone != null) body.phone = String(who.phone).trim() || null;
     await session();
     await call('PATCH', '/visitor', body);
     if (body.email) {
@@ -1283,6 +1410,14 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       flush();
       mailTranscript();
     }
+  }
+
+  // A token the site signed: the server links this visitor to its user and
+  // may hand over that user's session.
+  async function verify(idToken) {
+    await session();
+    const r = await call('POST', '/identify', { token: String(idToken) });
+    if (typeof r.sessionToken === 'string') switchTo(r.sessionToken);
   }
 
   async function busy(form, errEl, work) {
@@ -1384,11 +1519,12 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     // An unknown key or a site that may not use this chat: no widget at all.
     if (!res.ok) return;
     cfg = await res.json();
-    const wanted = [cfg.locale, ...(navigator.languages || [navigator.language])];
+    const wanted = [chosen, cfg.locale, ...(navigator.languages || [navigator.language])];
     lang = wanted.map((l) => String(l || '').slice(0, 2).toLowerCase()).find((l) => WORDS[l]) || 'en';
     t = WORDS[lang];
     if (document.readyState === 'loading') await new Promise((ok) => document.addEventListener('DOMContentLoaded', ok));
     build();
+    trackPages();
     ready = true;
     refresh();
     // A returning visitor reconnects at once; a new one when they open the chat.
@@ -1403,5 +1539,6 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     });
   }
 
+  ((stub && stub.q) || []).forEach((args) => api(...args));
   boot();
 })();

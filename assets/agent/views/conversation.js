@@ -4,7 +4,7 @@
 // marker, edit and delete of one's own messages, and the composer.
 
 import { ApiError, del, get, patch, post } from '../api.js';
-import { h, mount, uuid } from '../dom.js';
+import { h, linkify, mount, uuid } from '../dom.js';
 import { clock, fullTime, relativeTime, t } from '../i18n.js';
 import { agentName, isAdmin, isOpen, on, spaceName, state, unreadOf, upsertThread } from '../store.js';
 import { attachmentList } from './attachments.js';
@@ -398,7 +398,7 @@ export class Conversation {
       m.replyToId
         ? h('button', { type: 'button', class: 'msg__quote', onclick: () => this.els.get(m.replyToId)?.scrollIntoView({ block: 'center' }) }, quoted ? this.describe(quoted) : t('conv.earlierMessage'))
         : null,
-      m.deletedAt || m.content ? h('div', { class: 'msg__body' }, m.deletedAt ? t('conv.deleted') : m.content) : null,
+      m.deletedAt || m.content ? h('div', { class: 'msg__body' }, m.deletedAt ? t('conv.deleted') : linkify(m.content)) : null,
       m.deletedAt ? null : attachmentList(m.attachments),
       actions.length ? h('div', { class: 'msg__actions' }, actions) : null,
     );

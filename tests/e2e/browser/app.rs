@@ -857,6 +857,54 @@ async fn markup_in_a_visitor_name_and_message_shows_as_text_and_runs_nothing() {
 }
 
 #[tokio::test]
+async fn links_in_messages_open_safely_and_other_schemes_stay_text() {
+    let (server, owner) = TestServer::with_owner().await;
+    let space = space(&server, &owner).await;
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    let (visitor_token, _) = visitor(&server, space["widgetKey"].as_str().unwrap()).await;
+    let text = "My order: https://shop.example.test/orders/7?tab=items.\n\
+                Write to mailto:me@example.test (javascript:alert(1) is not a link, nor data:text/html,x)";
+    let thread = visitor_says(&server, &visitor_token, text).await;
+    wait_row(&browser, "My order").await;
+    open_thread(&browser, &thread).await;
+    wait_text(&browser, ".msg--visitor .msg__body", "My order").await;
+    assert_eq!(text_of(&browser, ".msg--visitor .msg__body").await, text);
+    let links = browser
+        .js(
+            "return [...document.querySelectorAll('.msg--visitor .msg__body a')].map(a => \
+             [a.getAttribute('href'), a.textContent, a.target, a.rel])",
+        )
+        .await;
+    let rel = "noopener noreferrer nofollow";
+    assert_eq!(
+        links,
+        json!([
+            [
+                "https://shop.example.test/orders/7?tab=items",
+                "https://shop.example.test/orders/7?tab=items",
+                "_blank",
+                rel
+            ],
+            [
+                "mailto:me@example.test",
+                "mailto:me@example.test",
+                "_blank",
+                rel
+            ],
+        ])
+    );
+    let body = browser
+        .js(
+            "const b = document.querySelector('.msg--visitor .msg__body'); \
+             return [getComputedStyle(b).whiteSpace, b.querySelectorAll('*').length]",
+        )
+        .await;
+    assert_eq!(body, json!(["pre-wrap", 2]));
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn after_the_socket_drops_the_app_reconnects_and_catches_up_by_itself() {
     let (server, owner) = TestServer::with_owner().await;
     let space = space(&server, &owner).await;

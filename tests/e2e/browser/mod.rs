@@ -6,3 +6,4 @@ mod attachments;
 mod embed;
 mod smoke;
 mod widget;
+mod widget_api;

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// A page of the customer's site: hostile CSS, a marker of the globals that
 /// existed before the widget, and the snippet.
-fn host_page(server: &TestServer, key: &str, head: &str) -> String {
+pub(super) fn host_page(server: &TestServer, key: &str, head: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -50,7 +50,7 @@ fn host_page(server: &TestServer, key: &str, head: &str) -> String {
 
 /// A space whose allowed domains hold a host site's origin, and that site,
 /// serving the page with the snippet. Returns the space and the site's URL.
-async fn site(
+pub(super) async fn site(
     server: &TestServer,
     owner: &Owner,
     settings: SpaceSettings,
@@ -64,12 +64,16 @@ async fn site(
 
 /// An agent's live socket: makes the organization's agents "online",
 /// keeps what it hears and can send frames (typing) while it lives.
-struct AgentSocket {
+pub(super) struct AgentSocket {
     out: mpsc::UnboundedSender<String>,
     heard: Arc<Mutex<Vec<Value>>>,
 }
 
-async fn agent_online(server: &TestServer, token: &str, space: &ChatSpace) -> AgentSocket {
+pub(super) async fn agent_online(
+    server: &TestServer,
+    token: &str,
+    space: &ChatSpace,
+) -> AgentSocket {
     let (mut ws, _) = tokio_tungstenite::connect_async(ws::agent_url(server.addr))
         .await
         .expect("agent socket");
@@ -126,7 +130,7 @@ impl AgentSocket {
     }
 
     /// Waits until the socket has heard a frame that satisfies `pred`.
-    async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) {
+    pub(super) async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) {
         eventually(WAIT, &format!("the agent to hear {what}"), || {
             let heard = self.heard.lock().unwrap().iter().any(&pred);
             std::future::ready(heard.then_some(()))
@@ -148,7 +152,7 @@ async fn conversation(browser: &Browser) -> Vec<(String, String, String)> {
 
 /// Waits until the widget shows a message with this text, in this state
 /// ("" for the agent's messages, which have none).
-async fn wait_message(browser: &Browser, text: &str, state: &str) {
+pub(super) async fn wait_message(browser: &Browser, text: &str, state: &str) {
     browser
         .wait_for(
             &format!("{text:?} shown as {state:?}"),
@@ -161,7 +165,7 @@ async fn wait_message(browser: &Browser, text: &str, state: &str) {
 }
 
 /// The one thread the visitor started, as the agents' list shows it.
-async fn the_thread(server: &TestServer, owner: &Owner) -> Value {
+pub(super) async fn the_thread(server: &TestServer, owner: &Owner) -> Value {
     eventually(WAIT, "a thread to reach the agents", || async {
         let list = server.get("/api/v1/threads?view=all", &owner.token).await;
         list.ok()["items"]
@@ -180,7 +184,12 @@ fn contents(messages: &[Value]) -> Vec<&str> {
 }
 
 /// The owner answers over REST; returns the message id.
-async fn agent_says(server: &TestServer, owner: &Owner, thread: &str, text: &str) -> String {
+pub(super) async fn agent_says(
+    server: &TestServer,
+    owner: &Owner,
+    thread: &str,
+    text: &str,
+) -> String {
     agent_message(server, &owner.token, thread, text, false).await
 }
 
