@@ -70,6 +70,7 @@ button:focus-visible,textarea:focus-visible,a:focus-visible{outline:2px solid va
 .msg{max-width:85%;align-self:flex-start}
 .mine{align-self:flex-end;text-align:right}
 .who{font-size:11px;color:var(--muted)}
+.bubble a{color:inherit;text-decoration:underline}
 .bubble{display:inline-block;text-align:left;padding:6px 10px;border-radius:12px;background:var(--in);white-space:pre-wrap;overflow-wrap:anywhere}
 .mine .bubble{background:var(--out)}
 .sys{align-self:center;color:var(--muted);font-size:12px}
@@ -94,6 +95,29 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
     }
     for (const kid of kids.flat()) if (kid != null) el.append(kid.nodeType ? kid : document.createTextNode(String(kid)));
     return el;
+  }
+
+  /** Text with its http(s) and mailto URLs as safe links; nothing else
+   * is parsed, and every part is a text node or a plain <a>. */
+  const URLS = /\b(?:https?:\/\/|mailto:)[^\s<>"]+/gi;
+  function linkify(text) {
+    const str = String(text == null ? '' : text);
+    const out = [];
+    let at = 0;
+    for (const m of str.matchAll(URLS)) {
+      const url = m[0].replace(/[.,;:!?'")\]]+$/, '');
+      let ok = false;
+      try {
+        ok = ['http:', 'https:', 'mailto:'].includes(new URL(url).protocol);
+      } catch (e) {
+        ok = false;
+      }
+      if (!ok) continue;
+      out.push(str.slice(at, m.index), h('a', { href: url, target: '_blank', rel: 'noopener noreferrer nofollow' }, url));
+      at = m.index + url.length;
+    }
+    out.push(str.slice(at));
+    return out.filter((p) => p !== '');
   }
 
   let tokenSource = null;
@@ -295,7 +319,7 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
       const mine = m.senderType === 'member' && m.senderId === this.me;
       const who = m.senderType === 'system' ? this.t.system : mine ? this.t.you : m.senderName || '';
       const fresh = h('div', { class: m.senderType === 'system' ? 'msg sys' : 'msg' + (mine ? ' mine' : ''), 'data-id': m.id },
-        h('div', { class: 'who' }, who), h('div', { class: 'bubble' }, m.deletedAt ? '—' : m.content));
+        h('div', { class: 'who' }, who), h('div', { class: 'bubble' }, m.deletedAt ? '—' : linkify(m.content)));
       if (el) return el.replaceWith(fresh);
       const stick = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 60;
       let at = this.log.lastElementChild;

@@ -210,6 +210,27 @@ async fn inline_mode_shows_the_objects_conversation_sends_and_gets_live_replies(
         .js(&format!("return {SHADOW}.querySelectorAll('b').length"))
         .await;
     assert_eq!(bold, 0, "text stays text");
+
+    // Links open safely; other schemes stay text.
+    p.system_says(
+        &thread,
+        "Track it at https://track.test/42. Not javascript:alert(1)",
+    )
+    .await;
+    wait_text(&browser, ".log .bubble a", "https://track.test/42").await;
+    let links = browser
+        .js(&format!(
+            "return [...{SHADOW}.querySelectorAll('.bubble a')].map(a => [a.href, a.target, a.rel])"
+        ))
+        .await;
+    assert_eq!(
+        links,
+        json!([[
+            "https://track.test/42",
+            "_blank",
+            "noopener noreferrer nofollow"
+        ]])
+    );
     browser.close().await;
 }
 
