@@ -25,21 +25,21 @@
       join: 'Join the conversation', leave: 'Leave', back: 'Back', write: 'Write a message…', send: 'Send',
       notYours: 'You cannot see this conversation.', loading: 'Loading…', older: 'Earlier messages',
       reconnecting: 'Reconnecting…', failed: 'Not sent', retry: 'Retry', joinHint: 'You may join this conversation.',
-      typing: '{} is typing…', read: 'Read', unread: '{} unread', system: 'System', you: 'You',
+      typing: '{} is typing…', read: 'Read', unread: '{} unread', system: 'System', you: 'You', attach: 'Attach a file',
     },
     pl: {
       participating: 'Moje rozmowy', available: 'Dostępne', empty: 'Brak rozmów.',
       join: 'Dołącz do rozmowy', leave: 'Opuść', back: 'Wstecz', write: 'Napisz wiadomość…', send: 'Wyślij',
       notYours: 'Nie możesz zobaczyć tej rozmowy.', loading: 'Wczytywanie…', older: 'Wcześniejsze wiadomości',
       reconnecting: 'Ponowne łączenie…', failed: 'Nie wysłano', retry: 'Ponów', joinHint: 'Możesz dołączyć do tej rozmowy.',
-      typing: '{} pisze…', read: 'Przeczytano', unread: 'Nieprzeczytane: {}', system: 'System', you: 'Ty',
+      typing: '{} pisze…', read: 'Przeczytano', unread: 'Nieprzeczytane: {}', system: 'System', you: 'Ty', attach: 'Załącz plik',
     },
     ru: {
       participating: 'Мои разговоры', available: 'Доступные', empty: 'Разговоров нет.',
       join: 'Присоединиться', leave: 'Выйти', back: 'Назад', write: 'Напишите сообщение…', send: 'Отправить',
       notYours: 'Вам не виден этот разговор.', loading: 'Загрузка…', older: 'Ранние сообщения',
       reconnecting: 'Переподключение…', failed: 'Не отправлено', retry: 'Повторить', joinHint: 'Вы можете присоединиться к разговору.',
-      typing: '{} печатает…', read: 'Прочитано', unread: 'Непрочитанных: {}', system: 'Система', you: 'Вы',
+      typing: '{} печатает…', read: 'Прочитано', unread: 'Непрочитанных: {}', system: 'Система', you: 'Вы', attach: 'Прикрепить файл',
     },
   };
   const fill = (s, v) => s.replace('{}', v);
@@ -71,6 +71,8 @@ button:focus-visible,textarea:focus-visible,a:focus-visible{outline:2px solid va
 .mine{align-self:flex-end;text-align:right}
 .who{font-size:11px;color:var(--muted)}
 .bubble a{color:inherit;text-decoration:underline}
+.file{display:block;margin-top:4px;border:1px solid var(--line);background:none;border-radius:6px;padding:2px 8px;font-size:12px}
+form .att{background:none;color:inherit;border:1px solid var(--line);padding:0 10px}
 .bubble{display:inline-block;text-align:left;padding:6px 10px;border-radius:12px;background:var(--in);white-space:pre-wrap;overflow-wrap:anywhere}
 .mine .bubble{background:var(--out)}
 .sys{align-self:center;color:var(--muted);font-size:12px}
@@ -249,7 +251,10 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
         return;
       }
       this.input = h('textarea', { 'aria-label': this.t.write, placeholder: this.t.write, maxlength: '5000', rows: '1', onkeydown: (e) => this.key(e), oninput: () => this.typing() });
-      const form = h('form', { onsubmit: (e) => (e.preventDefault(), this.send()) }, this.input, h('button', { type: 'submit' }, this.t.send));
+      this.file = h('input', { type: 'file', hidden: true, onchange: () => this.attach() });
+      const form = h('form', { onsubmit: (e) => (e.preventDefault(), this.send()) },
+        this.file, h('button', { type: 'button', class: 'att', 'aria-label': this.t.attach, title: this.t.attach, onclick: () => this.file.click() }, '📎'),
+        this.input, h('button', { type: 'submit' }, this.t.send));
       this.older = h('button', { type: 'button', class: 'older', hidden: true, onclick: () => this.loadOlder() }, this.t.older);
       this.root.replaceChildren(bar, this.notice, this.log, this.typingEl, form);
       this.log.append(this.older);
@@ -319,7 +324,8 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
       const mine = m.senderType === 'member' && m.senderId === this.me;
       const who = m.senderType === 'system' ? this.t.system : mine ? this.t.you : m.senderName || '';
       const fresh = h('div', { class: m.senderType === 'system' ? 'msg sys' : 'msg' + (mine ? ' mine' : ''), 'data-id': m.id },
-        h('div', { class: 'who' }, who), h('div', { class: 'bubble' }, m.deletedAt ? '—' : linkify(m.content)));
+        h('div', { class: 'who' }, who), h('div', { class: 'bubble' }, m.deletedAt ? '—' : linkify(m.content),
+          (m.deletedAt ? [] : m.attachments || []).map((a) => h('button', { type: 'button', class: 'file', 'data-file': a.id, onclick: () => this.download(a) }, '📎 ' + a.name))));
       if (el) return el.replaceWith(fresh);
       const stick = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 60;
       let at = this.log.lastElementChild;
@@ -327,6 +333,37 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
       if (at) at.after(fresh);
       else this.log.prepend(fresh);
       if (stick) this.log.scrollTop = this.log.scrollHeight;
+    }
+
+    /** Opens a file through the guarded download (the token is the key). */
+    async download(a) {
+      const res = await fetch(`${API}/attachments/${a.id}`, { headers: { authorization: 'Bearer ' + this.token } });
+      if (!res.ok) return;
+      const url = URL.createObjectURL(await res.blob());
+      const link = h('a', { href: url, download: a.name });
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    }
+
+    /** Uploads the chosen file, then sends it as a message. */
+    async attach() {
+      const file = this.file.files[0];
+      this.file.value = '';
+      if (!file || !this.current) return;
+      const body = new FormData();
+      body.append('file', file, file.name);
+      const note = h('div', { class: 'msg mine' }, h('div', { class: 'bubble' }, '📎 ' + file.name), h('div', { class: 'state' }, '…'));
+      this.log.append(note);
+      try {
+        const res = await fetch(`${API}/dialogs/${this.current}/attachments`, { method: 'POST', headers: { authorization: 'Bearer ' + this.token }, body });
+        const data = await res.json().catch(() => null);
+        if (!res.ok) throw new Error((data && data.error && data.error.message) || res.statusText);
+        note.remove();
+        this.send({ content: this.input.value.trim(), cmid: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random(), files: [data.id] });
+        this.input.value = '';
+      } catch (e) {
+        note.querySelector('.state').textContent = e.message || this.t.failed;
+      }
     }
 
     key(e) {
@@ -338,17 +375,19 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
 
     send(retry) {
       const content = retry ? retry.content : this.input.value.trim();
-      if (!content || !this.current) return;
-      const cmid = retry ? retry.cmid : crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+      const files = (retry && (retry.files || (retry.el && retry.el.files))) || [];
+      if ((!content && !files.length) || !this.current) return;
+      const cmid = retry && retry.cmid ? retry.cmid : crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
       if (!retry) this.input.value = '';
-      const el = retry ? retry.el : h('div', { class: 'msg mine', 'data-pending': cmid }, h('div', { class: 'bubble' }, content), h('div', { class: 'state' }, '…'));
-      if (!retry) this.log.append(el);
+      const el = retry && retry.el ? retry.el : h('div', { class: 'msg mine', 'data-pending': cmid }, h('div', { class: 'bubble' }, content || '📎'), h('div', { class: 'state' }, '…'));
+      el.files = files;
+      if (!retry || !retry.el) this.log.append(el);
       this.log.scrollTop = this.log.scrollHeight;
       this.pending.set(cmid, el);
-      const frame = { type: 'member:send_message', dialogId: this.current, clientMsgId: cmid, content };
+      const frame = { type: 'member:send_message', dialogId: this.current, clientMsgId: cmid, content, attachmentIds: files };
       if (this.ready && this.ws.readyState === 1) return this.ws.send(JSON.stringify(frame));
       // No socket now: the same clientMsgId over REST stores it once.
-      this.call('POST', `/dialogs/${this.current}/messages`, { content, clientMsgId: cmid })
+      this.call('POST', `/dialogs/${this.current}/messages`, { content, clientMsgId: cmid, attachmentIds: files })
         .then((m) => this.add(m))
         .catch(() => {
           el.querySelector('.state').replaceChildren(this.t.failed + ' ', h('button', { type: 'button', onclick: () => this.send({ content, cmid, el }) }, this.t.retry));
@@ -410,8 +449,8 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
           if (this.notice) this.notice.hidden = true;
           if (this.lastId) this.ws.send(JSON.stringify({ type: 'resume', after: this.lastId }));
           for (const [cmid, el] of this.pending) {
-            const content = el.querySelector('.bubble').textContent;
-            this.ws.send(JSON.stringify({ type: 'member:send_message', dialogId: this.current, clientMsgId: cmid, content }));
+            const content = el.files && el.files.length && el.querySelector('.bubble').textContent === '📎' ? '' : el.querySelector('.bubble').textContent;
+            this.ws.send(JSON.stringify({ type: 'member:send_message', dialogId: this.current, clientMsgId: cmid, content, attachmentIds: el.files || [] }));
           }
           this.markRead();
           break;

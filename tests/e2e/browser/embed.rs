@@ -249,6 +249,21 @@ async fn a_potential_member_joins_and_an_outsider_sees_a_clear_empty_state() {
     wait_text(&browser, ".msg.mine[data-id] .bubble", "Joining in").await;
     assert_eq!(p.contents(&thread).await, vec!["Joining in"]);
 
+    // A file goes through the upload and arrives as a message with it.
+    browser
+        .js(&format!(
+            "const input = {SHADOW}.querySelector('input[type=file]'); const dt = new DataTransfer(); \
+             dt.items.add(new File(['delivery note'], 'note.txt', {{ type: 'text/plain' }})); \
+             input.files = dt.files; input.dispatchEvent(new Event('change')); return true;"
+        ))
+        .await;
+    wait_text(&browser, ".msg.mine[data-id] .file", "note.txt").await;
+    let messages = p.server.all_messages(&p.owner.token, &thread).await;
+    assert_eq!(
+        messages.last().unwrap()["attachments"][0]["name"],
+        "note.txt"
+    );
+
     p.open(
         &browser,
         &format!("mode=inline&token={}", p.token("u3", "other", 3600)),
