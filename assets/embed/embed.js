@@ -25,21 +25,21 @@
       join: 'Join the conversation', leave: 'Leave', back: 'Back', write: 'Write a message…', send: 'Send',
       notYours: 'You cannot see this conversation.', loading: 'Loading…', older: 'Earlier messages',
       reconnecting: 'Reconnecting…', failed: 'Not sent', retry: 'Retry', joinHint: 'You may join this conversation.',
-      typing: '{} is typing…', read: 'Read', unread: '{} unread', system: 'System', you: 'You', attach: 'Attach a file',
+      typing: '{} is typing…', read: 'Read', unread: '{} unread', system: 'System', you: 'You', attach: 'Attach a file', reply: 'Reply', replying: 'Replying to:', cancel: 'Cancel reply',
     },
     pl: {
       participating: 'Moje rozmowy', available: 'Dostępne', empty: 'Brak rozmów.',
       join: 'Dołącz do rozmowy', leave: 'Opuść', back: 'Wstecz', write: 'Napisz wiadomość…', send: 'Wyślij',
       notYours: 'Nie możesz zobaczyć tej rozmowy.', loading: 'Wczytywanie…', older: 'Wcześniejsze wiadomości',
       reconnecting: 'Ponowne łączenie…', failed: 'Nie wysłano', retry: 'Ponów', joinHint: 'Możesz dołączyć do tej rozmowy.',
-      typing: '{} pisze…', read: 'Przeczytano', unread: 'Nieprzeczytane: {}', system: 'System', you: 'Ty', attach: 'Załącz plik',
+      typing: '{} pisze…', read: 'Przeczytano', unread: 'Nieprzeczytane: {}', system: 'System', you: 'Ty', attach: 'Załącz plik', reply: 'Odpowiedz', replying: 'Odpowiedź na:', cancel: 'Anuluj odpowiedź',
     },
     ru: {
       participating: 'Мои разговоры', available: 'Доступные', empty: 'Разговоров нет.',
       join: 'Присоединиться', leave: 'Выйти', back: 'Назад', write: 'Напишите сообщение…', send: 'Отправить',
       notYours: 'Вам не виден этот разговор.', loading: 'Загрузка…', older: 'Ранние сообщения',
       reconnecting: 'Переподключение…', failed: 'Не отправлено', retry: 'Повторить', joinHint: 'Вы можете присоединиться к разговору.',
-      typing: '{} печатает…', read: 'Прочитано', unread: 'Непрочитанных: {}', system: 'Система', you: 'Вы', attach: 'Прикрепить файл',
+      typing: '{} печатает…', read: 'Прочитано', unread: 'Непрочитанных: {}', system: 'Система', you: 'Вы', attach: 'Прикрепить файл', reply: 'Ответить', replying: 'Ответ на:', cancel: 'Отменить ответ',
     },
   };
   const fill = (s, v) => s.replace('{}', v);
@@ -71,6 +71,11 @@ button:focus-visible,textarea:focus-visible,a:focus-visible{outline:2px solid va
 .mine{align-self:flex-end;text-align:right}
 .who{font-size:11px;color:var(--muted)}
 .bubble a{color:inherit;text-decoration:underline}
+.quote{display:block;border-left:3px solid var(--accent);padding-left:6px;color:var(--muted);font-size:12px;margin-bottom:2px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.rep{border:0;background:none;color:var(--muted);font-size:11px;padding:0 4px}
+.replying{display:flex;gap:6px;align-items:center;padding:4px 10px;font-size:12px;color:var(--muted);border-top:1px solid var(--line)}
+.replying span{flex:1;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.replying button{border:0;background:none}
 .file{display:block;margin-top:4px;border:1px solid var(--line);background:none;border-radius:6px;padding:2px 8px;font-size:12px}
 form .att{background:none;color:inherit;border:1px solid var(--line);padding:0 10px}
 .bubble{display:inline-block;text-align:left;padding:6px 10px;border-radius:12px;background:var(--in);white-space:pre-wrap;overflow-wrap:anywhere}
@@ -240,6 +245,8 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
       this.shown = new Map();
       this.lastId = null;
       this.readUpTo = null;
+      this.readBy = null;
+      this.replying = null;
       this.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', tabindex: '0' });
       this.typingEl = h('div', { class: 'typing', 'aria-live': 'polite' });
       this.notice = h('div', { class: 'notice', role: 'status', hidden: true }, this.t.reconnecting);
@@ -256,7 +263,8 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
         this.file, h('button', { type: 'button', class: 'att', 'aria-label': this.t.attach, title: this.t.attach, onclick: () => this.file.click() }, '📎'),
         this.input, h('button', { type: 'submit' }, this.t.send));
       this.older = h('button', { type: 'button', class: 'older', hidden: true, onclick: () => this.loadOlder() }, this.t.older);
-      this.root.replaceChildren(bar, this.notice, this.log, this.typingEl, form);
+      this.replyBar = h('div', { class: 'replying', hidden: true }, h('span'), h('button', { type: 'button', 'aria-label': this.t.cancel, onclick: () => this.cancelReply() }, '✕'));
+      this.root.replaceChildren(bar, this.notice, this.log, this.typingEl, this.replyBar, form);
       this.log.append(this.older);
       this.loadHistory(id);
     }
@@ -323,8 +331,11 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
       let el = this.log.querySelector(`[data-id="${m.id}"]`);
       const mine = m.senderType === 'member' && m.senderId === this.me;
       const who = m.senderType === 'system' ? this.t.system : mine ? this.t.you : m.senderName || '';
+      const quoted = m.replyToId && this.shown.get(m.replyToId);
       const fresh = h('div', { class: m.senderType === 'system' ? 'msg sys' : 'msg' + (mine ? ' mine' : ''), 'data-id': m.id },
-        h('div', { class: 'who' }, who), h('div', { class: 'bubble' }, m.deletedAt ? '—' : linkify(m.content),
+        h('div', { class: 'who' }, who, m.senderType !== 'system' && !m.deletedAt ? h('button', { type: 'button', class: 'rep', onclick: () => this.replyTo(m) }, this.t.reply) : null),
+        quoted ? h('span', { class: 'quote' }, quoted.content) : null,
+        h('div', { class: 'bubble' }, m.deletedAt ? '—' : linkify(m.content),
           (m.deletedAt ? [] : m.attachments || []).map((a) => h('button', { type: 'button', class: 'file', 'data-file': a.id, onclick: () => this.download(a) }, '📎 ' + a.name))));
       if (el) return el.replaceWith(fresh);
       const stick = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 60;
@@ -333,6 +344,28 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
       if (at) at.after(fresh);
       else this.log.prepend(fresh);
       if (stick) this.log.scrollTop = this.log.scrollHeight;
+      this.showRead();
+    }
+
+    /** Marks the newest own message another member has read. */
+    showRead() {
+      if (!this.log) return;
+      this.log.querySelectorAll('.seen').forEach((e) => e.remove());
+      const mineRead = [...this.log.querySelectorAll('.msg.mine[data-id]')].filter((e) => this.readBy && e.dataset.id <= this.readBy);
+      const last = mineRead[mineRead.length - 1];
+      if (last) last.append(h('div', { class: 'state seen' }, this.t.read));
+    }
+
+    replyTo(m) {
+      this.replying = m;
+      this.replyBar.hidden = false;
+      this.replyBar.querySelector('span').textContent = this.t.replying + ' ' + m.content;
+      this.input.focus();
+    }
+
+    cancelReply() {
+      this.replying = null;
+      if (this.replyBar) this.replyBar.hidden = true;
     }
 
     /** Opens a file through the guarded download (the token is the key). */
@@ -384,10 +417,12 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
       if (!retry || !retry.el) this.log.append(el);
       this.log.scrollTop = this.log.scrollHeight;
       this.pending.set(cmid, el);
-      const frame = { type: 'member:send_message', dialogId: this.current, clientMsgId: cmid, content, attachmentIds: files };
+      const replyToId = retry ? retry.replyToId : this.replying && this.replying.id;
+      if (!retry) this.cancelReply();
+      const frame = { type: 'member:send_message', dialogId: this.current, clientMsgId: cmid, content, attachmentIds: files, replyToId };
       if (this.ready && this.ws.readyState === 1) return this.ws.send(JSON.stringify(frame));
       // No socket now: the same clientMsgId over REST stores it once.
-      this.call('POST', `/dialogs/${this.current}/messages`, { content, clientMsgId: cmid, attachmentIds: files })
+      this.call('POST', `/dialogs/${this.current}/messages`, { content, clientMsgId: cmid, attachmentIds: files, replyToId })
         .then((m) => this.add(m))
         .catch(() => {
           el.querySelector('.state').replaceChildren(this.t.failed + ' ', h('button', { type: 'button', onclick: () => this.send({ content, cmid, el }) }, this.t.retry));
@@ -479,6 +514,12 @@ form button{border:0;background:var(--accent);color:#fff;border-radius:6px;paddi
             this.typingEl.textContent = f.isTyping ? fill(this.t.typing, (f.participant && f.participant.name) || '') : '';
             clearTimeout(this.typingTimer);
             this.typingTimer = setTimeout(() => (this.typingEl.textContent = ''), 6000);
+          }
+          break;
+        case 'messages:read':
+          if (f.dialogId === this.current && f.reader !== this.externalId && (!this.readBy || f.upTo > this.readBy)) {
+            this.readBy = f.upTo;
+            this.showRead();
           }
           break;
         case 'dialog:new':

@@ -174,7 +174,7 @@ async fn type_and_send(browser: &Browser, text: &str) {
 #[tokio::test]
 async fn inline_mode_shows_the_objects_conversation_sends_and_gets_live_replies() {
     let p = platform().await;
-    let thread = p.order("42", &["u1"]).await;
+    let thread = p.order("42", &["u1", "u2"]).await;
     p.system_says(&thread, "Order confirmed").await;
     let browser = Browser::start().await;
     p.open(
@@ -203,6 +203,28 @@ async fn inline_mode_shows_the_objects_conversation_sends_and_gets_live_replies(
         p.contents(&thread).await,
         vec!["Order confirmed", "Truck arrives at 10"]
     );
+
+    // Another member reads it: the sender sees "Read".
+    let sent = p.server.all_messages(&p.owner.token, &thread).await;
+    let mine = sent.last().unwrap()["id"].as_str().unwrap().to_owned();
+    let r = p
+        .server
+        .post(
+            &format!("/api/v1/dialogs/{thread}/read"),
+            &p.token("u2", "acme", 3600),
+            json!({"upTo": mine}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    wait_text(&browser, ".msg.mine .seen", "Read").await;
+
+    // A reply quotes what it answers.
+    click(&browser, ".msg.mine[data-id] .rep").await;
+    wait_text(&browser, ".replying span", "Truck arrives at 10").await;
+    type_and_send(&browser, "At gate 3").await;
+    wait_text(&browser, ".msg.mine[data-id] .quote", "Truck arrives at 10").await;
+    let all = p.server.all_messages(&p.owner.token, &thread).await;
+    assert_eq!(all.last().unwrap()["replyToId"], mine.as_str());
 
     p.system_says(&thread, "Customs <b>cleared</b>").await;
     wait_text(&browser, ".log .bubble", "Customs <b>cleared</b>").await;
