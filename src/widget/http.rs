@@ -16,13 +16,13 @@ use crate::messages::model::Message;
 use crate::messages::send::{self, NewMessage, OfflineMessage};
 use crate::state::AppState;
 use crate::validate;
-use crate::visitors::service::{MAX_DISPLAY_NAME, VisitorPatch};
 use crate::visitors::attributes::AttributesPatch;
-use crate::widget::{cors, identity};
+use crate::visitors::service::{MAX_DISPLAY_NAME, VisitorPatch};
 use crate::widget::service::{
     self, MAX_USER_AGENT, MessagesPage, NewRating, PublicVisitor, Session, SessionRequest,
     ThreadRef, WidgetConfig,
 };
+use crate::widget::{cors, identity};
 
 /// Longest page URL or referrer kept.
 const MAX_URL: usize = 2000;

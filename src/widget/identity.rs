@@ -26,8 +26,7 @@ pub struct Identified {
 
 /// 403 `identity_required` unless the space lets `visitor` send.
 pub fn check_may_send(space: &ChatSpace, visitor: &Visitor) -> AppResult<()> {
-    if space.settings.identity_verification == IdentityVerification::Required && !visitor.verified
-    {
+    if space.settings.identity_verification == IdentityVerification::Required && !visitor.verified {
         return Err(AppError::ForbiddenCode {
             code: "identity_required",
             message: "this chat is for signed-in users: sign in on the site to write".into(),

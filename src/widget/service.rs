@@ -340,8 +340,7 @@ pub async fn update_visitor(
                 let changes = |now: &Option<String>, new: &Option<Option<String>>| {
                     now.is_some() && new.as_ref().is_some_and(|n| n != now)
                 };
-                if changes(&v.display_name, &patch.display_name)
-                    || changes(&v.email, &patch.email)
+                if changes(&v.display_name, &patch.display_name) || changes(&v.email, &patch.email)
                 {
                     return Err(AppError::conflict(
                         "identity_verified",
