@@ -35,6 +35,8 @@ pub struct ThreadView {
     #[serde(flatten)]
     pub thread: Thread,
     pub visitor_name: String,
+    /// The visitor proved who they are with an identity token.
+    pub visitor_verified: bool,
     pub assigned_agent_name: Option<String>,
     /// Visitor messages the calling agent has not read.
     pub unread_count: u64,
@@ -45,9 +47,11 @@ pub fn view_of<R: Reader + ?Sized>(
     thread: Thread,
     viewer: AgentId,
 ) -> AppResult<ThreadView> {
-    let visitor_name = read
-        .visitor(thread.visitor_id)?
+    let visitor = read.visitor(thread.visitor_id)?;
+    let visitor_name = visitor
+        .as_ref()
         .map_or_else(|| "Visitor".to_owned(), |v| v.label());
+    let visitor_verified = visitor.is_some_and(|v| v.verified);
     let assigned_agent_name = match thread.assigned_agent_id {
         Some(a) => read.agent(a)?.map(|a| a.display_name),
         None => None,
@@ -55,6 +59,7 @@ pub fn view_of<R: Reader + ?Sized>(
     Ok(ThreadView {
         unread_count: thread.unread_for_agent(viewer),
         visitor_name,
+        visitor_verified,
         assigned_agent_name,
         thread,
     })

@@ -3,5 +3,6 @@
 
 mod app;
 mod attachments;
+mod identity;
 mod smoke;
 mod widget;
