@@ -296,9 +296,14 @@ pub struct PublicVisitor {
     pub email: Option<String>,
     pub phone: Option<String>,
     /// Verified through an identity token; `externalId` is then the site's
-    /// user id and the name and email are the token's.
+    /// user id and the name and email are the token's. The three fields
+    /// below are left out while unset, so the answer to an anonymous
+    /// visitor is what it always was.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    #[serde(skip_serializing_if = "Attributes::is_empty")]
     pub attributes: Attributes,
 }
 
