@@ -21,6 +21,12 @@ pub enum AppError {
     /// 403: authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// 401 with a code clients switch on (e.g. a refused identity token).
+    #[error("{message}")]
+    UnauthorizedCode { code: &'static str, message: String },
+    /// 403 with a code clients switch on (e.g. sending needs a verified identity).
+    #[error("{message}")]
+    ForbiddenCode { code: &'static str, message: String },
     /// 404: absent, or belongs to someone else — the two are never told apart.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -84,7 +90,8 @@ impl AppError {
         match self {
             AppError::Validation { .. } => StatusCode::BAD_REQUEST,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::ForbiddenCode { .. } => StatusCode::FORBIDDEN,
+            AppError::UnauthorizedCode { .. } => StatusCode::UNAUTHORIZED,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } | AppError::Claimed { .. } => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -103,7 +110,9 @@ impl AppError {
         match self {
             AppError::Validation { code, .. }
             | AppError::Conflict { code, .. }
-            | AppError::TooMany { code, .. } => code,
+            | AppError::TooMany { code, .. }
+            | AppError::UnauthorizedCode { code, .. }
+            | AppError::ForbiddenCode { code, .. } => code,
             AppError::Claimed { .. } => "already_claimed",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",

@@ -35,6 +35,7 @@
       rate: 'How was this conversation?', star: '{} of 5', comment: 'Comment (optional)',
       rsend: 'Send rating', rthanks: 'Thank you for your rating!',
       mailAsk: 'Nobody is online right now. Leave your email and get the reply by email.',
+      signIn: 'Please sign in on this site to chat.',
       later: 'Not now', transcript: 'Email me this conversation', mailed: 'Sent to your email.',
     },
     pl: {
@@ -54,6 +55,7 @@
       rate: 'Jak oceniasz tę rozmowę?', star: '{} z 5', comment: 'Komentarz (opcjonalnie)',
       rsend: 'Wyślij ocenę', rthanks: 'Dziękujemy za ocenę!',
       mailAsk: 'Nikogo teraz nie ma. Zostaw e-mail, a odpowiedź przyjdzie e-mailem.',
+      signIn: 'Zaloguj się na tej stronie, aby czatować.',
       later: 'Nie teraz', transcript: 'Wyślij mi tę rozmowę e-mailem', mailed: 'Wysłano na Twój e-mail.',
     },
     ru: {
@@ -73,6 +75,7 @@
       rate: 'Как вы оцениваете этот разговор?', star: '{} из 5', comment: 'Комментарий (необязательно)',
       rsend: 'Отправить оценку', rthanks: 'Спасибо за оценку!',
       mailAsk: 'Сейчас никого нет. Оставьте e-mail — ответ придёт на почту.',
+      signIn: 'Войдите на этом сайте, чтобы писать в чат.',
       later: 'Не сейчас', transcript: 'Прислать этот разговор на e-mail', mailed: 'Отправлено на ваш e-mail.',
     },
   };
@@ -1181,6 +1184,8 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       rec.pending = false;
       setState(rec, 'failed');
     }
+    // Only visitors the site signed in may write here: say so.
+    if (code === 'identity_required') note(t.signIn);
     return true;
   }
 

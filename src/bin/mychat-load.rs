@@ -598,6 +598,8 @@ fn visitor(space: &ChatSpace, number: u64) -> Visitor {
         email: None,
         phone: None,
         external_id: None,
+        verified: false,
+        attributes: Default::default(),
         metadata: VisitorMetadata::default(),
         created_at: chrono::Utc::now(),
         email_opt_out: false,

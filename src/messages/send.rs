@@ -126,6 +126,7 @@ pub async fn from_visitor(
         .read()?
         .visitor(visitor)?
         .ok_or_else(session_gone)?;
+    crate::widget::identity::check_may_send(space, &current)?;
     if space.settings.require_visitor_data == RequireVisitorData::BeforeFirstMessage
         && current.email.is_none()
     {
@@ -161,6 +162,12 @@ pub async fn offline_from_visitor(
             "this chat does not take offline messages",
         ));
     }
+    let current = state
+        .store
+        .read()?
+        .visitor(visitor)?
+        .ok_or_else(session_gone)?;
+    crate::widget::identity::check_may_send(space, &current)?;
     state.limits.visitor_messages.check(&visitor.to_string())?;
     let contact = Contact {
         name: form.name,

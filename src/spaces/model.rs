@@ -42,6 +42,20 @@ pub enum RequireVisitorData {
     AfterFirstMessage,
 }
 
+/// Whether visitors prove who they are with an identity token signed by one
+/// of the organization's signing keys (`POST /widget/identify`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityVerification {
+    /// Identity tokens are refused.
+    #[default]
+    Off,
+    /// Visitors may verify; unverified ones chat as before.
+    Optional,
+    /// Only verified visitors may send; others read the welcome.
+    Required,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SpaceSettings {
@@ -64,6 +78,8 @@ pub struct SpaceSettings {
     /// Ask the visitor to rate the conversation (1–5) once it has ended.
     #[serde(default = "yes")]
     pub csat: bool,
+    #[serde(default)]
+    pub identity_verification: IdentityVerification,
 }
 
 fn yes() -> bool {
@@ -115,6 +131,7 @@ impl Default for SpaceSettings {
             expire_after_minutes: 24 * 60,
             retention_days: 90,
             csat: true,
+            identity_verification: IdentityVerification::Off,
         }
     }
 }

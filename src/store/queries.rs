@@ -567,6 +567,15 @@ pub trait Reader {
         self.records_under(tables::IDX_VISITORS_BY_SPACE, space.as_u128())
     }
 
+    /// The visitor of `space` verified as `external_id`, if any.
+    fn verified_visitor(&self, space: SpaceId, external_id: &str) -> Result<Option<Visitor>> {
+        let key = records::visitor_verified_key(space.as_u128(), external_id);
+        match self.pointer(tables::IDX_VISITOR_VERIFIED, &key)? {
+            Some(id) => self.by_id(id),
+            None => Ok(None),
+        }
+    }
+
     fn visitor_by_token_hash(&self, hash: &[u8]) -> Result<Option<Visitor>> {
         match self.pointer(tables::IDX_VISITOR_TOKEN, hash)? {
             Some(id) => self.by_id(id),

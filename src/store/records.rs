@@ -169,14 +169,27 @@ impl Record for Visitor {
         id_key(self.id.as_u128()).to_vec()
     }
     fn indexes(&self) -> Vec<IndexEntry> {
-        vec![IndexEntry::plain(
+        let mut entries = vec![IndexEntry::plain(
             tables::IDX_VISITORS_BY_SPACE,
             KeyBuf::new()
                 .id(self.chat_space_id.as_u128())
                 .id(self.id.as_u128())
                 .done(),
-        )]
+        )];
+        if let (true, Some(external)) = (self.verified, &self.external_id) {
+            entries.push(IndexEntry::unique(
+                tables::IDX_VISITOR_VERIFIED,
+                visitor_verified_key(self.chat_space_id.as_u128(), external),
+                self.id.as_u128(),
+            ));
+        }
+        entries
     }
+}
+
+/// Key of a verified visitor in its space's by-external-id index.
+pub fn visitor_verified_key(space: u128, external_id: &str) -> Vec<u8> {
+    KeyBuf::new().id(space).str(external_id).done()
 }
 
 /// Key of a thread in the by-space index.

@@ -37,6 +37,8 @@ pub const IDX_SPACE_KEY: Table = TableDefinition::new("idx_space_key");
 pub const IDX_SPACES_BY_ORG: Table = TableDefinition::new("idx_spaces_by_org");
 /// sha256 of the visitor session token -> visitor (unique)
 pub const IDX_VISITOR_TOKEN: Table = TableDefinition::new("idx_visitor_token");
+/// space ‖ external id -> visitor, for verified visitors only (unique)
+pub const IDX_VISITOR_VERIFIED: Table = TableDefinition::new("idx_visitor_verified");
 /// space ‖ visitor
 pub const IDX_VISITORS_BY_SPACE: Table = TableDefinition::new("idx_visitors_by_space");
 /// space ‖ status ‖ last activity ‖ thread
@@ -134,6 +136,7 @@ pub const ALL: &[Table] = &[
     IDX_SPACE_KEY,
     IDX_SPACES_BY_ORG,
     IDX_VISITOR_TOKEN,
+    IDX_VISITOR_VERIFIED,
     IDX_VISITORS_BY_SPACE,
     IDX_THREADS_BY_SPACE,
     IDX_THREADS_BY_VISITOR,

@@ -35,6 +35,8 @@ pub struct ThreadView {
     #[serde(flatten)]
     pub thread: Thread,
     pub visitor_name: String,
+    /// The visitor proved who they are with an identity token.
+    pub visitor_verified: bool,
     pub assigned_agent_name: Option<String>,
     /// Visitor messages the calling agent has not read.
     pub unread_count: u64,
@@ -53,11 +55,13 @@ pub fn view_of<R: Reader + ?Sized>(
     let members = thread
         .is_object_bound()
         .then(|| crate::integrations::views::participants(read, &thread));
+    let visitor = read.visitor(thread.visitor_id)?;
+    let visitor_verified = visitor.as_ref().is_some_and(|v| v.verified);
     let visitor_name = match (&members, &thread.subject, &thread.external_ref) {
         (Some(_), Some(subject), _) => subject.clone(),
         (Some(_), None, Some(r)) => format!("{} {}", r.kind, r.id),
-        _ => read
-            .visitor(thread.visitor_id)?
+        _ => visitor
+            .as_ref()
             .map_or_else(|| "Visitor".to_owned(), |v| v.label()),
     };
     let assigned_agent_name = match thread.assigned_agent_id {
@@ -67,6 +71,7 @@ pub fn view_of<R: Reader + ?Sized>(
     Ok(ThreadView {
         unread_count: thread.unread_for_agent(viewer),
         visitor_name,
+        visitor_verified,
         assigned_agent_name,
         members,
         thread,

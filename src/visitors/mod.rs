@@ -1,5 +1,6 @@
 //! visitors.
 
+pub mod attributes;
 pub mod http;
 pub mod model;
 pub mod service;

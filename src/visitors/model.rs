@@ -1,5 +1,7 @@
 //! Visitors: the anonymous (or identified) people on a site with the widget.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +19,17 @@ pub struct Visitor {
     pub display_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// The integrator's user id: from a verified identity token, or set by
+    /// an agent.
     pub external_id: Option<String>,
+    /// The external id came from an identity token signed with one of the
+    /// organization's signing keys; its name and email are the token's.
+    #[serde(default)]
+    pub verified: bool,
+    /// Small custom attributes the site sets (string, number or bool
+    /// values; see [`crate::visitors::attributes`]).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
     pub metadata: VisitorMetadata,
     pub created_at: DateTime<Utc>,
     /// Unsubscribed from mails about replies (one click in any such mail).

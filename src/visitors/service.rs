@@ -113,6 +113,10 @@ pub async fn update(
                 v.phone = x.clone();
             }
             if let Some(x) = &patch.external_id {
+                // Only an identity token vouches for an external id.
+                if *x != v.external_id {
+                    v.verified = false;
+                }
                 v.external_id = x.clone();
             }
             tx.put(&v)?;

@@ -16,12 +16,13 @@ use crate::messages::model::Message;
 use crate::messages::send::{self, NewMessage, OfflineMessage};
 use crate::state::AppState;
 use crate::validate;
+use crate::visitors::attributes::AttributesPatch;
 use crate::visitors::service::{MAX_DISPLAY_NAME, VisitorPatch};
-use crate::widget::cors;
 use crate::widget::service::{
     self, MAX_USER_AGENT, MessagesPage, NewRating, PublicVisitor, Session, SessionRequest,
     ThreadRef, WidgetConfig,
 };
+use crate::widget::{cors, identity};
 
 /// Longest page URL or referrer kept.
 const MAX_URL: usize = 2000;
@@ -34,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/widget/session", post(session))
         .route("/widget/messages", get(list).post(send))
         .route("/widget/visitor", patch(update_visitor))
+        .route("/widget/identify", post(identify))
         .route("/widget/offline", post(offline))
         .route("/widget/close", post(close))
         .route("/widget/read", post(read))
@@ -196,6 +198,7 @@ struct VisitorBody {
     email: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     phone: Option<Option<String>>,
+    attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 async fn update_visitor(
@@ -209,9 +212,43 @@ async fn update_visitor(
         body.phone.as_ref().map(Option::as_deref),
         None,
     )?;
+    let attributes = body
+        .attributes
+        .as_ref()
+        .map(AttributesPatch::parse)
+        .transpose()?;
     Ok(Json(
-        service::update_visitor(&state, auth.visitor.id, patch).await?,
+        service::update_visitor(&state, auth.visitor.id, patch, attributes).await?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IdentifyBody {
+    token: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentifyReply {
+    visitor: PublicVisitor,
+    /// Set when the widget must switch to another visitor's session (the
+    /// same user's from another device, or a fresh one for a new user).
+    session_token: Option<String>,
+}
+
+/// 200 with the verified visitor; 401 `identity_invalid` for any bad
+/// token, 409 `identity_off` when the space does not take them.
+async fn identify(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    ApiJson(body): ApiJson<IdentifyBody>,
+) -> AppResult<Json<IdentifyReply>> {
+    let done = identity::identify(&state, &auth.space, auth.visitor.id, &body.token).await?;
+    Ok(Json(IdentifyReply {
+        visitor: done.visitor.into(),
+        session_token: done.session_token,
+    }))
 }
 
 #[derive(Deserialize)]

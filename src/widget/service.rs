@@ -12,11 +12,14 @@ use crate::events::Event;
 use crate::ids::{MessageId, SpaceId, ThreadId, VisitorId};
 use crate::messages::model::Message;
 use crate::messages::service::{self as messages, Audience};
-use crate::spaces::model::{AttachmentPolicy, ChatSpace, Position, RequireVisitorData, Theme};
+use crate::spaces::model::{
+    AttachmentPolicy, ChatSpace, IdentityVerification, Position, RequireVisitorData, Theme,
+};
 use crate::state::AppState;
 use crate::store::{Page, Reader, id_key, tables};
 use crate::threads::model::{Rating, Thread, ThreadStatus};
 use crate::threads::service::{self as threads, ReadBy};
+use crate::visitors::attributes::{Attributes, AttributesPatch};
 use crate::visitors::model::{Visitor, VisitorMetadata};
 use crate::visitors::service::VisitorPatch;
 
@@ -45,6 +48,8 @@ pub struct WidgetConfig {
     pub attachments: AttachmentPolicy,
     /// Ask for a rating once the conversation has ended.
     pub csat: bool,
+    /// `required`: only visitors verified through `/widget/identify` may send.
+    pub identity_verification: IdentityVerification,
 }
 
 /// A thread as the visitor may see it: which one, and whether it is over.
@@ -97,6 +102,7 @@ pub fn config(state: &AppState, key: &str, origin: Option<&str>) -> AppResult<Wi
         require_visitor_data: s.require_visitor_data,
         attachments: s.attachments,
         csat: s.csat,
+        identity_verification: s.identity_verification,
     })
 }
 
@@ -203,6 +209,8 @@ async fn create_visitor(
                 email: None,
                 phone: None,
                 external_id: None,
+                verified: false,
+                attributes: Default::default(),
                 metadata: VisitorMetadata {
                     current_url: req.url.clone(),
                     current_title: None,
@@ -287,6 +295,16 @@ pub struct PublicVisitor {
     pub display_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// Verified through an identity token; `externalId` is then the site's
+    /// user id and the name and email are the token's. The three fields
+    /// below are left out while unset, so the answer to an anonymous
+    /// visitor is what it always was.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
 }
 
 impl From<Visitor> for PublicVisitor {
@@ -296,6 +314,9 @@ impl From<Visitor> for PublicVisitor {
             display_name: v.display_name,
             email: v.email,
             phone: v.phone,
+            external_id: v.external_id.filter(|_| v.verified),
+            verified: v.verified,
+            attributes: v.attributes,
         }
     }
 }
@@ -304,17 +325,37 @@ fn session_gone() -> AppError {
     AppError::Unauthorized("invalid visitor session".into())
 }
 
-/// The visitor names themselves. The external id is the integrator's and
-/// never comes from the widget.
+/// The visitor names themselves and the site sets custom attributes. The
+/// external id is the integrator's and never comes from the widget. A
+/// verified visitor's name and email are the identity token's: changing one
+/// that is set is a 409 `identity_verified` (sending the same value again,
+/// or filling one the token left empty, is fine). Nothing is changed when
+/// any part is refused.
 pub async fn update_visitor(
     state: &AppState,
     id: VisitorId,
     patch: VisitorPatch,
+    attributes: Option<AttributesPatch>,
 ) -> AppResult<PublicVisitor> {
     let visitor = state
         .write(move |tx| {
             // Re-read inside the write so concurrent page/last-seen updates survive.
             let mut v = tx.visitor(id)?.ok_or_else(session_gone)?;
+            if v.verified {
+                let changes = |now: &Option<String>, new: &Option<Option<String>>| {
+                    now.is_some() && new.as_ref().is_some_and(|n| n != now)
+                };
+                if changes(&v.display_name, &patch.display_name) || changes(&v.email, &patch.email)
+                {
+                    return Err(AppError::conflict(
+                        "identity_verified",
+                        "a verified visitor's name and email come from the site",
+                    ));
+                }
+            }
+            if let Some(a) = &attributes {
+                v.attributes = a.apply(&v.attributes)?;
+            }
             if let Some(x) = &patch.display_name {
                 v.display_name = x.clone();
             }

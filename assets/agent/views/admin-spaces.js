@@ -235,6 +235,15 @@ class SpaceEditor {
             ['afterFirstMessage', t('spaces.dataAfter')],
           ]),
         ),
+        field(
+          t('spaces.identity'),
+          select('identityVerification', s.identityVerification || 'off', [
+            ['off', t('spaces.identityOff')],
+            ['optional', t('spaces.identityOptional')],
+            ['required', t('spaces.identityRequired')],
+          ]),
+        ),
+        h('p', { class: 'muted' }, t('spaces.identityHint')),
       ),
       h(
         'fieldset',
@@ -338,6 +347,7 @@ class SpaceEditor {
         offlineMessages: f('offlineMessages').checked,
         csat: f('csat').checked,
         requireVisitorData: f('requireVisitorData').value,
+        identityVerification: f('identityVerification').value,
         attachments: { allowed: f('attachmentsAllowed').checked, maxSizeBytes: Math.round(num('maxSizeMb') * MB), maxCount: num('maxCount') },
         expireAfterMinutes: num('expireAfterMinutes'),
         retentionDays: num('retentionDays'),

@@ -10,6 +10,7 @@ import { agentName, isAdmin, isOpen, on, spaceName, state, unreadOf, upsertThrea
 import { attachmentList } from './attachments.js';
 import { Composer } from './composer.js';
 import { ratingBadge } from './rating.js';
+import { verifiedBadge } from './visitor.js';
 
 const PAGE = 50;
 const TYPING_SHOWN_MS = 8000;
@@ -166,7 +167,7 @@ export class Conversation {
       h(
         'div',
         { class: 'conv__title' },
-        h('h2', { class: 'conv__name' }, th.visitorName || t('visitor.anonymous')),
+        h('h2', { class: 'conv__name' }, th.visitorName || t('visitor.anonymous'), th.visitorVerified ? [' ', verifiedBadge()] : null),
         h(
           'div',
           { class: 'conv__sub' },

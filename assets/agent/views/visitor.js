@@ -1,5 +1,6 @@
 // The visitor panel: who is writing, from which page, with which browser,
-// since when, their earlier threads; name, email, phone and external id
+// since when, whether the site verified them, the site's custom
+// attributes, their earlier threads; name, email, phone and external id
 // editable.
 
 import { get, patch } from '../api.js';
@@ -36,6 +37,20 @@ export function parseUserAgent(ua) {
     [/Linux/, 'Linux'],
   ]);
   return { browser, os };
+}
+
+/**
+ * The "verified" mark of a visitor the site vouched for with an identity
+ * token; with the site's user id when known.
+ */
+export function verifiedBadge(externalId) {
+  const title = externalId ? t('visitor.verifiedAs', { id: externalId }) : t('visitor.verifiedHint');
+  return h('span', { class: 'badge badge--verified', title, dataset: { verified: 'true' } }, `✓ ${t('visitor.verified')}`);
+}
+
+/** An attribute's value as text: strings as they are, numbers and booleans printed. */
+function attributeText(value) {
+  return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
 export class VisitorPanel {
@@ -95,6 +110,7 @@ export class VisitorPanel {
           'header',
           { class: 'visitor__head' },
           h('h2', { class: 'visitor__name' }, v.label),
+          v.verified ? verifiedBadge(v.externalId) : null,
           online == null ? null : h('span', { class: ['dot', online ? 'dot--online' : 'dot--offline'], title: online ? t('visitor.onSite') : t('visitor.left') }),
           h('button', { type: 'button', class: 'btn btn--ghost btn--sm visitor__close', 'aria-label': t('common.close'), onclick: () => this.close() }, '×'),
         ),
@@ -113,6 +129,7 @@ export class VisitorPanel {
           row(t('visitor.lastSeen'), when(md.lastSeenAt)),
         ),
         h('button', { type: 'button', class: 'btn btn--sm', dataset: { action: 'edit-visitor' }, onclick: () => this.edit() }, t('visitor.edit')),
+        this.attributes(v.attributes),
         h('h3', { class: 'visitor__section' }, t('visitor.threads')),
         h(
           'ul',
@@ -134,6 +151,20 @@ export class VisitorPanel {
         ),
       ),
     );
+  }
+
+  /** The site's custom attributes, as text only. */
+  attributes(attrs) {
+    const entries = Object.entries(attrs || {});
+    if (!entries.length) return null;
+    return [
+      h('h3', { class: 'visitor__section' }, t('visitor.attributes')),
+      h(
+        'dl',
+        { class: 'facts visitor__attributes' },
+        entries.flatMap(([key, value]) => [h('dt', {}, key), h('dd', {}, attributeText(value))]),
+      ),
+    ];
   }
 
   edit() {

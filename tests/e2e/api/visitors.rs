@@ -32,6 +32,8 @@ async fn new_visitor(server: &TestServer, space: SpaceId, number: u64) -> Visito
         email: None,
         phone: None,
         external_id: None,
+        verified: false,
+        attributes: Default::default(),
         metadata: VisitorMetadata {
             current_url: Some("https://shop.test/cart".into()),
             user_agent: Some("Firefox".into()),

@@ -4,6 +4,7 @@
 mod app;
 mod attachments;
 mod embed;
+mod identity;
 mod smoke;
 mod widget;
 mod widget_api;

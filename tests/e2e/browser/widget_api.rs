@@ -332,3 +332,91 @@ async fn links_in_widget_messages_open_safely_and_other_schemes_stay_text() {
     );
     browser.close().await;
 }
+
+/// A visitor identity token for `sub`, signed with a signing key of the
+/// owner's organization (`secret` may be wrong on purpose).
+fn identity_token(kid: &str, secret: &str, sub: &str) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let now = chrono::Utc::now().timestamp();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(
+        &header,
+        &json!({"sub": sub, "name": format!("User {sub}"), "iat": now, "exp": now + 600}),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn identify_with_a_token_verifies_the_visitor_and_a_forged_one_is_refused() {
+    use mychat::spaces::model::{IdentityVerification, SpaceSettings};
+    let (server, owner) = TestServer::with_owner().await;
+    let settings = SpaceSettings {
+        identity_verification: IdentityVerification::Required,
+        ..chat_only()
+    };
+    let (_, site) = site(&server, &owner, settings, "").await;
+    let key = server
+        .post(
+            "/api/v1/signing-keys",
+            &owner.token,
+            json!({"name": "site"}),
+        )
+        .await;
+    let key = key.created().clone();
+    let (kid, secret) = (
+        key["id"].as_str().unwrap().to_owned(),
+        key["secret"].as_str().unwrap().to_owned(),
+    );
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+    browser
+        .js("window.__errors = []; MyChat.on('error', (e) => __errors.push(e.code)); return true")
+        .await;
+
+    // Not verified yet: the widget says why the message does not go.
+    type_in_widget(&browser, ".compose textarea", "Hello?\u{E007}").await;
+    browser
+        .wait_for(
+            "the sign-in note",
+            &format!(
+                "return [...{ROOT}.querySelectorAll('.sys')].some(n => n.textContent === 'Please sign in on this site to chat.')"
+            ),
+        )
+        .await;
+
+    // A forged token is refused and leaves the visitor as it was.
+    let forged = identity_token(&kid, "not the secret", "CRM-1");
+    browser
+        .js(&format!(
+            "MyChat.identify({{ token: {forged:?} }}); return true"
+        ))
+        .await;
+    browser
+        .wait_for(
+            "the refusal",
+            "return window.__errors.includes('identity_invalid')",
+        )
+        .await;
+
+    // The real one verifies; the visitor may write now.
+    let real = identity_token(&kid, &secret, "CRM-1");
+    browser
+        .js(&format!(
+            "MyChat.identify({{ token: {real:?} }}); return true"
+        ))
+        .await;
+    type_in_widget(&browser, ".compose textarea", "Verified hello\u{E007}").await;
+    wait_message(&browser, "Verified hello", "sent").await;
+    let thread = the_thread(&server, &owner).await;
+    let visitor = server
+        .get(
+            &format!("/api/v1/visitors/{}", thread["visitorId"].as_str().unwrap()),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(visitor.ok()["verified"], true);
+    assert_eq!(visitor.ok()["externalId"], "CRM-1");
+    browser.close().await;
+}

@@ -85,6 +85,8 @@ pub async fn visitor(server: &TestServer, space: &ChatSpace) -> Visitor {
         email: None,
         phone: None,
         external_id: None,
+        verified: false,
+        attributes: Default::default(),
         metadata: VisitorMetadata::default(),
         created_at: chrono::Utc::now(),
         email_opt_out: false,
