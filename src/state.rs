@@ -31,7 +31,7 @@ pub struct Shared {
     /// Wakes the webhook worker when deliveries may be due.
     pub webhooks_due: Arc<tokio::sync::Notify>,
     /// Web Push: the VAPID key, the worker's wake-up, counters.
-    pub push: Arc<crate::push::Pusher>,
+    pub push: Arc<crate::push::pusher::Pusher>,
     /// Certificate expiry for `/metrics` (empty without TLS).
     pub tls: Arc<crate::tls::TlsStatus>,
     /// Set once the listener is bound (or from `public_url`).

@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AgentId, MailId, MessageId, OrgId, ThreadId, VisitorId};
-use crate::store::KeyBuf;
 
 /// Why a mail is sent.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -48,14 +47,15 @@ impl MailKind {
     pub fn pending_key(&self) -> Option<Vec<u8>> {
         match self {
             MailKind::Unanswered { agent, thread, .. } => Some(
-                KeyBuf::new()
-                    .id(thread.as_u128())
-                    .str("unanswered")
-                    .id(agent.as_u128())
-                    .done(),
+                [
+                    thread.0.as_bytes().as_slice(),
+                    b"unanswered\0",
+                    agent.0.as_bytes().as_slice(),
+                ]
+                .concat(),
             ),
             MailKind::Replies { thread, .. } => {
-                Some(KeyBuf::new().id(thread.as_u128()).str("replies").done())
+                Some([thread.0.as_bytes().as_slice(), b"replies\0"].concat())
             }
             _ => None,
         }

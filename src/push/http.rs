@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use crate::auth::AgentAuth;
 use crate::error::AppResult;
 use crate::extract::ApiJson;
-use crate::push::model::NewSubscription;
 use crate::push::service;
+use crate::push::subscription::NewSubscription;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {

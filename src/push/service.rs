@@ -3,7 +3,8 @@
 
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
-use crate::push::model::{MAX_PER_AGENT, NewSubscription, PushSubscription};
+use crate::push::model::{MAX_PER_AGENT, PushSubscription};
+use crate::push::subscription::NewSubscription;
 use crate::state::AppState;
 use crate::store::{self, Reader, WriteTx};
 
