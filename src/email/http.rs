@@ -93,15 +93,30 @@ pub async fn widget_transcript(
             if v.email.is_none() {
                 return Err(AppError::validation("give the email to send it to"));
             }
-            let kind = MailKind::Transcript {
-                visitor,
-                thread: thread.id,
-            };
-            let mail = Mail::new(Some(org), kind, chrono::Utc::now());
-            tx.put(&mail)?;
-            Ok(mail.id)
+            queue_transcript(tx, org, visitor, thread.id)
         })
         .await?;
+    queued(&state, mail)
+}
+
+/// A transcript mail, written in the caller's write.
+fn queue_transcript(
+    tx: &mut crate::store::WriteTx<'_>,
+    org: crate::ids::OrgId,
+    visitor: VisitorId,
+    thread: ThreadId,
+) -> AppResult<MailId> {
+    let mail = Mail::new(
+        Some(org),
+        MailKind::Transcript { visitor, thread },
+        chrono::Utc::now(),
+    );
+    tx.put(&mail)?;
+    Ok(mail.id)
+}
+
+/// 202 with the mail's id, the worker woken.
+fn queued(state: &AppState, mail: MailId) -> AppResult<(StatusCode, Json<Queued>)> {
     state.mailer.due.notify_one();
     Ok((StatusCode::ACCEPTED, Json(Queued { mail_id: mail })))
 }
@@ -133,17 +148,10 @@ async fn agent_transcript(
                     "the visitor has not given an email",
                 ));
             }
-            let kind = MailKind::Transcript {
-                visitor: visitor.id,
-                thread: thread.id,
-            };
-            let mail = Mail::new(Some(org), kind, chrono::Utc::now());
-            tx.put(&mail)?;
-            Ok(mail.id)
+            queue_transcript(tx, org, visitor.id, thread.id)
         })
         .await?;
-    state.mailer.due.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(Queued { mail_id: mail })))
+    queued(&state, mail)
 }
 
 #[derive(Deserialize)]

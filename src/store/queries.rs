@@ -386,9 +386,25 @@ pub trait Reader {
 
     /// Pushes due by `now`, soonest first, at most `limit`.
     fn pushes_due(&self, now: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Push>> {
+        self.due_under(tables::IDX_PUSHES_DUE, now, limit)
+    }
+
+    /// Pushes waiting to be sent.
+    fn pushes_pending(&self) -> Result<usize> {
+        Ok(self.ids_under(tables::IDX_PUSHES_DUE, &[], 8)?.len())
+    }
+
+    /// Records of a `next attempt ‖ id` queue due by `now`, soonest first,
+    /// at most `limit` (the outboxes' queues).
+    fn due_under<R: Record>(
+        &self,
+        table: Table,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<R>> {
         let end = KeyBuf::new().time(now).done();
         let rows = self.scan(
-            tables::IDX_PUSHES_DUE,
+            table,
             &Scan {
                 limit,
                 ..Scan::default()
@@ -400,30 +416,16 @@ pub trait Reader {
                 break;
             }
             if let Some(id) = id_at(&k, 8)
-                && let Some(p) = self.by_id(id)?
+                && let Some(r) = self.by_id(id)?
             {
-                out.push(p);
+                out.push(r);
             }
         }
         Ok(out)
     }
 
-    /// Pushes waiting to be sent.
-    fn pushes_pending(&self) -> Result<usize> {
-        Ok(self
-            .scan(
-                tables::IDX_PUSHES_DUE,
-                &Scan {
-                    limit: usize::MAX,
-                    ..Scan::default()
-                },
-            )?
-            .len())
-    }
+    // Email.
 
-    // The audit log.
-
-    /// An organization's entries, newest first, after the cursor.
     fn mail(&self, id: crate::ids::MailId) -> Result<Option<crate::email::model::Mail>> {
         self.by_id(id.as_u128())
     }
@@ -441,26 +443,7 @@ pub trait Reader {
         now: chrono::DateTime<chrono::Utc>,
         limit: usize,
     ) -> Result<Vec<crate::email::model::Mail>> {
-        let end = KeyBuf::new().time(now).done();
-        let rows = self.scan(
-            tables::IDX_MAILS_DUE,
-            &Scan {
-                limit,
-                ..Scan::default()
-            },
-        )?;
-        let mut out = Vec::new();
-        for (k, _) in rows {
-            if k.as_slice() > end.as_slice() {
-                break;
-            }
-            if let Some(id) = id_at(&k, 8)
-                && let Some(m) = self.by_id(id)?
-            {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        self.due_under(tables::IDX_MAILS_DUE, now, limit)
     }
 
     /// Mails still waiting, in all.
@@ -483,6 +466,9 @@ pub trait Reader {
         )
     }
 
+    // The audit log.
+
+    /// An organization's entries, newest first, after the cursor.
     fn audit_events(
         &self,
         org: OrgId,
