@@ -6,7 +6,7 @@
 import { ApiError, del, get, patch, post } from '../api.js';
 import { h, linkify, mount, uuid } from '../dom.js';
 import { clock, fullTime, relativeTime, t } from '../i18n.js';
-import { agentName, isAdmin, isOpen, on, spaceName, state, unreadOf, upsertThread } from '../store.js';
+import { agentName, isAdmin, isOpen, mark, on, spaceName, state, unreadOf, upsertThread } from '../store.js';
 import { attachmentList } from './attachments.js';
 import { Composer } from './composer.js';
 import { ratingBadge } from './rating.js';
@@ -85,10 +85,12 @@ export class Conversation {
 
   async load() {
     try {
+      // A claim that reaches the socket while this loads is newer than it.
+      const since = mark();
       const [thread, page] = await Promise.all([get(`/threads/${this.id}`), get(`/threads/${this.id}/messages?limit=${PAGE}`)]);
       if (this.dead) return;
       this.older = page.nextCursor || null;
-      upsertThread(thread);
+      upsertThread(thread, { since });
       this.add(page.items);
       this.scrollToBottom();
       this.fillUp();
@@ -104,7 +106,8 @@ export class Conversation {
   async catchUp() {
     if (!this.thread) return this.load();
     try {
-      upsertThread(await get(`/threads/${this.id}`));
+      const since = mark();
+      upsertThread(await get(`/threads/${this.id}`), { since });
       let after = this.lastRealId();
       for (let i = 0; i < 20; i++) {
         const page = await get(`/threads/${this.id}/messages?limit=100${after ? `&after=${after}` : ''}`);
