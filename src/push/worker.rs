@@ -7,7 +7,6 @@
 //! A push service's 404/410 removes the subscription; 429, 5xx and network
 //! failures are retried with backoff and dropped after a few attempts.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -34,16 +33,10 @@ const BATCH: usize = 200;
 const IN_FLIGHT: usize = 8;
 
 fn client(allow_private: bool) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        // A proxy would resolve the endpoint itself, past the guard.
-        .no_proxy()
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .dns_resolver(Arc::new(target::GuardedResolver { allow_private }))
-        .user_agent(concat!("My-Chat-Push/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the push client builds")
+    crate::webhooks::worker::client(
+        allow_private,
+        concat!("My-Chat-Push/", env!("CARGO_PKG_VERSION")),
+    )
 }
 
 pub fn start(state: &AppState, tasks: &mut Tasks) {

@@ -30,7 +30,9 @@ const MAX_PAGES: usize = 50;
 /// How often due deliveries are looked for without being woken.
 const POLL: Duration = Duration::from_millis(500);
 
-pub fn client(allow_private: bool) -> reqwest::Client {
+/// The client for addresses API users give (webhooks, push endpoints): no
+/// redirects, no proxy, the SSRF guard on every connection, 10 s.
+pub fn client(allow_private: bool, user_agent: &'static str) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         // A proxy would resolve the target itself, past the guard.
@@ -38,14 +40,17 @@ pub fn client(allow_private: bool) -> reqwest::Client {
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
         .dns_resolver(Arc::new(target::GuardedResolver { allow_private }))
-        .user_agent(concat!("My-Chat-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent)
         .build()
-        .expect("the webhook client builds")
+        .expect("the guarded client builds")
 }
 
 pub fn start(state: &AppState, tasks: &mut Tasks) {
     let state = state.clone();
-    let client = client(state.config.webhooks.allow_private_targets);
+    let client = client(
+        state.config.webhooks.allow_private_targets,
+        concat!("My-Chat-Webhooks/", env!("CARGO_PKG_VERSION")),
+    );
     let busy: Arc<Mutex<HashSet<WebhookId>>> = Arc::default();
     tasks.spawn("webhooks", move |mut stop| async move {
         loop {
