@@ -77,12 +77,28 @@ export function upsertThread(thread, { since } = {}) {
   if (!thread?.id) return null;
   if (since !== undefined && (touched.get(thread.id) || 0) > since) return state.threads.get(thread.id);
   const old = state.threads.get(thread.id);
+  // Answers and frames may arrive out of commit order (a slow read marker
+  // answer after the socket's claim): a snapshot older than the one held
+  // adds only its newer read markers.
+  if (old && stamp(thread.updatedAt) < stamp(old.updatedAt)) thread = { ...old, ...newerReads(old, thread) };
   const merged = { ...old, ...thread };
   if (!thread.assignedAgentId) merged.assignedAgentName = thread.assignedAgentName ?? null;
   state.threads.set(thread.id, merged);
   if (since === undefined) touched.set(thread.id, ++seq);
   emit('thread', merged);
   return merged;
+}
+
+/** An RFC 3339 time comparable as a string (fractions padded to nanoseconds). */
+function stamp(at) {
+  return (at || '').replace(/(\.\d+)?Z$/, (_, frac) => `${(frac || '.').padEnd(10, '0')}Z`);
+}
+
+function newerReads(old, thread) {
+  const agentReads = { ...old.agentReads };
+  for (const [id, r] of Object.entries(thread.agentReads || {})) if (!agentReads[id] || agentReads[id].upTo < r.upTo) agentReads[id] = r;
+  const visitorRead = (thread.visitorRead?.upTo || '') > (old.visitorRead?.upTo || '') ? thread.visitorRead : old.visitorRead;
+  return { agentReads, visitorRead };
 }
 
 export function removeThread(id) {

@@ -36,7 +36,7 @@
       rsend: 'Send rating', rthanks: 'Thank you for your rating!',
       mailAsk: 'Nobody is online right now. Leave your email and get the reply by email.',
       signIn: 'Please sign in on this site to chat.',
-      later: 'Not now', transcript: 'Email me this conversation', mailed: 'Sent to your email.',
+      sure: 'Yes, end the chat', again: 'New conversation', later: 'Not now', transcript: 'Email me this conversation', mailed: 'Sent to your email.',
     },
     pl: {
       open: 'Otwórz czat', close: 'Zamknij czat', online: 'Jesteśmy online', away: 'Odpowiemy e-mailem',
@@ -56,7 +56,7 @@
       rsend: 'Wyślij ocenę', rthanks: 'Dziękujemy za ocenę!',
       mailAsk: 'Nikogo teraz nie ma. Zostaw e-mail, a odpowiedź przyjdzie e-mailem.',
       signIn: 'Zaloguj się na tej stronie, aby czatować.',
-      later: 'Nie teraz', transcript: 'Wyślij mi tę rozmowę e-mailem', mailed: 'Wysłano na Twój e-mail.',
+      sure: 'Tak, zakończ czat', again: 'Nowa rozmowa', later: 'Nie teraz', transcript: 'Wyślij mi tę rozmowę e-mailem', mailed: 'Wysłano na Twój e-mail.',
     },
     ru: {
       open: 'Открыть чат', close: 'Закрыть чат', online: 'Мы онлайн', away: 'Ответим по e-mail',
@@ -76,7 +76,7 @@
       rsend: 'Отправить оценку', rthanks: 'Спасибо за оценку!',
       mailAsk: 'Сейчас никого нет. Оставьте e-mail — ответ придёт на почту.',
       signIn: 'Войдите на этом сайте, чтобы писать в чат.',
-      later: 'Не сейчас', transcript: 'Прислать этот разговор на e-mail', mailed: 'Отправлено на ваш e-mail.',
+      sure: 'Да, завершить чат', again: 'Новый разговор', later: 'Не сейчас', transcript: 'Прислать этот разговор на e-mail', mailed: 'Отправлено на ваш e-mail.',
     },
   };
   let lang = 'en';
@@ -94,7 +94,8 @@
 *{box-sizing:border-box}
 [hidden]{display:none!important}
 button{font:inherit;cursor:pointer}
-:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
+:focus-visible{outline:2px solid var(--fg);outline-offset:2px}
+header :focus-visible,.launcher:focus-visible{outline-color:var(--ink);outline-offset:-4px}
 .launcher{position:fixed;bottom:20px;right:20px;width:56px;height:56px;border:0;border-radius:50%;padding:0;
  background:var(--accent);color:var(--ink);box-shadow:var(--shadow);display:flex;align-items:center;justify-content:center}
 .launcher svg{width:28px;height:28px}
@@ -306,7 +307,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       badge: h('span', { class: 'badge', 'aria-hidden': 'true', hidden: true }),
       title: h('h2', { id: 'mychat-title' }),
       status: h('span'),
-      end: h('button', { type: 'button', class: 'end', hidden: true, onclick: endChat }, t.end),
+      end: h('button', { type: 'button', class: 'end', hidden: true, onclick: endChat, onblur: unsure }, t.end),
       log: h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t.messages, tabindex: '0' }),
       typing: h('div', { class: 'typing', hidden: true }),
       notice: h('div', { class: 'notice', role: 'status', hidden: true }, t.reconnecting),
@@ -574,10 +575,11 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     if (!threadClosed || endedNoted === threadId) return;
     endedNoted = threadId;
     note(t.ended);
-    if (!cfg.email) return;
     const ended = threadId;
-    const b = h('button', { type: 'button', class: 'transcript', onclick: () => ((wantTranscript = ended), st.contact ? mailTranscript() : refresh()) }, t.transcript);
-    place(h('div', { class: 'msg sys' }, b), lastId + '~~');
+    // What comes next: the transcript (with email), a new conversation (the
+    // next message starts one), the rating card below when the space asks.
+    const b = cfg.email && h('button', { type: 'button', class: 'transcript', onclick: () => ((wantTranscript = ended), st.contact ? mailTranscript() : refresh()) }, t.transcript);
+    place(h('div', { class: 'msg sys' }, b, ' ', h('button', { type: 'button', class: 'again', onclick: () => ui.input.focus() }, t.again)), lastId + '~~');
   }
 
   let wantTranscript = null;
@@ -1499,7 +1501,11 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     refresh();
   }
 
+  // "End chat" asks once more in place: the second press ends it.
+  const unsure = () => ((ui.end.textContent = t.end), delete ui.end.dataset.sure);
   async function endChat() {
+    if (!ui.end.dataset.sure) return (ui.end.dataset.sure = 1), (ui.end.textContent = t.sure);
+    unsure();
     try {
       const r = await call('POST', '/close');
       if (r && r.thread) setThread(r.thread);

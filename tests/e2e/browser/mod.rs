@@ -5,6 +5,7 @@ mod app;
 mod attachments;
 mod embed;
 mod identity;
+mod polish;
 mod smoke;
 mod widget;
 mod widget_api;

@@ -764,6 +764,21 @@ async fn ending_the_chat_closes_the_thread_and_the_next_message_starts_a_new_one
     wait_message(&browser, "First conversation", "sent").await;
     let first = the_thread(&server, &owner).await;
 
+    // "End chat" asks once more in place; only the second press ends it.
+    click_in_widget(&browser, ".end").await;
+    browser
+        .wait_for(
+            "the confirmation",
+            &format!("return {ROOT}.querySelector('.end').textContent === 'Yes, end the chat'"),
+        )
+        .await;
+    let still = server
+        .get(
+            &format!("/api/v1/threads/{}", first["id"].as_str().unwrap()),
+            &owner.token,
+        )
+        .await;
+    assert_eq!(still.ok()["status"], "unassigned");
     click_in_widget(&browser, ".end").await;
     browser
         .wait_for(
@@ -783,6 +798,14 @@ async fn ending_the_chat_closes_the_thread_and_the_next_message_starts_a_new_one
         )
         .await;
     assert_eq!(closed.ok()["status"], "closed");
+    // The ending offers a new conversation: the reply box, focused.
+    click_in_widget(&browser, ".sys button.again").await;
+    browser
+        .wait_for(
+            "the reply box focused",
+            &format!("return {ROOT}.activeElement === {ROOT}.querySelector('.compose textarea')"),
+        )
+        .await;
 
     input
         .send_keys("Second conversation\u{E007}")
@@ -963,7 +986,8 @@ async fn with_nobody_online_the_widget_offers_the_reply_by_email_and_mails_the_t
     .await;
     wait_message(&browser, "We are back!", "").await;
 
-    // After the end, the transcript is one click away.
+    // After the end (confirmed), the transcript is one click away.
+    click_in_widget(&browser, ".end").await;
     click_in_widget(&browser, ".end").await;
     browser
         .wait_for("the transcript button", &shown(".sys button.transcript"))

@@ -1,0 +1,198 @@
+//! What makes the widget and the agent app feel finished, in a real
+//! browser: a focus ring that can be seen on every widget control in both
+//! themes (an automated contrast check), the demo page on a phone, and an
+//! inbox that never goes back to an older state of a conversation.
+
+use crate::harness::browser::{
+    Browser, ROOT, chat_only, js_str, open_app, open_thread, open_widget, press, shown,
+    type_in_widget, wait_row,
+};
+use crate::harness::fixtures;
+use crate::harness::{TestServer, WAIT, eventually};
+use mychat::spaces::model::{SpaceSettings, Theme};
+use serde_json::{Value, json};
+
+/// Script: the focused widget control and how its focus ring looks — the
+/// outline's width, and the contrast of its colour against what is behind
+/// it (WCAG's ratio; 3 is the least for a control's focus indicator).
+const FOCUS_RING: &str = r#"
+const root = document.querySelector('mychat-widget').shadowRoot;
+const el = root.activeElement;
+if (!el) return null;
+const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+const lum = ([r, g, b]) => {
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+};
+// The first opaque background at or above `node`.
+const behind = (node) => {
+  for (let n = node; n && n.nodeType === 1; n = n.parentNode instanceof ShadowRoot ? n.parentNode.host : n.parentNode) {
+    const c = rgb(getComputedStyle(n).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+  }
+  return [255, 255, 255];
+};
+const s = getComputedStyle(el);
+const inside = parseFloat(s.outlineOffset) < 0;
+const ring = rgb(s.outlineColor).slice(0, 3);
+const back = behind(inside ? el : el.parentNode);
+const [a, b] = [lum(ring), lum(back)].sort((x, y) => y - x);
+return {
+  what: el.tagName.toLowerCase() + '.' + (el.className || '') + '[' + (el.getAttribute('aria-label') || el.textContent.trim().slice(0, 20)) + ']',
+  style: s.outlineStyle,
+  width: parseFloat(s.outlineWidth),
+  contrast: (a + 0.05) / (b + 0.05),
+};
+"#;
+
+#[tokio::test]
+async fn every_widget_control_shows_a_focus_ring_that_stands_out_in_both_themes() {
+    let (server, owner) = TestServer::with_owner().await;
+    for theme in [Theme::Light, Theme::Dark] {
+        let settings = SpaceSettings {
+            theme,
+            ..chat_only()
+        };
+        let (_, site) = super::widget::site(&server, &owner, settings, "").await;
+        let browser = Browser::start().await;
+        open_widget(&browser, &site).await;
+        // A conversation, so "End chat" is there too.
+        type_in_widget(&browser, ".compose textarea", "Hello\u{E007}").await;
+        browser.wait_for("the end button", &shown(".end")).await;
+
+        // Tab through the panel (keyboard focus shows the ring) until it
+        // comes round again.
+        let mut seen: Vec<String> = Vec::new();
+        for _ in 0..12 {
+            press(&browser, '\u{E004}').await;
+            let ring = browser.js(FOCUS_RING).await;
+            let what = ring["what"].as_str().unwrap_or_default().to_owned();
+            if seen.contains(&what) {
+                break;
+            }
+            assert_eq!(ring["style"], "solid", "{theme:?}: no focus ring on {ring}");
+            assert!(ring["width"].as_f64().unwrap() >= 2.0, "{theme:?}: {ring}");
+            assert!(
+                ring["contrast"].as_f64().unwrap() >= 3.0,
+                "{theme:?}: the focus ring of {what} has too little contrast: {ring}"
+            );
+            seen.push(what);
+        }
+        for control in ["end", "Close chat", "Send"] {
+            assert!(
+                seen.iter().any(|w| w.contains(control)),
+                "{theme:?}: {control} was never focused: {seen:?}"
+            );
+        }
+        browser.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_demo_page_fits_a_phone_with_the_chat_open() {
+    // The demo space allows the address the server listens on.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = TestServer::start_with(|c| {
+        c.demo = true;
+        c.http.listen = addr;
+    })
+    .await;
+    let browser = Browser::start_sized(390, 844).await;
+    open_widget(&browser, &server.url("/demo")).await;
+    // A page wider than the phone makes the browser zoom out (the layout
+    // viewport grows with it), so the width is checked against the phone's.
+    let wide = browser
+        .js("return Math.max(document.documentElement.scrollWidth, window.innerWidth)")
+        .await;
+    assert_eq!(wide, 390, "the page is wider than the phone");
+    // The full-screen panel's buttons are all on the screen.
+    let off = browser
+        .js(&format!(
+            "return [...{ROOT}.querySelectorAll('.panel button')].filter(b => b.getClientRects().length).map(b => b.getBoundingClientRect()).filter(r => r.left < 0 || r.right > 390).length"
+        ))
+        .await;
+    assert_eq!(off, 0);
+    browser.close().await;
+}
+
+/// A visitor who wrote `text` in the space with this widget key; returns
+/// the thread.
+async fn visitor_writes(server: &TestServer, key: &str, text: &str) -> String {
+    let (token, _) = fixtures::visitor_session(
+        server,
+        &[],
+        json!({"key": key, "url": "https://site.test/"}),
+    )
+    .await;
+    let r = server
+        .post(
+            "/api/v1/widget/messages",
+            &token,
+            json!({"content": text, "clientMsgId": uuid::Uuid::new_v4().to_string()}),
+        )
+        .await;
+    r.ok()["message"]["threadId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_older_answer_arriving_after_a_claim_never_undoes_it() {
+    let (server, owner) = TestServer::with_owner().await;
+    let space = server
+        .post(
+            "/api/v1/chat-spaces",
+            &owner.token,
+            json!({"name": "Shop", "allowedDomains": ["site.test"]}),
+        )
+        .await
+        .ok()
+        .clone();
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    let thread = visitor_writes(&server, space["widgetKey"].as_str().unwrap(), "Hi").await;
+    wait_row(&browser, "Hi").await;
+    // What a read-marker answer made before the claim says.
+    let before: Value = server
+        .get(&format!("/api/v1/threads/{thread}"), &owner.token)
+        .await
+        .ok()
+        .clone();
+    assert_eq!(before["status"], "unassigned");
+    open_thread(&browser, &thread).await;
+    browser
+        .wait_for(
+            "the claim button",
+            "const b = document.querySelector('[data-action=claim]'); if (!b) return false; b.click(); return true;",
+        )
+        .await;
+    let held = "return document.querySelector('.conv__holder').textContent === 'Held by you'";
+    browser.wait_for("the claim", held).await;
+    eventually(WAIT, "the claim stored", || async {
+        let now = server
+            .get(&format!("/api/v1/threads/{thread}"), &owner.token)
+            .await;
+        (now.ok()["status"] == "active").then_some(())
+    })
+    .await;
+
+    // That older answer arrives late, after the socket's frame of the claim:
+    // the app keeps the newer state.
+    let applied = browser
+        .js(&format!(
+            "return import('/app/store.js').then(s => {{ s.upsertThread(JSON.parse({})); return s.state.threads.get({}).status; }})",
+            js_str(&before.to_string()),
+            js_str(&thread)
+        ))
+        .await;
+    assert_eq!(applied, "active");
+    assert_eq!(browser.js(held).await, true);
+    assert_eq!(
+        browser
+            .js("return document.querySelector('.conv .status').textContent")
+            .await,
+        "Active"
+    );
+    browser.close().await;
+}
