@@ -45,7 +45,7 @@ const en = {
   'nav.spaces': 'Chat spaces',
   'nav.agents': 'Agents',
   'nav.teams': 'Teams',
-  'nav.templates': 'Templates',
+  'nav.templates': 'Canned responses',
 
   'conn.live': 'Live',
   'conn.connecting': 'Connecting…',
@@ -55,6 +55,8 @@ const en = {
   'notify.sound': 'Sound on new threads and messages',
   'notify.enable': 'Enable notifications',
   'notify.enableShort': 'Alerts',
+  'notify.blocked': 'Notifications blocked',
+  'notify.blockedHint': 'This browser blocks notifications from this site; allow them in its site settings.',
   'notify.newThread': 'New conversation',
   'notify.newMessage': 'New message',
   'notify.prefs': 'Notifications',
@@ -88,7 +90,7 @@ const en = {
   'inbox.empty.closed': 'No closed conversations.',
   'inbox.unread': 'Unread messages',
   'inbox.pick': 'Pick a conversation from the list.',
-  'inbox.shortcuts': 'Keys: j / k next and previous, c claim, e close, / templates.',
+  'inbox.shortcuts': 'Keys: j / k next and previous, c claim, e close, / canned responses.',
 
   'status.unassigned': 'Unassigned',
   'status.active': 'Active',
@@ -112,6 +114,8 @@ const en = {
   'action.release': 'Release',
   'action.transfer': 'Transfer',
   'action.transferTo': 'Transfer to…',
+  'action.noTransfer': 'No one to transfer to',
+  'action.noTransferHint': 'There is no other active agent in this organization yet; invite one on the Agents page.',
   'action.pending': 'Pending',
   'action.active': 'Active',
   'action.close': 'Close',
@@ -147,7 +151,7 @@ const en = {
   'composer.note': 'Private note',
   'composer.send': 'Send',
   'composer.addNote': 'Add note',
-  'composer.placeholder': 'Reply… Enter sends, Shift+Enter new line, / templates',
+  'composer.placeholder': 'Reply… Enter sends, Shift+Enter new line, / canned responses',
   'composer.notePlaceholder': 'Note for agents only — the visitor never sees it',
   'composer.noteHint': 'Only agents see notes.',
   'composer.claimHint': 'Replying claims the conversation.',
@@ -157,10 +161,13 @@ const en = {
   'composer.cancelReplyTo': 'Do not reply to this message',
   'composer.templates': 'Canned responses',
   'composer.noTemplates': 'No canned responses yet.',
+  'composer.createTemplate': 'Create a canned response',
+  'composer.placeholders': 'In the text, {visitor.name}, {agent.name} and {space.name} are filled in when it is inserted.',
   'composer.noTemplateMatch': 'No canned response matches.',
 
   'visitor.title': 'Visitor',
   'visitor.anonymous': 'Visitor',
+  'visitor.numbered': 'Visitor #{n}',
   'visitor.name': 'Name',
   'visitor.email': 'Email',
   'visitor.phone': 'Phone',
@@ -421,7 +428,7 @@ const pl = {
   'nav.spaces': 'Czaty',
   'nav.agents': 'Konsultanci',
   'nav.teams': 'Zespoły',
-  'nav.templates': 'Szablony',
+  'nav.templates': 'Gotowe odpowiedzi',
 
   'conn.live': 'Na żywo',
   'conn.connecting': 'Łączenie…',
@@ -431,6 +438,8 @@ const pl = {
   'notify.sound': 'Dźwięk przy nowych rozmowach i wiadomościach',
   'notify.enable': 'Włącz powiadomienia',
   'notify.enableShort': 'Alerty',
+  'notify.blocked': 'Powiadomienia zablokowane',
+  'notify.blockedHint': 'Ta przeglądarka blokuje powiadomienia z tej strony; zezwól na nie w ustawieniach witryny.',
   'notify.newThread': 'Nowa rozmowa',
   'notify.newMessage': 'Nowa wiadomość',
   'notify.prefs': 'Powiadomienia',
@@ -464,7 +473,7 @@ const pl = {
   'inbox.empty.closed': 'Brak zamkniętych rozmów.',
   'inbox.unread': 'Nieprzeczytane wiadomości',
   'inbox.pick': 'Wybierz rozmowę z listy.',
-  'inbox.shortcuts': 'Klawisze: j / k następna i poprzednia, c przejmij, e zamknij, / szablony.',
+  'inbox.shortcuts': 'Klawisze: j / k następna i poprzednia, c przejmij, e zamknij, / gotowe odpowiedzi.',
 
   'status.unassigned': 'Nieprzypisana',
   'status.active': 'Aktywna',
@@ -488,6 +497,8 @@ const pl = {
   'action.release': 'Oddaj',
   'action.transfer': 'Przekaż',
   'action.transferTo': 'Przekaż do…',
+  'action.noTransfer': 'Nie ma komu przekazać',
+  'action.noTransferHint': 'W organizacji nie ma jeszcze innego aktywnego konsultanta; zaproś go na stronie Konsultanci.',
   'action.pending': 'Oczekuje',
   'action.active': 'Aktywna',
   'action.close': 'Zamknij',
@@ -523,7 +534,7 @@ const pl = {
   'composer.note': 'Notatka prywatna',
   'composer.send': 'Wyślij',
   'composer.addNote': 'Dodaj notatkę',
-  'composer.placeholder': 'Odpowiedź… Enter wysyła, Shift+Enter nowa linia, / szablony',
+  'composer.placeholder': 'Odpowiedź… Enter wysyła, Shift+Enter nowa linia, / gotowe odpowiedzi',
   'composer.notePlaceholder': 'Notatka tylko dla konsultantów — odwiedzający jej nie zobaczy',
   'composer.noteHint': 'Notatki widzą tylko konsultanci.',
   'composer.claimHint': 'Odpowiedź przejmuje rozmowę.',
@@ -533,10 +544,13 @@ const pl = {
   'composer.cancelReplyTo': 'Nie odpowiadaj na tę wiadomość',
   'composer.templates': 'Gotowe odpowiedzi',
   'composer.noTemplates': 'Brak gotowych odpowiedzi.',
+  'composer.createTemplate': 'Utwórz gotową odpowiedź',
+  'composer.placeholders': 'W tekście {visitor.name}, {agent.name} i {space.name} są uzupełniane przy wstawianiu.',
   'composer.noTemplateMatch': 'Żadna gotowa odpowiedź nie pasuje.',
 
   'visitor.title': 'Odwiedzający',
   'visitor.anonymous': 'Odwiedzający',
+  'visitor.numbered': 'Odwiedzający nr {n}',
   'visitor.name': 'Imię',
   'visitor.email': 'E-mail',
   'visitor.phone': 'Telefon',
@@ -797,7 +811,7 @@ const ru = {
   'nav.spaces': 'Пространства чата',
   'nav.agents': 'Операторы',
   'nav.teams': 'Команды',
-  'nav.templates': 'Шаблоны',
+  'nav.templates': 'Шаблоны ответов',
 
   'conn.live': 'На связи',
   'conn.connecting': 'Подключение…',
@@ -807,6 +821,8 @@ const ru = {
   'notify.sound': 'Звук при новых разговорах и сообщениях',
   'notify.enable': 'Включить уведомления',
   'notify.enableShort': 'Оповещения',
+  'notify.blocked': 'Уведомления заблокированы',
+  'notify.blockedHint': 'Браузер блокирует уведомления этого сайта; разрешите их в настройках сайта.',
   'notify.newThread': 'Новый разговор',
   'notify.newMessage': 'Новое сообщение',
   'notify.prefs': 'Уведомления',
@@ -840,7 +856,7 @@ const ru = {
   'inbox.empty.closed': 'Нет закрытых разговоров.',
   'inbox.unread': 'Непрочитанные сообщения',
   'inbox.pick': 'Выберите разговор из списка.',
-  'inbox.shortcuts': 'Клавиши: j / k — следующий и предыдущий, c — взять, e — закрыть, / — шаблоны.',
+  'inbox.shortcuts': 'Клавиши: j / k — следующий и предыдущий, c — взять, e — закрыть, / — шаблоны ответов.',
 
   'status.unassigned': 'Не назначен',
   'status.active': 'Активен',
@@ -864,6 +880,8 @@ const ru = {
   'action.release': 'Вернуть в очередь',
   'action.transfer': 'Передать',
   'action.transferTo': 'Передать оператору…',
+  'action.noTransfer': 'Некому передать',
+  'action.noTransferHint': 'В организации пока нет другого активного оператора; пригласите его на странице «Операторы».',
   'action.pending': 'В ожидание',
   'action.active': 'В работу',
   'action.close': 'Закрыть',
@@ -899,7 +917,7 @@ const ru = {
   'composer.note': 'Внутренняя заметка',
   'composer.send': 'Отправить',
   'composer.addNote': 'Добавить заметку',
-  'composer.placeholder': 'Ответ… Enter — отправить, Shift+Enter — новая строка, / — шаблоны',
+  'composer.placeholder': 'Ответ… Enter — отправить, Shift+Enter — новая строка, / — шаблоны ответов',
   'composer.notePlaceholder': 'Заметка только для операторов — посетитель её не увидит',
   'composer.noteHint': 'Заметки видят только операторы.',
   'composer.claimHint': 'Ответив, вы возьмёте разговор.',
@@ -909,10 +927,13 @@ const ru = {
   'composer.cancelReplyTo': 'Не отвечать на это сообщение',
   'composer.templates': 'Шаблоны ответов',
   'composer.noTemplates': 'Шаблонов ответов пока нет.',
+  'composer.createTemplate': 'Создать шаблон ответа',
+  'composer.placeholders': 'В тексте {visitor.name}, {agent.name} и {space.name} подставляются при вставке.',
   'composer.noTemplateMatch': 'Подходящих шаблонов нет.',
 
   'visitor.title': 'Посетитель',
   'visitor.anonymous': 'Посетитель',
+  'visitor.numbered': 'Посетитель №{n}',
   'visitor.name': 'Имя',
   'visitor.email': 'E-mail',
   'visitor.phone': 'Телефон',
@@ -1205,6 +1226,12 @@ export function clock(iso) {
   const d = new Date(iso);
   const today = new Date().toDateString() === d.toDateString();
   return today ? d.toLocaleTimeString(current, { hour: '2-digit', minute: '2-digit' }) : d.toLocaleString(current, { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+}
+
+/** A thread's or visitor's name; an unnamed visitor is numbered in the app's language. */
+export function visitorLabel(x) {
+  const n = x?.visitorNumber ?? (x?.displayName ? null : x?.number);
+  return n ? t('visitor.numbered', { n }) : x?.visitorName || x?.displayName || t('visitor.anonymous');
 }
 
 export function fullTime(iso) {

@@ -4,7 +4,7 @@
 
 import * as api from './api.js';
 import { h, icon, isTyping, mount } from './dom.js';
-import { languagePicker, t } from './i18n.js';
+import { languagePicker, t, visitorLabel } from './i18n.js';
 import * as notify from './notify.js';
 import * as push from './push.js';
 import { AgentSocket } from './socket.js';
@@ -216,7 +216,7 @@ function renderPresenceCount() {
 
 function renderAlerts() {
   if (!shell) return;
-  const sound = h('button', { type: 'button', class: 'btn btn--ghost btn--sm', 'aria-pressed': String(notify.soundOn()), title: t('notify.sound'), 'aria-label': t('notify.sound') }, icon(notify.soundOn() ? 'bell' : 'bellOff'));
+  const sound = h('button', { type: 'button', class: 'btn btn--ghost btn--sm', 'aria-pressed': String(notify.soundOn()), dataset: { action: 'sound' }, title: t('notify.sound'), 'aria-label': t('notify.sound') }, icon(notify.soundOn() ? 'speaker' : 'speakerOff'));
   sound.addEventListener('click', () => {
     notify.setSound(!notify.soundOn());
     renderAlerts();
@@ -235,7 +235,9 @@ function renderAlerts() {
         h('span', { class: 'hide-phone' }, t('notify.enable')),
         h('span', { class: 'show-phone' }, t('notify.enableShort')),
       )
-    : null;
+    : notify.blocked()
+      ? h('span', { class: 'alerts__blocked', role: 'note', title: t('notify.blockedHint') }, t('notify.blocked'))
+      : null;
   mount(shell.alerts, sound, prefsMenu(), ask);
 }
 
@@ -279,7 +281,7 @@ function alertAbout(thread, title, text) {
   if (thread.id === openThreadId() && notify.watching()) return;
   notify.ding();
   const view = inView('mine', thread) ? 'mine' : 'available';
-  notify.desktop(title, `${thread.visitorName}: ${text}`, `#/inbox/${view}/${thread.id}`, `thread-${thread.id}`);
+  notify.desktop(title, `${visitorLabel(thread)}: ${text}`, `#/inbox/${view}/${thread.id}`, `thread-${thread.id}`);
 }
 
 function onFrame(f) {

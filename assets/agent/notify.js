@@ -50,6 +50,11 @@ export function canAsk() {
   return 'Notification' in window && Notification.permission === 'default';
 }
 
+/** The browser (or its user) refused notifications for this site. */
+export function blocked() {
+  return 'Notification' in window && Notification.permission === 'denied';
+}
+
 export function permitted() {
   return 'Notification' in window && Notification.permission === 'granted';
 }

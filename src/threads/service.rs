@@ -35,6 +35,9 @@ pub struct ThreadView {
     #[serde(flatten)]
     pub thread: Thread,
     pub visitor_name: String,
+    /// An unnamed visitor's number, so each app names it in its language
+    /// ("Visitor #5"); null once the visitor has a name.
+    pub visitor_number: Option<u64>,
     /// The visitor proved who they are with an identity token.
     pub visitor_verified: bool,
     pub assigned_agent_name: Option<String>,
@@ -64,6 +67,10 @@ pub fn view_of<R: Reader + ?Sized>(
             .as_ref()
             .map_or_else(|| "Visitor".to_owned(), |v| v.label()),
     };
+    let visitor_number = visitor
+        .as_ref()
+        .filter(|v| members.is_none() && v.display_name.as_deref().is_none_or(str::is_empty))
+        .map(|v| v.number);
     let assigned_agent_name = match thread.assigned_agent_id {
         Some(a) => read.agent(a)?.map(|a| a.display_name),
         None => None,
@@ -71,6 +78,7 @@ pub fn view_of<R: Reader + ?Sized>(
     Ok(ThreadView {
         unread_count: thread.unread_for_agent(viewer),
         visitor_name,
+        visitor_number,
         visitor_verified,
         assigned_agent_name,
         members,

@@ -52,6 +52,7 @@ export class TemplatesPage {
         ),
       ),
       field(t('templates.body'), h('textarea', { class: 'input', name: 'body', rows: 4, required: true }, tp?.body || '')),
+      h('p', { class: 'muted templates__hint' }, t('composer.placeholders')),
       h(
         'div',
         { class: 'row-buttons' },

@@ -5,13 +5,26 @@
 import { upload } from '../api.js';
 import { h, icon, mount } from '../dom.js';
 import { t } from '../i18n.js';
-import { agentName, isAdmin, isOpen, runtime, state } from '../store.js';
+import { agentName, isAdmin, isOpen, runtime, spaceName, state } from '../store.js';
 import { formatSize } from './attachments.js';
 
 const TYPING_EVERY_MS = 2500;
 const TYPING_IDLE_MS = 4000;
 // "/word" right before the caret, at the start or after a space.
 const SLASH = /(?:^|\s)(\/[\w-]*)$/;
+/**
+ * A canned response's text for this conversation: {visitor.name},
+ * {agent.name} and {space.name} filled in. An unnamed visitor has no name
+ * to put in: the placeholder goes, with the space before it.
+ */
+export function fillPlaceholders(body, thread) {
+  const values = {
+    visitor: thread?.visitorNumber ? '' : thread?.visitorName || '',
+    agent: state.me?.displayName || '',
+    space: spaceName(thread?.chatSpaceId),
+  };
+  return body.replace(/( ?)\{(visitor|agent|space)\.name\}/g, (_, gap, key) => (values[key] ? gap + values[key] : ''));
+}
 
 export class Composer {
   /** onSend({content, internal, replyToId, attachments}); describe(message) -> "Author: text" */
@@ -292,7 +305,8 @@ export class Composer {
 
   renderPopup() {
     if (!this.matches.length) {
-      mount(this.popup, h('li', { class: 'templates__empty' }, state.templates.length ? t('composer.noTemplateMatch') : t('composer.noTemplates')));
+      const create = isAdmin() ? h('a', { class: 'templates__create', href: '#/admin/templates', onmousedown: (e) => e.preventDefault() }, t('composer.createTemplate')) : null;
+      mount(this.popup, h('li', { class: 'templates__empty' }, state.templates.length ? t('composer.noTemplateMatch') : t('composer.noTemplates'), create ? [' ', create] : null));
       return;
     }
     mount(
@@ -326,7 +340,7 @@ export class Composer {
     const before = this.input.value.slice(0, pos);
     const m = before.match(SLASH);
     const start = m ? pos - m[1].length : pos;
-    this.input.setRangeText(template.body, start, pos, 'end');
+    this.input.setRangeText(fillPlaceholders(template.body, this.thread), start, pos, 'end');
     this.closePopup();
     this.input.focus();
     this.changed();

@@ -5,7 +5,7 @@
 
 import { ApiError, del, get, patch, post } from '../api.js';
 import { h, linkify, mount, uuid } from '../dom.js';
-import { clock, fullTime, relativeTime, t } from '../i18n.js';
+import { clock, fullTime, relativeTime, t, visitorLabel } from '../i18n.js';
 import { agentName, isAdmin, isOpen, mark, on, spaceName, state, unreadOf, upsertThread } from '../store.js';
 import { attachmentList } from './attachments.js';
 import { Composer } from './composer.js';
@@ -170,7 +170,7 @@ export class Conversation {
       h(
         'div',
         { class: 'conv__title' },
-        h('h2', { class: 'conv__name' }, th.visitorName || t('visitor.anonymous'), th.visitorVerified ? [' ', verifiedBadge()] : null),
+        h('h2', { class: 'conv__name' }, visitorLabel(th), th.visitorVerified ? [' ', verifiedBadge()] : null),
         h(
           'div',
           { class: 'conv__sub' },
@@ -193,6 +193,7 @@ export class Conversation {
 
   transferControl() {
     const agents = state.agents.filter((a) => !a.disabled && !a.invitePending && a.id !== this.thread.assignedAgentId);
+    if (!agents.length) return h('span', { class: 'conv__hint', dataset: { action: 'transfer' }, title: t('action.noTransferHint') }, t('action.noTransfer'));
     const select = h(
       'select',
       { class: 'input input--sm', 'aria-label': t('action.transfer'), dataset: { action: 'transfer' } },
@@ -363,7 +364,7 @@ export class Conversation {
   }
 
   author(m) {
-    if (m.senderType === 'visitor') return this.thread?.visitorName || m.senderName || t('visitor.anonymous');
+    if (m.senderType === 'visitor') return this.thread ? visitorLabel(this.thread) : m.senderName || t('visitor.anonymous');
     if (m.senderType === 'agent') return m.senderId === state.me?.id ? t('conv.you') : m.senderName || agentName(m.senderId) || t('thread.someone');
     return m.senderName || t('conv.system');
   }
@@ -529,7 +530,7 @@ export class Conversation {
     if (frame.type === 'agent:typing' && frame.agentId === state.me?.id) return;
     const key = frame.type === 'visitor:typing' ? 'visitor' : frame.agentId;
     if (!frame.isTyping) return this.clearTyper(key);
-    const who = key === 'visitor' ? this.thread?.visitorName || t('visitor.anonymous') : frame.agentName || agentName(frame.agentId) || t('thread.someone');
+    const who = key === 'visitor' ? visitorLabel(this.thread) : frame.agentName || agentName(frame.agentId) || t('thread.someone');
     clearTimeout(this.typers.get(key)?.timer);
     this.typers.set(key, { who, timer: setTimeout(() => this.clearTyper(key), TYPING_SHOWN_MS) });
     this.renderTyping();

@@ -4,7 +4,7 @@
 
 import { get, qs } from '../api.js';
 import { h, mount } from '../dom.js';
-import { fullTime, relativeTime, t } from '../i18n.js';
+import { fullTime, relativeTime, t, visitorLabel } from '../i18n.js';
 import { VIEWS, byActivity, inView, mark, on, removeThread, spaceName, state, unreadOf, upsertThread } from '../store.js';
 import { Conversation } from './conversation.js';
 import { presenceList } from './presence.js';
@@ -243,7 +243,7 @@ export class Inbox {
       h(
         'a',
         { href: `#/inbox/${this.view}/${th.id}`, class: ['row', th.id === this.threadId && 'row--active', unread && 'row--unread'], dataset: { id: th.id } },
-        h('span', { class: 'row__top' }, h('span', { class: 'row__name' }, th.visitorName || t('visitor.anonymous'), th.visitorVerified ? h('span', { class: 'row__verified', title: t('visitor.verifiedHint') }, ' ✓') : null), h('time', { class: 'row__time', datetime: time, title: fullTime(time) }, relativeTime(time))),
+        h('span', { class: 'row__top' }, h('span', { class: 'row__name' }, visitorLabel(th), th.visitorVerified ? h('span', { class: 'row__verified', title: t('visitor.verifiedHint') }, ' ✓') : null), h('time', { class: 'row__time', datetime: time, title: fullTime(time) }, relativeTime(time))),
         h('span', { class: 'row__preview' }, preview),
         h(
           'span',

@@ -5,7 +5,7 @@
 
 import { get, patch } from '../api.js';
 import { field, h, mount, safeLink } from '../dom.js';
-import { fullTime, relativeTime, t } from '../i18n.js';
+import { fullTime, relativeTime, t, visitorLabel } from '../i18n.js';
 import { on, state, upsertThread } from '../store.js';
 import { ratingBadge } from './rating.js';
 
@@ -109,7 +109,7 @@ export class VisitorPanel {
         h(
           'header',
           { class: 'visitor__head' },
-          h('h2', { class: 'visitor__name' }, v.label),
+          h('h2', { class: 'visitor__name' }, visitorLabel(v)),
           v.verified ? verifiedBadge(v.externalId) : null,
           online == null ? null : h('span', { class: ['dot', online ? 'dot--online' : 'dot--offline'], title: online ? t('visitor.onSite') : t('visitor.left') }),
           h('button', { type: 'button', class: 'btn btn--ghost btn--sm visitor__close', 'aria-label': t('common.close'), onclick: () => this.close() }, '×'),
@@ -207,14 +207,14 @@ export class VisitorPanel {
         this.visitor = await patch(`/visitors/${this.visitorId}`, body);
         this.editing = false;
         // Every list row of this visitor shows the new name.
-        for (const th of state.threads.values()) if (th.visitorId === this.visitorId) upsertThread({ ...th, visitorName: this.visitor.label });
+        for (const th of state.threads.values()) if (th.visitorId === this.visitorId) upsertThread({ ...th, visitorName: this.visitor.label, visitorNumber: this.visitor.displayName ? undefined : this.visitor.number });
         this.render();
       } catch (err) {
         error.textContent = err.message;
         error.hidden = false;
       }
     });
-    mount(this.root, h('div', { class: 'visitor' }, h('h2', { class: 'visitor__name' }, v.label), form));
+    mount(this.root, h('div', { class: 'visitor' }, h('h2', { class: 'visitor__name' }, visitorLabel(v)), form));
     form.querySelector('input')?.focus();
   }
 }

@@ -196,3 +196,184 @@ async fn an_older_answer_arriving_after_a_claim_never_undoes_it() {
     );
     browser.close().await;
 }
+
+/// Types into an element of the app the way a person does.
+async fn type_into(browser: &Browser, selector: &str, text: &str) {
+    browser
+        .client
+        .find(fantoccini::Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .send_keys(text)
+        .await
+        .expect("typing");
+}
+
+/// Clicks an element of the app once it is there.
+async fn click(browser: &Browser, selector: &str) {
+    browser
+        .wait_for(
+            &format!("{selector} to click"),
+            &format!(
+                "const el = document.querySelector({}); if (!el || el.disabled) return false; el.click(); return true;",
+                js_str(selector)
+            ),
+        )
+        .await;
+}
+
+async fn text(browser: &Browser, selector: &str) -> String {
+    browser
+        .js(&format!(
+            "return document.querySelector({})?.textContent ?? null",
+            js_str(selector)
+        ))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn canned_responses_fill_their_placeholders_and_empty_states_say_what_to_do() {
+    let (server, owner) = TestServer::with_owner().await;
+    let space = server
+        .post(
+            "/api/v1/chat-spaces",
+            &owner.token,
+            json!({"name": "Shop", "allowedDomains": ["site.test"]}),
+        )
+        .await
+        .ok()
+        .clone();
+    let key = space["widgetKey"].as_str().unwrap();
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    let me = browser
+        .js("return document.querySelector('.me').textContent")
+        .await;
+    let me = me.as_str().unwrap().to_owned();
+
+    // An unnamed visitor is numbered in the app's words.
+    let anonymous = visitor_writes(&server, key, "Anyone there?").await;
+    wait_row(&browser, "Anyone there?").await;
+    open_thread(&browser, &anonymous).await;
+    let name = text(&browser, ".conv__name").await;
+    assert!(name.starts_with("Visitor #"), "{name}");
+    // Alone in the organization: nobody to transfer to, and it says so.
+    click(&browser, "[data-action=claim]").await;
+    browser
+        .wait_for(
+            "the transfer hint",
+            "return document.querySelector('.conv__hint[data-action=transfer]')?.textContent === 'No one to transfer to'",
+        )
+        .await;
+
+    // No canned responses yet: "/" says so and links to where one is made.
+    type_into(&browser, ".composer__input", "/").await;
+    browser
+        .wait_for(
+            "the empty list",
+            "return document.querySelector('.templates:not([hidden]) .templates__empty')?.textContent.includes('No canned responses yet.')",
+        )
+        .await;
+    click(&browser, ".templates__create").await;
+    browser
+        .wait_for(
+            "the canned responses page",
+            "return location.hash === '#/admin/templates'",
+        )
+        .await;
+    assert!(
+        text(&browser, ".templates__hint")
+            .await
+            .contains("{visitor.name}")
+    );
+    type_into(
+        &browser,
+        "form[data-form=template] input[name=shortcut]",
+        "/hi",
+    )
+    .await;
+    type_into(
+        &browser,
+        "form[data-form=template] input[name=title]",
+        "Greeting",
+    )
+    .await;
+    type_into(
+        &browser,
+        "form[data-form=template] textarea[name=body]",
+        "Hello {visitor.name}! I am {agent.name} from {space.name}.",
+    )
+    .await;
+    click(&browser, "form[data-form=template] button[type=submit]").await;
+    eventually(WAIT, "the canned response stored", || async {
+        let r = server.get("/api/v1/templates", &owner.token).await;
+        (r.ok()["items"].as_array().map_or(0, Vec::len) == 1).then_some(())
+    })
+    .await;
+
+    // A named visitor's conversation: every placeholder filled.
+    let named = visitor_writes(&server, key, "Where is my parcel?").await;
+    let visitor = server
+        .get(&format!("/api/v1/threads/{named}"), &owner.token)
+        .await
+        .ok()["visitorId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .patch(
+            &format!("/api/v1/visitors/{visitor}"),
+            &owner.token,
+            json!({"displayName": "Ola"}),
+        )
+        .await
+        .ok();
+    browser
+        .goto(&server.url(&format!("/app/#/inbox/all/{named}")))
+        .await;
+    browser
+        .wait_for(
+            "the named conversation",
+            "return document.querySelector('.conv__name')?.textContent === 'Ola'",
+        )
+        .await;
+    type_into(&browser, ".composer__input", "/hi").await;
+    browser
+        .wait_for(
+            "the canned response offered",
+            "return document.querySelector('.templates:not([hidden]) .templates__item')?.dataset.shortcut === '/hi'",
+        )
+        .await;
+    type_into(&browser, ".composer__input", "\u{E007}").await;
+    assert_eq!(
+        browser
+            .js("return document.querySelector('.composer__input').value")
+            .await,
+        format!("Hello Ola! I am {me} from Shop.")
+    );
+
+    // The unnamed visitor has no name to fill in: the placeholder goes.
+    browser
+        .goto(&server.url(&format!("/app/#/inbox/all/{anonymous}")))
+        .await;
+    browser
+        .wait_for(
+            "the unnamed conversation",
+            "return document.querySelector('.conv__name')?.textContent.startsWith('Visitor #')",
+        )
+        .await;
+    type_into(&browser, ".composer__input", "/hi\u{E007}").await;
+    browser
+        .wait_for(
+            "the filled text",
+            &format!(
+                "return document.querySelector('.composer__input').value === {}",
+                js_str(&format!("Hello! I am {me} from Shop."))
+            ),
+        )
+        .await;
+    browser.close().await;
+}
