@@ -51,7 +51,11 @@ pub fn email(value: &str) -> AppResult<String> {
                     .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
         });
     if !ok {
-        return Err(AppError::validation("email is not a valid address"));
+        // Its own code, so each client can say it in its own language.
+        return Err(AppError::Validation {
+            code: "invalid_email",
+            message: "email is not a valid address".to_owned(),
+        });
     }
     Ok(v)
 }

@@ -36,6 +36,9 @@
       rsend: 'Send rating', rthanks: 'Thank you for your rating!',
       mailAsk: 'Nobody is online right now. Leave your email and get the reply by email.',
       signIn: 'Please sign in on this site to chat.',
+      badMail: 'Please enter a valid email address.', check: 'Please check what you entered.',
+      slow: 'Too many attempts. Please wait a moment.', large: 'This file is too large.',
+      oops: 'Something went wrong. Please try again.',
       sure: 'Yes, end the chat', again: 'New conversation', later: 'Not now', transcript: 'Email me this conversation', mailed: 'Sent to your email.',
     },
     pl: {
@@ -56,6 +59,9 @@
       rsend: 'Wyślij ocenę', rthanks: 'Dziękujemy za ocenę!',
       mailAsk: 'Nikogo teraz nie ma. Zostaw e-mail, a odpowiedź przyjdzie e-mailem.',
       signIn: 'Zaloguj się na tej stronie, aby czatować.',
+      badMail: 'Podaj poprawny adres e-mail.', check: 'Sprawdź wprowadzone dane.',
+      slow: 'Zbyt wiele prób. Poczekaj chwilę.', large: 'Ten plik jest za duży.',
+      oops: 'Coś poszło nie tak. Spróbuj ponownie.',
       sure: 'Tak, zakończ czat', again: 'Nowa rozmowa', later: 'Nie teraz', transcript: 'Wyślij mi tę rozmowę e-mailem', mailed: 'Wysłano na Twój e-mail.',
     },
     ru: {
@@ -76,12 +82,19 @@
       rsend: 'Отправить оценку', rthanks: 'Спасибо за оценку!',
       mailAsk: 'Сейчас никого нет. Оставьте e-mail — ответ придёт на почту.',
       signIn: 'Войдите на этом сайте, чтобы писать в чат.',
+      badMail: 'Введите правильный адрес e-mail.', check: 'Проверьте введённые данные.',
+      slow: 'Слишком много попыток. Подождите немного.', large: 'Этот файл слишком большой.',
+      oops: 'Что-то пошло не так. Попробуйте ещё раз.',
       sure: 'Да, завершить чат', again: 'Новый разговор', later: 'Не сейчас', transcript: 'Прислать этот разговор на e-mail', mailed: 'Отправлено на ваш e-mail.',
     },
   };
   let lang = 'en';
   let t = WORDS.en;
   const fill = (s, v) => s.replace('{}', v);
+  // What the visitor reads of a refusal: words of their language by the
+  // error's code, never the server's English message.
+  const ERRS = { invalid_email: 'badMail', validation_failed: 'check', rate_limited: 'slow', too_large: 'large', unsupported_media_type: 'type', unprocessable: 'bad', identity_required: 'signIn' };
+  const said = (err) => t[ERRS[err.code]] || t.oops;
 
   /* ---------- look ---------- */
 
@@ -591,7 +604,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       await call('POST', '/transcript', {});
       note(t.mailed);
     } catch (e) {
-      note(e.message || t.failed);
+      note(said(e));
     }
   }
 
@@ -751,9 +764,10 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     const res = await fetch(API + path, { method, headers, body: body && JSON.stringify(body), credentials: 'omit' });
     const data = res.status === 204 ? null : await res.json().catch(() => null);
     if (!res.ok) {
-      const err = new Error((data && data.error && data.error.message) || res.statusText);
+      const err = new Error();
       err.status = res.status;
       err.code = data && data.error && data.error.code;
+      err.message = said(err);
       throw err;
     }
     return data;
@@ -1435,7 +1449,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       await work();
       return true;
     } catch (err) {
-      errEl.textContent = err.message || t.failed;
+      errEl.textContent = said(err);
       return false;
     } finally {
       button.disabled = false;

@@ -4,6 +4,8 @@
 pub mod app;
 pub mod assets;
 pub mod widget;
+#[cfg(test)]
+mod words;
 
 use axum::Router;
 use axum::extract::State;

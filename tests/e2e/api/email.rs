@@ -349,7 +349,7 @@ async fn transcripts_go_to_the_visitor_on_request() {
             json!({ "email": bad }),
         )
         .await;
-        assert_eq!(r.err(400), "validation_failed", "{bad:?}");
+        assert_eq!(r.err(400), "invalid_email", "{bad:?}");
     }
     let r = widget_call(
         &s,

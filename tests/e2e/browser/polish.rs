@@ -9,7 +9,7 @@ use crate::harness::browser::{
 };
 use crate::harness::fixtures;
 use crate::harness::{TestServer, WAIT, eventually};
-use mychat::spaces::model::{SpaceSettings, Theme};
+use mychat::spaces::model::{RequireVisitorData, SpaceSettings, Theme};
 use serde_json::{Value, json};
 
 /// Script: the focused widget control and how its focus ring looks — the
@@ -86,6 +86,33 @@ async fn every_widget_control_shows_a_focus_ring_that_stands_out_in_both_themes(
         }
         browser.close().await;
     }
+}
+
+#[tokio::test]
+async fn a_polish_visitor_reads_the_servers_refusal_in_polish() {
+    let (server, owner) = TestServer::with_owner().await;
+    let settings = SpaceSettings {
+        locale: "pl".into(),
+        require_visitor_data: RequireVisitorData::BeforeFirstMessage,
+        ..chat_only()
+    };
+    let (_, site) = super::widget::site(&server, &owner, settings, "").await;
+    let browser = Browser::start_sized(390, 844).await;
+    open_widget(&browser, &site).await;
+    browser
+        .wait_for("the contact form", &shown("form.contact"))
+        .await;
+    // The browser takes it as an address; the server does not.
+    type_in_widget(&browser, "form.contact input[name=email]", "ola@localhost").await;
+    crate::harness::browser::click_in_widget(&browser, "form.contact button[type=submit]").await;
+    let said = browser
+        .wait_for(
+            "the refusal",
+            &format!("return {ROOT}.querySelector('form.contact .err').textContent"),
+        )
+        .await;
+    assert_eq!(said, "Podaj poprawny adres e-mail.");
+    browser.close().await;
 }
 
 #[tokio::test]
