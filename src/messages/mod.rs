@@ -1,5 +1,6 @@
 //! messages.
 
+pub mod history;
 pub mod http;
 pub mod model;
 pub mod send;

@@ -51,6 +51,9 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Set on the history lines of a conversation (internal system messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<crate::messages::history::HistoryEvent>,
 }
 
 impl Message {

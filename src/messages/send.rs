@@ -16,6 +16,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::Event;
 use crate::ids::{ApiTokenId, AttachmentId, MessageId, OrgId, ThreadId, VisitorId};
 use crate::integrations::model::{Member, MemberScopes, may_join};
+use crate::messages::history::{Happened, HistoryEvent};
 use crate::messages::model::{Author, MAX_CLIENT_MSG_ID, MAX_CONTENT_CHARS, Message};
 use crate::spaces::model::{ChatSpace, RequireVisitorData};
 use crate::state::AppState;
@@ -286,6 +287,7 @@ pub async fn from_agent(
                     }
                     None => {
                         assign(&mut thread, agent.id);
+                        history(tx, &mut thread, HistoryEvent::by(Happened::Claimed, &agent))?;
                         claimed = true;
                     }
                     Some(holder) if holder != agent.id && agent.role < Role::Admin => {
@@ -488,6 +490,24 @@ pub fn system_note(tx: &mut WriteTx<'_>, thread: &mut Thread, content: &str) -> 
     Ok(message)
 }
 
+/// A line of the conversation's history (claimed, closed, …) inside a
+/// write the caller runs; the caller puts the thread.
+pub fn history(
+    tx: &mut WriteTx<'_>,
+    thread: &mut Thread,
+    event: HistoryEvent,
+) -> AppResult<Message> {
+    let note = NewMessage::parse(&event.text(), None, None, true, Vec::new())?;
+    let mut message = append(tx, thread, &Author::System, &note)?;
+    message.event = Some(event);
+    tx.put(&message)?;
+    tx.emit(Event::MessageNew {
+        message: message.clone(),
+        thread: thread.clone(),
+    });
+    Ok(message)
+}
+
 /// The message a sender already stored under this key, if any: a retry
 /// gets the original back and nothing is written.
 pub fn existing<R: Reader + ?Sized>(
@@ -554,6 +574,7 @@ pub fn append(
         created_at: now,
         edited_at: None,
         deleted_at: None,
+        event: None,
     };
     tx.put(&message)?;
     attachments::bind(tx, files, &message)?;

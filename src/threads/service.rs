@@ -12,7 +12,9 @@ use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, ReaderKind};
 use crate::ids::{AgentId, MemberId, MessageId, OrgId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::messages::history::{Happened, HistoryEvent, Person};
 use crate::messages::model::{Message, SenderType};
+use crate::messages::send::history;
 use crate::state::AppState;
 use crate::store::{Page, Reader, Record, ThreadCursor, WriteTx};
 use crate::threads::model::{ReadMarker, Thread, ThreadStatus};
@@ -288,6 +290,7 @@ pub async fn claim(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult
             ));
         }
         assign(thread, agent.id);
+        history(tx, thread, HistoryEvent::by(Happened::Claimed, agent))?;
         Ok(true)
     })
     .await
@@ -305,6 +308,7 @@ pub async fn release(state: &AppState, caller: &Caller, id: ThreadId) -> AppResu
         thread.assigned_agent_id = None;
         thread.status = ThreadStatus::Unassigned;
         thread.updated_at = Utc::now();
+        history(tx, thread, HistoryEvent::by(Happened::Released, agent))?;
         Ok(true)
     })
     .await
@@ -338,6 +342,11 @@ pub async fn transfer(
             ));
         }
         assign(thread, target.id);
+        let event = HistoryEvent {
+            to: Some(Person::of(&target)),
+            ..HistoryEvent::by(Happened::Transferred, agent)
+        };
+        history(tx, thread, event)?;
         tx.emit(Event::ThreadTransferred {
             thread: thread.clone(),
             by: agent.id,
@@ -358,6 +367,7 @@ pub async fn close(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult
         thread.status = ThreadStatus::Closed;
         thread.closed_at = Some(now);
         thread.updated_at = now;
+        history(tx, thread, HistoryEvent::by(Happened::Closed, agent))?;
         Ok(true)
     })
     .await
@@ -366,7 +376,7 @@ pub async fn close(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult
 /// Reopens a closed or expired thread; the reopening agent holds it.
 pub async fn reopen(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
     people_only(caller)?;
-    change(state, caller, id, |_, thread, agent, access| {
+    change(state, caller, id, |tx, thread, agent, access| {
         if thread.status.is_open() {
             return Ok(false);
         }
@@ -378,6 +388,7 @@ pub async fn reopen(state: &AppState, caller: &Caller, id: ThreadId) -> AppResul
         assign(thread, agent.id);
         thread.closed_at = None;
         thread.last_activity_at = Utc::now();
+        history(tx, thread, HistoryEvent::by(Happened::Reopened, agent))?;
         Ok(true)
     })
     .await
@@ -618,6 +629,7 @@ pub async fn visitor_close(state: &AppState, visitor: VisitorId) -> AppResult<Op
             thread.status = ThreadStatus::Closed;
             thread.closed_at = Some(now);
             thread.updated_at = now;
+            history(tx, &mut thread, HistoryEvent::of(Happened::ClosedByVisitor))?;
             tx.put(&thread)?;
             tx.emit(Event::ThreadUpdated {
                 thread: thread.clone(),
@@ -710,6 +722,7 @@ pub async fn expire_inactive(state: &AppState) -> AppResult<Vec<Thread>> {
                     t.status = ThreadStatus::Expired;
                     t.closed_at = Some(Utc::now());
                     t.updated_at = Utc::now();
+                    history(tx, &mut t, HistoryEvent::of(Happened::Expired))?;
                     tx.put(&t)?;
                     tx.emit(Event::ThreadUpdated { thread: t.clone() });
                     expired.push(t);

@@ -345,7 +345,8 @@ async fn rest_sender(
     }
 }
 
-/// Every message of a thread, oldest first, through the agent API.
+/// Every message of a thread, oldest first, through the agent API,
+/// without the history lines (a reply's claim is one).
 async fn all_messages(
     client: &reqwest::Client,
     server: &Server,
@@ -372,7 +373,10 @@ async fn all_messages(
         out = items;
         match body["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
-            None => return out,
+            None => {
+                out.retain(|m| m.get("event").is_none());
+                return out;
+            }
         }
     }
 }

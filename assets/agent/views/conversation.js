@@ -175,6 +175,7 @@ export class Conversation {
           'div',
           { class: 'conv__sub' },
           h('span', { class: ['status', `status--${th.status}`] }, t(`status.${th.status}`)),
+          !open && th.closedAt ? h('time', { class: 'conv__closed', datetime: th.closedAt, title: fullTime(th.closedAt) }, t('thread.closedAgo', { when: relativeTime(th.closedAt) })) : null,
           h('span', { class: ['conv__holder', mine && 'conv__holder--me'], dataset: { holder: held || '' } }, holder),
           th.subject && !th.members ? h('span', { class: 'conv__subject' }, th.subject) : null,
           th.externalRef ? h('span', { class: 'conv__ref mono' }, `${th.externalRef.type} ${th.externalRef.id}`) : null,
@@ -374,7 +375,15 @@ export class Conversation {
     return `${this.author(m)}: ${text.length > 120 ? `${text.slice(0, 120)}…` : text}`;
   }
 
+  /** A line of the conversation's history: who claimed, transferred, closed… */
+  renderHistory(m) {
+    const e = m.event;
+    const line = t(`history.${e.kind}`, { by: e.by?.name || t('thread.someone'), to: e.to?.name || t('thread.someone') });
+    return h('div', { class: 'msg msg--history', role: 'note', dataset: { id: m.id, event: e.kind } }, line, ' · ', h('time', { datetime: m.createdAt, title: fullTime(m.createdAt) }, clock(m.createdAt)));
+  }
+
   renderMessage(m) {
+    if (m.event) return this.renderHistory(m);
     const pending = m.id.startsWith('pending:');
     const mine = m.senderType === 'agent' && m.senderId === state.me?.id;
     const kind = m.internal ? 'note' : m.senderType;

@@ -1,14 +1,15 @@
 use crate::harness::fixtures::{space_with, visitor, visitor_says};
-use crate::harness::{Owner, TestServer, pluck, text};
+use crate::harness::{Owner, TestServer, spoken, text};
 use futures_util::future::join_all;
 use mychat::spaces::model::SpaceSettings;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// The contents of a page's messages, without the history lines.
 fn contents(page: &Value) -> Vec<String> {
-    pluck(page, "content")
-        .into_iter()
-        .map(str::to_owned)
+    spoken(page)
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -190,7 +191,7 @@ async fn edit_delete_notes_and_replies() {
     assert!(deleted.ok()["deletedAt"].is_string());
     assert_eq!(deleted.body["content"], "");
     let page = server.get(&path, &owner.token).await;
-    let items = page.ok()["items"].as_array().unwrap();
+    let items = spoken(page.ok());
     assert_eq!(items.len(), 3);
     assert_eq!(items[1]["content"], "");
     assert!(items[1]["deletedAt"].is_string());
@@ -215,7 +216,7 @@ async fn editing_after_the_window_is_refused() {
     let page = server
         .get(&format!("/api/v1/threads/{thread}/messages"), &owner.token)
         .await;
-    let mine = page.ok()["items"][1]["id"].as_str().unwrap().to_owned();
+    let mine = spoken(page.ok())[1]["id"].as_str().unwrap().to_owned();
     let r = server
         .patch(
             &format!("/api/v1/messages/{mine}"),
@@ -254,7 +255,7 @@ async fn invalid_messages_are_refused_and_leave_nothing_behind() {
             .is_success()
     );
     let page = server.get(&path, &owner.token).await;
-    assert_eq!(page.ok()["items"].as_array().unwrap().len(), 2);
+    assert_eq!(spoken(page.ok()).len(), 2);
     // A body over the 1 MiB limit is a 413.
     let huge = json!({"content": "x".repeat(1_100_000)});
     let r = server.post(&path, &owner.token, huge).await;
@@ -365,8 +366,8 @@ async fn other_organizations_objects_are_404_on_every_id_route() {
     let page = server
         .get(&format!("/api/v1/threads/{thread}/messages"), &a.token)
         .await;
-    assert_eq!(page.ok()["items"].as_array().unwrap().len(), 2);
-    assert!(page.body["items"][1]["deletedAt"].is_null());
+    assert_eq!(spoken(page.ok()).len(), 2);
+    assert!(spoken(&page.body)[1]["deletedAt"].is_null());
 }
 
 #[tokio::test]

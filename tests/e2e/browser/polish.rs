@@ -404,3 +404,141 @@ async fn canned_responses_fill_their_placeholders_and_empty_states_say_what_to_d
         .await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn history_lines_tell_every_agent_the_same_story_and_visitors_none_of_it() {
+    let (server, owner) = TestServer::with_owner().await;
+    let bea = fixtures::agent(&server, &owner, "Bea", mychat::accounts::model::Role::Admin).await;
+    let me = server.get("/api/v1/auth/me", &owner.token).await;
+    let owner_name = me.ok()["agent"]["displayName"].as_str().unwrap().to_owned();
+    let space = server
+        .post(
+            "/api/v1/chat-spaces",
+            &owner.token,
+            json!({"name": "Shop", "allowedDomains": ["site.test"]}),
+        )
+        .await
+        .ok()
+        .clone();
+    let (visitor, _) = fixtures::visitor_session(
+        &server,
+        &[],
+        json!({"key": space["widgetKey"], "url": "https://site.test/"}),
+    )
+    .await;
+    let r = server
+        .post(
+            "/api/v1/widget/messages",
+            &visitor,
+            json!({"content": "My order is late", "clientMsgId": uuid::Uuid::new_v4().to_string()}),
+        )
+        .await;
+    let thread = r.ok()["message"]["threadId"].as_str().unwrap().to_owned();
+    let path = |action: &str| format!("/api/v1/threads/{thread}/{action}");
+    server
+        .patch(&path("claim"), &owner.token, json!({}))
+        .await
+        .ok();
+
+    // Bea watches the conversation while the rest happens.
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &bea.token, &bea.refresh).await;
+    browser
+        .goto(&server.url(&format!("/app/#/inbox/all/{thread}")))
+        .await;
+    browser
+        .wait_for(
+            "the first history line",
+            "return document.querySelectorAll('.msg--history').length === 1",
+        )
+        .await;
+    server
+        .post(&path("transfer"), &owner.token, json!({"agentId": bea.id}))
+        .await
+        .ok();
+    server
+        .patch(&path("close"), &bea.token, json!({}))
+        .await
+        .ok();
+    server
+        .patch(&path("reopen"), &owner.token, json!({}))
+        .await
+        .ok();
+    server
+        .post("/api/v1/widget/close", &visitor, json!({}))
+        .await
+        .ok();
+
+    let story = [
+        format!("Claimed by {owner_name}"),
+        format!("Transferred from {owner_name} to Bea"),
+        "Closed by Bea".to_owned(),
+        format!("Reopened by {owner_name}"),
+        "Closed by the visitor".to_owned(),
+    ];
+    let lines =
+        "return [...document.querySelectorAll('.msg--history')].map(e => e.firstChild.textContent)";
+    browser
+        .wait_for(
+            "the whole story, live",
+            &format!("const l = (() => {{ {lines} }})(); return l.length === 5 ? l : null"),
+        )
+        .await;
+    assert_eq!(browser.js(lines).await, json!(story));
+    // The header says when it ended.
+    browser
+        .wait_for(
+            "when it was closed",
+            "return document.querySelector('.conv__closed')?.textContent.startsWith('Closed ')",
+        )
+        .await;
+
+    // Stored: the owner reads the same story from the API, after a reload too.
+    let page = server
+        .get(
+            &format!("/api/v1/threads/{thread}/messages?limit=50"),
+            &owner.token,
+        )
+        .await;
+    let kinds: Vec<Value> = page.ok()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.get("event").map(|e| e["kind"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        json!([
+            "claimed",
+            "transferred",
+            "closed",
+            "reopened",
+            "closedByVisitor"
+        ])
+        .as_array()
+        .unwrap()
+        .clone()
+    );
+    browser.goto(&server.url("/healthz")).await;
+    browser
+        .goto(&server.url(&format!("/app/#/inbox/closed/{thread}")))
+        .await;
+    browser
+        .wait_for(
+            "the story after a reload",
+            &format!("const l = (() => {{ {lines} }})(); return l.length === 5"),
+        )
+        .await;
+    assert_eq!(browser.js(lines).await, json!(story));
+
+    // The visitor sees none of it.
+    let theirs = server.get("/api/v1/widget/messages", &visitor).await;
+    let contents: Vec<&str> = theirs.ok()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["My order is late"]);
+    browser.close().await;
+}

@@ -70,6 +70,18 @@ pub async fn text(request: reqwest::RequestBuilder) -> String {
 }
 
 /// The `field` of every item of a list page (`{"items": [...]}`).
+/// A page's messages without the conversation's history lines (claimed,
+/// closed, …: internal system messages with an `event`).
+pub fn spoken(page: &Value) -> Vec<Value> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|m| m.get("event").is_none())
+        .cloned()
+        .collect()
+}
+
 pub fn pluck<'a>(page: &'a Value, field: &str) -> Vec<&'a str> {
     page["items"]
         .as_array()
@@ -352,6 +364,7 @@ impl TestServer {
     }
 
     /// Every message of a thread as agents see it, oldest first.
+    /// Every message of a thread, oldest first, without its history lines.
     pub async fn all_messages(&self, token: &str, thread: &str) -> Vec<Value> {
         let mut out: Vec<Value> = Vec::new();
         let mut cursor: Option<String> = None;
@@ -367,7 +380,10 @@ impl TestServer {
             out = items;
             match body["nextCursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
-                None => return out,
+                None => {
+                    out.retain(|m| m.get("event").is_none());
+                    return out;
+                }
             }
         }
     }
