@@ -39,6 +39,7 @@
       badMail: 'Please enter a valid email address.', check: 'Please check what you entered.',
       slow: 'Too many attempts. Please wait a moment.', large: 'This file is too large.',
       oops: 'Something went wrong. Please try again.',
+      edited: 'edited',
       sure: 'Yes, end the chat', again: 'New conversation', later: 'Not now', transcript: 'Email me this conversation', mailed: 'Sent to your email.',
     },
     pl: {
@@ -62,6 +63,7 @@
       badMail: 'Podaj poprawny adres e-mail.', check: 'Sprawdź wprowadzone dane.',
       slow: 'Zbyt wiele prób. Poczekaj chwilę.', large: 'Ten plik jest za duży.',
       oops: 'Coś poszło nie tak. Spróbuj ponownie.',
+      edited: 'edytowano',
       sure: 'Tak, zakończ czat', again: 'Nowa rozmowa', later: 'Nie teraz', transcript: 'Wyślij mi tę rozmowę e-mailem', mailed: 'Wysłano na Twój e-mail.',
     },
     ru: {
@@ -85,6 +87,7 @@
       badMail: 'Введите правильный адрес e-mail.', check: 'Проверьте введённые данные.',
       slow: 'Слишком много попыток. Подождите немного.', large: 'Этот файл слишком большой.',
       oops: 'Что-то пошло не так. Попробуйте ещё раз.',
+      edited: 'изменено',
       sure: 'Да, завершить чат', again: 'Новый разговор', later: 'Не сейчас', transcript: 'Прислать этот разговор на e-mail', mailed: 'Отправлено на ваш e-mail.',
     },
   };
@@ -175,6 +178,12 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 .stars button{flex:1;height:36px;border:1px solid var(--line);border-radius:8px;background:var(--bg);color:var(--muted);font-size:18px}
 .stars [aria-pressed=true]{background:var(--accent);color:var(--ink)}
 .rate textarea{height:56px}
+.ed{font-style:italic}
+.box{position:absolute;inset:0;z-index:2;display:flex;align-items:center;justify-content:center;border:0;padding:12px;background:rgba(0,0,0,.85)}
+.box img{max-width:100%;max-height:100%}
+.peek{position:fixed;bottom:88px;right:20px;max-width:260px;padding:10px 14px;border:0;border-radius:14px;background:var(--bg);
+ color:var(--fg);box-shadow:var(--shadow);text-align:left;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.left .peek{right:auto;left:20px}
 @media (max-width:480px){
  .panel{top:0;left:0;right:0;bottom:0;width:auto;height:auto;max-width:none;max-height:none;border-radius:0}
  .opened .launcher{display:none}}`;
@@ -318,6 +327,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     const r = (ui = {
       host,
       badge: h('span', { class: 'badge', 'aria-hidden': 'true', hidden: true }),
+      peek: h('button', { type: 'button', class: 'peek', hidden: true, onclick: () => setOpen(true) }),
       title: h('h2', { id: 'mychat-title' }),
       status: h('span'),
       end: h('button', { type: 'button', class: 'end', hidden: true, onclick: endChat, onblur: unsure }, t.end),
@@ -354,7 +364,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
         r.end,
         h('button', { type: 'button', class: 'x', 'aria-label': t.close, onclick: () => setOpen(false) }, icon(CROSS))),
       r.notice, r.log, r.typing, r.rate, r.contact, r.offline, r.compose);
-    r.root = h('div', { class: 'root', lang }, r.launcher, r.panel);
+    r.root = h('div', { class: 'root', lang }, r.peek, r.launcher, r.panel);
     // Keys typed into the chat are not the host page's shortcuts.
     for (const type of ['keydown', 'keyup', 'keypress']) r.panel.addEventListener(type, (e) => e.stopPropagation());
     shadow.append(r.root);
@@ -507,6 +517,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     if (rec && !rec.pending) {
       say(rec, text);
       showFiles(rec, m);
+      edited(rec, m);
       return;
     }
     if (m.threadId !== threadId) {
@@ -528,6 +539,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     }
     rec.m = m;
     showFiles(rec, m);
+    edited(rec, m);
     rec.el.dataset.id = m.id;
     records.set(m.id, rec);
     if (m.clientMsgId && own) records.set(m.clientMsgId, rec);
@@ -548,6 +560,11 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     refresh();
   }
 
+  // "edited" next to the time of a message its agent changed.
+  function edited(rec, m) {
+    if (m.editedAt && !m.deletedAt && !rec.ed) rec.ed = rec.meta.appendChild(h('span', { class: 'ed' }, t.edited));
+  }
+
   function incoming(m) {
     if (st.seen && m.id <= st.seen) return;
     if (historyLoaded) {
@@ -556,6 +573,9 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
         beep();
         flashTitle();
       }
+      // A glimpse of the reply next to the launcher while the panel is closed.
+      ui.peek.textContent = (m.senderName ? m.senderName + ': ' : '') + (m.content || '📎');
+      ui.peek.hidden = isOpen;
     }
     if (!replaying) markRead();
   }
@@ -653,6 +673,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     st.open = open;
     save();
     ui.panel.hidden = !open;
+    ui.peek.hidden = true;
     ui.root.classList.toggle('opened', open);
     ui.launcher.setAttribute('aria-expanded', String(open));
     if (open) {
@@ -685,7 +706,8 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
   function onPanelKey(e) {
     if (e.key === 'Escape') {
       e.preventDefault();
-      setOpen(false);
+      const box = ui.panel.querySelector('.box');
+      box ? box.remove() : setOpen(false);
       return;
     }
     if (e.key !== 'Tab') return;
@@ -1341,10 +1363,16 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     return blobs.get(path);
   }
 
-  // Images open in a new tab; other files are saved under their name.
-  const openFile = (a, tab) =>
+  // Images open in a viewer over the panel (a click or Escape closes it);
+  // other files are saved under their name.
+  const openFile = (a, view) =>
     blob(a.id).then(
-      (url) => h('a', tab ? { href: url, target: '_blank', rel: 'noopener' } : { href: url, download: a.name }).click(),
+      (url) => {
+        if (!view) return h('a', { href: url, download: a.name }).click();
+        const box = h('button', { type: 'button', class: 'box', 'aria-label': t.close + ': ' + a.name, onclick: () => box.remove() }, h('img', { src: url, alt: a.name }));
+        ui.panel.append(box);
+        box.focus();
+      },
       () => {},
     );
 
@@ -1356,7 +1384,15 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     if (a.expired) return h('span', { class: 'file gone' }, h('span', null, a.name), h('small', null, t.expired));
     if (a.thumbnail) {
       const img = h('img', { alt: a.name });
-      blob(a.id + '/thumbnail').then((url) => (img.src = url), () => img.replaceWith(a.name));
+      blob(a.id + '/thumbnail').then(
+        (url) => {
+          // A thumbnail grows the list when it loads: stay at the bottom.
+          const stick = nearBottom();
+          img.onload = () => stick && toBottom();
+          img.src = url;
+        },
+        () => img.replaceWith(a.name),
+      );
       return h('button', { type: 'button', class: 'thumb', title: a.name, onclick: () => openFile(a, 1) }, img);
     }
     return h('button', { type: 'button', class: 'file', onclick: () => openFile(a) }, h('span', null, a.name), h('small', null, size(a.sizeBytes)));

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::harness::browser::{
-    Browser, ROOT, chat_only, click_in_widget, js_str, open_app, open_thread, open_widget, shown,
-    type_in_widget, wait_row, widget_el, widget_site,
+    Browser, ROOT, chat_only, click_in_widget, js_str, open_app, open_thread, open_widget, press,
+    shown, type_in_widget, wait_row, widget_el, widget_site,
 };
 use crate::harness::{Owner, TestServer, WAIT, eventually, fixtures};
 use fantoccini::Locator;
@@ -84,16 +84,6 @@ async fn widget_wait(browser: &Browser, what: &str, body: &str) -> Value {
     browser
         .wait_for(what, &format!("const r = {ROOT}; {body}"))
         .await
-}
-
-/// The window a click opened (the browser has two by then).
-async fn new_window(browser: &Browser) -> fantoccini::wd::WindowHandle {
-    let first = browser.client.window().await.unwrap();
-    eventually(WAIT, "a new window", || async {
-        let windows = browser.client.windows().await.unwrap();
-        windows.into_iter().find(|w| *w != first)
-    })
-    .await
 }
 
 // The agent app.
@@ -177,16 +167,22 @@ async fn a_visitor_attaches_an_image_and_the_agent_sees_and_downloads_it() {
         "the composer is empty again"
     );
 
-    // A click on the thumbnail opens the full image in a new tab.
+    // A click on the thumbnail opens the full image in a viewer over the
+    // panel; Escape closes the viewer, not the chat.
     click_in_widget(&visitor, ".log .msg.out .thumb").await;
-    let tab = new_window(&visitor).await;
-    visitor.client.switch_to_window(tab).await.unwrap();
-    visitor
-        .wait_for(
-            "the full image in its tab",
-            "return location.protocol === 'blob:' && document.querySelector('img')?.naturalWidth === 8",
-        )
-        .await;
+    widget_wait(
+        &visitor,
+        "the full image in the viewer",
+        "const i = r.querySelector('.panel .box img'); return !!i && i.src.startsWith('blob:') && i.naturalWidth === 8 && r.activeElement === r.querySelector('.box')",
+    )
+    .await;
+    press(&visitor, '\u{E00C}').await;
+    widget_wait(
+        &visitor,
+        "the viewer closed, the panel open",
+        "return !r.querySelector('.box') && r.querySelector('.panel').getClientRects().length > 0",
+    )
+    .await;
 
     // The agent sees the thumbnail, fetched with the token as a blob.
     let thread = open_row(&agent, "Here is a photo").await;

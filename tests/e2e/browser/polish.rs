@@ -4,7 +4,7 @@
 //! inbox that never goes back to an older state of a conversation.
 
 use crate::harness::browser::{
-    Browser, ROOT, chat_only, js_str, open_app, open_thread, open_widget, press, shown,
+    Browser, ROOT, chat_only, hidden, js_str, open_app, open_thread, open_widget, press, shown,
     type_in_widget, wait_row,
 };
 use crate::harness::fixtures;
@@ -540,5 +540,53 @@ async fn history_lines_tell_every_agent_the_same_story_and_visitors_none_of_it()
         .map(|m| m["content"].as_str().unwrap())
         .collect();
     assert_eq!(contents, ["My order is late"]);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_reply_shows_beside_the_closed_launcher_and_an_edit_is_marked_for_the_visitor() {
+    let (server, owner) = TestServer::with_owner().await;
+    let (_, site) = super::widget::site(&server, &owner, chat_only(), "").await;
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+    type_in_widget(&browser, ".compose textarea", "Is the shop open?\u{E007}").await;
+    super::widget::wait_message(&browser, "Is the shop open?", "sent").await;
+    let thread = super::widget::the_thread(&server, &owner).await;
+    let thread = thread["id"].as_str().unwrap().to_owned();
+    crate::harness::browser::click_in_widget(&browser, "header .x").await;
+    browser
+        .wait_for("the panel closed", &hidden(".panel"))
+        .await;
+
+    // Closed panel: the reply peeks out next to the launcher.
+    let id =
+        fixtures::agent_message(&server, &owner.token, &thread, "Yes, until 6 pm.", false).await;
+    browser
+        .wait_for(
+            "the preview bubble",
+            &format!("const p = {ROOT}.querySelector('.peek'); return !!p && p.getClientRects().length > 0 && p.textContent.endsWith(': Yes, until 6 pm.')"),
+        )
+        .await;
+    crate::harness::browser::click_in_widget(&browser, ".peek").await;
+    browser.wait_for("the open panel", &shown(".panel")).await;
+    browser.wait_for("the preview gone", &hidden(".peek")).await;
+
+    // The agent corrects the reply: the visitor sees the new text, marked.
+    server
+        .patch(
+            &format!("/api/v1/messages/{id}"),
+            &owner.token,
+            json!({"content": "Yes, until 7 pm."}),
+        )
+        .await
+        .ok();
+    browser
+        .wait_for(
+            "the edited reply",
+            &format!(
+                "const m = {ROOT}.querySelector('.msg[data-id=\"{id}\"]'); return !!m && m.querySelector('.bubble').textContent === 'Yes, until 7 pm.' && m.querySelector('.meta .ed')?.textContent === 'edited'"
+            ),
+        )
+        .await;
     browser.close().await;
 }
