@@ -11,7 +11,7 @@ use crate::harness::browser::{
     Browser, ROOT, chat_only, click_in_widget, js_str, open_app, open_thread, open_widget, press,
     shown, type_in_widget, wait_row, widget_el, widget_site,
 };
-use crate::harness::{Owner, TestServer, WAIT, eventually, fixtures};
+use crate::harness::{Owner, TestServer, fixtures};
 use fantoccini::Locator;
 use mychat::spaces::model::{AttachmentPolicy, ChatSpace, SpaceSettings};
 use serde_json::{Value, json};
