@@ -89,6 +89,7 @@ const en = {
   'inbox.empty.all': 'No open conversations.',
   'inbox.empty.closed': 'No closed conversations.',
   'inbox.unread': 'Unread messages',
+  'inbox.unreadIn': 'Unread messages: {n}',
   'inbox.pick': 'Pick a conversation from the list.',
   'inbox.shortcuts': 'Keys: j / k next and previous, c claim, e close, / canned responses.',
 
@@ -480,6 +481,7 @@ const pl = {
   'inbox.empty.all': 'Brak otwartych rozmów.',
   'inbox.empty.closed': 'Brak zamkniętych rozmów.',
   'inbox.unread': 'Nieprzeczytane wiadomości',
+  'inbox.unreadIn': 'Nieprzeczytane wiadomości: {n}',
   'inbox.pick': 'Wybierz rozmowę z listy.',
   'inbox.shortcuts': 'Klawisze: j / k następna i poprzednia, c przejmij, e zamknij, / gotowe odpowiedzi.',
 
@@ -871,6 +873,7 @@ const ru = {
   'inbox.empty.all': 'Нет открытых разговоров.',
   'inbox.empty.closed': 'Нет закрытых разговоров.',
   'inbox.unread': 'Непрочитанные сообщения',
+  'inbox.unreadIn': 'Непрочитанных сообщений: {n}',
   'inbox.pick': 'Выберите разговор из списка.',
   'inbox.shortcuts': 'Клавиши: j / k — следующий и предыдущий, c — взять, e — закрыть, / — шаблоны ответов.',
 

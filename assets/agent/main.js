@@ -319,6 +319,8 @@ function onFrame(f) {
       emit('message', f.message);
       break;
     case 'message:updated':
+      // An edit or delete of the newest message changes the list's preview.
+      if (f.thread) upsertThread(f.thread);
       emit('message:updated', f.message);
       break;
     case 'visitor:typing':

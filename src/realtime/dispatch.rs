@@ -148,11 +148,16 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             }
         }
         Event::MessageChanged { message, thread } => {
-            let text = frame("message:updated", json!({ "message": message }));
+            // Agents get the thread too: its list preview may have changed.
+            let for_agents = frame(
+                "message:updated",
+                json!({ "message": message, "thread": thread_json(read, &thread) }),
+            );
             hub.publish(
                 Topic::Space(thread.chat_space_id),
-                Delivery::about(text.clone(), &Arc::new(thread.clone())),
+                Delivery::about(for_agents, &Arc::new(thread.clone())),
             );
+            let text = frame("message:updated", json!({ "message": message }));
             if message.visible_to_visitor() {
                 if thread.is_object_bound() {
                     let text = frame(

@@ -109,12 +109,23 @@ export class Inbox {
       back: () => `#/inbox/${this.view}`,
       toggleVisitor: () => this.el.classList.toggle('inbox--visitor'),
       onThread: (thread) => {
+        this.follow(thread);
         if (!this.visitor || this.visitor.visitorId !== thread.visitorId) {
           this.visitor?.destroy();
           this.visitor = new VisitorPanel(this.visitorPane, thread, { view: this.view, close: () => this.el.classList.remove('inbox--visitor') });
         }
       },
     });
+  }
+
+  /**
+   * The open conversation left the list on screen (claimed from Available,
+   * closed from Mine): show the list it is in now, with it still open.
+   */
+  follow(thread) {
+    if (thread.id !== this.threadId || inView(this.view, thread)) return;
+    const next = ['mine', 'available', 'all', 'closed'].find((v) => inView(v, thread));
+    if (next) location.replace(`#/inbox/${next}/${thread.id}`);
   }
 
   /** Reloads the lists the tab counts come from and the one on screen. */
@@ -210,13 +221,14 @@ export class Inbox {
     mount(
       this.tabs,
       VIEWS.map((view) => {
-        const n = view === 'available' ? count(view) : view === 'mine' ? unread(view) : 0;
+        const n = view === 'available' || view === 'mine' ? count(view) : 0;
+        const fresh = view === 'mine' && unread(view);
         return h(
           'a',
           // Switching lists keeps the open conversation open.
           { href: `#/inbox/${view}${this.threadId ? `/${this.threadId}` : ''}`, class: ['tab', view === this.view && 'tab--active'], 'aria-current': view === this.view ? 'page' : null, dataset: { view } },
           t(`inbox.view.${view}`),
-          n ? h('span', { class: ['count', view === 'mine' && 'count--unread'] }, String(n)) : null,
+          n ? h('span', { class: ['count', fresh && 'count--unread'], title: fresh ? t('inbox.unreadIn', { n: fresh }) : null }, String(n)) : null,
         );
       }),
     );

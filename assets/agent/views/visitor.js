@@ -71,6 +71,14 @@ export class VisitorPanel {
         if (!this.editing) this.render();
       }),
       on('resync', () => this.load()),
+      // The visitor's conversations follow live changes, new ones included.
+      on('thread', (th) => {
+        if (th.removed || th.visitorId !== this.visitorId) return;
+        const i = this.threads.findIndex((x) => x.id === th.id);
+        if (i >= 0) this.threads[i] = { ...this.threads[i], ...th };
+        else this.threads.unshift(th);
+        if (this.visitor && !this.editing) this.render();
+      }),
     ];
     mount(root, h('p', { class: 'muted pad' }, t('common.loading')));
     this.load();

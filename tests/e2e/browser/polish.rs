@@ -590,3 +590,102 @@ async fn a_reply_shows_beside_the_closed_launcher_and_an_edit_is_marked_for_the_
         .await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_inbox_follows_a_claim_an_edit_and_a_close_without_going_stale() {
+    let (server, owner) = TestServer::with_owner().await;
+    let space = server
+        .post(
+            "/api/v1/chat-spaces",
+            &owner.token,
+            json!({"name": "Shop", "allowedDomains": ["site.test"]}),
+        )
+        .await
+        .ok()
+        .clone();
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    let thread = visitor_writes(
+        &server,
+        space["widgetKey"].as_str().unwrap(),
+        "Do you ship to Oslo?",
+    )
+    .await;
+    wait_row(&browser, "Do you ship to Oslo?").await;
+    open_thread(&browser, &thread).await;
+    let panel_status =
+        "return document.querySelector('.history__item--current .status')?.textContent";
+    browser.wait_for("the visitor panel", panel_status).await;
+    assert_eq!(browser.js(panel_status).await, "Unassigned");
+
+    // Claimed from Available: the app shows Mine (counted), the thread
+    // still open, and the visitor panel says Active.
+    click(&browser, "[data-action=claim]").await;
+    browser
+        .wait_for(
+            "the Mine list",
+            &format!("return location.hash === '#/inbox/mine/{thread}' && document.querySelector('.tab--active')?.dataset.view === 'mine'"),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the Mine count",
+            "return document.querySelector('.tab[data-view=mine] .count')?.textContent === '1'",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the panel's status",
+            &format!("{panel_status} === 'Active'"),
+        )
+        .await;
+
+    // The newest message edited: the list's preview follows.
+    let id = fixtures::agent_message(&server, &owner.token, &thread, "Yes, in 3 days", false).await;
+    let preview = format!(
+        "return document.querySelector('.thread-list .row[data-id=\"{thread}\"] .row__preview')?.textContent"
+    );
+    browser
+        .wait_for(
+            "the reply's preview",
+            &format!("{preview} === '↩ Yes, in 3 days'"),
+        )
+        .await;
+    server
+        .patch(
+            &format!("/api/v1/messages/{id}"),
+            &owner.token,
+            json!({"content": "Yes, in 2 days"}),
+        )
+        .await
+        .ok();
+    browser
+        .wait_for(
+            "the edited preview",
+            &format!("{preview} === '↩ Yes, in 2 days'"),
+        )
+        .await;
+
+    // Closed elsewhere: the app shows Closed, and so does the panel.
+    server
+        .patch(
+            &format!("/api/v1/threads/{thread}/close"),
+            &owner.token,
+            json!({}),
+        )
+        .await
+        .ok();
+    browser
+        .wait_for(
+            "the Closed list",
+            &format!("return location.hash === '#/inbox/closed/{thread}'"),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the panel's status",
+            &format!("{panel_status} === 'Closed'"),
+        )
+        .await;
+    browser.close().await;
+}
