@@ -117,6 +117,14 @@ async function withLock(fn) {
 }
 
 async function doRefresh() {
+  // A password change ends the old tokens and answers with new ones: a
+  // refresh meanwhile (the socket is closed at once) waits for those, and
+  // never presents the old refresh token.
+  if (renewing) {
+    const before = session;
+    await renewing.catch(() => {});
+    if (session && session !== before) return session;
+  }
   const mine = session;
   // Another tab may have rotated the token while this one waited.
   const stored = load();
@@ -147,6 +155,17 @@ async function doRefresh() {
   if (!resp.ok) throw new ApiError(resp.status, 'refresh_failed', 'refresh failed');
   setSession(await resp.json());
   return session;
+}
+
+let renewing = null;
+/** POSTs a request that answers with a new session (a password change) and keeps it. */
+export function renewSession(path, body) {
+  renewing = api('POST', path, body)
+    .then((s) => setSession(s))
+    .finally(() => {
+      renewing = null;
+    });
+  return renewing;
 }
 
 /** An access token that is valid for at least a little while. */

@@ -13,6 +13,7 @@ import { Admin } from './views/admin.js';
 import { Inbox } from './views/inbox.js';
 import { renderInvite, renderLogin, renderRegister, renderSignedOut } from './views/login.js';
 import { prefsMenu } from './views/prefs.js';
+import { Profile } from './views/profile.js';
 
 const root = document.getElementById('app');
 const APP_NAME = 'My-Chat';
@@ -61,6 +62,7 @@ async function route() {
   }
   if (first === 'admin' && isAdmin()) show(Admin, { page: second, id: third });
   else if (first === 'inbox') show(Inbox, { view: second, threadId: third });
+  else if (first === 'profile') show(Profile, {});
   else location.replace('#/inbox/available');
 }
 
@@ -188,7 +190,7 @@ function buildShell() {
           presence,
           alerts,
           languagePicker(),
-          h('span', { class: 'me', title: state.me?.email }, state.me?.displayName),
+          h('a', { class: 'me', href: '#/profile', title: `${t('profile.title')} (${state.me?.email})` }, state.me?.displayName),
           h('button', { type: 'button', class: 'btn btn--ghost btn--sm', dataset: { action: 'logout' }, title: t('auth.logout'), onclick: logout }, icon('logout'), h('span', { class: 'hide-phone' }, t('auth.logout'))),
         ),
       ),

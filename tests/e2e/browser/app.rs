@@ -437,17 +437,23 @@ async fn a_visitor_message_appears_live_and_is_claimed_answered_and_closed() {
         "notes never reach the visitor"
     );
 
-    // Close: out of Mine, into Closed.
+    // Close: the app follows the thread out of Mine, into Closed.
     click(&browser, "[data-action=close]").await;
     wait_text(&browser, ".conv__sub .status", "Closed").await;
     browser
         .wait_for(
-            "the thread to leave Mine",
-            &format!("return !document.querySelector('{row_sel}')"),
+            "the Closed list",
+            &format!("return location.hash === '#/inbox/closed/{thread}'"),
         )
         .await;
-    click(&browser, ".tab[data-view=closed]").await;
     wait_row(&browser, "Where is my order #42?").await;
+    click(&browser, ".tab[data-view=mine]").await;
+    browser
+        .wait_for(
+            "the thread to have left Mine",
+            &format!("return document.querySelector('.tab--active')?.dataset.view === 'mine' && !document.querySelector('{row_sel}')"),
+        )
+        .await;
     let stored = server
         .get(&format!("/api/v1/threads/{thread}"), &owner.token)
         .await;

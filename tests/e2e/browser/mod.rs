@@ -6,6 +6,7 @@ mod attachments;
 mod embed;
 mod identity;
 mod polish;
+mod screenshots;
 mod smoke;
 mod widget;
 mod widget_api;

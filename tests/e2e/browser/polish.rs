@@ -689,3 +689,84 @@ async fn the_inbox_follows_a_claim_an_edit_and_a_close_without_going_stale() {
         .await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_agent_renames_itself_and_changes_its_password_on_its_profile_page() {
+    let (server, owner) = TestServer::with_owner().await;
+    let bea = fixtures::agent(&server, &owner, "Bea", mychat::accounts::model::Role::Agent).await;
+    let browser = Browser::start_sized(390, 844).await;
+    open_app(&server, &browser, &bea.token, &bea.refresh).await;
+    click(&browser, "a.me").await;
+    browser
+        .wait_for(
+            "the profile page",
+            "return document.body.dataset.screen === 'profile'",
+        )
+        .await;
+
+    // The new name is the one the app, colleagues and visitors see.
+    browser
+        .js("document.querySelector('form[data-form=profile-name] input[name=displayName]').value = ''; return true;")
+        .await;
+    type_into(
+        &browser,
+        "form[data-form=profile-name] input[name=displayName]",
+        "Beatrice",
+    )
+    .await;
+    click(&browser, "form[data-form=profile-name] button[type=submit]").await;
+    browser
+        .wait_for(
+            "the new name in the top bar",
+            "return document.querySelector('.topbar .me').textContent === 'Beatrice'",
+        )
+        .await;
+    let me = server.get("/api/v1/auth/me", &bea.token).await;
+    assert_eq!(me.ok()["agent"]["displayName"], "Beatrice");
+
+    // A wrong current password is refused; the right one changes it.
+    let form = "form[data-form=profile-password]";
+    type_into(
+        &browser,
+        &format!("{form} input[name=currentPassword]"),
+        "not my password",
+    )
+    .await;
+    type_into(
+        &browser,
+        &format!("{form} input[name=newPassword]"),
+        "a new password 2",
+    )
+    .await;
+    click(&browser, &format!("{form} button[type=submit]")).await;
+    browser
+        .wait_for(
+            "the refusal",
+            &format!("return document.querySelector('{form} .form-status--error') !== null"),
+        )
+        .await;
+    browser
+        .js(&format!(
+            "document.querySelector('{form} input[name=currentPassword]').value = ''; return true;"
+        ))
+        .await;
+    type_into(
+        &browser,
+        &format!("{form} input[name=currentPassword]"),
+        "agent password 1",
+    )
+    .await;
+    click(&browser, &format!("{form} button[type=submit]")).await;
+    browser
+        .wait_for(
+            "the change",
+            &format!("return document.querySelector('{form} .form-status--ok')?.textContent === 'Password changed.'"),
+        )
+        .await;
+    let email = me.ok()["agent"]["email"].as_str().unwrap().to_owned();
+    assert_eq!(server.login(&email, "a new password 2").await.status, 200);
+    // This browser stays signed in with its fresh tokens.
+    browser.goto(&server.url("/app/#/inbox/available")).await;
+    crate::harness::browser::wait_live(&browser).await;
+    browser.close().await;
+}

@@ -1,0 +1,70 @@
+// The signed-in agent's own page: the name visitors and colleagues see,
+// the password, and the app's language. (Notification settings are in the
+// top bar's menu.)
+
+import { patch, renewSession } from '../api.js';
+import { field, h, mount } from '../dom.js';
+import { languagePicker, t } from '../i18n.js';
+import { emit, state } from '../store.js';
+import { statusLine } from './status-line.js';
+
+export class Profile {
+  constructor(root) {
+    this.root = root;
+    document.body.dataset.screen = 'profile';
+    this.render();
+  }
+
+  update() {}
+
+  destroy() {}
+
+  render() {
+    mount(this.root, h('div', { class: 'admin' }, h('div', { class: 'admin__body profile' }, h('h1', {}, t('profile.title')), this.nameForm(), this.passwordForm(), this.languageField())));
+  }
+
+  nameForm() {
+    const name = h('input', { class: 'input', name: 'displayName', required: true, maxlength: 100, value: state.me?.displayName || '' });
+    const status = statusLine();
+    const form = h('form', { class: 'card', dataset: { form: 'profile-name' } }, h('h2', {}, t('profile.name')), field(t('profile.nameLabel'), name, t('profile.nameHint')), h('div', { class: 'row-buttons' }, h('button', { type: 'submit', class: 'btn btn--primary' }, t('common.save')), status.el));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      try {
+        const agent = await patch(`/agents/${state.me.id}`, { displayName: name.value.trim() });
+        state.me = { ...state.me, displayName: agent.displayName };
+        const mine = state.agents.find((a) => a.id === agent.id);
+        if (mine) mine.displayName = agent.displayName;
+        for (const el of document.querySelectorAll('.topbar .me')) el.textContent = agent.displayName;
+        emit('agents');
+        status.ok(t('common.saved'));
+      } catch (err) {
+        status.error(err);
+      }
+    });
+    return form;
+  }
+
+  passwordForm() {
+    const current = h('input', { class: 'input', name: 'currentPassword', type: 'password', required: true, autocomplete: 'current-password' });
+    const next = h('input', { class: 'input', name: 'newPassword', type: 'password', required: true, minlength: 8, autocomplete: 'new-password' });
+    const status = statusLine();
+    const form = h('form', { class: 'card', dataset: { form: 'profile-password' } }, h('h2', {}, t('profile.password')), field(t('profile.current'), current), field(t('profile.new'), next, t('profile.newHint')), h('div', { class: 'row-buttons' }, h('button', { type: 'submit', class: 'btn btn--primary' }, t('profile.change')), status.el));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      try {
+        // Every other session ends; this one continues with fresh tokens.
+        await renewSession('/auth/password', { currentPassword: current.value, newPassword: next.value });
+        current.value = '';
+        next.value = '';
+        status.ok(t('profile.changed'));
+      } catch (err) {
+        status.error(err);
+      }
+    });
+    return form;
+  }
+
+  languageField() {
+    return h('section', { class: 'card' }, h('h2', {}, t('profile.language')), languagePicker());
+  }
+}
