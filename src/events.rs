@@ -30,6 +30,8 @@ pub enum Event {
     WidgetsEnded { space: SpaceId },
     /// An agent's spaces or teams changed: its open sockets follow at once.
     AgentAccessChanged { agent: Agent },
+    /// An agent switched away or back: visitors' presence follows.
+    AgentAway { agent: Agent },
     /// A member became a participant of an object-bound thread (added by
     /// the integrator, or joined). `thread` is the thread after it.
     ParticipantJoined { thread: Thread, member: Member },
@@ -66,6 +68,7 @@ impl Event {
             | Event::ThreadTransferred { thread, .. } => Some(thread.id),
             Event::AgentRevoked { .. }
             | Event::AgentAccessChanged { .. }
+            | Event::AgentAway { .. }
             | Event::WidgetsEnded { .. }
             | Event::SigningKeyRevoked { .. } => None,
         }

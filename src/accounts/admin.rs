@@ -174,6 +174,7 @@ struct PatchAgentBody {
     space_ids: Option<Option<Vec<SpaceId>>>,
     disabled: Option<bool>,
     notify: Option<NotifyPrefs>,
+    away: Option<bool>,
 }
 
 /// Open to every agent because an agent may rename themselves;
@@ -192,6 +193,7 @@ async fn patch_agent(
         body.space_ids,
         body.disabled,
         body.notify,
+        body.away,
     )?;
     let agent = people::update_agent(
         &state,

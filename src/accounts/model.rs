@@ -51,6 +51,10 @@ pub struct Agent {
     /// access token carries it, and a token with an older one is refused.
     #[serde(default)]
     pub token_version: u64,
+    /// The agent's own "away" switch: connected, but not counted as online
+    /// for visitors (the widget's presence, its offline form).
+    #[serde(default)]
+    pub away: bool,
 }
 
 /// An agent as clients see it.
@@ -72,6 +76,9 @@ pub struct AgentView {
     /// True until the agent has set a password through an invite link.
     pub invite_pending: bool,
     pub notify: NotifyPrefs,
+    /// Switched away by the agent: not online for visitors.
+    #[serde(default)]
+    pub away: bool,
 }
 
 /// Which threads an agent is told about when it is not looking.
@@ -132,6 +139,7 @@ impl Agent {
             disabled: self.disabled,
             invite_pending: self.password_hash.is_empty(),
             notify: self.notify,
+            away: self.away,
         }
     }
 }

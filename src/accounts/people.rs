@@ -52,6 +52,8 @@ pub struct AgentChange {
     pub disabled: Option<bool>,
     /// An agent's own choice; admins may set it too.
     pub notify: Option<NotifyPrefs>,
+    /// The agent's away switch (its own choice, like `notify`).
+    pub away: Option<bool>,
 }
 
 /// The ids without repeats, in their first order, at most `max` of them.
@@ -76,6 +78,7 @@ impl AgentChange {
         space_ids: Option<Option<Vec<SpaceId>>>,
         disabled: Option<bool>,
         notify: Option<NotifyPrefs>,
+        away: Option<bool>,
     ) -> AppResult<AgentChange> {
         let display_name = display_name
             .map(|n| crate::validate::name("displayName", n, MAX_NAME))
@@ -102,6 +105,7 @@ impl AgentChange {
             space_ids,
             disabled,
             notify,
+            away,
         })
     }
 
@@ -170,6 +174,9 @@ pub fn apply_change(actor: Actor, target: &mut Agent, change: &AgentChange) -> A
     }
     if let Some(n) = change.notify {
         target.notify = n;
+    }
+    if let Some(away) = change.away {
+        target.away = away;
     }
     if let Some(role) = new_role {
         target.role = role;
@@ -332,6 +339,11 @@ pub async fn update_agent(
             ];
             for (_, action) in changes.iter().filter(|(changed, _)| *changed) {
                 audit::record(tx, actor.org, &who, action, target("agent", id))?;
+            }
+            if agent.away != before.away {
+                tx.emit(Event::AgentAway {
+                    agent: agent.clone(),
+                });
             }
             if revoked {
                 tx.emit(Event::AgentRevoked { agent: agent.id });
@@ -518,6 +530,7 @@ mod tests {
             created_at: Utc::now(),
             disabled: false,
             token_version: 0,
+            away: false,
         }
     }
 

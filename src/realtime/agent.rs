@@ -21,7 +21,7 @@ use crate::messages::send::{self, NewMessage};
 use crate::realtime::driver::{self, SentLog, Session, Stored};
 use crate::realtime::hub::{Connection, Delivery, SharedAccess, Topic};
 use crate::realtime::protocol::{self, AgentIn, frame};
-use crate::realtime::{self as rt, replay};
+use crate::realtime::{self as rt, presence, replay};
 use crate::state::AppState;
 use crate::store::{ReadTx, Reader};
 use crate::threads::rules::visible_thread;
@@ -139,6 +139,7 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<(Caller, i64
         tokio::time::sleep(Duration::from_secs(left.max(0) as u64)).await;
         closer.close(rt::CLOSE_REVOKED, "access token expired");
     });
+    state.hub.set_away(caller.id(), caller.agent.away);
     let first_socket = state.hub.agent_online(caller.org(), caller.id());
     let mut me = AgentSocket {
         state: state.clone(),
@@ -150,17 +151,17 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<(Caller, i64
     };
     let ready = frame(
         "ready",
-        json!({ "agent": me.caller.agent.view(true), "agentsOnline": me.presence_list() }),
+        json!({ "agent": me.caller.agent.view(true), "agentsOnline": presence::list(&state, me.caller.org()) }),
     );
     if first_socket {
-        me.announce_presence(true);
+        presence::announce(&state, me.caller.org());
     }
     if rt::send_text(&mut socket, &ready).await {
         driver::drive(&mut socket, &mut conn, &mut me).await;
     }
     expiry.abort();
     if state.hub.agent_offline(me.caller.org(), me.caller.id()) {
-        me.announce_presence(false);
+        presence::announce(&state, me.caller.org());
     }
 }
 
@@ -209,44 +210,6 @@ impl Session for AgentSocket {
 }
 
 impl AgentSocket {
-    fn presence_list(&self) -> serde_json::Value {
-        let online = self.state.hub.online_agents(self.caller.org());
-        let read = self.state.store.read();
-        let list: Vec<_> = online
-            .into_iter()
-            .map(|id| {
-                let name = read
-                    .as_ref()
-                    .ok()
-                    .and_then(|r| r.agent(id).ok().flatten())
-                    .map(|a| a.display_name);
-                json!({ "id": id, "displayName": name })
-            })
-            .collect();
-        json!(list)
-    }
-
-    /// Tells the organization's agents who is online, and the widgets of
-    /// its spaces whether anyone is.
-    fn announce_presence(&self, _came_online: bool) {
-        let org = self.caller.org();
-        let text = frame("agents:presence", json!({ "online": self.presence_list() }));
-        self.state
-            .hub
-            .publish(Topic::Org(org), Delivery::frame(text));
-        let any = self.state.hub.any_agent_online(org);
-        let status = frame("agents:status", json!({ "online": any }));
-        if let Ok(read) = self.state.store.read()
-            && let Ok(spaces) = read.spaces_of_org(org)
-        {
-            for s in spaces {
-                self.state
-                    .hub
-                    .publish(Topic::SpaceWidgets(s.id), Delivery::frame(status.clone()));
-            }
-        }
-    }
-
     async fn answer(&mut self, text: &str, conn: &mut Connection) -> Vec<String> {
         let parsed: AgentIn = match protocol::parse(text) {
             Ok(f) => f,

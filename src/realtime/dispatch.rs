@@ -248,6 +248,10 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                 Delivery::Close(crate::realtime::CLOSE_REVOKED, "chat space closed"),
             );
         }
+        Event::AgentAway { agent } => {
+            state.hub.set_away(agent.id, agent.away);
+            crate::realtime::presence::announce(state, agent.organization_id);
+        }
         Event::AgentAccessChanged { agent } => {
             hub.update_access(agent.id, &Access::of(&agent));
             // The app reloads its lists: threads may have come or gone.

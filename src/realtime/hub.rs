@@ -131,6 +131,9 @@ pub struct Hub {
     connections: AtomicUsize,
     /// Online agents per organization, with their socket counts.
     presence: Mutex<HashMap<OrgId, HashMap<AgentId, usize>>>,
+    /// Agents that switched themselves away: connected, not online for
+    /// visitors. Locked after `presence` when both are needed.
+    away: Mutex<std::collections::HashSet<AgentId>>,
     closing: AtomicBool,
     /// The close every socket gets once the hub is closing, including
     /// sockets that subscribe after [`Hub::close_all`] went through them.
@@ -283,9 +286,27 @@ impl Hub {
         p.get(&org).is_some_and(|a| a.contains_key(&agent))
     }
 
+    /// Whether visitors of the organization find someone online: an agent
+    /// with a live socket who is not away.
     pub fn any_agent_online(&self, org: OrgId) -> bool {
         let p = self.presence.lock().expect("presence lock");
-        p.get(&org).is_some_and(|a| !a.is_empty())
+        let away = self.away.lock().expect("away lock");
+        p.get(&org)
+            .is_some_and(|a| a.keys().any(|agent| !away.contains(agent)))
+    }
+
+    /// Records an agent's away switch (as stored, at connect and on change).
+    pub fn set_away(&self, agent: AgentId, away: bool) {
+        let mut set = self.away.lock().expect("away lock");
+        if away {
+            set.insert(agent);
+        } else {
+            set.remove(&agent);
+        }
+    }
+
+    pub fn is_away(&self, agent: AgentId) -> bool {
+        self.away.lock().expect("away lock").contains(&agent)
     }
 
     /// Tells every socket to close with `code` and waits until they have,

@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod driver;
 pub mod hub;
 pub mod member;
+pub mod presence;
 pub mod protocol;
 pub mod replay;
 pub mod slots;

@@ -12,7 +12,16 @@ export function presenceList() {
     h(
       'ul',
       { class: 'presence__list' },
-      online.map((a) => h('li', { class: 'presence__agent', dataset: { id: a.id } }, h('span', { class: 'dot dot--online', 'aria-hidden': 'true' }), a.displayName || t('thread.someone'), a.id === state.me?.id ? ` (${t('thread.you')})` : '')),
+      online.map((a) =>
+        h(
+          'li',
+          { class: ['presence__agent', a.away && 'presence__agent--away'], dataset: { id: a.id } },
+          h('span', { class: ['dot', a.away ? 'dot--away' : 'dot--online'], 'aria-hidden': 'true' }),
+          a.displayName || t('thread.someone'),
+          a.id === state.me?.id ? ` (${t('thread.you')})` : '',
+          a.away ? ` · ${t('presence.away')}` : '',
+        ),
+      ),
     ),
   ];
 }

@@ -20,7 +20,7 @@ export class Profile {
   destroy() {}
 
   render() {
-    mount(this.root, h('div', { class: 'admin' }, h('div', { class: 'admin__body profile' }, h('h1', {}, t('profile.title')), this.nameForm(), this.passwordForm(), this.languageField())));
+    mount(this.root, h('div', { class: 'admin' }, h('div', { class: 'admin__body profile' }, h('h1', {}, t('profile.title')), this.awayField(), this.nameForm(), this.passwordForm(), this.languageField())));
   }
 
   nameForm() {
@@ -62,6 +62,23 @@ export class Profile {
       }
     });
     return form;
+  }
+
+  /** Away: connected, but visitors see nobody online unless a colleague is. */
+  awayField() {
+    const box = h('input', { type: 'checkbox', name: 'away', checked: !!state.me?.away });
+    const status = statusLine();
+    box.addEventListener('change', async () => {
+      try {
+        const agent = await patch(`/agents/${state.me.id}`, { away: box.checked });
+        state.me = { ...state.me, away: agent.away };
+        status.ok(agent.away ? t('profile.awayOn') : t('profile.awayOff'));
+      } catch (err) {
+        box.checked = !box.checked;
+        status.error(err);
+      }
+    });
+    return h('section', { class: 'card', dataset: { form: 'profile-away' } }, h('h2', {}, t('profile.availability')), h('label', { class: 'check' }, box, ' ', t('profile.away')), h('p', { class: 'muted' }, t('profile.awayHint')), status.el);
   }
 
   languageField() {

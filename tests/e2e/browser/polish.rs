@@ -770,3 +770,44 @@ async fn an_agent_renames_itself_and_changes_its_password_on_its_profile_page() 
     crate::harness::browser::wait_live(&browser).await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_agent_switching_away_on_its_profile_is_offline_for_the_widget() {
+    let (server, owner) = TestServer::with_owner().await;
+    let (_, site) = super::widget::site(&server, &owner, SpaceSettings::default(), "").await;
+    // The agent's app, connected.
+    let app = Browser::start().await;
+    open_app(&server, &app, &owner.token, &owner.refresh).await;
+    // The visitor sees someone online.
+    let widget = Browser::start_sized(390, 844).await;
+    open_widget(&widget, &site).await;
+    let status = format!("return {ROOT}.querySelector('.status').textContent");
+    widget
+        .wait_for("online", &format!("{status} === 'We are online'"))
+        .await;
+
+    // Away: still connected, but the widget says so and offers the form.
+    app.goto(&server.url("/app/#/profile")).await;
+    click(&app, "[data-form=profile-away] input[name=away]").await;
+    widget
+        .wait_for("away", &format!("{status} === 'We reply by email'"))
+        .await;
+    widget
+        .wait_for("the offline form", &shown("form.offline"))
+        .await;
+    app.wait_for(
+        "the away mark in the app",
+        "return document.querySelector('[data-form=profile-away] .form-status--ok')?.textContent === 'You are away.'",
+    )
+    .await;
+    let me = server.get("/api/v1/auth/me", &owner.token).await;
+    assert_eq!(me.ok()["agent"]["away"], true);
+
+    // Back: online again, live.
+    click(&app, "[data-form=profile-away] input[name=away]").await;
+    widget
+        .wait_for("online again", &format!("{status} === 'We are online'"))
+        .await;
+    app.close().await;
+    widget.close().await;
+}

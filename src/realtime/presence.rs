@@ -1,0 +1,48 @@
+//! Who is online, told to those who care: the organization's agents get
+//! the list (with each one's away switch), the widgets of its spaces
+//! whether anyone is there for visitors. Sent when an agent's first socket
+//! opens or its last closes, and when an agent switches away or back.
+
+use serde_json::json;
+
+use crate::ids::OrgId;
+use crate::realtime::hub::{Delivery, Topic};
+use crate::realtime::protocol::frame;
+use crate::state::AppState;
+use crate::store::Reader;
+
+/// The organization's online agents: `[{id, displayName, away}]`.
+pub fn list(state: &AppState, org: OrgId) -> serde_json::Value {
+    let online = state.hub.online_agents(org);
+    let read = state.store.read();
+    let list: Vec<_> = online
+        .into_iter()
+        .map(|id| {
+            let name = read
+                .as_ref()
+                .ok()
+                .and_then(|r| r.agent(id).ok().flatten())
+                .map(|a| a.display_name);
+            json!({ "id": id, "displayName": name, "away": state.hub.is_away(id) })
+        })
+        .collect();
+    json!(list)
+}
+
+/// Tells the organization's agents who is online, and the widgets of its
+/// spaces whether anyone is.
+pub fn announce(state: &AppState, org: OrgId) {
+    let text = frame("agents:presence", json!({ "online": list(state, org) }));
+    state.hub.publish(Topic::Org(org), Delivery::frame(text));
+    let any = state.hub.any_agent_online(org);
+    let status = frame("agents:status", json!({ "online": any }));
+    if let Ok(read) = state.store.read()
+        && let Ok(spaces) = read.spaces_of_org(org)
+    {
+        for s in spaces {
+            state
+                .hub
+                .publish(Topic::SpaceWidgets(s.id), Delivery::frame(status.clone()));
+        }
+    }
+}
