@@ -811,3 +811,28 @@ async fn an_agent_switching_away_on_its_profile_is_offline_for_the_widget() {
     app.close().await;
     widget.close().await;
 }
+
+#[tokio::test]
+async fn with_notifications_blocked_the_app_says_so_instead_of_offering_them() {
+    let (server, owner) = TestServer::with_owner().await;
+    let browser = Browser::start_blocking_notifications().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    assert_eq!(browser.js("return Notification.permission").await, "denied");
+    let said = browser
+        .wait_for(
+            "the blocked note",
+            "return document.querySelector('.alerts__blocked')?.textContent",
+        )
+        .await;
+    assert_eq!(said, "Notifications blocked");
+    let offered = browser
+        .js("return [...document.querySelectorAll('.alerts button')].some(b => b.textContent.includes('Enable notifications'))")
+        .await;
+    assert_eq!(offered, false);
+    // The sound toggle is a pressed/unpressed speaker.
+    let sound = browser
+        .js("const b = document.querySelector('[data-action=sound]'); return [b.getAttribute('aria-pressed'), b.getAttribute('aria-label')]")
+        .await;
+    assert_eq!(sound, json!(["true", "Sound on new threads and messages"]));
+    browser.close().await;
+}

@@ -27,6 +27,16 @@ impl Browser {
 
     /// A browser whose window is `width` × `height` CSS pixels.
     pub async fn start_sized(width: u32, height: u32) -> Browser {
+        Self::start_with(width, height, json!({})).await
+    }
+
+    /// A browser whose settings block notifications for every site.
+    pub async fn start_blocking_notifications() -> Browser {
+        let prefs = json!({"profile.default_content_setting_values.notifications": 2});
+        Self::start_with(1280, 900, prefs).await
+    }
+
+    async fn start_with(width: u32, height: u32, prefs: Value) -> Browser {
         // WebDriver's client links two rustls providers; pick one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
@@ -48,7 +58,8 @@ impl Browser {
                     "--autoplay-policy=no-user-gesture-required",
                     format!("--window-size={width},{height}"),
                     format!("--user-data-dir={}", profile.display()),
-                ]
+                ],
+                "prefs": prefs,
             }
         });
         let mut caps = match caps {
