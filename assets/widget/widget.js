@@ -39,7 +39,7 @@
       badMail: 'Please enter a valid email address.', check: 'Please check what you entered.',
       slow: 'Too many attempts. Please wait a moment.', large: 'This file is too large.',
       oops: 'Something went wrong. Please try again.',
-      edited: 'edited',
+      edited: 'edited', within: 'we usually reply within {} min',
       sure: 'Yes, end the chat', again: 'New conversation', later: 'Not now', transcript: 'Email me this conversation', mailed: 'Sent to your email.',
     },
     pl: {
@@ -63,7 +63,7 @@
       badMail: 'Podaj poprawny adres e-mail.', check: 'Sprawdź wprowadzone dane.',
       slow: 'Zbyt wiele prób. Poczekaj chwilę.', large: 'Ten plik jest za duży.',
       oops: 'Coś poszło nie tak. Spróbuj ponownie.',
-      edited: 'edytowano',
+      edited: 'edytowano', within: 'zwykle odpowiadamy w ciągu {} min',
       sure: 'Tak, zakończ czat', again: 'Nowa rozmowa', later: 'Nie teraz', transcript: 'Wyślij mi tę rozmowę e-mailem', mailed: 'Wysłano na Twój e-mail.',
     },
     ru: {
@@ -87,7 +87,7 @@
       badMail: 'Введите правильный адрес e-mail.', check: 'Проверьте введённые данные.',
       slow: 'Слишком много попыток. Подождите немного.', large: 'Этот файл слишком большой.',
       oops: 'Что-то пошло не так. Попробуйте ещё раз.',
-      edited: 'изменено',
+      edited: 'изменено', within: 'обычно отвечаем за {} мин',
       sure: 'Да, завершить чат', again: 'Новый разговор', later: 'Не сейчас', transcript: 'Прислать этот разговор на e-mail', mailed: 'Отправлено на ваш e-mail.',
     },
   };
@@ -642,7 +642,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     if (!ui) return;
     const on = reachable();
     ui.root.classList.toggle('on', on);
-    ui.status.textContent = on ? t.online : t.away;
+    ui.status.textContent = on ? t.online + (cfg.replyMinutes ? ' · ' + fill(t.within, cfg.replyMinutes) : '') : t.away;
     const offline = cfg.offlineMessages && !on && !offlineSent && !(talking() && records.size);
     const need = cfg.requireVisitorData;
     const wrote = [...records.values()].some((r) => !r.m || r.m.senderType === 'visitor');

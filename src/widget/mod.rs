@@ -5,4 +5,5 @@
 pub mod cors;
 pub mod http;
 pub mod identity;
+pub mod reply_time;
 pub mod service;

@@ -50,6 +50,9 @@ pub struct WidgetConfig {
     pub csat: bool,
     /// `required`: only visitors verified through `/widget/identify` may send.
     pub identity_verification: IdentityVerification,
+    /// "Usually replies within N min", from the space's recent answers;
+    /// null until enough conversations were answered.
+    pub reply_minutes: Option<u32>,
 }
 
 /// A thread as the visitor may see it: which one, and whether it is over.
@@ -84,9 +87,12 @@ fn space_for_key<R: Reader + ?Sized>(
 }
 
 pub fn config(state: &AppState, key: &str, origin: Option<&str>) -> AppResult<WidgetConfig> {
-    let space = space_for_key(&state.store.read()?, key, origin)?;
+    let read = state.store.read()?;
+    let space = space_for_key(&read, key, origin)?;
+    let reply_minutes = crate::widget::reply_time::minutes(&read, space.id);
     let s = space.settings;
     Ok(WidgetConfig {
+        reply_minutes,
         chat_space_id: space.id,
         open: s.is_open(Utc::now()),
         // Presence from the hub: agents with a live socket.

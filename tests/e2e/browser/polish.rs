@@ -836,3 +836,46 @@ async fn with_notifications_blocked_the_app_says_so_instead_of_offering_them() {
     assert_eq!(sound, json!(["true", "Sound on new threads and messages"]));
     browser.close().await;
 }
+
+/// `n` visitors of the space each write once and get an answer.
+async fn answered(server: &TestServer, token: &str, key: &str, n: usize) {
+    for i in 0..n {
+        let thread = visitor_writes(server, key, &format!("Question {i}")).await;
+        fixtures::agent_message(server, token, &thread, "Answer", false).await;
+    }
+}
+
+#[tokio::test]
+async fn the_widget_says_how_soon_the_team_usually_replies() {
+    let (server, owner) = TestServer::with_owner().await;
+    // Two answered conversations say nothing yet.
+    let few = fixtures::space_with(&server, &owner, "Few", &[], SpaceSettings::default()).await;
+    answered(&server, &owner.token, &few.widget_key, 2).await;
+    let config = server
+        .get(&format!("/api/v1/widget/config?key={}", few.widget_key), "")
+        .await;
+    assert!(config.ok()["replyMinutes"].is_null(), "{}", config.body);
+
+    // Three answered within seconds: "within 1 min", in the widget's header.
+    let (space, site) = super::widget::site(&server, &owner, chat_only(), "").await;
+    answered(&server, &owner.token, &space.widget_key, 3).await;
+    let config = server
+        .get(
+            &format!("/api/v1/widget/config?key={}", space.widget_key),
+            "",
+        )
+        .await;
+    assert_eq!(config.ok()["replyMinutes"], 1);
+    let app = Browser::start().await;
+    open_app(&server, &app, &owner.token, &owner.refresh).await;
+    let widget = Browser::start_sized(390, 844).await;
+    open_widget(&widget, &site).await;
+    widget
+        .wait_for(
+            "the reply time",
+            &format!("return {ROOT}.querySelector('.status').textContent === 'We are online · we usually reply within 1 min'"),
+        )
+        .await;
+    app.close().await;
+    widget.close().await;
+}
