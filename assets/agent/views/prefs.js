@@ -1,4 +1,5 @@
-// The agent's own notification settings, from the top bar: what to be told
+// The agent's own notification settings, from the top bar and on the
+// profile page: what to be told
 // about (notify.scope), how long to wait first (notify.quietMinutes), and
 // Web Push on this device.
 
@@ -24,6 +25,13 @@ export function prefsMenu() {
     if (menu.open) render(panel);
   });
   return menu;
+}
+
+/** The same settings as a card of the profile page. */
+export function prefsCard() {
+  const card = h('section', { class: 'card prefs--card' });
+  render(card);
+  return card;
 }
 
 function render(panel) {

@@ -1,11 +1,12 @@
-// The signed-in agent's own page: the name visitors and colleagues see,
-// the password, and the app's language. (Notification settings are in the
-// top bar's menu.)
+// The signed-in agent's own page: the away switch, the name visitors and
+// colleagues see, the password, the app's language and the notification
+// settings (also in the top bar's menu).
 
 import { patch, renewSession } from '../api.js';
 import { field, h, mount } from '../dom.js';
 import { languagePicker, t } from '../i18n.js';
 import { emit, state } from '../store.js';
+import { prefsCard } from './prefs.js';
 import { statusLine } from './status-line.js';
 
 export class Profile {
@@ -20,7 +21,7 @@ export class Profile {
   destroy() {}
 
   render() {
-    mount(this.root, h('div', { class: 'admin' }, h('div', { class: 'admin__body profile' }, h('h1', {}, t('profile.title')), this.awayField(), this.nameForm(), this.passwordForm(), this.languageField())));
+    mount(this.root, h('div', { class: 'admin' }, h('div', { class: 'admin__body profile' }, h('h1', {}, t('profile.title')), this.awayField(), this.nameForm(), this.passwordForm(), this.languageField(), prefsCard())));
   }
 
   nameForm() {

@@ -879,3 +879,27 @@ async fn the_widget_says_how_soon_the_team_usually_replies() {
     app.close().await;
     widget.close().await;
 }
+
+#[tokio::test]
+async fn the_profile_page_holds_the_notification_settings_too() {
+    let (server, owner) = TestServer::with_owner().await;
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    browser.goto(&server.url("/app/#/profile")).await;
+    browser
+        .wait_for(
+            "the settings on the page",
+            "return document.querySelector('.profile .prefs--card select[name=scope]') !== null",
+        )
+        .await;
+    browser
+        .js("const s = document.querySelector('.profile .prefs--card select[name=scope]'); s.value = 'assigned'; return true;")
+        .await;
+    click(&browser, ".profile .prefs--card button[type=submit]").await;
+    eventually(WAIT, "the settings stored", || async {
+        let me = server.get("/api/v1/auth/me", &owner.token).await;
+        (me.ok()["agent"]["notify"]["scope"] == "assigned").then_some(())
+    })
+    .await;
+    browser.close().await;
+}
