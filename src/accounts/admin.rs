@@ -174,6 +174,8 @@ struct PatchAgentBody {
     space_ids: Option<Option<Vec<SpaceId>>>,
     disabled: Option<bool>,
     notify: Option<NotifyPrefs>,
+    /// Most open threads automatic assignment gives the agent; 0: no limit.
+    max_concurrent: Option<u32>,
 }
 
 /// Open to every agent because an agent may rename themselves;
@@ -192,7 +194,8 @@ async fn patch_agent(
         body.space_ids,
         body.disabled,
         body.notify,
-    )?;
+    )?
+    .with_max_concurrent(body.max_concurrent)?;
     let agent = people::update_agent(
         &state,
         Actor::from(&caller),

@@ -51,6 +51,10 @@ pub struct Agent {
     /// access token carries it, and a token with an older one is refused.
     #[serde(default)]
     pub token_version: u64,
+    /// Most open threads automatic assignment gives the agent at once;
+    /// 0: no limit. Claims by hand are not limited.
+    #[serde(default)]
+    pub max_concurrent: u32,
 }
 
 /// An agent as clients see it.
@@ -72,6 +76,7 @@ pub struct AgentView {
     /// True until the agent has set a password through an invite link.
     pub invite_pending: bool,
     pub notify: NotifyPrefs,
+    pub max_concurrent: u32,
 }
 
 /// Which threads an agent is told about when it is not looking.
@@ -132,6 +137,7 @@ impl Agent {
             disabled: self.disabled,
             invite_pending: self.password_hash.is_empty(),
             notify: self.notify,
+            max_concurrent: self.max_concurrent,
         }
     }
 }

@@ -121,6 +121,7 @@ pub async fn create_organization(
         created_at: now,
         disabled: false,
         token_version: 0,
+        max_concurrent: 0,
     };
     let (o, a) = (org.clone(), agent.clone());
     state
@@ -167,6 +168,7 @@ pub async fn create_agent_as(
         created_at: Utc::now(),
         disabled: false,
         token_version: 0,
+        max_concurrent: 0,
     };
     let a = agent.clone();
     state

@@ -67,6 +67,7 @@ impl Caller {
             created_at: token.created_at,
             disabled: false,
             token_version: 0,
+            max_concurrent: 0,
         };
         Caller {
             agent,

@@ -43,6 +43,7 @@ async fn new_visitor(server: &TestServer, space: SpaceId, number: u64) -> Visito
         },
         created_at: now,
         email_opt_out: false,
+        notes: None,
     };
     let id = visitor.id;
     let hash = mychat::auth::tokens::hash(&format!("{SESSION_TOKEN}-{number}"));
@@ -90,6 +91,8 @@ async fn new_thread(
         closed_at: None,
         membership: None,
         rating: None,
+        labels: Vec::new(),
+        priority: Default::default(),
     };
     server.put(&thread).await;
     thread.id
