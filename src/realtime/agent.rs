@@ -154,7 +154,6 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<(Caller, i64
     );
     if first_socket {
         me.announce_presence(true);
-        crate::threads::assignment::fill_quietly(&state, me.caller.org()).await;
     }
     if rt::send_text(&mut socket, &ready).await {
         driver::drive(&mut socket, &mut conn, &mut me).await;

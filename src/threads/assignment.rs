@@ -6,7 +6,8 @@
 //! `round-robin` gives it to the agent online in the space (and its team,
 //! when routed) with the fewest open threads, below its `maxConcurrent`.
 //! Threads nobody could take wait unassigned and are handed out by
-//! [`fill`] when an agent comes online or a thread closes.
+//! [`fill`] when an agent comes online in a space (its socket joins the
+//! space, as the agent app does when it connects) or a thread closes.
 //!
 //! Both run inside a write closure, so they are atomic with claims: the
 //! writer applies closures one after another, and a claim that comes
@@ -116,8 +117,8 @@ pub fn on_new_thread(
 
 /// Hands the organization's waiting threads (unassigned, oldest first) in
 /// its round-robin spaces to the agents online with free capacity. Called
-/// when an agent comes online, a thread closes, or a space switches to
-/// round-robin. Returns how many threads it assigned.
+/// when an agent's socket joins a space, a thread closes, or a space
+/// switches to round-robin. Returns how many threads it assigned.
 pub async fn fill(state: &AppState, org: OrgId) -> AppResult<usize> {
     let hub = state.hub.clone();
     if !hub.any_agent_online(org) {
