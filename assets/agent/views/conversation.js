@@ -9,6 +9,7 @@ import { clock, fullTime, relativeTime, t } from '../i18n.js';
 import { agentName, isAdmin, isOpen, mark, on, spaceName, state, unreadOf, upsertThread } from '../store.js';
 import { attachmentList } from './attachments.js';
 import { Composer } from './composer.js';
+import { ThreadTags } from './labels.js';
 import { ratingBadge } from './rating.js';
 import { verifiedBadge } from './visitor.js';
 
@@ -46,6 +47,7 @@ export class Conversation {
 
   build(root) {
     this.head = h('header', { class: 'conv__head' });
+    this.tags = new ThreadTags((e) => this.failed(e));
     this.notice = h('div', { class: 'conv__notice', role: 'status', hidden: true });
     this.olderEl = h('div', { class: 'conv__older', hidden: true }, t('conv.loadingOlder'));
     this.list = h('div', { class: 'conv__messages', role: 'log', tabindex: '0', 'aria-label': t('conv.messages') }, this.olderEl);
@@ -53,7 +55,7 @@ export class Conversation {
     this.newPill = h('button', { type: 'button', class: 'conv__newpill', hidden: true, onclick: () => this.scrollToBottom() }, t('conv.newMessages'));
     this.typingEl = h('div', { class: 'conv__typing', 'aria-live': 'polite' });
     this.composer = new Composer({ threadId: this.id, onSend: (d) => this.send(d), describe: (m) => this.describe(m) });
-    this.el = h('div', { class: 'conv', dataset: { thread: this.id } }, this.head, this.notice, h('div', { class: 'conv__body' }, this.list, this.newPill), this.typingEl, this.composer.el);
+    this.el = h('div', { class: 'conv', dataset: { thread: this.id } }, this.head, this.tags.el, this.notice, h('div', { class: 'conv__body' }, this.list, this.newPill), this.typingEl, this.composer.el);
     mount(root, this.el);
     // Files dropped anywhere on the conversation go to the reply box.
     this.el.addEventListener('dragover', (e) => {
@@ -185,6 +187,7 @@ export class Conversation {
       ),
       h('div', { class: 'conv__actions' }, actions),
     );
+    this.tags.update(th);
   }
 
   button(label, onclick, cls, action, key) {
