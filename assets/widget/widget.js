@@ -305,6 +305,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       host,
       badge: h('span', { class: 'badge', 'aria-hidden': 'true', hidden: true }),
       title: h('h2', { id: 'mychat-title' }),
+      desc: h('p', { class: 'status', hidden: true }),
       status: h('span'),
       end: h('button', { type: 'button', class: 'end', hidden: true, onclick: endChat }, t.end),
       log: h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t.messages, tabindex: '0' }),
@@ -336,7 +337,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       (r.rsend = h('button', { type: 'submit', class: 'primary', disabled: true }, t.rsend)));
     r.panel = h('div', { class: 'panel', id: 'mychat-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'mychat-title', hidden: true, onkeydown: onPanelKey, ondragover: onDrag, ondragleave: onDrag, ondrop: onDrag },
       h('header', null,
-        h('div', { class: 'head' }, r.title, h('p', { class: 'status' }, h('span', { class: 'dot' }), r.status)),
+        h('div', { class: 'head' }, r.title, r.desc, h('p', { class: 'status' }, h('span', { class: 'dot' }), r.status)),
         r.end,
         h('button', { type: 'button', class: 'x', 'aria-label': t.close, onclick: () => setOpen(false) }, icon(CROSS))),
       r.notice, r.log, r.typing, r.rate, r.contact, r.offline, r.compose);
@@ -383,6 +384,8 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 
   function appearance() {
     ui.title.textContent = cfg.title;
+    ui.desc.textContent = cfg.description || '';
+    ui.desc.hidden = !cfg.description;
     const color = /^#[0-9a-f]{6}$/i.test(cfg.accentColor) ? cfg.accentColor : '#2563eb';
     const n = parseInt(color.slice(1), 16);
     const light = ((n >> 16) * 299 + ((n >> 8) & 255) * 587 + (n & 255) * 114) / 1000 > 160;
