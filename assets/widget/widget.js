@@ -109,6 +109,7 @@ header{display:flex;align-items:center;gap:6px;padding:12px 10px 12px 16px;backg
 .head{flex:1;min-width:0}
 h2{margin:0;font-size:16px;font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .status{margin:0;font-size:12px;display:flex;align-items:center;gap:6px;opacity:.92}
+.desc{margin:0;font-size:12px;opacity:.85}
 .dot{width:8px;height:8px;border-radius:50%;background:#9ca3af}
 .on .dot{background:#22c55e}
 header button{background:none;border:0;color:inherit;padding:6px 8px;border-radius:6px;font-size:12px}
@@ -305,7 +306,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       host,
       badge: h('span', { class: 'badge', 'aria-hidden': 'true', hidden: true }),
       title: h('h2', { id: 'mychat-title' }),
-      desc: h('p', { class: 'status', hidden: true }),
+      desc: h('p', { class: 'desc', hidden: true }),
       status: h('span'),
       end: h('button', { type: 'button', class: 'end', hidden: true, onclick: endChat }, t.end),
       log: h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t.messages, tabindex: '0' }),

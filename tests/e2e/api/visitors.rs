@@ -217,7 +217,7 @@ async fn invalid_visitor_fields_are_refused_and_change_nothing() {
         ("phone without digits", json!({"phone": "+()"})),
         ("long phone", json!({"phone": "1".repeat(41)})),
         ("long external id", json!({"externalId": "x".repeat(201)})),
-        ("unknown field", json!({"notes": "vip"})),
+        ("unknown field", json!({"nickname": "vip"})),
         ("wrong type", json!({"displayName": 5})),
         (
             "good and bad together",
