@@ -121,7 +121,7 @@ pub fn on_new_thread(
 /// switches to round-robin. Returns how many threads it assigned.
 pub async fn fill(state: &AppState, org: OrgId) -> AppResult<usize> {
     let hub = state.hub.clone();
-    if !hub.any_agent_online(org) {
+    if !hub.any_agent_online(org) || !anything_waiting(state, org)? {
         return Ok(0);
     }
     let assigned = state
@@ -160,6 +160,25 @@ pub async fn fill(state: &AppState, org: OrgId) -> AppResult<usize> {
         tracing::info!(org = %org, assigned, "waiting threads assigned");
     }
     Ok(assigned)
+}
+
+/// Whether a round-robin space of `org` has a thread waiting: most calls
+/// find none, and then no write is queued at all.
+fn anything_waiting(state: &AppState, org: OrgId) -> AppResult<bool> {
+    let read = state.store.read()?;
+    let spaces: Vec<_> = read
+        .spaces_of_org(org)?
+        .into_iter()
+        .filter(|s| s.settings.assignment == Assignment::RoundRobin)
+        .map(|s| s.id)
+        .collect();
+    if spaces.is_empty() {
+        return Ok(false);
+    }
+    let waiting = read.threads_in_spaces(&spaces, &[ThreadStatus::Unassigned], None, 1, &|t| {
+        !t.is_object_bound()
+    })?;
+    Ok(!waiting.items.is_empty())
 }
 
 /// [`fill`] for a caller that must not fail because of it (a socket

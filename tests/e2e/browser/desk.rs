@@ -40,7 +40,10 @@ async fn type_into(browser: &Browser, selector: &str, text: &str) {
     browser
         .wait_for(
             &format!("{selector} to type into"),
-            &format!("return document.querySelector({}) !== null", js_str(selector)),
+            &format!(
+                "return document.querySelector({}) !== null",
+                js_str(selector)
+            ),
         )
         .await;
     let el = browser
