@@ -327,3 +327,33 @@ async fn remove(
     service::delete(&state, &caller, id, &crate::audit::Who::caller(&caller, ip)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_bounds_take_days_or_instants() {
+        let from = parse_bound("from", Some("2026-11-23"), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-11-23T00:00:00+00:00");
+        let to = parse_bound("to", Some("2026-11-23"), true)
+            .unwrap()
+            .unwrap();
+        assert!(to > from && to.date_naive() == from.date_naive());
+        let at = parse_bound("from", Some("2026-11-23T10:00:00+01:00"), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-23T09:00:00+00:00");
+        assert_eq!(parse_bound("from", Some(" "), false).unwrap(), None);
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "23.11.2026",
+            "2026-11-23T25:00:00Z",
+        ] {
+            assert!(parse_bound("from", Some(bad), false).is_err(), "{bad}");
+        }
+    }
+}
