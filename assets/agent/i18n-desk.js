@@ -44,6 +44,7 @@ const words = {
     'contact.firstMessage': 'First message',
     'contact.subject': 'Subject (optional)',
     'contact.start': 'Start',
+    'conv.attachLater': 'Add files',
   },
   pl: {
     'labels.title': 'Etykiety',
@@ -84,6 +85,7 @@ const words = {
     'contact.firstMessage': 'Pierwsza wiadomość',
     'contact.subject': 'Temat (opcjonalnie)',
     'contact.start': 'Rozpocznij',
+    'conv.attachLater': 'Dołącz pliki',
   },
   ru: {
     'labels.title': 'Метки',
@@ -124,6 +126,7 @@ const words = {
     'contact.firstMessage': 'Первое сообщение',
     'contact.subject': 'Тема (необязательно)',
     'contact.start': 'Начать',
+    'conv.attachLater': 'Добавить файлы',
   },
 };
 

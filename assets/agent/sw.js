@@ -29,6 +29,7 @@ const SHELL = [
   '/app/views/admin-templates.js',
   '/app/views/admin-webhooks.js',
   '/app/views/assignment.js',
+  '/app/views/attach-later.js',
   '/app/views/attachments.js',
   '/app/views/composer.js',
   '/app/views/contact.js',

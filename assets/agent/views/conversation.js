@@ -7,6 +7,7 @@ import { ApiError, del, get, patch, post } from '../api.js';
 import { h, linkify, mount, uuid } from '../dom.js';
 import { clock, fullTime, relativeTime, t } from '../i18n.js';
 import { agentName, isAdmin, isOpen, mark, on, spaceName, state, unreadOf, upsertThread } from '../store.js';
+import { attachLater } from './attach-later.js';
 import { attachmentList } from './attachments.js';
 import { Composer } from './composer.js';
 import { ThreadTags } from './labels.js';
@@ -386,6 +387,7 @@ export class Conversation {
       if (mine) {
         actions.push(this.button(t('conv.edit'), () => this.edit(m), 'btn--ghost', 'edit'));
         actions.push(this.button(t('conv.delete'), () => this.remove_(m), 'btn--ghost', 'delete'));
+        actions.push(attachLater(m, (fresh) => this.add([fresh]), (e) => this.failed(e)));
       }
     }
     if (m.failed) actions.push(this.button(t('conv.retry'), () => this.retry(m), 'btn--ghost', 'retry'));

@@ -282,3 +282,50 @@ async fn admins_set_a_spaces_assignment_and_an_agents_capacity() {
     .await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_agent_adds_a_file_to_its_own_message() {
+    let (server, owner) = TestServer::with_owner().await;
+    let space = space(&server, &owner).await;
+    let v = visitor(&server, &space).await;
+    let thread = visitor_says(&server, &v, "send the invoice please")
+        .await
+        .thread
+        .id
+        .to_string();
+    let message =
+        fixtures::agent_message(&server, &owner.token, &thread, "Here it is", false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("invoice.txt");
+    std::fs::write(&file, "total: 42").unwrap();
+    let browser = Browser::start().await;
+    open_app(&server, &browser, &owner.token, &owner.refresh).await;
+    browser
+        .goto(&server.url(&format!("/app/#/inbox/mine/{thread}")))
+        .await;
+    let input = format!(".msg[data-id='{message}'] [data-action=attach-later] + input[type=file]");
+    browser
+        .wait_for(
+            "the add-files action",
+            &format!("return document.querySelector({}) !== null", js_str(&input)),
+        )
+        .await;
+    browser
+        .client
+        .find(Locator::Css(&input))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    wait_text(
+        &browser,
+        &format!(".msg[data-id='{message}']"),
+        "invoice.txt",
+    )
+    .await;
+    let all = server.all_messages(&owner.token, &thread).await;
+    let stored = all.iter().find(|m| m["id"] == message.as_str()).unwrap();
+    assert_eq!(stored["attachments"][0]["name"], "invoice.txt");
+    browser.close().await;
+}
