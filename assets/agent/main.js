@@ -298,6 +298,9 @@ function onFrame(f) {
       // Routed to a team this agent is not in: out of its view.
       removeThread(f.threadId);
       break;
+    case 'labels:changed':
+      loadLabels();
+      break;
     case 'access:changed':
       // Spaces or teams changed: spaces and threads may have come or gone.
       if (f.agent) state.me = { ...state.me, ...f.agent };

@@ -84,6 +84,7 @@ pub async fn create(
                 ));
             }
             tx.put(&l)?;
+            tx.emit(Event::LabelsChanged { org });
             audit::record(tx, org, &who, "label.create", target("label", l.id))?;
             Ok(())
         })
@@ -113,6 +114,7 @@ pub async fn update(
                 label.color = c.clone();
             }
             tx.put(&label)?;
+            tx.emit(Event::LabelsChanged { org });
             audit::record(tx, org, &who, "label.update", target("label", id))?;
             Ok(label)
         })
@@ -138,6 +140,7 @@ pub async fn delete(state: &AppState, org: OrgId, id: LabelId, who: &Who) -> App
                 tx.emit(Event::ThreadUpdated { thread });
             }
             tx.delete::<Label>(&label.key())?;
+            tx.emit(Event::LabelsChanged { org });
             audit::record(tx, org, &who, "label.delete", target("label", id))?;
             Ok(())
         })

@@ -318,3 +318,53 @@ async fn agents_keep_contact_notes_and_attributes_on_a_visitor() {
         .await;
     assert_eq!(r.ok()["notes"], Value::Null);
 }
+
+#[tokio::test]
+async fn agent_sockets_hear_of_new_labels_and_of_labels_put_on_a_thread() {
+    let (server, owner) = TestServer::with_owner().await;
+    let space = space(&server, &owner).await;
+    let bob = agent(&server, &owner, "Bob", Role::Agent).await;
+    let v = visitor(&server, &space).await;
+    let thread = visitor_says(&server, &v, "hello")
+        .await
+        .thread
+        .id
+        .to_string();
+    let mut ws = crate::harness::ws::connect_agent(server.addr, &bob.token, &[])
+        .await
+        .expect("agent socket opens");
+    ws.expect("ready").await;
+    ws.send(json!({ "type": "agent:join_space", "chatSpaceId": space.id }))
+        .await;
+    ws.wait_for("joined").await;
+
+    let vip = label(&server, &owner.token, "VIP", "#aa00aa").await;
+    ws.wait_for("labels:changed").await;
+    server
+        .patch(
+            &format!("/api/v1/threads/{thread}"),
+            &owner.token,
+            json!({ "labels": [vip], "priority": "urgent" }),
+        )
+        .await
+        .ok();
+    let (frame, _) = ws
+        .until(|f| f["type"] == "thread:updated" && f["thread"]["id"] == thread.as_str())
+        .await;
+    assert_eq!(frame["thread"]["labels"], json!([vip]));
+    assert_eq!(frame["thread"]["priority"], "urgent");
+    // Another organization's sockets hear nothing of it.
+    let other = server.register("Other", "olga@other.test").await;
+    let mut theirs = crate::harness::ws::connect_agent(server.addr, &other.token, &[])
+        .await
+        .expect("agent socket opens");
+    theirs.expect("ready").await;
+    label(&server, &owner.token, "Later", "#00aa00").await;
+    ws.wait_for("labels:changed").await;
+    label(&server, &other.token, "Theirs", "#00aa00").await;
+    let (_, before) = theirs.wait_for("labels:changed").await;
+    assert!(
+        before.iter().all(|f| f["type"] != "labels:changed"),
+        "{before:?}"
+    );
+}
