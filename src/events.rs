@@ -3,7 +3,7 @@
 //! right after the commit that made them true, in commit order.
 
 use crate::accounts::model::Agent;
-use crate::ids::{AgentId, MemberId, MessageId, SigningKeyId, SpaceId, ThreadId};
+use crate::ids::{AgentId, MemberId, MessageId, OrgId, SigningKeyId, SpaceId, ThreadId};
 use crate::integrations::model::Member;
 use crate::messages::model::Message;
 use crate::threads::model::Thread;
@@ -45,6 +45,9 @@ pub enum Event {
     /// An agent (`by`) handed a thread to its new holder (also a
     /// `ThreadUpdated`); for notifications to that holder.
     ThreadTransferred { thread: Thread, by: AgentId },
+    /// The organization's labels were created, changed or deleted: the
+    /// agent apps load them again.
+    LabelsChanged { org: OrgId },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +73,8 @@ impl Event {
             | Event::AgentAccessChanged { .. }
             | Event::AgentAway { .. }
             | Event::WidgetsEnded { .. }
-            | Event::SigningKeyRevoked { .. } => None,
+            | Event::SigningKeyRevoked { .. }
+            | Event::LabelsChanged { .. } => None,
         }
     }
 }

@@ -76,6 +76,7 @@ typed_id!(
     DeliveryId,
     AuditId,
     MailId,
+    LabelId,
 );
 
 #[cfg(test)]

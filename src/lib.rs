@@ -19,6 +19,7 @@ pub mod extract;
 pub mod fsutil;
 pub mod ids;
 pub mod integrations;
+pub mod labels;
 pub mod messages;
 pub mod metrics;
 pub mod net;
@@ -309,6 +310,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::http::routes())
         .merge(visitors::http::routes())
         .merge(templates::http::routes())
+        .merge(labels::http::routes())
         .merge(widget::http::routes())
         .merge(attachments::http::routes())
         .merge(integrations::http::routes())

@@ -11,6 +11,7 @@ import { AgentSocket } from './socket.js';
 import { emit, inView, isAdmin, on, removeThread, reset, runtime, state, totalUnread, upsertThread } from './store.js';
 import { Admin } from './views/admin.js';
 import { Inbox } from './views/inbox.js';
+import { loadLabels } from './views/labels.js';
 import { renderInvite, renderLogin, renderRegister, renderSignedOut } from './views/login.js';
 import { prefsMenu } from './views/prefs.js';
 import { Profile } from './views/profile.js';
@@ -81,7 +82,7 @@ function signedIn() {
 }
 
 async function loadDirectory() {
-  const [spaces, agents, teams, templates] = await Promise.all([api.get('/chat-spaces'), api.get('/agents'), api.get('/teams'), api.get('/templates')]);
+  const [spaces, agents, teams, templates] = await Promise.all([api.get('/chat-spaces'), api.get('/agents'), api.get('/teams'), api.get('/templates'), loadLabels()]);
   state.spaces = spaces.items;
   state.agents = agents.items;
   state.teams = teams.items;
@@ -161,6 +162,7 @@ function buildShell() {
           h('a', { href: '#/admin/agents', class: 'topnav__link', dataset: { prefix: '#/admin/agents' } }, t('nav.agents')),
           h('a', { href: '#/admin/teams', class: 'topnav__link', dataset: { prefix: '#/admin/teams' } }, t('nav.teams')),
           h('a', { href: '#/admin/templates', class: 'topnav__link', dataset: { prefix: '#/admin/templates' } }, t('nav.templates')),
+          h('a', { href: '#/admin/labels', class: 'topnav__link', dataset: { prefix: '#/admin/labels' } }, t('labels.title')),
           h('a', { href: '#/admin/integrations', class: 'topnav__link', dataset: { prefix: '#/admin/integrations' } }, t('nav.integrations')),
           h('a', { href: '#/admin/webhooks', class: 'topnav__link', dataset: { prefix: '#/admin/webhooks' } }, t('nav.webhooks')),
           h('a', { href: '#/admin/audit', class: 'topnav__link', dataset: { prefix: '#/admin/audit' } }, t('nav.audit')),
@@ -300,6 +302,9 @@ function onFrame(f) {
       // Routed to a team this agent is not in: out of its view.
       removeThread(f.threadId);
       break;
+    case 'labels:changed':
+      loadLabels();
+      break;
     case 'access:changed':
       // Spaces or teams changed: spaces and threads may have come or gone.
       if (f.agent) state.me = { ...state.me, ...f.agent };
@@ -363,7 +368,7 @@ function markerMoved(f) {
   }
 }
 
-// Keyboard: j/k next/previous thread, c claim, e close, / templates.
+// Keyboard: j/k next/previous thread, c claim, e close, l labels, / templates.
 
 document.addEventListener('keydown', (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey || isTyping(e) || !(page instanceof Inbox)) return;
@@ -380,6 +385,9 @@ document.addEventListener('keydown', (e) => {
       break;
     case 'e':
       conv?.close();
+      break;
+    case 'l':
+      conv?.tags.open();
       break;
     case '/':
       if (conv) conv.templates();

@@ -11,6 +11,8 @@ export const state = {
   agents: [],
   teams: [],
   templates: [],
+  /** The organization's labels: [{id, name, color}] */
+  labels: [],
   /** id -> thread (the REST/socket thread object) */
   threads: new Map(),
   /** [{id, displayName}] */
@@ -53,6 +55,7 @@ export function reset() {
   state.agents = [];
   state.teams = [];
   state.templates = [];
+  state.labels = [];
   state.threads.clear();
   state.online = [];
   state.socket = 'closed';

@@ -126,6 +126,7 @@ header{display:flex;align-items:center;gap:6px;padding:12px 10px 12px 16px;backg
 .head{flex:1;min-width:0}
 h2{margin:0;font-size:16px;font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .status{margin:0;font-size:12px;display:flex;align-items:center;gap:6px;opacity:.92}
+.desc{margin:0;font-size:12px;opacity:.85}
 .dot{width:8px;height:8px;border-radius:50%;background:#9ca3af}
 .on .dot{background:#22c55e}
 header button{background:none;border:0;color:inherit;padding:6px 8px;border-radius:6px;font-size:12px}
@@ -329,6 +330,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       badge: h('span', { class: 'badge', 'aria-hidden': 'true', hidden: true }),
       peek: h('button', { type: 'button', class: 'peek', hidden: true, onclick: () => setOpen(true) }),
       title: h('h2', { id: 'mychat-title' }),
+      desc: h('p', { class: 'desc', hidden: true }),
       status: h('span'),
       end: h('button', { type: 'button', class: 'end', hidden: true, onclick: endChat, onblur: unsure }, t.end),
       log: h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t.messages, tabindex: '0' }),
@@ -360,7 +362,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       (r.rsend = h('button', { type: 'submit', class: 'primary', disabled: true }, t.rsend)));
     r.panel = h('div', { class: 'panel', id: 'mychat-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'mychat-title', hidden: true, onkeydown: onPanelKey, ondragover: onDrag, ondragleave: onDrag, ondrop: onDrag },
       h('header', null,
-        h('div', { class: 'head' }, r.title, h('p', { class: 'status' }, h('span', { class: 'dot' }), r.status)),
+        h('div', { class: 'head' }, r.title, r.desc, h('p', { class: 'status' }, h('span', { class: 'dot' }), r.status)),
         r.end,
         h('button', { type: 'button', class: 'x', 'aria-label': t.close, onclick: () => setOpen(false) }, icon(CROSS))),
       r.notice, r.log, r.typing, r.rate, r.contact, r.offline, r.compose);
@@ -407,6 +409,8 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 
   function appearance() {
     ui.title.textContent = cfg.title;
+    ui.desc.textContent = cfg.description || '';
+    ui.desc.hidden = !cfg.description;
     const color = /^#[0-9a-f]{6}$/i.test(cfg.accentColor) ? cfg.accentColor : '#2563eb';
     const n = parseInt(color.slice(1), 16);
     const light = ((n >> 16) * 299 + ((n >> 8) & 255) * 587 + (n & 255) * 114) / 1000 > 160;

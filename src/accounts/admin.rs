@@ -175,6 +175,8 @@ struct PatchAgentBody {
     disabled: Option<bool>,
     notify: Option<NotifyPrefs>,
     away: Option<bool>,
+    /// Most open threads automatic assignment gives the agent; 0: no limit.
+    max_concurrent: Option<u32>,
 }
 
 /// Open to every agent because an agent may rename themselves;
@@ -194,7 +196,8 @@ async fn patch_agent(
         body.disabled,
         body.notify,
         body.away,
-    )?;
+    )?
+    .with_max_concurrent(body.max_concurrent)?;
     let agent = people::update_agent(
         &state,
         Actor::from(&caller),
@@ -203,6 +206,11 @@ async fn patch_agent(
         &Who::caller(&caller, ip),
     )
     .await?;
+    if body.away == Some(false) || body.max_concurrent.is_some() {
+        // Back from away, or room for more: threads waiting for an agent
+        // may go to this one now.
+        crate::threads::assignment::fill_quietly(&state, agent.organization_id).await;
+    }
     Ok(Json(agent.view(online(&state, &agent))))
 }
 

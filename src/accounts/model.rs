@@ -55,6 +55,10 @@ pub struct Agent {
     /// for visitors (the widget's presence, its offline form).
     #[serde(default)]
     pub away: bool,
+    /// Most open threads automatic assignment gives the agent at once;
+    /// 0: no limit. Claims by hand are not limited.
+    #[serde(default)]
+    pub max_concurrent: u32,
 }
 
 /// An agent as clients see it.
@@ -79,6 +83,7 @@ pub struct AgentView {
     /// Switched away by the agent: not online for visitors.
     #[serde(default)]
     pub away: bool,
+    pub max_concurrent: u32,
 }
 
 /// Which threads an agent is told about when it is not looking.
@@ -140,6 +145,7 @@ impl Agent {
             invite_pending: self.password_hash.is_empty(),
             notify: self.notify,
             away: self.away,
+            max_concurrent: self.max_concurrent,
         }
     }
 }

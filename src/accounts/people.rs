@@ -54,7 +54,12 @@ pub struct AgentChange {
     pub notify: Option<NotifyPrefs>,
     /// The agent's away switch (its own choice, like `notify`).
     pub away: Option<bool>,
+    /// Automatic assignment's limit for the agent (admins only).
+    pub max_concurrent: Option<u32>,
 }
+
+/// The largest `maxConcurrent` an admin may set.
+pub const MAX_CONCURRENT: u32 = 1000;
 
 /// The ids without repeats, in their first order, at most `max` of them.
 fn unique<T: PartialEq + Copy>(field: &str, ids: Vec<T>, max: usize) -> AppResult<Vec<T>> {
@@ -106,7 +111,19 @@ impl AgentChange {
             disabled,
             notify,
             away,
+            max_concurrent: None,
         })
+    }
+
+    /// Adds the automatic-assignment limit to the change.
+    pub fn with_max_concurrent(mut self, max: Option<u32>) -> AppResult<AgentChange> {
+        if max.is_some_and(|m| m > MAX_CONCURRENT) {
+            return Err(AppError::validation(format!(
+                "maxConcurrent must be between 0 (no limit) and {MAX_CONCURRENT}"
+            )));
+        }
+        self.max_concurrent = max;
+        Ok(self)
     }
 
     /// What an agent may change about itself: its name and notifications.
@@ -115,6 +132,7 @@ impl AgentChange {
             && self.team_ids.is_none()
             && self.space_ids.is_none()
             && self.disabled.is_none()
+            && self.max_concurrent.is_none()
     }
 }
 
@@ -177,6 +195,9 @@ pub fn apply_change(actor: Actor, target: &mut Agent, change: &AgentChange) -> A
     }
     if let Some(away) = change.away {
         target.away = away;
+    }
+    if let Some(m) = change.max_concurrent {
+        target.max_concurrent = m;
     }
     if let Some(role) = new_role {
         target.role = role;
@@ -336,6 +357,10 @@ pub async fn update_agent(
                 (agent.team_ids != before.team_ids, "agent.teams_change"),
                 (agent.space_ids != before.space_ids, "agent.spaces_change"),
                 (agent.display_name != before.display_name, "agent.rename"),
+                (
+                    agent.max_concurrent != before.max_concurrent,
+                    "agent.capacity_change",
+                ),
             ];
             for (_, action) in changes.iter().filter(|(changed, _)| *changed) {
                 audit::record(tx, actor.org, &who, action, target("agent", id))?;
@@ -531,6 +556,7 @@ mod tests {
             disabled: false,
             token_version: 0,
             away: false,
+            max_concurrent: 0,
         }
     }
 

@@ -122,6 +122,7 @@ pub async fn create_organization(
         disabled: false,
         token_version: 0,
         away: false,
+        max_concurrent: 0,
     };
     let (o, a) = (org.clone(), agent.clone());
     state
@@ -169,6 +170,7 @@ pub async fn create_agent_as(
         disabled: false,
         token_version: 0,
         away: false,
+        max_concurrent: 0,
     };
     let a = agent.clone();
     state

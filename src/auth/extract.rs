@@ -68,6 +68,7 @@ impl Caller {
             disabled: false,
             token_version: 0,
             away: false,
+            max_concurrent: 0,
         };
         Caller {
             agent,

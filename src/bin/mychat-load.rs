@@ -603,6 +603,7 @@ fn visitor(space: &ChatSpace, number: u64) -> Visitor {
         metadata: VisitorMetadata::default(),
         created_at: chrono::Utc::now(),
         email_opt_out: false,
+        notes: None,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/threads/{id}/messages", get(list).post(send))
         .route("/messages/{id}", patch(edit).delete(remove))
+        .route("/messages/{id}/attachments", post(attach))
 }
 
 #[derive(Deserialize)]
@@ -111,4 +112,23 @@ async fn remove(
     ApiPath(id): ApiPath<MessageId>,
 ) -> AppResult<Json<Message>> {
     Ok(Json(service::delete(&state, &caller, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AttachBody {
+    /// Files uploaded with `POST /attachments?threadId=` for this thread.
+    attachment_ids: Vec<AttachmentId>,
+}
+
+/// Adds files to the caller's own message (within the edit window).
+async fn attach(
+    State(state): State<AppState>,
+    AgentAuth(caller): AgentAuth,
+    ApiPath(id): ApiPath<MessageId>,
+    ApiJson(body): ApiJson<AttachBody>,
+) -> AppResult<Json<Message>> {
+    Ok(Json(
+        service::attach(&state, &caller, id, body.attachment_ids).await?,
+    ))
 }

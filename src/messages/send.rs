@@ -192,6 +192,7 @@ async fn visitor_write(
     new: NewMessage,
     contact: Option<Contact>,
 ) -> AppResult<Sent> {
+    let hub = state.hub.clone();
     state
         .write(move |tx| {
             // Read inside the write, so concurrent profile updates survive.
@@ -218,6 +219,10 @@ async fn visitor_write(
                 thread.subject = Some(OFFLINE_SUBJECT.to_owned());
             }
             let message = append(tx, &mut thread, &author, &new)?;
+            if new_thread {
+                let space = tx.space(space_id)?.ok_or_else(session_gone)?;
+                crate::threads::assignment::on_new_thread(tx, &hub, &space, &mut thread)?;
+            }
             tx.put(&thread)?;
             if new_thread {
                 tx.emit(Event::ThreadNew {

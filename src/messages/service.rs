@@ -7,8 +7,8 @@ use crate::attachments::binding as attachments;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
-use crate::ids::{MessageId, ThreadId};
-use crate::messages::model::{Message, SenderType};
+use crate::ids::{AttachmentId, MessageId, ThreadId};
+use crate::messages::model::{Author, Message, SenderType};
 use crate::messages::send::NewMessage;
 use crate::state::AppState;
 use crate::store::{Page, Reader, WriteTx};
@@ -131,6 +131,73 @@ pub async fn edit(
         })
         .await?;
     Ok(message)
+}
+
+/// Adds files to an agent's own message within the edit window: uploads
+/// of the same agent for the message's thread, checked and bound in one
+/// write, within the space's per-message count.
+pub async fn attach(
+    state: &AppState,
+    caller: &Caller,
+    id: MessageId,
+    ids: Vec<AttachmentId>,
+) -> AppResult<Message> {
+    if ids.is_empty() {
+        return Err(AppError::validation("attachmentIds must not be empty"));
+    }
+    crate::validate::list_len("attachmentIds", &ids, 10)?;
+    let window = Duration::seconds(state.config.limits.edit_window_secs as i64);
+    let agent = caller.agent.clone();
+    let access = caller.access();
+    let integration = caller.is_integration();
+    state
+        .write(move |tx| {
+            let mut m = message_of_org(tx, agent.organization_id, &access, id)?;
+            let own =
+                !integration && m.sender_type == SenderType::Agent && m.sender_id == agent.id.0;
+            if !own {
+                return Err(AppError::Forbidden(
+                    "only the author may add files to a message".into(),
+                ));
+            }
+            if m.deleted_at.is_some() {
+                return Err(AppError::conflict(
+                    "message_deleted",
+                    "the message was deleted",
+                ));
+            }
+            if Utc::now() - m.created_at > window {
+                return Err(AppError::conflict(
+                    "edit_window_passed",
+                    "the message is too old to change",
+                ));
+            }
+            let thread = tx
+                .thread(m.thread_id)?
+                .ok_or(AppError::NotFound("message"))?;
+            let author = Author::Agent(agent.clone());
+            let files = attachments::check_attachable(tx, &thread, &author, &ids)?;
+            let space = tx
+                .space(thread.chat_space_id)?
+                .ok_or(AppError::NotFound("message"))?;
+            let max = space.settings.attachments.max_count as usize;
+            if m.attachments.len() + files.len() > max {
+                return Err(AppError::validation(format!(
+                    "a message may carry at most {max} attachments here"
+                )));
+            }
+            m.attachments.extend(
+                files
+                    .iter()
+                    .map(crate::attachments::model::Attachment::to_ref),
+            );
+            m.edited_at = Some(Utc::now());
+            tx.put(&m)?;
+            attachments::bind(tx, files, &m)?;
+            refresh_preview(tx, &m)?;
+            Ok(m.redacted())
+        })
+        .await
 }
 
 /// Soft-deletes a message: the author or an admin; shown as "deleted".

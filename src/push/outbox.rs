@@ -5,7 +5,8 @@
 //! Who hears what, after `Agent.notify`:
 //! - a new unassigned thread: every agent who may claim it
 //!   ([`Access::may_claim`]) and wants threads it does not hold;
-//! - a visitor's message: the agent holding the thread;
+//! - a visitor's message: the agent holding the thread (also the first
+//!   message of a thread automatic assignment gave it);
 //! - a transfer: the agent it was handed to, unless it handed it to itself.
 //!
 //! Never the agent who caused the event, never internal notes, never an
@@ -65,6 +66,30 @@ fn write_pushes(tx: &mut WriteTx<'_>, events: &[Event], now: DateTime<Utc>) -> s
                         continue;
                     }
                     queue(tx, &agent, thread, PushKind::NewThread, first, now)?;
+                }
+            }
+            Event::ThreadNew { thread } if !thread.is_object_bound() => {
+                // Given to an agent at once (the space's responsible agent,
+                // round-robin): its holder hears of it like of a message
+                // in a thread it holds, unless it started the thread.
+                let Some(holder) = thread.assigned_agent_id else {
+                    continue;
+                };
+                let first = events.iter().find_map(|e| match e {
+                    Event::MessageNew { message, thread: t }
+                        if t.id == thread.id
+                            && !message.internal
+                            && message.sender_type == SenderType::Visitor =>
+                    {
+                        Some(message)
+                    }
+                    _ => None,
+                });
+                if let Some(first) = first
+                    && let Some(agent) = tx.agent(holder)?
+                    && agent.notify.wants(true)
+                {
+                    queue(tx, &agent, thread, PushKind::Message, Some(first), now)?;
                 }
             }
             Event::MessageNew { message, thread }

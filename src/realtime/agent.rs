@@ -229,7 +229,15 @@ impl AgentSocket {
                 "this socket is authenticated",
             )]),
             AgentIn::Heartbeat {} => Ok(vec![frame("heartbeat", json!({}))]),
-            AgentIn::JoinSpace { chat_space_id } => self.join(chat_space_id, conn),
+            AgentIn::JoinSpace { chat_space_id } => {
+                let joined = self.join(chat_space_id, conn);
+                if joined.is_ok() {
+                    // Threads that waited for someone to come online are
+                    // handed out now that this socket hears about them.
+                    crate::threads::assignment::fill_quietly(&self.state, self.caller.org()).await;
+                }
+                joined
+            }
             AgentIn::LeaveSpace { chat_space_id } => {
                 conn.unsubscribe(Topic::Space(chat_space_id));
                 self.spaces.retain(|s| *s != chat_space_id);

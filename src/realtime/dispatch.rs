@@ -258,6 +258,10 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             let text = frame("access:changed", json!({ "agent": agent.view(true) }));
             hub.publish(Topic::Agent(agent.id), Delivery::frame(text));
         }
+        Event::LabelsChanged { org } => {
+            let text = frame("labels:changed", json!({}));
+            hub.publish(Topic::Org(org), Delivery::frame(text));
+        }
         Event::AgentRevoked { agent } => {
             hub.publish(
                 Topic::Agent(agent),

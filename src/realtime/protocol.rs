@@ -27,7 +27,8 @@
 //! visitorId, isTyping}`, `agent:typing {threadId, agentId, agentName,
 //! isTyping}`, `messages:read {threadId, reader, upTo}`, `agents:presence
 //! {online: [{id, displayName}]}`, `visitor:presence {visitorId, online,
-//! url, title}`, `heartbeat`, `resumed {count}`, `resync`, `error`.
+//! url, title}`, `labels:changed {}`, `heartbeat`, `resumed {count}`,
+//! `resync`, `error`.
 
 use serde::Deserialize;
 use serde_json::{Value, json};

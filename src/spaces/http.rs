@@ -107,6 +107,9 @@ async fn update(
     };
     let space = service::update(&state, caller.org(), id, patch, &Who::caller(&caller, ip)).await?;
     tracing::info!(org = %caller.org(), space = %id, agent = %caller.id(), "chat space updated");
+    if space.settings.assignment == crate::spaces::model::Assignment::RoundRobin {
+        crate::threads::assignment::fill_quietly(&state, caller.org()).await;
+    }
     Ok(Json(space))
 }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Datelike, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{OrgId, SpaceId};
+use crate::ids::{AgentId, OrgId, SpaceId};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -56,6 +56,19 @@ pub enum IdentityVerification {
     Required,
 }
 
+/// How a new thread of the space finds its agent when no default
+/// assignee takes it.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Assignment {
+    /// Threads wait unassigned until an agent claims one.
+    #[default]
+    Manual,
+    /// Threads go in turn to the agents online in the space (and its team,
+    /// when routed) who are below their `maxConcurrent`.
+    RoundRobin,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SpaceSettings {
@@ -80,6 +93,17 @@ pub struct SpaceSettings {
     pub csat: bool,
     #[serde(default)]
     pub identity_verification: IdentityVerification,
+    /// A line under the title in the widget ("We usually answer within
+    /// minutes").
+    #[serde(default)]
+    pub description: String,
+    /// The space's responsible agent: new threads go straight to them
+    /// while they are an enabled agent working in the space; otherwise
+    /// `assignment` applies.
+    #[serde(default)]
+    pub default_assignee: Option<AgentId>,
+    #[serde(default)]
+    pub assignment: Assignment,
 }
 
 fn yes() -> bool {
@@ -132,6 +156,9 @@ impl Default for SpaceSettings {
             retention_days: 90,
             csat: true,
             identity_verification: IdentityVerification::Off,
+            description: String::new(),
+            default_assignee: None,
+            assignment: Assignment::Manual,
         }
     }
 }

@@ -96,6 +96,7 @@ pub async fn create_with(
             if tx.org(org)?.is_none() {
                 return Err(AppError::NotFound("organization"));
             }
+            check_assignee(tx, &s)?;
             Ok(tx.put(&s)?)
         })
         .await?;
@@ -156,6 +157,9 @@ pub async fn update(
             let mut space = owned(tx, org, id)?;
             if let Some(p) = &settings_patch {
                 space.settings = merge_settings(&space.settings, p)?;
+                if p.contains_key("defaultAssignee") {
+                    check_assignee(tx, &space)?;
+                }
             }
             if let Some(n) = &name {
                 space.name = n.clone();
@@ -169,6 +173,24 @@ pub async fn update(
         })
         .await?;
     Ok(space)
+}
+
+/// A default assignee must be an enabled agent of the organization who
+/// works in the space (checked when it is set; at assignment time an
+/// assignee who has since been disabled or moved is passed over).
+fn check_assignee<R: Reader + ?Sized>(read: &R, space: &ChatSpace) -> AppResult<()> {
+    let Some(id) = space.settings.default_assignee else {
+        return Ok(());
+    };
+    let fits = read
+        .agent(id)?
+        .is_some_and(|a| crate::threads::assignment::may_be_default_assignee(&a, space));
+    if !fits {
+        return Err(AppError::validation(
+            "settings.defaultAssignee must be an enabled agent who works in this chat space",
+        ));
+    }
+    Ok(())
 }
 
 /// Removes a space and everything under it in one write: its visitors,
@@ -302,6 +324,7 @@ fn merge_object(
 
 pub const MAX_TITLE: usize = 100;
 pub const MAX_WELCOME: usize = 1000;
+pub const MAX_DESCRIPTION: usize = 300;
 pub const LOCALES: [&str; 4] = ["", "en", "pl", "ru"];
 pub const MAX_OPENING_RANGES: usize = 50;
 pub const MAX_ATTACHMENT_BYTES: u64 = 10 * 1024 * 1024;
@@ -314,6 +337,7 @@ pub const MAX_RETENTION_DAYS: u32 = 3650;
 pub fn validate_settings(s: &SpaceSettings) -> AppResult<()> {
     crate::validate::bounded("settings.title", &s.title, MAX_TITLE)?;
     crate::validate::bounded("settings.welcomeMessage", &s.welcome_message, MAX_WELCOME)?;
+    crate::validate::bounded("settings.description", &s.description, MAX_DESCRIPTION)?;
     if !is_hex_color(&s.accent_color) {
         return Err(AppError::validation(
             "settings.accentColor must look like #rrggbb",
@@ -386,7 +410,7 @@ fn validate_hours(hours: &OpeningHours) -> AppResult<()> {
     Ok(())
 }
 
-fn is_hex_color(s: &str) -> bool {
+pub fn is_hex_color(s: &str) -> bool {
     s.len() == 7 && s.starts_with('#') && s[1..].chars().all(|c| c.is_ascii_hexdigit())
 }
 

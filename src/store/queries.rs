@@ -13,6 +13,7 @@ use crate::attachments::model::Attachment;
 use crate::audit::model::AuditEvent;
 use crate::ids::*;
 use crate::integrations::model::{ApiToken, Member, SigningKey};
+use crate::labels::model::Label;
 use crate::messages::model::Message;
 use crate::push::model::{Push, PushSubscription};
 use crate::spaces::model::ChatSpace;
@@ -694,6 +695,16 @@ pub trait Reader {
 
     fn templates_of_org(&self, org: OrgId) -> Result<Vec<Template>> {
         self.records_under(tables::IDX_TEMPLATES_BY_ORG, org.as_u128())
+    }
+
+    // Labels.
+
+    fn label(&self, id: LabelId) -> Result<Option<Label>> {
+        self.by_id(id.as_u128())
+    }
+
+    fn labels_of_org(&self, org: OrgId) -> Result<Vec<Label>> {
+        self.records_under(tables::IDX_LABELS_BY_ORG, org.as_u128())
     }
 
     // Attachments.

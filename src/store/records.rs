@@ -11,6 +11,7 @@ use crate::accounts::model::{Agent, Organization, Team};
 use crate::attachments::model::{Attachment, Uploader, UploaderKind};
 use crate::audit::model::AuditEvent;
 use crate::integrations::model::{ApiToken, Member, SigningKey};
+use crate::labels::model::Label;
 use crate::messages::model::Message;
 use crate::push::model::{Push, PushSubscription};
 use crate::spaces::model::ChatSpace;
@@ -303,6 +304,23 @@ impl Record for Template {
     fn indexes(&self) -> Vec<IndexEntry> {
         vec![IndexEntry::plain(
             tables::IDX_TEMPLATES_BY_ORG,
+            KeyBuf::new()
+                .id(self.organization_id.as_u128())
+                .id(self.id.as_u128())
+                .done(),
+        )]
+    }
+}
+
+impl Record for Label {
+    const TABLE: Table = tables::LABELS;
+    const NAME: &'static str = "label";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id.as_u128()).to_vec()
+    }
+    fn indexes(&self) -> Vec<IndexEntry> {
+        vec![IndexEntry::plain(
+            tables::IDX_LABELS_BY_ORG,
             KeyBuf::new()
                 .id(self.organization_id.as_u128())
                 .id(self.id.as_u128())

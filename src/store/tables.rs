@@ -117,6 +117,11 @@ pub const IDX_MAILS_PENDING: Table = TableDefinition::new("idx_mails_pending");
 /// org ‖ mail (UUIDv7: in time order), for the admins' outbox view
 pub const IDX_MAILS_BY_ORG: Table = TableDefinition::new("idx_mails_by_org");
 
+// Labels.
+pub const LABELS: Table = TableDefinition::new("labels");
+/// org ‖ label
+pub const IDX_LABELS_BY_ORG: Table = TableDefinition::new("idx_labels_by_org");
+
 /// Every table, so a new database creates them all and backups copy them all.
 pub const ALL: &[Table] = &[
     META,
@@ -172,4 +177,6 @@ pub const ALL: &[Table] = &[
     IDX_MAILS_DUE,
     IDX_MAILS_PENDING,
     IDX_MAILS_BY_ORG,
+    LABELS,
+    IDX_LABELS_BY_ORG,
 ];

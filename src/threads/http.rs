@@ -5,16 +5,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use crate::auth::{AdminAuth, AgentAuth};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::ids::{AgentId, AttachmentId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::ids::{AgentId, AttachmentId, LabelId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
 use crate::messages::send::{self, NewMessage};
 use crate::state::AppState;
 use crate::store::{Page, ThreadCursor};
-use crate::threads::model::ThreadStatus;
+use crate::threads::model::{Priority, ThreadStatus};
 use crate::threads::service::{
     self, ListFilter, ReadBy, ThreadPatch, ThreadView, UnreadCount, View,
 };
@@ -43,8 +44,38 @@ struct ListQuery {
     assigned: Option<String>,
     q: Option<String>,
     chat_space_id: Option<SpaceId>,
+    label: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     cursor: Option<String>,
     limit: Option<usize>,
+}
+
+/// A bound of the date filter: an RFC 3339 instant, or a day
+/// (`2026-11-23`, UTC) taken from its first moment (`from`) or to its
+/// last (`to`).
+fn parse_bound(
+    field: &str,
+    value: Option<&str>,
+    end_of_day: bool,
+) -> AppResult<Option<DateTime<Utc>>> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(at) = DateTime::parse_from_rfc3339(v) {
+        return Ok(Some(at.with_timezone(&Utc)));
+    }
+    let day = NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+        AppError::validation(format!(
+            "{field} must be a date (YYYY-MM-DD) or an RFC 3339 time"
+        ))
+    })?;
+    let time = if end_of_day {
+        day.and_hms_nano_opt(23, 59, 59, 999_999_999)
+    } else {
+        day.and_hms_opt(0, 0, 0)
+    };
+    Ok(time.map(|t| t.and_utc()))
 }
 
 fn filter(caller_id: AgentId, q: ListQuery, space: Option<SpaceId>) -> AppResult<ListFilter> {
@@ -71,6 +102,20 @@ fn filter(caller_id: AgentId, q: ListQuery, space: Option<SpaceId>) -> AppResult
         ),
         None => None,
     };
+    let label = match q.label.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        Some(l) => Some(
+            l.parse::<LabelId>()
+                .map_err(|_| AppError::validation(format!("unknown label {l:?}")))?,
+        ),
+        None => None,
+    };
+    let from = parse_bound("from", q.from.as_deref(), false)?;
+    let to = parse_bound("to", q.to.as_deref(), true)?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(AppError::validation("from must not be after to"));
+    }
     let query = q.q.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     if let Some(s) = &query {
         validate::bounded("q", s, 200)?;
@@ -80,6 +125,9 @@ fn filter(caller_id: AgentId, q: ListQuery, space: Option<SpaceId>) -> AppResult
         assigned,
         q: query,
         space: space.or(q.chat_space_id),
+        label,
+        from,
+        to,
         cursor,
         limit: validate::limit(q.limit)?,
     })
@@ -182,6 +230,9 @@ struct PatchBody {
     subject: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     team_id: Option<Option<TeamId>>,
+    /// The whole new list of label ids.
+    labels: Option<Vec<LabelId>>,
+    priority: Option<Priority>,
 }
 
 async fn update(
@@ -199,6 +250,8 @@ async fn update(
         status: body.status,
         subject,
         team_id: body.team_id,
+        labels: body.labels,
+        priority: body.priority,
     };
     Ok(Json(service::patch(&state, &caller, id, p).await?))
 }
@@ -273,4 +326,34 @@ async fn remove(
 ) -> AppResult<StatusCode> {
     service::delete(&state, &caller, id, &crate::audit::Who::caller(&caller, ip)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_bounds_take_days_or_instants() {
+        let from = parse_bound("from", Some("2026-11-23"), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-11-23T00:00:00+00:00");
+        let to = parse_bound("to", Some("2026-11-23"), true)
+            .unwrap()
+            .unwrap();
+        assert!(to > from && to.date_naive() == from.date_naive());
+        let at = parse_bound("from", Some("2026-11-23T10:00:00+01:00"), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-11-23T09:00:00+00:00");
+        assert_eq!(parse_bound("from", Some(" "), false).unwrap(), None);
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "23.11.2026",
+            "2026-11-23T25:00:00Z",
+        ] {
+            assert!(parse_bound("from", Some(bad), false).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! threads.
 
+pub mod assignment;
 pub mod http;
 pub mod model;
 pub mod rules;

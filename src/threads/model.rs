@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AgentId, MemberId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::ids::{AgentId, LabelId, MemberId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
 use crate::integrations::model::AccessScope;
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -116,6 +116,23 @@ pub struct Thread {
     /// The visitor's rating of the conversation, given once after it ended.
     #[serde(default)]
     pub rating: Option<Rating>,
+    /// The organization's labels on the thread, in the order they were put.
+    #[serde(default)]
+    pub labels: Vec<LabelId>,
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// How urgent agents find a conversation.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    #[default]
+    None,
+    Low,
+    Medium,
+    High,
+    Urgent,
 }
 
 /// A visitor's satisfaction rating (CSAT) of an ended conversation.

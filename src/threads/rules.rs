@@ -159,6 +159,8 @@ pub fn new_thread(space: SpaceId, visitor: VisitorId) -> Thread {
         closed_at: None,
         membership: None,
         rating: None,
+        labels: Vec::new(),
+        priority: Default::default(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! reopen, pending), read markers, and expiry. Every state change is one
 //! write closure, so claims are atomic and first-wins.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::accounts::model::Agent;
@@ -11,13 +11,15 @@ use crate::audit::Who;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, ReaderKind};
-use crate::ids::{AgentId, MemberId, MessageId, OrgId, SpaceId, TeamId, ThreadId, VisitorId};
+use crate::ids::{
+    AgentId, LabelId, MemberId, MessageId, OrgId, SpaceId, TeamId, ThreadId, VisitorId,
+};
 use crate::messages::history::{Happened, HistoryEvent, Person};
 use crate::messages::model::{Message, SenderType};
 use crate::messages::send::history;
 use crate::state::AppState;
 use crate::store::{Page, Reader, Record, ThreadCursor, WriteTx};
-use crate::threads::model::{ReadMarker, Thread, ThreadStatus};
+use crate::threads::model::{Priority, ReadMarker, Thread, ThreadStatus};
 use crate::threads::rules::{
     Access, assign, ensure_holder_or_admin, ensure_open, holder_error, open_thread_of,
     thread_of_org, visible_thread,
@@ -124,6 +126,11 @@ pub struct ListFilter {
     /// Case-insensitive text in the visitor's name/email, subject or preview.
     pub q: Option<String>,
     pub space: Option<SpaceId>,
+    /// Only threads carrying this label (of the caller's organization).
+    pub label: Option<LabelId>,
+    /// Bounds on `lastActivityAt`, both inclusive.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
     pub cursor: Option<ThreadCursor>,
     pub limit: usize,
 }
@@ -167,8 +174,19 @@ pub fn list(
         }
         None => spaces_of(&read, caller.org(), &access)?,
     };
+    if let Some(label) = filter.label {
+        crate::labels::service::owned(&read, caller.org(), label)
+            .map_err(|_| AppError::validation(format!("unknown label {label}")))?;
+    }
     let q = filter.q.as_ref().map(|q| q.to_lowercase());
     let agent = &caller.agent;
+    let in_range = |t: &Thread| {
+        filter.from.is_none_or(|f| t.last_activity_at >= f)
+            && filter.to.is_none_or(|to| t.last_activity_at <= to)
+            && filter
+                .label
+                .is_none_or(|l| crate::labels::service::has(t, l))
+    };
     let keep = |t: &Thread| {
         if !access.sees(t) {
             return false;
@@ -182,7 +200,10 @@ pub fn list(
             Some(View::Mine) => filter.space.is_none_or(|s| s == t.chat_space_id),
             _ => true,
         };
-        assigned_ok && view_ok && q.as_deref().is_none_or(|q| matches_query(&read, t, q))
+        assigned_ok
+            && view_ok
+            && in_range(t)
+            && q.as_deref().is_none_or(|q| matches_query(&read, t, q))
     };
     let default_statuses: &[ThreadStatus] = match view {
         Some(View::Mine) => &[ThreadStatus::Active, ThreadStatus::Pending],
@@ -358,7 +379,7 @@ pub async fn transfer(
 
 /// Ends a conversation. The holder, an admin, or anyone while unassigned.
 pub async fn close(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult<ThreadView> {
-    change(state, caller, id, |tx, thread, agent, _| {
+    let closed = change(state, caller, id, |tx, thread, agent, _| {
         if !thread.status.is_open() {
             return Ok(false);
         }
@@ -370,7 +391,10 @@ pub async fn close(state: &AppState, caller: &Caller, id: ThreadId) -> AppResult
         history(tx, thread, HistoryEvent::by(Happened::Closed, agent))?;
         Ok(true)
     })
-    .await
+    .await?;
+    // The holder has room for a waiting thread now.
+    crate::threads::assignment::fill_quietly(state, caller.org()).await;
+    Ok(closed)
 }
 
 /// Reopens a closed or expired thread; the reopening agent holds it.
@@ -402,6 +426,17 @@ pub struct ThreadPatch {
     pub subject: Option<Option<String>>,
     /// Some(None) removes the team routing.
     pub team_id: Option<Option<TeamId>>,
+    /// The thread's whole new label list.
+    pub labels: Option<Vec<LabelId>>,
+    pub priority: Option<Priority>,
+}
+
+impl ThreadPatch {
+    /// Whether the change is the holder's (or an admin's) to make: labels
+    /// and priority are for every agent who sees the thread.
+    fn needs_holder(&self) -> bool {
+        self.status.is_some() || self.subject.is_some() || self.team_id.is_some()
+    }
 }
 
 pub async fn patch(
@@ -411,7 +446,7 @@ pub async fn patch(
     p: ThreadPatch,
 ) -> AppResult<ThreadView> {
     change(state, caller, id, move |tx, thread, agent, access| {
-        if !access.all && thread.assigned_agent_id != Some(agent.id) {
+        if p.needs_holder() && !access.all && thread.assigned_agent_id != Some(agent.id) {
             return Err(AppError::Forbidden(
                 "only the agent holding the thread or an admin may change it".into(),
             ));
@@ -444,6 +479,13 @@ pub async fn patch(
         }
         if let Some(team) = p.team_id {
             thread.team_id = team;
+        }
+        if let Some(labels) = &p.labels {
+            thread.labels =
+                crate::labels::service::check_for_thread(tx, agent.organization_id, labels)?;
+        }
+        if let Some(priority) = p.priority {
+            thread.priority = priority;
         }
         thread.updated_at = Utc::now();
         Ok(true)

@@ -42,6 +42,11 @@ struct UpdateBody {
     phone: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::extract::present")]
     external_id: Option<Option<String>>,
+    /// Agents' notes about the contact.
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    notes: Option<Option<String>>,
+    /// Custom attributes to set; `null` as a value removes the key.
+    attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 async fn update(
@@ -55,6 +60,10 @@ async fn update(
         body.email.as_ref().map(Option::as_deref),
         body.phone.as_ref().map(Option::as_deref),
         body.external_id.as_ref().map(Option::as_deref),
+    )?
+    .with_notes_and_attributes(
+        body.notes.as_ref().map(Option::as_deref),
+        body.attributes.as_ref(),
     )?;
     let visitor = service::update(&state, caller.org(), caller.access(), id, patch).await?;
     tracing::info!(org = %caller.org(), visitor = %id, agent = %caller.id(), "visitor updated");

@@ -35,6 +35,9 @@ pub struct Visitor {
     /// Unsubscribed from mails about replies (one click in any such mail).
     #[serde(default)]
     pub email_opt_out: bool,
+    /// Agents' notes about the contact; never shown to the visitor.
+    #[serde(default)]
+    pub notes: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

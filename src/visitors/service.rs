@@ -10,6 +10,7 @@ use crate::state::AppState;
 use crate::store::Reader;
 use crate::threads::model::Thread;
 use crate::threads::rules::Access;
+use crate::visitors::attributes::AttributesPatch;
 use crate::visitors::model::Visitor;
 
 pub const MAX_DISPLAY_NAME: usize = 100;
@@ -44,9 +45,33 @@ pub struct VisitorPatch {
     pub email: Option<Option<String>>,
     pub phone: Option<Option<String>>,
     pub external_id: Option<Option<String>>,
+    pub notes: Option<Option<String>>,
+    /// Custom attributes to set (`null` removes one).
+    pub attributes: Option<AttributesPatch>,
 }
 
+/// Longest contact note, in characters.
+pub const MAX_NOTES: usize = 5000;
+
 impl VisitorPatch {
+    /// Adds the agents' notes and custom attributes to the change.
+    pub fn with_notes_and_attributes(
+        mut self,
+        notes: Option<Option<&str>>,
+        attributes: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> AppResult<VisitorPatch> {
+        self.notes = match notes {
+            Some(Some(n)) if !n.trim().is_empty() => {
+                crate::validate::bounded("notes", n, MAX_NOTES)?;
+                Some(Some(n.trim_end().to_owned()))
+            }
+            Some(_) => Some(None),
+            None => None,
+        };
+        self.attributes = attributes.map(AttributesPatch::parse).transpose()?;
+        Ok(self)
+    }
+
     /// Validates raw fields; an empty text clears the field like `null` does.
     pub fn parse(
         display_name: Option<Option<&str>>,
@@ -63,6 +88,8 @@ impl VisitorPatch {
             external_id: external_id
                 .map(|v| crate::validate::optional_name("externalId", v, MAX_EXTERNAL_ID))
                 .transpose()?,
+            notes: None,
+            attributes: None,
         })
     }
 }
@@ -118,6 +145,12 @@ pub async fn update(
                     v.verified = false;
                 }
                 v.external_id = x.clone();
+            }
+            if let Some(x) = &patch.notes {
+                v.notes = x.clone();
+            }
+            if let Some(a) = &patch.attributes {
+                v.attributes = a.apply(&v.attributes)?;
             }
             tx.put(&v)?;
             Ok(v)

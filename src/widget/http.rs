@@ -64,7 +64,17 @@ async fn config(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<ConfigQuery>,
 ) -> AppResult<Json<WidgetConfig>> {
-    Ok(Json(service::config(&state, &q.key, origin(&headers))?))
+    // The visitor's session token, when the widget has one.
+    let session = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    Ok(Json(service::config(
+        &state,
+        &q.key,
+        origin(&headers),
+        session,
+    )?))
 }
 
 #[derive(Deserialize)]

@@ -133,5 +133,6 @@ fn fresh_visitor(tx: &mut WriteTx<'_>, current: &Visitor, id: VisitorId) -> AppR
         metadata,
         created_at: now,
         email_opt_out: false,
+        notes: None,
     })
 }

@@ -53,7 +53,15 @@ pub struct WidgetConfig {
     /// "Usually replies within N min", from the space's recent answers;
     /// null until enough conversations were answered.
     pub reply_minutes: Option<u32>,
+    /// A line under the title.
+    pub description: String,
+    /// The newest messages of the calling visitor's current conversation
+    /// (oldest first), when the call carries its session token; else empty.
+    pub messages: Vec<crate::messages::model::Message>,
 }
+
+/// How many recent messages the config carries.
+pub const CONFIG_MESSAGES: usize = 20;
 
 /// A thread as the visitor may see it: which one, and whether it is over.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
@@ -86,10 +94,42 @@ fn space_for_key<R: Reader + ?Sized>(
     Ok(space)
 }
 
-pub fn config(state: &AppState, key: &str, origin: Option<&str>) -> AppResult<WidgetConfig> {
+/// The widget's settings for a key; with the visitor's session token
+/// (`session`), also its conversation's recent messages. A token that is
+/// unknown or of another space only leaves the messages out: the config
+/// is public, and a stale token must not keep the widget from drawing.
+pub fn config(
+    state: &AppState,
+    key: &str,
+    origin: Option<&str>,
+    session: Option<&str>,
+) -> AppResult<WidgetConfig> {
     let read = state.store.read()?;
     let space = space_for_key(&read, key, origin)?;
     let reply_minutes = crate::widget::reply_time::minutes(&read, space.id);
+    let visitor = match session {
+        Some(token) => read
+            .visitor_by_token_hash(&crate::auth::tokens::hash(token))?
+            .filter(|v| v.chat_space_id == space.id),
+        None => None,
+    };
+    let messages = match visitor {
+        Some(v) => match current_thread(&read, v.id)? {
+            Some(thread) => {
+                messages::page(
+                    &read,
+                    thread.id,
+                    None,
+                    None,
+                    CONFIG_MESSAGES,
+                    Audience::Visitor,
+                )?
+                .items
+            }
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    };
     let s = space.settings;
     Ok(WidgetConfig {
         reply_minutes,
@@ -109,6 +149,8 @@ pub fn config(state: &AppState, key: &str, origin: Option<&str>) -> AppResult<Wi
         attachments: s.attachments,
         csat: s.csat,
         identity_verification: s.identity_verification,
+        description: s.description,
+        messages,
     })
 }
 
@@ -229,6 +271,7 @@ async fn create_visitor(
                 },
                 created_at: now,
                 email_opt_out: false,
+                notes: None,
             };
             tx.put(&visitor)?;
             // Only the hash is stored: the token lives in the browser alone.

@@ -6,6 +6,7 @@ import { del, get, patch, post } from '../api.js';
 import { copyText, field, h, mount } from '../dom.js';
 import { relativeTime, t } from '../i18n.js';
 import { emit, state } from '../store.js';
+import { capacityInput } from './assignment.js';
 import { statusLine } from './status-line.js';
 
 export class AgentsPage {
@@ -30,7 +31,7 @@ export class AgentsPage {
             h(
               'thead',
               {},
-              h('tr', {}, [t('agents.name'), t('agents.email'), t('agents.role'), t('agents.teams'), t('agents.spaces'), t('agents.state'), ''].map((c) => h('th', {}, c))),
+              h('tr', {}, [t('agents.name'), t('agents.email'), t('agents.role'), t('agents.teams'), t('agents.spaces'), t('agents.capacity'), t('agents.state'), ''].map((c) => h('th', {}, c))),
             ),
             this.table,
           ),
@@ -152,6 +153,7 @@ export class AgentsPage {
           h('td', {}, role),
           h('td', {}, teams),
           h('td', {}, spaces),
+          h('td', {}, capacityInput(a, admin, (max) => this.change(a, { maxConcurrent: max }))),
           h('td', {}, stateText),
           h('td', { class: 'actions' }, actions),
         );

@@ -7,6 +7,7 @@ import { del, get, patch, post } from '../api.js';
 import { copyText, field, h, mount } from '../dom.js';
 import { t, weekday } from '../i18n.js';
 import { emit, state } from '../store.js';
+import { assignmentFields, assignmentValues } from './assignment.js';
 import { statusLine } from './status-line.js';
 import { WidgetPreview } from './widget-preview.js';
 
@@ -257,6 +258,7 @@ class SpaceEditor {
           field(t('spaces.maxCount'), input('maxCount', s.attachments.maxCount, { type: 'number', min: 0, step: 1 })),
         ),
       ),
+      assignmentFields(s),
       h(
         'fieldset',
         { class: 'card' },
@@ -351,6 +353,7 @@ class SpaceEditor {
         attachments: { allowed: f('attachmentsAllowed').checked, maxSizeBytes: Math.round(num('maxSizeMb') * MB), maxCount: num('maxCount') },
         expireAfterMinutes: num('expireAfterMinutes'),
         retentionDays: num('retentionDays'),
+        ...assignmentValues(this.form),
       },
     };
   }

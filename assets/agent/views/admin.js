@@ -6,6 +6,7 @@ import { AgentsPage } from './admin-agents.js';
 import { AuditPage } from './admin-audit.js';
 import { EmailPage } from './admin-email.js';
 import { IntegrationsPage } from './admin-integrations.js';
+import { LabelsPage } from './admin-labels.js';
 import { SpacesPage } from './admin-spaces.js';
 import { TeamsPage } from './admin-teams.js';
 import { TemplatesPage } from './admin-templates.js';
@@ -16,6 +17,7 @@ const PAGES = {
   agents: AgentsPage,
   teams: TeamsPage,
   templates: TemplatesPage,
+  labels: LabelsPage,
   integrations: IntegrationsPage,
   webhooks: WebhooksPage,
   audit: AuditPage,

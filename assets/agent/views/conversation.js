@@ -7,8 +7,10 @@ import { ApiError, del, get, patch, post } from '../api.js';
 import { h, linkify, mount, uuid } from '../dom.js';
 import { clock, fullTime, relativeTime, t, visitorLabel } from '../i18n.js';
 import { agentName, isAdmin, isOpen, mark, on, spaceName, state, unreadOf, upsertThread } from '../store.js';
+import { attachLater } from './attach-later.js';
 import { attachmentList } from './attachments.js';
 import { Composer } from './composer.js';
+import { ThreadTags } from './labels.js';
 import { ratingBadge } from './rating.js';
 import { verifiedBadge } from './visitor.js';
 
@@ -46,6 +48,7 @@ export class Conversation {
 
   build(root) {
     this.head = h('header', { class: 'conv__head' });
+    this.tags = new ThreadTags((e) => this.failed(e));
     this.notice = h('div', { class: 'conv__notice', role: 'status', hidden: true });
     this.olderEl = h('div', { class: 'conv__older', hidden: true }, t('conv.loadingOlder'));
     this.list = h('div', { class: 'conv__messages', role: 'log', tabindex: '0', 'aria-label': t('conv.messages') }, this.olderEl);
@@ -53,7 +56,7 @@ export class Conversation {
     this.newPill = h('button', { type: 'button', class: 'conv__newpill', hidden: true, onclick: () => this.scrollToBottom() }, t('conv.newMessages'));
     this.typingEl = h('div', { class: 'conv__typing', 'aria-live': 'polite' });
     this.composer = new Composer({ threadId: this.id, onSend: (d) => this.send(d), describe: (m) => this.describe(m) });
-    this.el = h('div', { class: 'conv', dataset: { thread: this.id } }, this.head, this.notice, h('div', { class: 'conv__body' }, this.list, this.newPill), this.typingEl, this.composer.el);
+    this.el = h('div', { class: 'conv', dataset: { thread: this.id } }, this.head, this.tags.el, this.notice, h('div', { class: 'conv__body' }, this.list, this.newPill), this.typingEl, this.composer.el);
     mount(root, this.el);
     // Files dropped anywhere on the conversation go to the reply box.
     this.el.addEventListener('dragover', (e) => {
@@ -186,6 +189,7 @@ export class Conversation {
       ),
       h('div', { class: 'conv__actions' }, actions),
     );
+    this.tags.update(th);
   }
 
   button(label, onclick, cls, action, key) {
@@ -393,6 +397,7 @@ export class Conversation {
       if (mine) {
         actions.push(this.button(t('conv.edit'), () => this.edit(m), 'btn--ghost', 'edit'));
         actions.push(this.button(t('conv.delete'), () => this.remove_(m), 'btn--ghost', 'delete'));
+        actions.push(attachLater(m, (fresh) => this.add([fresh]), (e) => this.failed(e)));
       }
     }
     if (m.failed) actions.push(this.button(t('conv.retry'), () => this.retry(m), 'btn--ghost', 'retry'));

@@ -7,6 +7,7 @@ import { h, mount } from '../dom.js';
 import { fullTime, relativeTime, t, visitorLabel } from '../i18n.js';
 import { VIEWS, byActivity, inView, mark, on, removeThread, spaceName, state, unreadOf, upsertThread } from '../store.js';
 import { Conversation } from './conversation.js';
+import { labelChips, labelFilter, priorityBadge } from './labels.js';
 import { presenceList } from './presence.js';
 import { VisitorPanel } from './visitor.js';
 
@@ -18,6 +19,9 @@ export class Inbox {
     this.threadId = null;
     this.q = '';
     this.space = '';
+    this.label = '';
+    this.from = '';
+    this.to = '';
     this.cursor = null;
     this.matched = new Set();
     this.loadKey = '';
@@ -30,6 +34,7 @@ export class Inbox {
       on('presence', () => this.renderPresence()),
       on('resync', () => this.refetch()),
       on('spaces', () => this.renderSpaceFilter()),
+      on('labels', () => this.labelSelect.refresh()),
     ];
     this.clock = setInterval(() => this.schedule(), 30_000);
     this.refetch();
@@ -51,6 +56,22 @@ export class Inbox {
       this.space = this.spaceSelect.value;
       this.load();
     });
+    this.labelSelect = labelFilter(
+      () => this.label,
+      (id) => {
+        this.label = id;
+        this.load();
+      },
+    );
+    const day = (name, label) => {
+      const input = h('input', { type: 'date', name, class: 'input input--sm', 'aria-label': label, title: label });
+      input.addEventListener('change', () => {
+        this[name] = input.value;
+        this.load();
+      });
+      return input;
+    };
+    this.dates = h('div', { class: 'filters__dates' }, day('from', t('filter.from')), '–', day('to', t('filter.to')));
     this.list = h('ul', { class: 'thread-list', 'aria-live': 'polite' });
     this.more = h('button', { class: 'btn btn--ghost more', type: 'button', hidden: true, onclick: () => this.load({ more: true }) }, t('inbox.loadMore'));
     this.presence = h('div', { class: 'presence' });
@@ -58,7 +79,7 @@ export class Inbox {
       'aside',
       { class: 'pane pane--list' },
       this.tabs,
-      h('div', { class: 'filters' }, this.search, this.spaceSelect),
+      h('div', { class: 'filters' }, this.search, this.spaceSelect, this.labelSelect.el, this.dates),
       h('div', { class: 'thread-scroll' }, this.list, this.more),
       this.presence,
     );
@@ -145,7 +166,7 @@ export class Inbox {
   }
 
   async load({ more = false } = {}) {
-    const key = JSON.stringify([this.view, this.q, this.space]);
+    const key = JSON.stringify([this.view, this.q, this.space, this.label, this.from, this.to]);
     if (!more) {
       this.loadKey = key;
       this.matched = new Set();
@@ -154,7 +175,7 @@ export class Inbox {
     const since = mark();
     let page;
     try {
-      page = await get(`/threads${qs({ view: this.view, q: this.q, chatSpaceId: this.space, limit: PAGE, cursor: more ? this.cursor : '' })}`);
+      page = await get(`/threads${qs({ view: this.view, q: this.q, chatSpaceId: this.space, label: this.label, from: this.from, to: this.to, limit: PAGE, cursor: more ? this.cursor : '' })}`);
     } catch {
       return;
     }
@@ -166,7 +187,7 @@ export class Inbox {
       upsertThread(item, { since });
     }
     this.cursor = page.nextCursor || null;
-    if (!more && !this.q) this.reconcile(ids, page);
+    if (!more && !this.q && !this.filtered()) this.reconcile(ids, page);
     this.render();
   }
 
@@ -190,11 +211,23 @@ export class Inbox {
     }
   }
 
+  /** Whether the label or date filter is on. */
+  filtered() {
+    return !!(this.label || this.from || this.to);
+  }
+
+  /** The label and date filters, as the server applies them. */
+  keeps(th) {
+    const day = (th.lastActivityAt || '').slice(0, 10);
+    return (!this.label || (th.labels || []).includes(this.label)) && (!this.from || day >= this.from) && (!this.to || day <= this.to);
+  }
+
   visible() {
     const q = this.q.toLowerCase();
     return [...state.threads.values()]
       .filter((th) => inView(this.view, th))
       .filter((th) => !this.space || th.chatSpaceId === this.space)
+      .filter((th) => this.keeps(th))
       .filter((th) => !q || this.matched.has(th.id) || [th.visitorName, th.subject, th.lastMessage?.preview].some((s) => s && s.toLowerCase().includes(q)))
       .sort(byActivity);
   }
@@ -264,6 +297,8 @@ export class Inbox {
           holder ? h('span', { class: 'row__holder', title: t('thread.heldBy', { name: holder }) }, holder) : null,
           state.spaces.length > 1 ? h('span', { class: 'row__space' }, spaceName(th.chatSpaceId)) : null,
           unread ? h('span', { class: 'badge', title: t('inbox.unread') }, String(unread)) : null,
+          priorityBadge(th),
+          labelChips(th),
         ),
       ),
     );

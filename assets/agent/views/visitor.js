@@ -1,12 +1,13 @@
 // The visitor panel: who is writing, from which page, with which browser,
-// since when, whether the site verified them, the site's custom
-// attributes, their earlier threads; name, email, phone and external id
-// editable.
+// since when, whether the site verified them, their earlier threads;
+// name, email, phone and external id editable; notes, custom attributes
+// and a new conversation (contact.js).
 
 import { get, patch } from '../api.js';
 import { field, h, mount, safeLink } from '../dom.js';
 import { fullTime, relativeTime, t, visitorLabel } from '../i18n.js';
-import { on, state, upsertThread } from '../store.js';
+import { isOpen, on, state, upsertThread } from '../store.js';
+import { contactSection, newConversation } from './contact.js';
 import { ratingBadge } from './rating.js';
 
 /** Browser and OS from a user agent string, roughly. */
@@ -46,11 +47,6 @@ export function parseUserAgent(ua) {
 export function verifiedBadge(externalId) {
   const title = externalId ? t('visitor.verifiedAs', { id: externalId }) : t('visitor.verifiedHint');
   return h('span', { class: 'badge badge--verified', title, dataset: { verified: 'true' } }, `✓ ${t('visitor.verified')}`);
-}
-
-/** An attribute's value as text: strings as they are, numbers and booleans printed. */
-function attributeText(value) {
-  return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
 export class VisitorPanel {
@@ -137,8 +133,12 @@ export class VisitorPanel {
           row(t('visitor.lastSeen'), when(md.lastSeenAt)),
         ),
         h('button', { type: 'button', class: 'btn btn--sm', dataset: { action: 'edit-visitor' }, onclick: () => this.edit() }, t('visitor.edit')),
-        this.attributes(v.attributes),
+        contactSection(v, (fresh) => {
+          this.visitor = fresh;
+          this.render();
+        }),
         h('h3', { class: 'visitor__section' }, t('visitor.threads')),
+        this.threads.some((th) => isOpen(th)) ? null : newConversation(v, (th) => (location.hash = `#/inbox/mine/${th.id}`)),
         h(
           'ul',
           { class: 'history' },
@@ -159,20 +159,6 @@ export class VisitorPanel {
         ),
       ),
     );
-  }
-
-  /** The site's custom attributes, as text only. */
-  attributes(attrs) {
-    const entries = Object.entries(attrs || {});
-    if (!entries.length) return null;
-    return [
-      h('h3', { class: 'visitor__section' }, t('visitor.attributes')),
-      h(
-        'dl',
-        { class: 'facts visitor__attributes' },
-        entries.flatMap(([key, value]) => [h('dt', {}, key), h('dd', {}, attributeText(value))]),
-      ),
-    ];
   }
 
   edit() {

@@ -3,12 +3,14 @@
 mod abuse;
 mod access;
 mod accounts;
+mod attach_later;
 mod attachments;
 mod audit;
 mod auth;
 mod email;
 mod identity;
 mod integrations;
+mod labels;
 mod messages;
 mod push;
 mod ratings;

@@ -631,3 +631,34 @@ async fn logout_and_unsubscribing_remove_subscriptions() {
     assert_eq!(w.devices_of(&eve.id), 0);
     assert_eq!(w.devices_of(&w.owner.agent_id), 1);
 }
+
+#[tokio::test]
+async fn a_thread_given_to_the_responsible_agent_reaches_only_that_agent() {
+    let w = world().await;
+    let bob = w.agent("Bob", "all", 0).await;
+    let cat = w.agent("Cat", "all", 0).await;
+    let (b, c) = (
+        Device::new(&w.service, "bob"),
+        Device::new(&w.service, "cat"),
+    );
+    w.subscribe(&bob.token, &b).await;
+    w.subscribe(&cat.token, &c).await;
+    w.server
+        .patch(
+            &format!("/api/v1/chat-spaces/{}", w.space.id),
+            &w.owner.token,
+            json!({ "settings": { "defaultAssignee": bob.id } }),
+        )
+        .await
+        .ok();
+
+    let (_, thread) = w.visitor_writes("Need a hand").await;
+    let got = w.service.wait_for("bob", 1).await;
+    let payload = b.open(&got[0], &w.key);
+    assert_eq!(payload["title"], "New message: Visitor #1");
+    assert_eq!(payload["body"], "Need a hand");
+    assert_eq!(payload["url"], format!("/app/#/inbox/mine/{thread}"));
+    // Nobody else may take it, so nobody else is told.
+    w.settled(1, 0, 0).await;
+    assert_eq!(w.service.of("cat").len(), 0);
+}

@@ -43,6 +43,7 @@ async fn new_visitor(server: &TestServer, space: SpaceId, number: u64) -> Visito
         },
         created_at: now,
         email_opt_out: false,
+        notes: None,
     };
     let id = visitor.id;
     let hash = mychat::auth::tokens::hash(&format!("{SESSION_TOKEN}-{number}"));
@@ -90,6 +91,8 @@ async fn new_thread(
         closed_at: None,
         membership: None,
         rating: None,
+        labels: Vec::new(),
+        priority: Default::default(),
     };
     server.put(&thread).await;
     thread.id
@@ -214,7 +217,7 @@ async fn invalid_visitor_fields_are_refused_and_change_nothing() {
         ("phone without digits", json!({"phone": "+()"})),
         ("long phone", json!({"phone": "1".repeat(41)})),
         ("long external id", json!({"externalId": "x".repeat(201)})),
-        ("unknown field", json!({"notes": "vip"})),
+        ("unknown field", json!({"nickname": "vip"})),
         ("wrong type", json!({"displayName": 5})),
         (
             "good and bad together",

@@ -3,6 +3,7 @@
 
 mod app;
 mod attachments;
+mod desk;
 mod embed;
 mod identity;
 mod inbox;

@@ -90,6 +90,7 @@ pub async fn visitor(server: &TestServer, space: &ChatSpace) -> Visitor {
         metadata: VisitorMetadata::default(),
         created_at: chrono::Utc::now(),
         email_opt_out: false,
+        notes: None,
     };
     let v = visitor.clone();
     server

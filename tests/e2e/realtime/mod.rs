@@ -9,6 +9,7 @@
 //! a later event (or the answer to a later frame) arriving first is proof.
 
 mod access;
+mod assignment;
 mod connecting;
 mod delivery;
 mod hostile_input;
