@@ -1,5 +1,6 @@
 //! What happened to a conversation's handling — claimed, released,
-//! transferred, closed by an agent or the visitor, reopened, expired —
+//! transferred, closed by an agent or the visitor, reopened, expired,
+//! labels changed —
 //! kept as internal system messages that carry a [`HistoryEvent`]
 //! (`Message::event`): every agent reads the same story in the
 //! conversation, in order with the messages, and visitors never see it.
@@ -22,6 +23,7 @@ pub enum Happened {
     ClosedByVisitor,
     Reopened,
     Expired,
+    LabelsChanged,
 }
 
 /// An agent as the history names it: its name when it happened.
@@ -85,6 +87,7 @@ impl HistoryEvent {
             Happened::ClosedByVisitor => "Closed by the visitor".to_owned(),
             Happened::Reopened => format!("Reopened by {by}"),
             Happened::Expired => "Closed after a time without messages".to_owned(),
+            Happened::LabelsChanged => format!("Labels changed by {by}"),
         }
     }
 }

@@ -481,8 +481,15 @@ pub async fn patch(
             thread.team_id = team;
         }
         if let Some(labels) = &p.labels {
-            thread.labels =
+            let labels =
                 crate::labels::service::check_for_thread(tx, agent.organization_id, labels)?;
+            // The same set in another order is no change.
+            let same = labels.len() == thread.labels.len()
+                && labels.iter().all(|l| thread.labels.contains(l));
+            if !same {
+                thread.labels = labels;
+                history(tx, thread, HistoryEvent::by(Happened::LabelsChanged, agent))?;
+            }
         }
         if let Some(priority) = p.priority {
             thread.priority = priority;

@@ -121,6 +121,27 @@ async fn any_agent_who_sees_a_thread_labels_it_and_lists_filter_by_label() {
     assert_eq!(r.ok()["labels"], json!([billing, bug]));
     assert_eq!(r.body["priority"], "high");
     assert_eq!(r.body["status"], "unassigned");
+    // The same labels again change nothing, and so add no second history line.
+    server
+        .patch(
+            &format!("/api/v1/threads/{ta}"),
+            &bob.token,
+            json!({ "labels": [bug, billing] }),
+        )
+        .await
+        .ok();
+    let history = server
+        .get(&format!("/api/v1/threads/{ta}/messages"), &owner.token)
+        .await;
+    let changes: Vec<&serde_json::Value> = history.ok()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|m| m["event"]["kind"] == "labelsChanged")
+        .collect();
+    assert_eq!(changes.len(), 1, "{}", history.body);
+    assert_eq!(changes[0]["event"]["by"]["name"], "Bob");
+    assert_eq!(changes[0]["internal"], true);
     // The subject stays the holder's (or an admin's).
     let r = server
         .patch(
