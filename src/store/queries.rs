@@ -451,6 +451,32 @@ pub trait Reader {
         Ok(self.ids_under(tables::IDX_MAILS_DUE, &[], 8)?.len())
     }
 
+    /// Each outbox's queue (`email`, `webhooks`, `push`): the entries
+    /// waiting, and the next attempt time of the soonest.
+    fn outbox_backlogs(
+        &self,
+    ) -> Result<Vec<(&'static str, usize, Option<chrono::DateTime<chrono::Utc>>)>> {
+        let queues = [
+            ("email", tables::IDX_MAILS_DUE),
+            ("webhooks", tables::IDX_DELIVERIES_DUE),
+            ("push", tables::IDX_PUSHES_DUE),
+        ];
+        let mut out = Vec::with_capacity(queues.len());
+        for (name, table) in queues {
+            let pending = self.ids_under(table, &[], 8)?.len();
+            let first = self.scan(
+                table,
+                &Scan {
+                    limit: 1,
+                    ..Scan::default()
+                },
+            )?;
+            let soonest = first.first().and_then(|(k, _)| codec::time_at(k, 0));
+            out.push((name, pending, soonest));
+        }
+        Ok(out)
+    }
+
     /// An organization's mails, newest first, after the mail `after`.
     fn mails_of_org(
         &self,
