@@ -162,37 +162,37 @@ impl Metrics {
             .set(1);
         r.register(
             "mychat_build_info",
-            "The version and commit of this executable (always 1).",
+            "The version and commit of this executable (always 1)",
             build,
         );
         r.register(
             "mychat_http_requests",
-            "HTTP requests by method, route template and status code.",
+            "HTTP requests by method, route template and status code",
             self.requests.clone(),
         );
         r.register(
             "mychat_http_request_duration_seconds",
-            "HTTP request latency by method, route template and status code.",
+            "HTTP request latency by method, route template and status code",
             self.request_seconds.clone(),
         );
         r.register(
             "mychat_sockets_open",
-            "Open WebSockets by kind.",
+            "Open WebSockets by kind",
             self.sockets_open.clone(),
         );
         r.register(
             "mychat_socket_frames",
-            "WebSocket text frames by socket kind and direction.",
+            "WebSocket text frames by socket kind and direction",
             self.socket_frames.clone(),
         );
         r.register(
             "mychat_socket_lag_resyncs",
-            "Times a socket fell behind its queue and resynced from storage.",
+            "Times a socket fell behind its queue and resynced from storage",
             self.socket_resyncs.clone(),
         );
         r.register(
             "mychat_messages",
-            "Messages committed, by author kind.",
+            "Messages committed, by author kind",
             self.messages.clone(),
         );
         scrape.register(&mut r);
@@ -312,17 +312,17 @@ impl Scrape {
         let s = &self.store;
         r.register(
             "mychat_store_commits",
-            "Durable commits of the group-commit writer.",
+            "Durable commits of the group-commit writer",
             ConstCounter::new(s.commits),
         );
         r.register(
             "mychat_store_failed_commits",
-            "Commits that failed.",
+            "Commits that failed",
             ConstCounter::new(s.failed_commits),
         );
         r.register(
             "mychat_store_commit_batch_size",
-            "Writes folded into one commit.",
+            "Writes folded into one commit",
             CountedHistogram::from_cumulative(
                 s.writes as f64,
                 s.batch_buckets.iter().map(|&(bound, n)| {
@@ -337,12 +337,12 @@ impl Scrape {
         );
         r.register(
             "mychat_store_commit_duration_seconds",
-            "Time one durable commit takes (the write and its fsync).",
+            "Time one durable commit takes (the write and its fsync)",
             CountedHistogram::from_cumulative(s.commit_seconds, s.commit_latency_buckets.clone()),
         );
         r.register(
             "mychat_store_commit_seconds",
-            "Time spent committing, in all.",
+            "Time spent committing, in all",
             ConstCounter::new(s.commit_seconds),
         );
         let threads = Family::<StatusLabels, Gauge>::default();
@@ -355,12 +355,12 @@ impl Scrape {
         }
         r.register(
             "mychat_threads",
-            "Threads by status (the open ones).",
+            "Threads by status (the open ones)",
             threads,
         );
         r.register(
             "mychat_sockets",
-            "Sockets holding a place under limits.max_sockets, of every kind.",
+            "Sockets holding a place under limits.max_sockets, of every kind",
             ConstGauge::new(self.sockets as i64),
         );
         let pending = Family::<OutboxLabels, Gauge>::default();
@@ -372,12 +372,12 @@ impl Scrape {
         }
         r.register(
             "mychat_outbox_pending",
-            "Entries waiting in each outbox (email, webhooks, push).",
+            "Entries waiting in each outbox (email, webhooks, push)",
             pending,
         );
         r.register(
             "mychat_outbox_oldest_pending_seconds",
-            "How long each outbox's most overdue entry has waited since it was due (0: none due).",
+            "How long each outbox's most overdue entry has waited since it was due (0: none due)",
             oldest,
         );
         if let Some((sent, failed)) = self.email {
@@ -388,17 +388,17 @@ impl Scrape {
                 .map_or(0, |b| b.pending);
             r.register(
                 "mychat_email_pending",
-                "Mails waiting to be sent.",
+                "Mails waiting to be sent",
                 ConstGauge::new(pending as i64),
             );
             r.register(
                 "mychat_email_sent",
-                "Mails the relay accepted.",
+                "Mails the relay accepted",
                 ConstCounter::new(sent),
             );
             r.register(
                 "mychat_email_failed",
-                "Mails given up on.",
+                "Mails given up on",
                 ConstCounter::new(failed),
             );
         }
@@ -415,7 +415,7 @@ impl Scrape {
             .map_or(0, |b| b.pending);
         r.register(
             "mychat_push_pending",
-            "Web Push notifications waiting to be sent.",
+            "Web Push notifications waiting to be sent",
             ConstGauge::new(push_pending as i64),
         );
         if !self.certificates.is_empty() {
@@ -429,26 +429,26 @@ impl Scrape {
             }
             r.register(
                 "mychat_tls_certificate_expiry_timestamp_seconds",
-                "Unix time at which the certificate served for a domain expires.",
+                "Unix time at which the certificate served for a domain expires",
                 expiry.clone(),
             );
             r.register(
                 "mychat_tls_certificate_expiry_seconds",
-                "Deprecated, removed in the next release: the same value as mychat_tls_certificate_expiry_timestamp_seconds.",
+                "Deprecated, removed in the next release: the same value as mychat_tls_certificate_expiry_timestamp_seconds",
                 expiry,
             );
         }
         if let Some(n) = self.open_fds {
             r.register(
                 "process_open_fds",
-                "Open file descriptors (every socket is one).",
+                "Open file descriptors (every socket is one)",
                 ConstGauge::new(n as i64),
             );
         }
         if let Some(n) = self.max_fds {
             r.register(
                 "process_max_fds",
-                "The open-file limit.",
+                "The open-file limit",
                 ConstGauge::new(n as i64),
             );
         }

@@ -10,6 +10,7 @@ mod email;
 mod identity;
 mod integrations;
 mod messages;
+mod ops;
 mod push;
 mod ratings;
 mod spaces;
