@@ -103,10 +103,19 @@ async fn every_log_line_of_a_request_names_its_request_id() {
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["x-request-id"], "support-ticket-77");
     // tower_http logs the start and the end of every request at debug.
+    // stderr is read to its end, so the server never writes into a closed pipe.
     let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (lines, logged) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let _ = lines.send(line.unwrap());
+        }
+    });
     let mut of_request = Vec::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
+    loop {
+        let line = logged
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e} after {of_request:?}"));
         if !line.contains("/api/v1/threads") {
             continue;
         }
