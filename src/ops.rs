@@ -84,10 +84,11 @@ fn scrape(state: &AppState) -> metrics::Scrape {
         .and_then(|r| r.outbox_backlogs())
         .unwrap_or_default()
         .into_iter()
-        .map(|(outbox, pending, soonest)| metrics::Backlog {
-            outbox,
-            pending: pending as u64,
-            oldest_due_secs: soonest
+        .map(|q| metrics::Backlog {
+            outbox: q.outbox,
+            pending: q.pending as u64,
+            oldest_due_secs: q
+                .soonest
                 .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1e3),
         })
         .collect();

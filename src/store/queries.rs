@@ -21,6 +21,16 @@ use crate::threads::model::{Thread, ThreadStatus};
 use crate::visitors::model::Visitor;
 use crate::webhooks::model::{Delivery, Webhook};
 
+/// One outbox's queue, for `/metrics`.
+#[derive(Clone, Debug)]
+pub struct OutboxQueue {
+    /// `email`, `webhooks` or `push`.
+    pub outbox: &'static str,
+    pub pending: usize,
+    /// The next attempt time of the soonest entry.
+    pub soonest: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// One page of a cursor-paginated list.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -453,9 +463,7 @@ pub trait Reader {
 
     /// Each outbox's queue (`email`, `webhooks`, `push`): the entries
     /// waiting, and the next attempt time of the soonest.
-    fn outbox_backlogs(
-        &self,
-    ) -> Result<Vec<(&'static str, usize, Option<chrono::DateTime<chrono::Utc>>)>> {
+    fn outbox_backlogs(&self) -> Result<Vec<OutboxQueue>> {
         let queues = [
             ("email", tables::IDX_MAILS_DUE),
             ("webhooks", tables::IDX_DELIVERIES_DUE),
@@ -472,7 +480,11 @@ pub trait Reader {
                 },
             )?;
             let soonest = first.first().and_then(|(k, _)| codec::time_at(k, 0));
-            out.push((name, pending, soonest));
+            out.push(OutboxQueue {
+                outbox: name,
+                pending,
+                soonest,
+            });
         }
         Ok(out)
     }

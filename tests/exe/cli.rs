@@ -100,10 +100,8 @@ fn every_flag_has_help_text() {
         for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
             let described = line
                 .trim_start()
-                .splitn(2, "  ")
-                .nth(1)
-                .unwrap_or("")
-                .trim();
+                .split_once("  ")
+                .map_or("", |(_, help)| help.trim());
             assert!(!described.is_empty(), "{args:?}: {line}");
         }
     }

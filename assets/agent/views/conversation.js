@@ -235,7 +235,8 @@ export class Conversation {
       await post(`/threads/${this.id}/transcript`, {});
       this.show(t('thread.transcriptSent'), 'ok');
     } catch (e) {
-      this.show(e instanceof ApiError && e.code === 'no_email' ? t('thread.noEmail') : e.message || t('error.generic'), 'error');
+      const text = e instanceof ApiError && e.code === 'no_email' ? t('thread.noEmail') : e.message;
+      this.show(errorText({ message: text, requestId: e.requestId }, t('error.generic')), 'error');
     }
   }
 
