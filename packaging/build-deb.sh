@@ -5,7 +5,7 @@
 # executable itself, the changelog, copyright and lintian overrides,
 # md5sums, and maintainer scripts that create the mychat system user and
 # /var/lib/mychat and drive the unit through deb-systemd-helper/-invoke.
-# Needs dpkg-deb and gzip. `lintian` on the result reports no error or
+# Needs dpkg-deb, gzip and objcopy (binutils). `lintian` on the result reports no error or
 # warning (tests/packaging.rs checks it).
 #
 # MYCHAT_STATIC_BIN=path uses an executable already built by
@@ -38,6 +38,8 @@ if [ "$CHANGELOG_VERSION" != "$VERSION" ]; then
 fi
 
 install -D -m 0755 "$BIN" "$ROOT/usr/bin/mychat"
+# The compilers' version notes (.comment) are of no use at run time.
+objcopy --remove-section=.comment "$ROOT/usr/bin/mychat"
 # root:mychat 0640 is set by postinst (dpkg-statoverride): the group does
 # not exist when the package is built.
 install -D -m 0640 packaging/config.toml "$ROOT/etc/mychat/config.toml"
