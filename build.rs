@@ -1,7 +1,8 @@
 //! Build facts `mychat version` and `mychat_build_info` report: the commit
-//! (`MYCHAT_COMMIT`, from git, or the environment for builds from a
-//! tarball), the build date (`SOURCE_DATE_EPOCH` when set, so package
-//! builds are reproducible) and the target.
+//! (from git, or `SOURCE_COMMIT` for builds from a tarball), the build date
+//! (`SOURCE_DATE_EPOCH` when set, so package builds are reproducible) and
+//! the target. They are not named `MYCHAT_*`: cargo also sets them when it
+//! runs tests, and every `MYCHAT_*` variable is configuration.
 
 use std::process::Command;
 
@@ -14,9 +15,9 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=MYCHAT_COMMIT");
+    println!("cargo:rerun-if-env-changed=SOURCE_COMMIT");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
-    let commit = std::env::var("MYCHAT_COMMIT")
+    let commit = std::env::var("SOURCE_COMMIT")
         .ok()
         .filter(|c| !c.is_empty())
         .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
@@ -39,10 +40,10 @@ fn main() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64)
         });
-    println!("cargo:rustc-env=MYCHAT_COMMIT={commit}");
-    println!("cargo:rustc-env=MYCHAT_BUILD_EPOCH={epoch}");
+    println!("cargo:rustc-env=BUILD_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILD_EPOCH={epoch}");
     println!(
-        "cargo:rustc-env=MYCHAT_TARGET={}",
+        "cargo:rustc-env=BUILD_TARGET={}",
         std::env::var("TARGET").unwrap_or_default()
     );
 }

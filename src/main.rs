@@ -183,7 +183,7 @@ fn read_password(args: &PasswordArgs) -> Result<String, String> {
 
 /// `mychat version`: what a bug report needs.
 fn version_text() -> String {
-    let built = env!("MYCHAT_BUILD_EPOCH")
+    let built = env!("BUILD_EPOCH")
         .parse::<i64>()
         .ok()
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
@@ -200,7 +200,7 @@ fn version_text() -> String {
         "mychat {}\ncommit: {}\nbuilt: {built}\ntarget: {}\nallocator: {allocator}\ntls: rustls (ring)",
         env!("CARGO_PKG_VERSION"),
         mychat::metrics::COMMIT,
-        env!("MYCHAT_TARGET"),
+        env!("BUILD_TARGET"),
     )
 }
 

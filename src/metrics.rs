@@ -33,7 +33,7 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 
 /// The version and the commit this executable was built from.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub const COMMIT: &str = env!("MYCHAT_COMMIT");
+pub const COMMIT: &str = env!("BUILD_COMMIT");
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
