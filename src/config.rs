@@ -65,6 +65,9 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Seconds to let requests and sockets finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Seconds a REST request may take before it is answered 503
+    /// (uploads, downloads and sockets are not limited).
+    pub request_timeout_secs: u64,
     /// Reverse proxies (addresses or blocks) whose forwarding header names
     /// the client; from any other peer the header is ignored.
     pub trusted_proxies: Vec<Cidr>,
@@ -226,6 +229,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit: 1024 * 1024,
             shutdown_grace_secs: 10,
+            request_timeout_secs: 30,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::XForwardedFor,
         }
@@ -347,16 +351,23 @@ impl EmailConfig {
     }
 }
 
-impl fmt::Debug for EmailConfig {
-    /// The relay's password never reaches a log or `mychat check`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = match self.smtp_url.split_once('@') {
+impl EmailConfig {
+    /// The relay's URL without its user and password.
+    pub fn redacted_smtp_url(&self) -> String {
+        match self.smtp_url.split_once('@') {
             Some((scheme_user, host)) => match scheme_user.split_once("://") {
                 Some((scheme, _)) => format!("{scheme}://***@{host}"),
                 None => "***".to_owned(),
             },
             None => self.smtp_url.clone(),
-        };
+        }
+    }
+}
+
+impl fmt::Debug for EmailConfig {
+    /// The relay's password never reaches a log or `mychat check`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.redacted_smtp_url();
         f.debug_struct("EmailConfig")
             .field("smtp_url", &url)
             .field("from", &self.from)
@@ -505,6 +516,29 @@ impl fmt::Debug for Config {
     }
 }
 
+/// Stands in for a secret in `mychat check`.
+pub const REDACTED: &str = "<redacted>";
+
+impl Config {
+    /// The effective configuration as TOML, for `mychat check`: every key
+    /// with its value, secrets replaced by [`REDACTED`] (an empty one stays
+    /// empty: it means "generated into the data dir").
+    pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut shown = self.clone();
+        for secret in [
+            &mut shown.auth.jwt_secret,
+            &mut shown.metrics.token,
+            &mut shown.push.vapid_private_key,
+        ] {
+            if !secret.is_empty() {
+                *secret = REDACTED.to_owned();
+            }
+        }
+        shown.email.smtp_url = self.email.redacted_smtp_url();
+        toml::to_string(&shown)
+    }
+}
+
 /// Values given on the command line; they win over every other layer.
 #[derive(Debug, Default, Serialize)]
 pub struct Overrides {
@@ -584,6 +618,9 @@ impl Config {
         }
         if self.http.body_limit < 1024 {
             return invalid("http.body_limit must be at least 1024 bytes");
+        }
+        if self.http.request_timeout_secs == 0 {
+            return invalid("http.request_timeout_secs must be at least 1");
         }
         if self.auth.access_token_ttl_secs < 30 {
             return invalid("auth.access_token_ttl_secs must be at least 30");

@@ -26,9 +26,11 @@ pub mod net;
 pub mod ops;
 pub mod push;
 pub mod realtime;
+pub mod request_id;
 pub mod spaces;
 pub mod state;
 pub mod store;
+pub mod systemd;
 pub mod tasks;
 pub mod templates;
 pub mod threads;
@@ -53,6 +55,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub use config::Config;
@@ -159,6 +162,11 @@ impl App {
         }
         let router = router(self.state.clone());
         tracing::info!(listen = %bound, url = self.state.base_url(), "serving");
+        systemd::ready(self.state.base_url());
+        let shutdown = async move {
+            shutdown.await;
+            systemd::stopping();
+        };
         // Small live frames must not wait for the peer's delayed ACKs.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -204,12 +212,14 @@ impl App {
         let (stop, stopping) = watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
+            systemd::stopping();
             let _ = stop.send(true);
         });
         let signal = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         tracing::info!(https = %https_bound, http = %http_bound, url = self.state.base_url(), "serving");
+        systemd::ready(self.state.base_url());
         let app = router(self.state.clone()).layer(tls::hsts());
         let https = axum::serve(
             tls::TlsListener::new(listeners.https, tls.server_config.clone())?.tap_io(|_| {}),
@@ -231,6 +241,7 @@ impl App {
         webhooks::worker::start(&self.state, &mut tasks);
         push::worker::start(&self.state, &mut tasks);
         email::worker::start(&self.state, &mut tasks);
+        systemd::start_watchdog(&self.state, &mut tasks);
         Running { dispatcher, tasks }
     }
 
@@ -302,6 +313,13 @@ fn spawn_tasks(state: &AppState) -> tasks::Tasks {
 
 /// Every route of the appliance.
 pub fn router(state: AppState) -> Router {
+    // REST answers within `http.request_timeout_secs`; uploads and
+    // downloads (attachments) take as long as the network needs, and
+    // sockets live on after their upgrade.
+    let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Duration::from_secs(state.config.http.request_timeout_secs),
+    );
     let api = Router::new()
         .merge(accounts::http::routes())
         .merge(accounts::admin::routes())
@@ -312,13 +330,14 @@ pub fn router(state: AppState) -> Router {
         .merge(templates::http::routes())
         .merge(labels::http::routes())
         .merge(widget::http::routes())
-        .merge(attachments::http::routes())
         .merge(integrations::http::routes())
         .merge(webhooks::http::routes())
         .merge(audit::http::routes())
         .merge(push::http::routes())
         .merge(email::http::routes())
-        .fallback(api_not_found);
+        .fallback(api_not_found)
+        .layer(timeout)
+        .merge(attachments::http::routes());
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
@@ -330,19 +349,30 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.http.body_limit))
         .layer(middleware::from_fn(auth::extract::api_token_from_query))
         .layer(middleware::map_response(envelope_for_bare_errors))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            ops::track,
-        ))
-        // Spans name the path only: query strings may carry tokens.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(middleware::from_fn_with_state(state.clone(), ops::track))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::Internal("handler panicked".into()).into_response()
         }))
+        // Spans name the request id and the path only (query strings may
+        // carry tokens); every log line of the request carries them.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                tracing::info_span!(
+                    "http",
+                    request_id = %request_id::of(req),
+                    method = %req.method(),
+                    path = %req.uri().path()
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(middleware::map_request(request_id::keep_usable))
         .with_state(state)
 }
+
+/// `x-request-id`, as the request-id layers want it.
+static REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static(request_id::HEADER);
 
 async fn api_not_found() -> AppError {
     AppError::NotFound("route")
@@ -359,6 +389,10 @@ async fn envelope_for_bare_errors(response: Response) -> Response {
         .is_some_and(|v| v.starts_with("application/json"));
     if status == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
         return AppError::TooLarge("the request body is too large".into()).into_response();
+    }
+    // The request timeout answers with a bare 503.
+    if status == StatusCode::SERVICE_UNAVAILABLE && !is_json {
+        return AppError::Unavailable("the request took too long; retry".into()).into_response();
     }
     response
 }

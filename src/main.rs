@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mychat::accounts::model::Role;
 use mychat::accounts::service::{self, NewAgent};
 use mychat::config::{Config, LogFormat, Overrides, TlsMode};
@@ -19,7 +19,14 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "mychat", version, about = "Self-hosted live-chat appliance")]
+#[command(
+    name = "mychat",
+    version,
+    about = "Self-hosted live-chat appliance",
+    long_about = "My-Chat: a chat widget for websites, an agent app, a REST and WebSocket API \
+and its own embedded database in one executable. Without a command it serves.",
+    after_help = "Documentation: https://github.com/mychat/mychat#operations"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -28,10 +35,10 @@ struct Cli {
 #[derive(Args, Clone, Default)]
 struct ConfigArgs {
     /// Config file (default: /etc/mychat/config.toml when present).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Directory for the database and state.
-    #[arg(long, global = true)]
+    /// Directory for the database and state (overrides `data_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 }
 
@@ -41,16 +48,16 @@ enum Command {
     Serve {
         #[command(flatten)]
         config: ConfigArgs,
-        /// HTTP listen address, e.g. 127.0.0.1:8080.
-        #[arg(long)]
+        /// HTTP listen address, e.g. 127.0.0.1:8080 (overrides `http.listen`).
+        #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Validate the configuration and print it (secrets redacted).
+    /// Validate the configuration and print it as TOML (secrets redacted).
     Check {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Print the version.
+    /// Print the version, commit, build date and target.
     Version,
     /// Write a consistent backup of the data dir to FILE (while the server
     /// runs, or with it stopped).
@@ -77,6 +84,19 @@ enum Command {
         #[command(subcommand)]
         action: EmailCommand,
     },
+    /// Print a shell completion script, e.g.
+    /// `mychat completions bash > /etc/bash_completion.d/mychat`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `mychat man | man -l -`, or
+    /// write a page for every command into a directory.
+    Man {
+        /// Write mychat.1, mychat-serve.1, … into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -90,31 +110,120 @@ enum EmailCommand {
     },
 }
 
+/// Where a new password comes from: never the command line, which other
+/// users of the machine can read.
+#[derive(Args)]
+struct PasswordArgs {
+    /// Read the password from the first line of standard input instead of
+    /// asking for it on the terminal (for scripts; MYCHAT_ADMIN_PASSWORD
+    /// also works).
+    #[arg(long)]
+    password_stdin: bool,
+}
+
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Create an organization and its owner.
+    /// Create an organization and its owner. The password is asked for on
+    /// the terminal (not echoed), or read with --password-stdin.
     Create {
         #[command(flatten)]
         config: ConfigArgs,
-        #[arg(long)]
+        /// The organization's name.
+        #[arg(long, value_name = "NAME")]
         organization: String,
-        #[arg(long)]
+        /// The owner's email address, used to log in.
+        #[arg(long, value_name = "ADDRESS")]
         email: String,
-        #[arg(long, default_value = "Owner")]
+        /// The owner's display name.
+        #[arg(long, value_name = "NAME", default_value = "Owner")]
         name: String,
-        /// Password; read from MYCHAT_ADMIN_PASSWORD when not given.
-        #[arg(long, env = "MYCHAT_ADMIN_PASSWORD", hide_env_values = true)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
-    /// Set a new password for an agent and end its sessions.
+    /// Set a new password for an agent and end its sessions. The password is
+    /// asked for on the terminal (not echoed), or read with --password-stdin.
     ResetPassword {
         #[command(flatten)]
         config: ConfigArgs,
-        #[arg(long)]
+        /// The agent's email address.
+        #[arg(long, value_name = "ADDRESS")]
         email: String,
-        #[arg(long, env = "MYCHAT_ADMIN_PASSWORD", hide_env_values = true)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
+}
+
+/// The new password: standard input's first line, MYCHAT_ADMIN_PASSWORD,
+/// or asked twice on the terminal without echo.
+fn read_password(args: &PasswordArgs) -> Result<String, String> {
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else if let Ok(password) = std::env::var("MYCHAT_ADMIN_PASSWORD") {
+        password
+    } else {
+        let ask = |prompt: &str| {
+            rpassword::prompt_password(prompt)
+                .map_err(|e| format!("cannot ask for the password ({e}); use --password-stdin"))
+        };
+        let first = ask("New password: ")?;
+        if ask("Again: ")? != first {
+            return Err("the passwords differ".to_owned());
+        }
+        first
+    };
+    if password.is_empty() {
+        return Err("the password is empty".to_owned());
+    }
+    Ok(password)
+}
+
+/// `mychat version`: what a bug report needs.
+fn version_text() -> String {
+    let built = env!("BUILD_EPOCH")
+        .parse::<i64>()
+        .ok()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map_or_else(
+            || "unknown".to_owned(),
+            |t| t.format("%Y-%m-%d").to_string(),
+        );
+    let allocator = if cfg!(target_env = "musl") {
+        "mimalloc"
+    } else {
+        "system"
+    };
+    format!(
+        "mychat {}\ncommit: {}\nbuilt: {built}\ntarget: {}\nallocator: {allocator}\ntls: rustls (ring)",
+        env!("CARGO_PKG_VERSION"),
+        mychat::metrics::COMMIT,
+        env!("BUILD_TARGET"),
+    )
+}
+
+/// Writes generated output to stdout; a closed pipe (`| head`) is no error
+/// worth a panic.
+fn print_bytes(bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// The configuration as `mychat check` prints it.
+fn check(config: &Config) -> Result<(), String> {
+    let toml = config.to_redacted_toml().map_err(|e| e.to_string())?;
+    println!(
+        "# configuration is valid; secrets are shown as \"{}\"",
+        mychat::config::REDACTED
+    );
+    print!("{toml}");
+    Ok(())
 }
 
 fn load(args: &ConfigArgs, listen: Option<std::net::SocketAddr>) -> Result<Config, String> {
@@ -164,11 +273,23 @@ async fn main() -> ExitCode {
     });
     let result = match command {
         Command::Version => {
-            println!("mychat {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", version_text());
             Ok(())
         }
-        Command::Check { config } => {
-            load(&config, None).map(|c| println!("configuration is valid\n{c:#?}"))
+        Command::Check { config } => load(&config, None).and_then(|c| check(&c)),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mychat", &mut script);
+            print_bytes(&script)
+        }
+        Command::Man { dir: Some(dir) } => clap_mangen::generate_to(Cli::command(), &dir)
+            .map_err(|e| format!("cannot write the manual pages into {}: {e}", dir.display())),
+        Command::Man { dir: None } => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| e.to_string())
+                .and_then(|()| print_bytes(&page))
         }
         Command::Serve { config, listen } => match load(&config, listen) {
             Ok(config) => {
@@ -347,6 +468,7 @@ async fn admin(action: AdminCommand) -> Result<(), String> {
             name,
             password,
         } => {
+            let password = read_password(&password)?;
             let app = open_for_admin(&config).await?;
             let owner = NewAgent::parse(&email, &name, Role::Owner, Some(&password))
                 .map_err(|e| e.to_string())?;
@@ -366,6 +488,7 @@ async fn admin(action: AdminCommand) -> Result<(), String> {
             email,
             password,
         } => {
+            let password = read_password(&password)?;
             let app = open_for_admin(&config).await?;
             let agent = app
                 .state()

@@ -1,135 +1,520 @@
-//! Prometheus text metrics: requests, latencies, open threads, commits and
-//! commit batch sizes.
+//! `/metrics` through `prometheus-client`: what is counted as it happens
+//! (requests, socket frames, messages) lives in [`Metrics`]; what is read at
+//! scrape time (store statistics, outbox backlogs, certificates, open files)
+//! comes in a [`Scrape`]. One scrape is encoded as Prometheus text 0.0.4 or,
+//! when the scraper asks for it, OpenMetrics.
+//!
+//! To add a series: a field on [`Metrics`] (registered in
+//! [`Metrics::registry`]) for something counted as it happens, or a field on
+//! [`Scrape`] (registered in [`Scrape::register`]) for a value read when
+//! Prometheus asks.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::store::StoreStats;
 use crate::threads::model::ThreadStatus;
 
-/// Upper bounds, in seconds, of the latency histogram.
-const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+/// Upper bounds, in seconds, of the request latency histogram.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
-#[derive(Default)]
+/// `Content-Type` of the Prometheus text format.
+pub const TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+/// `Content-Type` of the OpenMetrics text format.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The version and the commit this executable was built from.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const COMMIT: &str = env!("BUILD_COMMIT");
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: &'static str,
+    /// The route template (`/api/v1/threads/{id}`), never the path itself.
+    pub route: String,
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SocketLabels {
+    /// `widget`, `agent` or `member`.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FrameLabels {
+    pub kind: &'static str,
+    /// `in` (from the client) or `out` (to the client).
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthorLabels {
+    /// `visitor`, `agent`, `member`, `integration` or `system`.
+    pub author: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// What is counted as it happens. Families are cheap handles: every scrape
+/// registers clones of them.
 pub struct Metrics {
-    /// By status class: 1xx..5xx.
-    requests: [AtomicU64; 5],
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    latency_micros_sum: AtomicU64,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: HistogramFamily<RequestLabels>,
+    pub sockets_open: Family<SocketLabels, Gauge>,
+    pub socket_frames: Family<FrameLabels, Counter>,
+    pub socket_resyncs: Family<SocketLabels, Counter>,
+    pub messages: Family<AuthorLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram),
+            sockets_open: Family::default(),
+            socket_frames: Family::default(),
+            socket_resyncs: Family::default(),
+            messages: Family::default(),
+        }
+    }
+}
+
+/// The method as a label: the standard ones by name, anything else (a
+/// client may send any token) as `other`, so labels stay few.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 impl Metrics {
-    pub fn observe(&self, status: u16, seconds: f64) {
-        let class = (status / 100).clamp(1, 5) as usize - 1;
-        self.requests[class].fetch_add(1, Ordering::Relaxed);
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|&b| seconds <= b)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.latency_micros_sum
-            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
-    }
-
-    /// Appends the request counters and the latency histogram.
-    pub fn render(&self, out: &mut String) {
-        let m = self;
-        out.push_str("# HELP mychat_http_requests_total HTTP requests by status class.\n");
-        out.push_str("# TYPE mychat_http_requests_total counter\n");
-        for (i, c) in m.requests.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "mychat_http_requests_total{{class=\"{}xx\"}} {}",
-                i + 1,
-                c.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP mychat_http_request_duration_seconds HTTP request latency.\n");
-        out.push_str("# TYPE mychat_http_request_duration_seconds histogram\n");
-        let mut cumulative = 0;
-        for (i, c) in m.latency_buckets.iter().enumerate() {
-            cumulative += c.load(Ordering::Relaxed);
-            let le = LATENCY_BUCKETS
-                .get(i)
-                .map_or("+Inf".to_owned(), |b| b.to_string());
-            let _ = writeln!(
-                out,
-                "mychat_http_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "mychat_http_request_duration_seconds_sum {}",
-            m.latency_micros_sum.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "mychat_http_request_duration_seconds_count {cumulative}"
-        );
-    }
-}
-
-/// Appends the group-commit writer's counters and batch-size histogram.
-pub fn render_store(s: &StoreStats, out: &mut String) {
-    out.push_str("# HELP mychat_store_commits_total Durable commits of the group-commit writer.\n");
-    out.push_str("# TYPE mychat_store_commits_total counter\n");
-    let _ = writeln!(out, "mychat_store_commits_total {}", s.commits);
-    out.push_str("# HELP mychat_store_failed_commits_total Commits that failed.\n");
-    out.push_str("# TYPE mychat_store_failed_commits_total counter\n");
-    let _ = writeln!(
-        out,
-        "mychat_store_failed_commits_total {}",
-        s.failed_commits
-    );
-    out.push_str("# HELP mychat_store_commit_batch_size Writes folded into one commit.\n");
-    out.push_str("# TYPE mychat_store_commit_batch_size histogram\n");
-    for (bound, count) in &s.batch_buckets {
-        let le = if *bound == u64::MAX {
-            "+Inf".to_owned()
-        } else {
-            bound.to_string()
+    /// Records one answered request. `route` is the matched route template
+    /// (`None` for a path no route matched).
+    pub fn observe_request(
+        &self,
+        method: &axum::http::Method,
+        route: Option<&str>,
+        status: u16,
+        seconds: f64,
+    ) {
+        let labels = RequestLabels {
+            method: method_label(method),
+            route: route.unwrap_or("unmatched").to_owned(),
+            code: status,
         };
-        let _ = writeln!(
-            out,
-            "mychat_store_commit_batch_size_bucket{{le=\"{le}\"}} {count}"
+        self.requests.get_or_create(&labels).inc();
+        self.request_seconds.get_or_create(&labels).observe(seconds);
+    }
+
+    /// A socket of `kind` opened; the gauge goes down when the guard drops.
+    pub fn socket_opened(&self, kind: &'static str) -> OpenSocket {
+        let gauge = self
+            .sockets_open
+            .get_or_create(&SocketLabels { kind })
+            .clone();
+        gauge.inc();
+        OpenSocket(gauge)
+    }
+
+    pub fn frame(&self, kind: &'static str, direction: &'static str) {
+        self.socket_frames
+            .get_or_create(&FrameLabels { kind, direction })
+            .inc();
+    }
+
+    pub fn resync(&self, kind: &'static str) {
+        self.socket_resyncs
+            .get_or_create(&SocketLabels { kind })
+            .inc();
+    }
+
+    pub fn message(&self, author: &'static str) {
+        self.messages.get_or_create(&AuthorLabels { author }).inc();
+    }
+
+    /// A registry with every live series and the scrape's values.
+    fn registry(&self, scrape: Scrape) -> Registry {
+        let mut r = Registry::default();
+        let build = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
+        build
+            .get_or_create(&vec![("version", VERSION), ("commit", COMMIT)])
+            .set(1);
+        r.register(
+            "mychat_build_info",
+            "The version and commit of this executable (always 1)",
+            build,
         );
+        r.register(
+            "mychat_http_requests",
+            "HTTP requests by method, route template and status code",
+            self.requests.clone(),
+        );
+        r.register(
+            "mychat_http_request_duration_seconds",
+            "HTTP request latency by method, route template and status code",
+            self.request_seconds.clone(),
+        );
+        r.register(
+            "mychat_sockets_open",
+            "Open WebSockets by kind",
+            self.sockets_open.clone(),
+        );
+        r.register(
+            "mychat_socket_frames",
+            "WebSocket text frames by socket kind and direction",
+            self.socket_frames.clone(),
+        );
+        r.register(
+            "mychat_socket_lag_resyncs",
+            "Times a socket fell behind its queue and resynced from storage",
+            self.socket_resyncs.clone(),
+        );
+        r.register(
+            "mychat_messages",
+            "Messages committed, by author kind",
+            self.messages.clone(),
+        );
+        scrape.register(&mut r);
+        r
     }
-    let _ = writeln!(out, "mychat_store_commit_batch_size_sum {}", s.writes);
-    let _ = writeln!(out, "mychat_store_commit_batch_size_count {}", s.commits);
-    out.push_str("# HELP mychat_store_commit_seconds_total Time spent committing.\n");
-    out.push_str("# TYPE mychat_store_commit_seconds_total counter\n");
-    let _ = writeln!(
-        out,
-        "mychat_store_commit_seconds_total {}",
-        s.commit_seconds
-    );
-}
 
-/// Appends the thread gauge, for the open statuses (the work at hand).
-pub fn render_threads(counts: &[(ThreadStatus, u64)], out: &mut String) {
-    out.push_str("# HELP mychat_threads Threads by status.\n");
-    out.push_str("# TYPE mychat_threads gauge\n");
-    for (status, n) in counts.iter().filter(|(s, _)| s.is_open()) {
-        let _ = writeln!(out, "mychat_threads{{status=\"{}\"}} {n}", status.as_str());
+    /// The scrape as text: OpenMetrics when `openmetrics`, else Prometheus
+    /// text 0.0.4.
+    pub fn encode(&self, scrape: Scrape, openmetrics: bool) -> String {
+        let registry = self.registry(scrape);
+        let mut out = String::with_capacity(8192);
+        let encoded = if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        };
+        // Writing into a String cannot fail.
+        encoded.expect("metrics encode into a string");
+        out
     }
 }
 
-/// Appends the open-socket gauge.
-pub fn render_sockets(open: usize, out: &mut String) {
-    out.push_str("# HELP mychat_sockets Open WebSockets, of every kind.\n");
-    out.push_str("# TYPE mychat_sockets gauge\n");
-    let _ = writeln!(out, "mychat_sockets {open}");
+/// Keeps a socket counted in `mychat_sockets_open` while it lives.
+pub struct OpenSocket(Gauge);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
-/// Mails waiting in the outbox, and sent or given up since start.
-pub fn render_email(pending: usize, sent: u64, failed: u64, out: &mut String) {
-    out.push_str("# HELP mychat_email_pending Mails waiting to be sent.\n");
-    out.push_str("# TYPE mychat_email_pending gauge\n");
-    let _ = writeln!(out, "mychat_email_pending {pending}");
-    out.push_str("# HELP mychat_email_sent_total Mails the relay accepted.\n");
-    out.push_str("# TYPE mychat_email_sent_total counter\n");
-    let _ = writeln!(out, "mychat_email_sent_total {sent}");
-    out.push_str("# HELP mychat_email_failed_total Mails given up on.\n");
-    out.push_str("# TYPE mychat_email_failed_total counter\n");
-    let _ = writeln!(out, "mychat_email_failed_total {failed}");
+/// A histogram whose buckets were counted elsewhere (the store's writer).
+#[derive(Debug)]
+struct CountedHistogram {
+    sum: f64,
+    count: u64,
+    /// Upper bound and the count of that bucket alone (not cumulative).
+    buckets: Vec<(f64, u64)>,
+}
+
+impl CountedHistogram {
+    /// From cumulative `(upper bound, count)` pairs.
+    fn from_cumulative(sum: f64, cumulative: impl IntoIterator<Item = (f64, u64)>) -> Self {
+        let mut buckets = Vec::new();
+        let mut previous = 0;
+        for (bound, total) in cumulative {
+            buckets.push((bound, total.saturating_sub(previous)));
+            previous = total;
+        }
+        CountedHistogram {
+            sum,
+            count: previous,
+            buckets,
+        }
+    }
+}
+
+impl EncodeMetric for CountedHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// One outbox's queue.
+#[derive(Clone, Debug, Default)]
+pub struct Backlog {
+    /// `email`, `webhooks` or `push`.
+    pub outbox: &'static str,
+    pub pending: u64,
+    /// How long the most overdue entry has waited since it was due.
+    pub oldest_due_secs: f64,
+}
+
+/// Values read when Prometheus scrapes.
+#[derive(Default)]
+pub struct Scrape {
+    pub store: StoreStats,
+    /// Sockets holding a slot, of every kind (opening ones too).
+    pub sockets: usize,
+    pub backlogs: Vec<Backlog>,
+    /// Mails the relay accepted and gave up on since start (with email on).
+    pub email: Option<(u64, u64)>,
+    /// Web Push notifications sent, failed and skipped since start.
+    pub push: (u64, u64, u64),
+    /// Domain and the certificate's notAfter in Unix seconds.
+    pub certificates: Vec<(String, i64)>,
+    pub open_fds: Option<u64>,
+    pub max_fds: Option<u64>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutboxLabels {
+    outbox: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DomainLabels {
+    domain: String,
+}
+
+impl Scrape {
+    fn register(self, r: &mut Registry) {
+        let s = &self.store;
+        r.register(
+            "mychat_store_commits",
+            "Durable commits of the group-commit writer",
+            ConstCounter::new(s.commits),
+        );
+        r.register(
+            "mychat_store_failed_commits",
+            "Commits that failed",
+            ConstCounter::new(s.failed_commits),
+        );
+        r.register(
+            "mychat_store_commit_batch_size",
+            "Writes folded into one commit",
+            CountedHistogram::from_cumulative(
+                s.writes as f64,
+                s.batch_buckets.iter().map(|&(bound, n)| {
+                    let bound = if bound == u64::MAX {
+                        f64::INFINITY
+                    } else {
+                        bound as f64
+                    };
+                    (bound, n)
+                }),
+            ),
+        );
+        r.register(
+            "mychat_store_commit_duration_seconds",
+            "Time one durable commit takes (the write and its fsync)",
+            CountedHistogram::from_cumulative(s.commit_seconds, s.commit_latency_buckets.clone()),
+        );
+        r.register(
+            "mychat_store_commit_seconds",
+            "Time spent committing, in all",
+            ConstCounter::new(s.commit_seconds),
+        );
+        let threads = Family::<StatusLabels, Gauge>::default();
+        for (status, n) in s.threads.iter().filter(|(s, _)| s.is_open()) {
+            threads
+                .get_or_create(&StatusLabels {
+                    status: ThreadStatus::as_str(*status),
+                })
+                .set(*n as i64);
+        }
+        r.register(
+            "mychat_threads",
+            "Threads by status (the open ones)",
+            threads,
+        );
+        r.register(
+            "mychat_sockets",
+            "Sockets holding a place under limits.max_sockets, of every kind",
+            ConstGauge::new(self.sockets as i64),
+        );
+        let pending = Family::<OutboxLabels, Gauge>::default();
+        let oldest = Family::<OutboxLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        for b in &self.backlogs {
+            let labels = OutboxLabels { outbox: b.outbox };
+            pending.get_or_create(&labels).set(b.pending as i64);
+            oldest.get_or_create(&labels).set(b.oldest_due_secs);
+        }
+        r.register(
+            "mychat_outbox_pending",
+            "Entries waiting in each outbox (email, webhooks, push)",
+            pending,
+        );
+        r.register(
+            "mychat_outbox_oldest_pending_seconds",
+            "How long each outbox's most overdue entry has waited since it was due (0: none due)",
+            oldest,
+        );
+        if let Some((sent, failed)) = self.email {
+            let pending = self
+                .backlogs
+                .iter()
+                .find(|b| b.outbox == "email")
+                .map_or(0, |b| b.pending);
+            r.register(
+                "mychat_email_pending",
+                "Mails waiting to be sent",
+                ConstGauge::new(pending as i64),
+            );
+            r.register(
+                "mychat_email_sent",
+                "Mails the relay accepted",
+                ConstCounter::new(sent),
+            );
+            r.register(
+                "mychat_email_failed",
+                "Mails given up on",
+                ConstCounter::new(failed),
+            );
+        }
+        let push = Family::<ResultLabels, Counter>::default();
+        let (sent, failed, skipped) = self.push;
+        for (result, n) in [("sent", sent), ("failed", failed), ("skipped", skipped)] {
+            push.get_or_create(&ResultLabels { result }).inc_by(n);
+        }
+        r.register("mychat_push", "Web Push notifications by outcome.", push);
+        let push_pending = self
+            .backlogs
+            .iter()
+            .find(|b| b.outbox == "push")
+            .map_or(0, |b| b.pending);
+        r.register(
+            "mychat_push_pending",
+            "Web Push notifications waiting to be sent",
+            ConstGauge::new(push_pending as i64),
+        );
+        if !self.certificates.is_empty() {
+            let expiry = Family::<DomainLabels, Gauge>::default();
+            for (domain, not_after) in &self.certificates {
+                expiry
+                    .get_or_create(&DomainLabels {
+                        domain: domain.clone(),
+                    })
+                    .set(*not_after);
+            }
+            r.register(
+                "mychat_tls_certificate_expiry_timestamp_seconds",
+                "Unix time at which the certificate served for a domain expires",
+                expiry.clone(),
+            );
+            r.register(
+                "mychat_tls_certificate_expiry_seconds",
+                "Deprecated, removed in the next release: the same value as mychat_tls_certificate_expiry_timestamp_seconds",
+                expiry,
+            );
+        }
+        if let Some(n) = self.open_fds {
+            r.register(
+                "process_open_fds",
+                "Open file descriptors (every socket is one)",
+                ConstGauge::new(n as i64),
+            );
+        }
+        if let Some(n) = self.max_fds {
+            r.register(
+                "process_max_fds",
+                "The open-file limit",
+                ConstGauge::new(n as i64),
+            );
+        }
+    }
+}
+
+/// Open file descriptors of this process (Linux: `/proc/self/fd`).
+pub fn open_fds() -> Option<u64> {
+    std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|dir| dir.count() as u64)
+}
+
+/// The soft open-file limit.
+pub fn max_fds() -> Option<u64> {
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_labelled_by_route_template_method_and_code() {
+        let m = Metrics::default();
+        m.observe_request(
+            &axum::http::Method::GET,
+            Some("/api/v1/threads/{id}"),
+            200,
+            0.003,
+        );
+        m.observe_request(&"BREW".parse().unwrap(), None, 404, 0.001);
+        let text = m.encode(Scrape::default(), false);
+        assert!(text.contains(
+            "mychat_http_requests_total{method=\"GET\",route=\"/api/v1/threads/{id}\",code=\"200\"} 1"
+        ), "{text}");
+        assert!(
+            text.contains(
+                "mychat_http_requests_total{method=\"other\",route=\"unmatched\",code=\"404\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE mychat_http_request_duration_seconds histogram"));
+        assert!(text.contains("mychat_build_info{version=\""));
+    }
+
+    #[test]
+    fn counted_histograms_take_cumulative_buckets() {
+        let h = CountedHistogram::from_cumulative(10.0, [(1.0, 2), (2.0, 5), (f64::INFINITY, 6)]);
+        assert_eq!(h.count, 6);
+        assert_eq!(h.buckets, vec![(1.0, 2), (2.0, 3), (f64::INFINITY, 1)]);
+    }
+
+    #[test]
+    fn an_open_socket_counts_until_dropped() {
+        let m = Metrics::default();
+        let a = m.socket_opened("widget");
+        let _b = m.socket_opened("widget");
+        drop(a);
+        let text = m.encode(Scrape::default(), true);
+        assert!(
+            text.contains("mychat_sockets_open{kind=\"widget\"} 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
 }

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -32,18 +32,27 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Middleware recording every request's status and latency.
+/// Middleware recording every request's method, route template, status
+/// and latency.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
     let response = next.run(request).await;
-    state
-        .metrics
-        .observe(response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.observe_request(
+        &method,
+        route.as_deref(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
-/// The metrics, from counters kept as things happen: a scrape reads no
-/// storage.
+/// The metrics, from counters kept as things happen and a few cheap reads:
+/// Prometheus text, or OpenMetrics for a scraper that asks for it.
 pub async fn metrics(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -52,32 +61,54 @@ pub async fn metrics(
     if let Err(e) = may_scrape(&state, ip, &headers) {
         return e.into_response();
     }
-    let mut out = String::with_capacity(4096);
-    state.metrics.render(&mut out);
-    let store = state.store.stats();
-    metrics::render_store(&store, &mut out);
-    metrics::render_threads(&store.threads, &mut out);
-    metrics::render_sockets(state.sockets.open(), &mut out);
-    if state.config.email.enabled() {
+    let scrape = scrape(&state);
+    let openmetrics = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let body = state.metrics.encode(scrape, openmetrics);
+    let content_type = if openmetrics {
+        metrics::OPENMETRICS_CONTENT_TYPE
+    } else {
+        metrics::TEXT_CONTENT_TYPE
+    };
+    ([(CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// What is read at scrape time.
+fn scrape(state: &AppState) -> metrics::Scrape {
+    let now = state.clock.now();
+    let backlogs = state
+        .store
+        .read()
+        .and_then(|r| r.outbox_backlogs())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|q| metrics::Backlog {
+            outbox: q.outbox,
+            pending: q.pending as u64,
+            oldest_due_secs: q
+                .soonest
+                .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1e3),
+        })
+        .collect();
+    let email = state.config.email.enabled().then(|| {
         use std::sync::atomic::Ordering::Relaxed;
-        let pending = state
-            .store
-            .read()
-            .and_then(|r| r.pending_mail_count())
-            .unwrap_or(0);
-        let m = &state.mailer;
-        metrics::render_email(
-            pending,
-            m.sent.load(Relaxed),
-            m.failed.load(Relaxed),
-            &mut out,
-        );
+        (
+            state.mailer.sent.load(Relaxed),
+            state.mailer.failed.load(Relaxed),
+        )
+    });
+    metrics::Scrape {
+        store: state.store.stats(),
+        sockets: state.sockets.open(),
+        backlogs,
+        email,
+        push: state.push.counts(),
+        certificates: state.tls.expiry(),
+        open_fds: metrics::open_fds(),
+        max_fds: metrics::max_fds(),
     }
-    if let Ok(pending) = state.store.read().and_then(|r| r.pushes_pending()) {
-        state.push.render(pending, &mut out);
-    }
-    state.tls.render(&mut out);
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 /// With `metrics.token` set, every scraper must send it; without, only a

@@ -1,7 +1,8 @@
 //! The Debian package, built once by `packaging/build-deb.sh` (which builds
 //! the static musl executable): what it holds, with which modes, its
 //! conffile, its maintainer scripts, the executable inside (static, runs),
-//! and the systemd unit (verifies, hardened, stops after the drain).
+//! the systemd unit (verifies, hardened, notifies, stops after the drain),
+//! and lintian's verdict (no error, warning or unexplained note).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -80,6 +81,22 @@ fn the_deb_holds_the_static_binary_its_conffile_and_the_hardened_unit() {
         !contents.contains("./var/lib/mychat"),
         "the state dir is made by postinst"
     );
+    // What Debian expects beside the program: its user, documentation,
+    // manual pages and completions in the standard places.
+    for path in [
+        "/usr/lib/sysusers.d/mychat.conf",
+        "/usr/share/doc/mychat/copyright",
+        "/usr/share/doc/mychat/changelog.gz",
+        "/usr/share/man/man1/mychat.1.gz",
+        "/usr/share/man/man1/mychat-serve.1.gz",
+        "/usr/share/man/man1/mychat-admin-create.1.gz",
+        "/usr/share/bash-completion/completions/mychat",
+        "/usr/share/zsh/vendor-completions/_mychat",
+        "/usr/share/fish/vendor_completions.d/mychat.fish",
+        "/usr/share/lintian/overrides/mychat",
+    ] {
+        assert!(entry(path).starts_with("-rw-r--r-- root/root"), "{path}");
+    }
 
     // Control files: the conffile, executable maintainer scripts that parse.
     let tmp = tempfile::tempdir().unwrap();
@@ -99,8 +116,20 @@ fn the_deb_holds_the_static_binary_its_conffile_and_the_hardened_unit() {
             0o111
         );
     }
+    // Every packaged file but the conffile has its checksum.
+    let md5sums = std::fs::read_to_string(control.join("md5sums")).unwrap();
+    for path in ["usr/bin/mychat", "usr/share/man/man1/mychat.1.gz"] {
+        assert!(
+            md5sums.lines().any(|l| l.ends_with(&format!("  {path}"))),
+            "{md5sums}"
+        );
+    }
+    assert!(!md5sums.contains("etc/mychat"), "conffiles are dpkg's own");
     let postinst = std::fs::read_to_string(control.join("postinst")).unwrap();
-    assert!(postinst.contains("useradd --system"));
+    assert!(postinst.contains("systemd-sysusers mychat.conf"));
+    assert!(postinst.contains("adduser --system --group"));
+    assert!(postinst.contains("deb-systemd-helper enable mychat.service"));
+    assert!(postinst.contains("deb-systemd-invoke \"$action\" mychat.service"));
     assert!(postinst.contains("dpkg-statoverride --update --add root mychat 0640 \"$CONFIG\""));
     assert!(postinst.contains("install -d -m 0700 -o mychat -g mychat \"$STATE\""));
     let postrm = std::fs::read_to_string(control.join("postrm")).unwrap();
@@ -114,9 +143,14 @@ fn the_deb_holds_the_static_binary_its_conffile_and_the_hardened_unit() {
         !has_interpreter(&std::fs::read(&bin).unwrap()),
         "statically linked"
     );
+    let version = run(Command::new(&bin).arg("version"));
     assert_eq!(
-        run(Command::new(&bin).arg("version")).trim(),
-        format!("mychat {VERSION}")
+        version.lines().next(),
+        Some(format!("mychat {VERSION}").as_str())
+    );
+    assert!(
+        version.contains("target: x86_64-unknown-linux-musl"),
+        "{version}"
     );
     let config = root.join("etc/mychat/config.toml");
     let checked = run(Command::new(&bin).arg("check").arg("--config").arg(&config));
@@ -131,9 +165,26 @@ fn the_deb_holds_the_static_binary_its_conffile_and_the_hardened_unit() {
         "TimeoutStopSec outlasts the drain"
     );
     assert!(unit.contains("User=mychat") && unit.contains("StateDirectory=mychat"));
+    assert!(unit.contains("\nType=notify\n") && unit.contains("\nWatchdogSec="));
+    assert!(unit.contains("Documentation=man:mychat(1)"));
     if has("systemd-analyze") {
         verify_unit(&unit, &bin, tmp.path());
     }
+
+    // lintian: no error, no warning, and every note explained by an
+    // override (overridden hints are not shown).
+    let lintian = Command::new("lintian")
+        .args(["--display-info", "--tag-display-limit", "0"])
+        .arg(&deb)
+        .output()
+        .expect("lintian is installed (.ci/run installs it)");
+    let report = String::from_utf8_lossy(&lintian.stdout);
+    let hints: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("E: ") || l.starts_with("W: ") || l.starts_with("I: "))
+        .collect();
+    assert!(hints.is_empty(), "lintian:\n{report}");
+    assert!(lintian.status.success(), "lintian:\n{report}");
 }
 
 /// `systemd-analyze verify` and `security` on the packaged unit, with

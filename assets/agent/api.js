@@ -14,12 +14,20 @@ const signedOutListeners = new Set();
 const sessionListeners = new Set();
 
 export class ApiError extends Error {
-  constructor(status, code, message, body) {
+  constructor(status, code, message, body, requestId = '') {
     super(message || code);
     this.status = status;
     this.code = code;
     this.body = body;
+    // The server's x-request-id: what a user quotes to support.
+    this.requestId = requestId;
   }
+}
+
+/** An error's text for a toast, with the request id to quote when there is one. */
+export function errorText(e, fallback) {
+  const text = (typeof e === 'string' ? e : e?.message) || fallback;
+  return e?.requestId ? `${text} (${e.requestId})` : text;
 }
 
 function load() {
@@ -227,7 +235,8 @@ async function failure(resp) {
     data = null;
   }
   const err = data?.error || {};
-  return new ApiError(resp.status, err.code || `http_${resp.status}`, err.message || resp.statusText, data);
+  const requestId = resp.headers.get('x-request-id') || '';
+  return new ApiError(resp.status, err.code || `http_${resp.status}`, err.message || resp.statusText, data, requestId);
 }
 
 /** Calls the API. Throws ApiError with the server's code and message. */

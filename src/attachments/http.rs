@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use futures_util::Stream;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -56,14 +56,14 @@ pub fn routes() -> Router<AppState> {
         .route("/widget/attachments", post(visitor_upload))
         .route("/dialogs/{id}/attachments", post(member_upload))
         .layer(upload_limit)
-        .layer(middleware::from_fn(cors::cors));
+        .layer(cors::layer());
     // The widget downloads cross-origin with its session token, so the
     // download routes answer preflights too; a bearer token, not a cookie,
     // is what they trust.
     let downloads = Router::new()
         .route("/attachments/{id}", get(download))
         .route("/attachments/{id}/thumbnail", get(thumbnail))
-        .layer(middleware::from_fn(cors::cors));
+        .layer(cors::layer());
     agents.merge(visitors).merge(downloads)
 }
 

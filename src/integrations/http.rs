@@ -64,7 +64,7 @@ fn member_routes() -> Router<AppState> {
             get(dialog_messages).post(send_dialog_message),
         )
         .route("/dialogs/{id}/read", post(read))
-        .layer(axum::middleware::from_fn(crate::widget::cors::cors))
+        .layer(crate::widget::cors::layer())
 }
 
 // API tokens.

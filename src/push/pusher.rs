@@ -1,7 +1,6 @@
 //! What the push side shares with the rest of the appliance (held in the
 //! state): the VAPID key, the worker's wake-up, the counters.
 
-use std::fmt::Write;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -44,23 +43,12 @@ impl Pusher {
         self.subscribed.load(Ordering::Acquire)
     }
 
-    /// Appends the push counters and the pending gauge to `/metrics`.
-    pub fn render(&self, pending: usize, out: &mut String) {
-        out.push_str("# HELP mychat_push_total Web Push notifications by outcome.\n");
-        out.push_str("# TYPE mychat_push_total counter\n");
-        for (result, counter) in [
-            ("sent", &self.sent),
-            ("failed", &self.failed),
-            ("skipped", &self.skipped),
-        ] {
-            let _ = writeln!(
-                out,
-                "mychat_push_total{{result=\"{result}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        out.push_str("# HELP mychat_push_pending Web Push notifications waiting to be sent.\n");
-        out.push_str("# TYPE mychat_push_pending gauge\n");
-        let _ = writeln!(out, "mychat_push_pending {pending}");
+    /// Notifications sent, failed and skipped since start, for `/metrics`.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.skipped.load(Ordering::Relaxed),
+        )
     }
 }

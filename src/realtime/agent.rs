@@ -180,6 +180,7 @@ fn agent_from_token_again(state: &AppState, caller: &Caller) -> AppResult<Caller
 
 impl Session for AgentSocket {
     const REPLAYS_FROM_START: bool = false;
+    const KIND: &'static str = "agent";
 
     fn state(&self) -> &AppState {
         &self.state

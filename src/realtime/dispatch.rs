@@ -83,6 +83,18 @@ pub fn message_kind(message: &Message) -> &'static str {
     }
 }
 
+/// The author kind of a committed message, as `/metrics` labels it.
+fn author_label(sender: crate::messages::model::SenderType) -> &'static str {
+    use crate::messages::model::SenderType;
+    match sender {
+        SenderType::Visitor => "visitor",
+        SenderType::Agent => "agent",
+        SenderType::System => "system",
+        SenderType::Integration => "integration",
+        SenderType::Member => "member",
+    }
+}
+
 fn publish(state: &AppState, read: &ReadTx, event: Event) {
     let hub = &state.hub;
     match event {
@@ -122,6 +134,7 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             hub.publish(Topic::Visitor(thread.visitor_id), Delivery::frame(widget));
         }
         Event::MessageNew { message, thread } => {
+            state.metrics.message(author_label(message.sender_type));
             let kind = message_kind(&message);
             let text = frame(
                 kind,

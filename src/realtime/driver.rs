@@ -72,6 +72,9 @@ pub trait Session: Send {
     /// than nothing (an agent's spaces).
     const REPLAYS_FROM_START: bool;
 
+    /// The socket kind in `/metrics`: `widget`, `agent` or `member`.
+    const KIND: &'static str;
+
     fn state(&self) -> &AppState;
     fn log(&mut self) -> &mut SentLog;
 
@@ -110,6 +113,13 @@ pub fn replay<S: Session>(session: &mut S, after: Option<MessageId>) -> Vec<Stri
 
 /// Runs a socket until either side ends it.
 pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, session: &mut S) {
+    let state = session.state().clone();
+    let _open = state.metrics.socket_opened(S::KIND);
+    // Every text frame to the client goes through here, to be counted.
+    let send_text = async |socket: &mut WebSocket, text: &str| {
+        state.metrics.frame(S::KIND, "out");
+        rt::send_text(socket, text).await
+    };
     let mut flood = FloodGuard::new(session.state().config.limits.ws_frames_per_second);
     let mut alive = Liveness::default();
     let mut ping = tokio::time::interval(rt::PING_EVERY);
@@ -127,7 +137,7 @@ pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, se
                         if message.is_some_and(|m| session.log().is_stale(m)) {
                             continue;
                         }
-                        if !rt::send_text(socket, &text).await {
+                        if !send_text(socket, &text).await {
                             return;
                         }
                         if let Some(m) = message {
@@ -136,7 +146,7 @@ pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, se
                     }
                     Delivery::Scoped { text, scopes, except } => {
                         if session.admits(&scopes, &except)
-                            && !rt::send_text(socket, &text).await
+                            && !send_text(socket, &text).await
                         {
                             return;
                         }
@@ -159,7 +169,7 @@ pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, se
                     Some(Ok(WsMessage::Text(t))) => t,
                     Some(Ok(WsMessage::Binary(_))) => {
                         alive.heard();
-                        let _ = rt::send_text(socket, &protocol::error("unsupported", "binary frames are not supported")).await;
+                        let _ = send_text(socket, &protocol::error("unsupported", "binary frames are not supported")).await;
                         continue;
                     }
                     Some(Ok(_)) => {
@@ -168,10 +178,11 @@ pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, se
                     }
                 };
                 alive.heard();
+                state.metrics.frame(S::KIND, "in");
                 match flood.check() {
                     Ok(()) => {}
                     Err(true) => {
-                        let _ = rt::send_text(socket, &protocol::error("rate_limited", "too many frames; slow down")).await;
+                        let _ = send_text(socket, &protocol::error("rate_limited", "too many frames; slow down")).await;
                         continue;
                     }
                     Err(false) => {
@@ -180,7 +191,7 @@ pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, se
                     }
                 }
                 for reply in session.handle(text.as_str(), conn).await {
-                    if !rt::send_text(socket, &reply).await {
+                    if !send_text(socket, &reply).await {
                         return;
                     }
                 }
@@ -196,6 +207,7 @@ pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, se
         }
         if conn.take_lagged() {
             // Deliveries were dropped: start over from storage.
+            state.metrics.resync(S::KIND);
             conn.discard_queued();
             let mut frames = vec![frame("resync", json!({}))];
             let from = session.log().last_sent();
@@ -203,7 +215,7 @@ pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, se
                 frames.extend(replay(session, from));
             }
             for f in frames {
-                if !rt::send_text(socket, &f).await {
+                if !send_text(socket, &f).await {
                     return;
                 }
             }

@@ -180,6 +180,7 @@ async fn run(
 
 impl Session for MemberSocket {
     const REPLAYS_FROM_START: bool = false;
+    const KIND: &'static str = "member";
 
     fn state(&self) -> &AppState {
         &self.state

@@ -99,6 +99,7 @@ async fn run(state: AppState, mut socket: WebSocket, visitor: Visitor, space: Ch
 
 impl Session for WidgetSocket {
     const REPLAYS_FROM_START: bool = true;
+    const KIND: &'static str = "widget";
 
     fn state(&self) -> &AppState {
         &self.state

@@ -53,6 +53,12 @@ pub fn time_key(t: DateTime<Utc>) -> [u8; 8] {
     ((micros as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+/// Reads a time written by [`time_key`] at `offset` of a key.
+pub fn time_at(key: &[u8], offset: usize) -> Option<DateTime<Utc>> {
+    let bytes: [u8; 8] = key.get(offset..offset + 8)?.try_into().ok()?;
+    DateTime::from_timestamp_micros((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
+}
+
 pub fn id_key(id: u128) -> [u8; 16] {
     id.to_be_bytes()
 }
@@ -94,6 +100,8 @@ mod tests {
         let c: DateTime<Utc> = "2026-01-01T00:00:00.000001Z".parse().unwrap();
         assert!(time_key(a) < time_key(b));
         assert!(time_key(b) < time_key(c));
+        assert_eq!(time_at(&time_key(a), 0), Some(a));
+        assert_eq!(time_at(&time_key(c), 0), Some(c));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use redb::{
 use tokio::sync::{mpsc, oneshot};
 
 pub use codec::{KeyBuf, id_at, id_key, prefix_end};
-pub use queries::{Page, Reader, ThreadCursor};
+pub use queries::{OutboxQueue, Page, Reader, ThreadCursor};
 pub use records::{IndexEntry, Record};
 pub use writer::StoreStats;
 

@@ -22,6 +22,16 @@ use crate::threads::model::{Thread, ThreadStatus};
 use crate::visitors::model::Visitor;
 use crate::webhooks::model::{Delivery, Webhook};
 
+/// One outbox's queue, for `/metrics`.
+#[derive(Clone, Debug)]
+pub struct OutboxQueue {
+    /// `email`, `webhooks` or `push`.
+    pub outbox: &'static str,
+    pub pending: usize,
+    /// The next attempt time of the soonest entry.
+    pub soonest: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// One page of a cursor-paginated list.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -450,6 +460,34 @@ pub trait Reader {
     /// Mails still waiting, in all.
     fn pending_mail_count(&self) -> Result<usize> {
         Ok(self.ids_under(tables::IDX_MAILS_DUE, &[], 8)?.len())
+    }
+
+    /// Each outbox's queue (`email`, `webhooks`, `push`): the entries
+    /// waiting, and the next attempt time of the soonest.
+    fn outbox_backlogs(&self) -> Result<Vec<OutboxQueue>> {
+        let queues = [
+            ("email", tables::IDX_MAILS_DUE),
+            ("webhooks", tables::IDX_DELIVERIES_DUE),
+            ("push", tables::IDX_PUSHES_DUE),
+        ];
+        let mut out = Vec::with_capacity(queues.len());
+        for (name, table) in queues {
+            let pending = self.ids_under(table, &[], 8)?.len();
+            let first = self.scan(
+                table,
+                &Scan {
+                    limit: 1,
+                    ..Scan::default()
+                },
+            )?;
+            let soonest = first.first().and_then(|(k, _)| codec::time_at(k, 0));
+            out.push(OutboxQueue {
+                outbox: name,
+                pending,
+                soonest,
+            });
+        }
+        Ok(out)
     }
 
     /// An organization's mails, newest first, after the mail `after`.

@@ -90,6 +90,11 @@ pub enum Msg {
 /// Upper bounds of the batch-size histogram buckets.
 pub const BATCH_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
 
+/// Upper bounds, in microseconds, of the commit latency histogram buckets.
+pub const COMMIT_BUCKETS_MICROS: [u64; 12] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 5_000_000,
+];
+
 #[derive(Default)]
 pub struct Stats {
     commits: AtomicU64,
@@ -97,6 +102,7 @@ pub struct Stats {
     failed_commits: AtomicU64,
     commit_micros: AtomicU64,
     batch_buckets: [AtomicU64; BATCH_BUCKETS.len() + 1],
+    commit_buckets: [AtomicU64; COMMIT_BUCKETS_MICROS.len() + 1],
     largest_batch: AtomicU64,
     /// Threads by status, as of the last commit: counted once at open, then
     /// moved by every committed write.
@@ -114,6 +120,9 @@ pub struct StoreStats {
     /// Cumulative counts of batches of at most `BATCH_BUCKETS[i]` writes; the
     /// last entry counts every batch.
     pub batch_buckets: Vec<(u64, u64)>,
+    /// Cumulative counts of commits that took at most the bound, in
+    /// seconds; the last entry (infinity) counts every commit.
+    pub commit_latency_buckets: Vec<(f64, u64)>,
     pub largest_batch: u64,
     /// Threads by status.
     pub threads: Vec<(ThreadStatus, u64)>,
@@ -145,6 +154,11 @@ impl Stats {
             .position(|&b| batch as u64 <= b)
             .unwrap_or(BATCH_BUCKETS.len());
         self.batch_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let bucket = COMMIT_BUCKETS_MICROS
+            .iter()
+            .position(|&b| micros <= b)
+            .unwrap_or(COMMIT_BUCKETS_MICROS.len());
+        self.commit_buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.largest_batch
             .fetch_max(batch as u64, Ordering::Relaxed);
     }
@@ -157,7 +171,17 @@ impl Stats {
             let bound = BATCH_BUCKETS.get(i).copied().unwrap_or(u64::MAX);
             buckets.push((bound, cumulative));
         }
+        let mut cumulative = 0;
+        let mut latency = Vec::with_capacity(COMMIT_BUCKETS_MICROS.len() + 1);
+        for (i, counter) in self.commit_buckets.iter().enumerate() {
+            cumulative += counter.load(Ordering::Relaxed);
+            let bound = COMMIT_BUCKETS_MICROS
+                .get(i)
+                .map_or(f64::INFINITY, |&b| b as f64 / 1e6);
+            latency.push((bound, cumulative));
+        }
         StoreStats {
+            commit_latency_buckets: latency,
             commits: self.commits.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
             failed_commits: self.failed_commits.load(Ordering::Relaxed),

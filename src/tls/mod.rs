@@ -15,7 +15,6 @@ pub mod manual;
 mod redirect;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write;
 use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::ServerConfig;
@@ -137,20 +136,10 @@ impl TlsStatus {
         }
     }
 
-    /// Appends the Prometheus lines (nothing without TLS).
-    pub fn render(&self, out: &mut String) {
+    /// Each domain and its certificate's notAfter (empty without TLS).
+    pub fn expiry(&self) -> Vec<(String, i64)> {
         let expiry = self.expiry.lock().expect("status lock");
-        if expiry.is_empty() {
-            return;
-        }
-        out.push_str("# HELP mychat_tls_certificate_expiry_seconds Unix time at which the served certificate expires.\n");
-        out.push_str("# TYPE mychat_tls_certificate_expiry_seconds gauge\n");
-        for (domain, not_after) in expiry.iter() {
-            let _ = writeln!(
-                out,
-                "mychat_tls_certificate_expiry_seconds{{domain=\"{domain}\"}} {not_after}"
-            );
-        }
+        expiry.iter().map(|(d, t)| (d.clone(), *t)).collect()
     }
 }
 

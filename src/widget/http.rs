@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::header::{ORIGIN, USER_AGENT};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, patch, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::auth::VisitorAuth;
@@ -46,7 +46,7 @@ pub fn routes() -> Router<AppState> {
         )
         // `layer`, not `route_layer`: preflights must reach the middleware
         // even though no route accepts OPTIONS.
-        .layer(middleware::from_fn(cors::cors))
+        .layer(cors::layer())
 }
 
 fn origin(headers: &HeaderMap) -> Option<&str> {

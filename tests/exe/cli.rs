@@ -7,13 +7,104 @@ use std::process::{Child, Command, Stdio};
 use crate::mychat;
 
 #[test]
-fn version_prints_the_package_version() {
+fn version_prints_the_version_commit_build_date_and_target() {
     let out = mychat().arg("version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("mychat {}", env!("CARGO_PKG_VERSION"))
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("mychat {}", env!("CARGO_PKG_VERSION")));
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert!(!field("commit").is_empty());
+    assert!(chrono::NaiveDate::parse_from_str(field("built"), "%Y-%m-%d").is_ok());
+    assert!(field("target").starts_with("x86_64-"), "{text}");
+}
+
+#[test]
+fn check_prints_the_effective_configuration_as_toml_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "[auth]\njwt_secret = \"jwt-secret-0123456789-0123456789-xyz\"\n[metrics]\ntoken = \"metrics-token-0123456789\"\n",
+    )
+    .unwrap();
+    let out = mychat()
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !shown.contains("jwt-secret-0123") && !shown.contains("metrics-token-0123"),
+        "{shown}"
+    );
+    // What it prints is a configuration file that loads to the same values.
+    let parsed: mychat::Config = toml::from_str(&shown).expect("valid TOML of the config");
+    assert_eq!(parsed.auth.jwt_secret, "<redacted>");
+    assert_eq!(parsed.metrics.token, "<redacted>");
+    assert_eq!(parsed.http, mychat::Config::default().http);
+}
+
+#[test]
+fn completions_and_manual_pages_come_from_the_command_definitions() {
+    for (shell, marker) in [
+        ("bash", "complete -F _mychat"),
+        ("zsh", "#compdef mychat"),
+        ("fish", "complete -c mychat"),
+    ] {
+        let out = mychat().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success());
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("reset-password"), "{shell}");
+    }
+    let out = mychat().arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && page.contains(".TH mychat 1"),
+        "{page}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = mychat()
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let create = std::fs::read_to_string(dir.path().join("mychat-admin-create.1")).unwrap();
+    assert!(create.contains("password\\-stdin"), "{create}");
+}
+
+#[test]
+fn every_flag_has_help_text() {
+    for args in [
+        &["serve", "--help"][..],
+        &["check", "--help"],
+        &["admin", "create", "--help"],
+        &["admin", "reset-password", "--help"],
+        &["backup", "--help"],
+        &["completions", "--help"],
+    ] {
+        let out = mychat().args(args).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
+            let described = line
+                .trim_start()
+                .split_once("  ")
+                .map_or("", |(_, help)| help.trim());
+            assert!(!described.is_empty(), "{args:?}: {line}");
+        }
+    }
 }
 
 #[test]
@@ -62,9 +153,9 @@ fn layers_apply_in_order_file_env_flags() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let file_only = check(&[], &[]);
-    assert!(file_only.contains("127.0.0.1:9001"));
-    assert!(file_only.contains("Closed"));
-    assert!(file_only.contains("edit_window_secs: 5"));
+    assert!(file_only.contains("listen = \"127.0.0.1:9001\""));
+    assert!(file_only.contains("registration = \"closed\""));
+    assert!(file_only.contains("edit_window_secs = 5"));
     let env = check(
         &[
             ("MYCHAT_HTTP__LISTEN", "127.0.0.1:9002"),
@@ -73,7 +164,7 @@ fn layers_apply_in_order_file_env_flags() {
         &[],
     );
     assert!(env.contains("127.0.0.1:9002"));
-    assert!(env.contains("Open"));
+    assert!(env.contains("registration = \"open\""));
     let flag = check(
         &[("MYCHAT_DATA_DIR", "/tmp/from-env")],
         &["--data-dir", "/tmp/from-flag"],
@@ -236,14 +327,59 @@ async fn admin_create_makes_an_owner_who_can_log_in() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (child, base, _) = serve(dir.path(), &[("MYCHAT_REGISTRATION", "closed")]);
-    let login = reqwest::Client::new()
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"email": "boss@acme.test", "password": "a long password"}))
-        .send()
-        .await
+    // A new password from standard input, never the command line.
+    let mut reset = mychat()
+        .args([
+            "admin",
+            "reset-password",
+            "--email",
+            "boss@acme.test",
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("MYCHAT_DEMO", "false")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert_eq!(login.status(), 200);
+    {
+        use std::io::Write;
+        let mut stdin = reset.stdin.take().unwrap();
+        stdin.write_all(b"another long password\n").unwrap();
+    }
+    let out = reset.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without a terminal and without --password-stdin there is no password.
+    let out = mychat()
+        .args([
+            "admin",
+            "reset-password",
+            "--email",
+            "boss@acme.test",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--password-stdin"));
+
+    let (child, base, _) = serve(dir.path(), &[("MYCHAT_REGISTRATION", "closed")]);
+    let login = |password: &str| {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"email": "boss@acme.test", "password": password}))
+            .send()
+    };
+    assert_eq!(login("a long password").await.unwrap().status(), 401);
+    assert_eq!(login("another long password").await.unwrap().status(), 200);
     stop(child);
 }
 

@@ -13,6 +13,7 @@ mod harness;
 mod backup;
 mod cli;
 mod crash;
+mod service;
 mod tls;
 
 use std::process::Command;

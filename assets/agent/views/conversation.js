@@ -3,7 +3,7 @@
 // older pages loaded on scroll, typing indicators, the visitor's read
 // marker, edit and delete of one's own messages, and the composer.
 
-import { ApiError, del, get, patch, post } from '../api.js';
+import { ApiError, del, errorText, get, patch, post } from '../api.js';
 import { h, linkify, mount, uuid } from '../dom.js';
 import { clock, fullTime, relativeTime, t, visitorLabel } from '../i18n.js';
 import { agentName, isAdmin, isOpen, mark, on, spaceName, state, unreadOf, upsertThread } from '../store.js';
@@ -241,7 +241,8 @@ export class Conversation {
       await post(`/threads/${this.id}/transcript`, {});
       this.show(t('thread.transcriptSent'), 'ok');
     } catch (e) {
-      this.show(e instanceof ApiError && e.code === 'no_email' ? t('thread.noEmail') : e.message || t('error.generic'), 'error');
+      const text = e instanceof ApiError && e.code === 'no_email' ? t('thread.noEmail') : e.message;
+      this.show(errorText({ message: text, requestId: e.requestId }, t('error.generic')), 'error');
     }
   }
 
@@ -265,7 +266,7 @@ export class Conversation {
       }
       return;
     }
-    this.show(e.status === 0 ? t('error.network') : e.message || t('error.generic'), 'error');
+    this.show(e.status === 0 ? t('error.network') : errorText(e, t('error.generic')), 'error');
   }
 
   show(text, kind = 'ok', ms = 6000) {

@@ -2,6 +2,7 @@
 
 import { h } from '../dom.js';
 import { t } from '../i18n.js';
+import { errorText } from '../api.js';
 
 /** A small status line for forms: "Saved" or the server's message. */
 export function statusLine() {
@@ -17,7 +18,7 @@ export function statusLine() {
       timer = setTimeout(() => (el.hidden = true), 4000);
     },
     error(e) {
-      el.textContent = typeof e === 'string' ? e : e.message || t('error.generic');
+      el.textContent = errorText(e, t('error.generic'));
       el.className = 'form-status form-status--error';
       el.hidden = false;
       clearTimeout(timer);

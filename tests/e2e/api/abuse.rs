@@ -456,6 +456,8 @@ async fn metrics_answer_loopback_clients_only() {
     })
     .await;
     let local = client_from("127.0.0.1");
+    // Request series appear once there was a request.
+    local.get(server.url("/healthz")).send().await.unwrap();
     let (status, text) = scrape(&server, &local, None, &[]).await;
     assert_eq!(status, 200);
     assert!(text.contains("mychat_http_requests_total"), "{text}");

@@ -753,7 +753,7 @@ async fn widget_uploads_answer_cors_preflights() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 204, "{path}");
+        assert!(r.status().is_success(), "{path}");
         assert_eq!(r.headers()["access-control-allow-origin"], SITE);
     }
 }

@@ -12,6 +12,7 @@ mod identity;
 mod integrations;
 mod labels;
 mod messages;
+mod ops;
 mod push;
 mod ratings;
 mod spaces;

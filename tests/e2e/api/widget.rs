@@ -695,16 +695,24 @@ async fn cors_preflight_and_responses_echo_the_origin() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 204, "{path}");
+        assert!(r.status().is_success(), "{path}");
         let h = r.headers();
         assert_eq!(h["access-control-allow-origin"], SITE);
+        let list = |name: &str| -> Vec<String> {
+            h[name]
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|v| v.trim().to_ascii_lowercase())
+                .collect()
+        };
         assert_eq!(
-            h["access-control-allow-methods"],
-            "GET, POST, PATCH, OPTIONS"
+            list("access-control-allow-methods"),
+            ["get", "post", "patch", "options"]
         );
         assert_eq!(
-            h["access-control-allow-headers"],
-            "authorization, content-type"
+            list("access-control-allow-headers"),
+            ["authorization", "content-type"]
         );
         assert_eq!(h["access-control-max-age"], "600");
     }
@@ -721,7 +729,12 @@ async fn cors_preflight_and_responses_echo_the_origin() {
     .await;
     r.ok();
     assert_eq!(r.headers["access-control-allow-origin"], DEV_SITE);
-    assert!(r.headers.get_all("vary").iter().any(|v| v == "Origin"));
+    assert!(
+        r.headers
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().eq_ignore_ascii_case("origin"))
+    );
     // Errors are readable by the widget too.
     let e = widget(
         &server,

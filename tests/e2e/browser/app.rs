@@ -1637,9 +1637,16 @@ async fn an_agent_sends_the_transcript_and_admins_see_the_mail() {
     wait_row(&browser, "Please send me this chat").await;
     open_thread(&browser, &thread).await;
 
-    // Without the visitor's address the app says so.
+    // Without the visitor's address the app says so, with the request id
+    // a user can quote to support.
     click(&browser, ".conv__actions [data-action=transcript]").await;
     wait_text(&browser, ".conv__notice", "has not left an email").await;
+    browser
+        .wait_for(
+            "the request id in the error",
+            r"return /\([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\)$/.test(document.querySelector('.conv__notice').textContent)",
+        )
+        .await;
     server
         .patch(
             &format!("/api/v1/visitors/{visitor_id}"),

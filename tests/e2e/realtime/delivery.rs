@@ -328,6 +328,16 @@ async fn a_lagging_connection_is_told_to_resync_and_replays_from_storage() {
         .await;
     assert_eq!(got["message"]["id"], after.body["id"]);
     assert!(message_ids(&before).is_empty(), "{before:?}");
+    // Operators see each resync in /metrics.
+    let metrics = crate::harness::text(w.server.client.get(w.server.url("/metrics"))).await;
+    for kind in ["widget", "agent"] {
+        let series = format!("mychat_socket_lag_resyncs_total{{kind=\"{kind}\"}} ");
+        let count: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"));
+        assert!(count >= 1, "{series}{count}");
+    }
 }
 
 #[tokio::test]
