@@ -3,7 +3,7 @@
 //! right after the commit that made them true, in commit order.
 
 use crate::accounts::model::Agent;
-use crate::ids::{AgentId, MemberId, MessageId, SigningKeyId, SpaceId, ThreadId};
+use crate::ids::{AgentId, MemberId, MessageId, SigningKeyId, SpaceId, ThreadId, VisitorId};
 use crate::integrations::model::Member;
 use crate::messages::model::Message;
 use crate::threads::model::Thread;
@@ -28,6 +28,13 @@ pub enum Event {
     AgentRevoked { agent: AgentId },
     /// A space was deleted or its widget key rotated: its widget sockets close.
     WidgetsEnded { space: SpaceId },
+    /// A visitor and everything about it were erased (GDPR): its widget
+    /// sockets close, its search entries go.
+    VisitorErased {
+        visitor: VisitorId,
+        space: SpaceId,
+        threads: Vec<ThreadId>,
+    },
     /// An agent's spaces or teams changed: its open sockets follow at once.
     AgentAccessChanged { agent: Agent },
     /// A member became a participant of an object-bound thread (added by
@@ -67,6 +74,7 @@ impl Event {
             Event::AgentRevoked { .. }
             | Event::AgentAccessChanged { .. }
             | Event::WidgetsEnded { .. }
+            | Event::VisitorErased { .. }
             | Event::SigningKeyRevoked { .. } => None,
         }
     }

@@ -25,6 +25,8 @@ pub mod net;
 pub mod ops;
 pub mod push;
 pub mod realtime;
+pub mod reports;
+pub mod search;
 pub mod spaces;
 pub mod state;
 pub mod store;
@@ -76,6 +78,8 @@ pub enum BuildError {
     Seed(#[from] AppError),
     #[error("web push key: {0}")]
     PushKey(std::io::Error),
+    #[error("search index: {0}")]
+    Search(#[from] tantivy::TantivyError),
 }
 
 /// The two listeners of an appliance that serves HTTPS itself.
@@ -128,7 +132,8 @@ impl App {
         )
         .map_err(BuildError::Key)?;
         let mailer = email::Mailer::load(&dir).map_err(BuildError::Key)?;
-        let state = AppState::new(config, store, jwt, mailer);
+        let search = search::Search::open(&dir.join(search::DIR))?;
+        let state = AppState::new(config, store, jwt, mailer, search);
         push::install(&state).map_err(BuildError::PushKey)?;
         let demo = if state.config.demo {
             accounts::service::seed_demo(&state).await?
@@ -224,6 +229,9 @@ impl App {
     }
 
     fn start(&self) -> Running {
+        if let Err(e) = self.state.search.start(self.state.store.clone()) {
+            tracing::error!(error = %e, "search indexer did not start");
+        }
         let dispatcher = realtime::dispatch::start(&self.state);
         let mut tasks = spawn_tasks(&self.state);
         control::start(&self.state, &mut tasks);
@@ -247,6 +255,8 @@ impl App {
             .await;
         running.tasks.shutdown().await;
         self.state.store.shutdown().await;
+        // After the last commit: every event is queued for the index.
+        self.state.search.stop().await;
         running.dispatcher.abort();
         // Awaited, so that its handle on the store is gone when serving
         // returns and the data dir can be opened again at once.

@@ -123,6 +123,7 @@ pub async fn update(
             Ok(v)
         })
         .await?;
+    state.search.visitor_changed(id);
     Ok(visitor)
 }
 

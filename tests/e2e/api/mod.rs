@@ -12,6 +12,7 @@ mod integrations;
 mod messages;
 mod push;
 mod ratings;
+mod search;
 mod spaces;
 mod templates;
 mod threads;

@@ -351,6 +351,12 @@ impl TestServer {
             .expect("record stored");
     }
 
+    /// Waits until everything committed so far is in the search index
+    /// (the indexer answers after its next index commit).
+    pub async fn searchable(&self) {
+        self.app_state.search.flush().await;
+    }
+
     /// Every message of a thread as agents see it, oldest first.
     pub async fn all_messages(&self, token: &str, thread: &str) -> Vec<Value> {
         let mut out: Vec<Value> = Vec::new();
