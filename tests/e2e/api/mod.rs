@@ -7,6 +7,7 @@ mod attachments;
 mod audit;
 mod auth;
 mod email;
+mod gdpr;
 mod identity;
 mod integrations;
 mod messages;
