@@ -120,6 +120,8 @@ impl App {
         // Webhook deliveries and mails commit with the events that cause
         // them (pushes too: `push::install` adds its hook after these).
         store.add_outbox(std::sync::Arc::new(webhooks::outbox::write_deliveries));
+        // Report counters move with the conversations they count.
+        store.add_outbox(std::sync::Arc::new(reports::outbox::count));
         if let Some(c) = config.email.enabled().then(|| config.email.clone()) {
             store.add_outbox(std::sync::Arc::new(move |tx, events| {
                 email::outbox::write_mails(tx, events, &c)
@@ -318,6 +320,7 @@ pub fn router(state: AppState) -> Router {
         .merge(threads::http::routes())
         .merge(messages::http::routes())
         .merge(visitors::http::routes())
+        .merge(reports::http::routes())
         .merge(templates::http::routes())
         .merge(widget::http::routes())
         .merge(attachments::http::routes())

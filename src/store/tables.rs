@@ -117,6 +117,12 @@ pub const IDX_MAILS_PENDING: Table = TableDefinition::new("idx_mails_pending");
 /// org ‖ mail (UUIDv7: in time order), for the admins' outbox view
 pub const IDX_MAILS_BY_ORG: Table = TableDefinition::new("idx_mails_by_org");
 
+// Reports, counted in the write path (`reports::outbox`).
+/// thread -> what the thread adds to the report (its cell and numbers)
+pub const REPORT_THREADS: Table = TableDefinition::new("report_threads");
+/// org ‖ day ‖ space ‖ team ‖ agent -> counters and time histograms
+pub const REPORT_CELLS: Table = TableDefinition::new("report_cells");
+
 /// Every table, so a new database creates them all and backups copy them all.
 pub const ALL: &[Table] = &[
     META,
@@ -172,4 +178,6 @@ pub const ALL: &[Table] = &[
     IDX_MAILS_DUE,
     IDX_MAILS_PENDING,
     IDX_MAILS_BY_ORG,
+    REPORT_THREADS,
+    REPORT_CELLS,
 ];

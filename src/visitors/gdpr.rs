@@ -130,11 +130,13 @@ fn erase_in(
         }
     }
     erased.files = files.len();
+    let ids: Vec<_> = threads.iter().map(|t| t.id).collect();
+    crate::reports::outbox::forget(tx, &ids)?;
     tx.delete::<Visitor>(&id_key(visitor.id.as_u128()))?;
     tx.emit(Event::VisitorErased {
         visitor: visitor.id,
         space: visitor.chat_space_id,
-        threads: threads.iter().map(|t| t.id).collect(),
+        threads: ids,
     });
     audit::record(
         tx,

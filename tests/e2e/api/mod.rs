@@ -13,6 +13,7 @@ mod integrations;
 mod messages;
 mod push;
 mod ratings;
+mod reports;
 mod search;
 mod spaces;
 mod templates;
