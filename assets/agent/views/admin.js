@@ -6,6 +6,7 @@ import { AgentsPage } from './admin-agents.js';
 import { AuditPage } from './admin-audit.js';
 import { EmailPage } from './admin-email.js';
 import { IntegrationsPage } from './admin-integrations.js';
+import { ReportsPage } from './admin-reports.js';
 import { SpacesPage } from './admin-spaces.js';
 import { TeamsPage } from './admin-teams.js';
 import { TemplatesPage } from './admin-templates.js';
@@ -20,6 +21,7 @@ const PAGES = {
   webhooks: WebhooksPage,
   audit: AuditPage,
   email: EmailPage,
+  reports: ReportsPage,
 };
 
 export class Admin {

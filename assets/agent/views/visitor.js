@@ -8,6 +8,7 @@ import { field, h, mount, safeLink } from '../dom.js';
 import { fullTime, relativeTime, t } from '../i18n.js';
 import { on, state, upsertThread } from '../store.js';
 import { ratingBadge } from './rating.js';
+import { privacyActions } from './visitor-privacy.js';
 
 /** Browser and OS from a user agent string, roughly. */
 export function parseUserAgent(ua) {
@@ -149,6 +150,10 @@ export class VisitorPanel {
             ),
           ),
         ),
+        privacyActions(this.visitorId, this.threads, () => {
+          this.close();
+          location.hash = `#/inbox/${this.view}`;
+        }),
       ),
     );
   }

@@ -4,6 +4,7 @@
 mod app;
 mod attachments;
 mod embed;
+mod helpdesk;
 mod identity;
 mod smoke;
 mod widget;
