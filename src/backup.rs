@@ -184,7 +184,9 @@ fn data_files(data_dir: &Path) -> io::Result<Vec<(PathBuf, String)>> {
                 || name.ends_with(".tmp")
                 || name.ends_with(".part")
                 || name == control::SOCKET;
-            if skip || (rel.as_os_str().is_empty() && name == DB_FILE) {
+            // The search index is rebuilt from the database after a restore.
+            let top = rel.as_os_str().is_empty();
+            if skip || (top && (name == DB_FILE || name == crate::search::DIR)) {
                 continue;
             }
             let kind = entry.file_type()?;

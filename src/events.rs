@@ -3,7 +3,7 @@
 //! right after the commit that made them true, in commit order.
 
 use crate::accounts::model::Agent;
-use crate::ids::{AgentId, MemberId, MessageId, OrgId, SigningKeyId, SpaceId, ThreadId};
+use crate::ids::{AgentId, MemberId, MessageId, OrgId, SigningKeyId, SpaceId, ThreadId, VisitorId};
 use crate::integrations::model::Member;
 use crate::messages::model::Message;
 use crate::threads::model::Thread;
@@ -28,6 +28,13 @@ pub enum Event {
     AgentRevoked { agent: AgentId },
     /// A space was deleted or its widget key rotated: its widget sockets close.
     WidgetsEnded { space: SpaceId },
+    /// A visitor and everything about it were erased (GDPR): its widget
+    /// sockets close, its search entries go.
+    VisitorErased {
+        visitor: VisitorId,
+        space: SpaceId,
+        threads: Vec<ThreadId>,
+    },
     /// An agent's spaces or teams changed: its open sockets follow at once.
     AgentAccessChanged { agent: Agent },
     /// An agent switched away or back: visitors' presence follows.
@@ -73,6 +80,7 @@ impl Event {
             | Event::AgentAccessChanged { .. }
             | Event::AgentAway { .. }
             | Event::WidgetsEnded { .. }
+            | Event::VisitorErased { .. }
             | Event::SigningKeyRevoked { .. }
             | Event::LabelsChanged { .. } => None,
         }

@@ -26,7 +26,9 @@ pub mod net;
 pub mod ops;
 pub mod push;
 pub mod realtime;
+pub mod reports;
 pub mod request_id;
+pub mod search;
 pub mod spaces;
 pub mod state;
 pub mod store;
@@ -80,6 +82,8 @@ pub enum BuildError {
     Seed(#[from] AppError),
     #[error("web push key: {0}")]
     PushKey(std::io::Error),
+    #[error("search index: {0}")]
+    Search(#[from] tantivy::TantivyError),
 }
 
 /// The two listeners of an appliance that serves HTTPS itself.
@@ -120,6 +124,8 @@ impl App {
         // Webhook deliveries and mails commit with the events that cause
         // them (pushes too: `push::install` adds its hook after these).
         store.add_outbox(std::sync::Arc::new(webhooks::outbox::write_deliveries));
+        // Report counters move with the conversations they count.
+        store.add_outbox(std::sync::Arc::new(reports::outbox::count));
         if let Some(c) = config.email.enabled().then(|| config.email.clone()) {
             store.add_outbox(std::sync::Arc::new(move |tx, events| {
                 email::outbox::write_mails(tx, events, &c)
@@ -132,7 +138,8 @@ impl App {
         )
         .map_err(BuildError::Key)?;
         let mailer = email::Mailer::load(&dir).map_err(BuildError::Key)?;
-        let state = AppState::new(config, store, jwt, mailer);
+        let search = search::Search::open(&dir.join(search::DIR))?;
+        let state = AppState::new(config, store, jwt, mailer, search);
         push::install(&state).map_err(BuildError::PushKey)?;
         let demo = if state.config.demo {
             accounts::service::seed_demo(&state).await?
@@ -235,6 +242,9 @@ impl App {
     }
 
     fn start(&self) -> Running {
+        if let Err(e) = self.state.search.start(self.state.store.clone()) {
+            tracing::error!(error = %e, "search indexer did not start");
+        }
         let dispatcher = realtime::dispatch::start(&self.state);
         let mut tasks = spawn_tasks(&self.state);
         control::start(&self.state, &mut tasks);
@@ -259,6 +269,8 @@ impl App {
             .await;
         running.tasks.shutdown().await;
         self.state.store.shutdown().await;
+        // After the last commit: every event is queued for the index.
+        self.state.search.stop().await;
         running.dispatcher.abort();
         // Awaited, so that its handle on the store is gone when serving
         // returns and the data dir can be opened again at once.
@@ -327,6 +339,7 @@ pub fn router(state: AppState) -> Router {
         .merge(threads::http::routes())
         .merge(messages::http::routes())
         .merge(visitors::http::routes())
+        .merge(reports::http::routes())
         .merge(templates::http::routes())
         .merge(labels::http::routes())
         .merge(widget::http::routes())

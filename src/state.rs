@@ -32,6 +32,8 @@ pub struct Shared {
     pub webhooks_due: Arc<tokio::sync::Notify>,
     /// Web Push: the VAPID key, the worker's wake-up, counters.
     pub push: Arc<crate::push::pusher::Pusher>,
+    /// The full-text index of messages, visitors and subjects.
+    pub search: Arc<crate::search::Search>,
     /// Certificate expiry for `/metrics` (empty without TLS).
     pub tls: Arc<crate::tls::TlsStatus>,
     /// Set once the listener is bound (or from `public_url`).
@@ -44,6 +46,7 @@ impl AppState {
         store: Store,
         jwt: JwtKeys,
         mailer: crate::email::Mailer,
+        search: crate::search::Search,
     ) -> AppState {
         let limits = RateLimits::new(&config.limits);
         let sockets = Sockets::new(config.limits.max_sockets, config.limits.sockets_per_visitor);
@@ -63,6 +66,7 @@ impl AppState {
             mailer: Arc::new(mailer),
             webhooks_due: Default::default(),
             push: Default::default(),
+            search: Arc::new(search),
             tls: Default::default(),
             base_url,
         }))

@@ -166,6 +166,7 @@ function buildShell() {
           h('a', { href: '#/admin/integrations', class: 'topnav__link', dataset: { prefix: '#/admin/integrations' } }, t('nav.integrations')),
           h('a', { href: '#/admin/webhooks', class: 'topnav__link', dataset: { prefix: '#/admin/webhooks' } }, t('nav.webhooks')),
           h('a', { href: '#/admin/audit', class: 'topnav__link', dataset: { prefix: '#/admin/audit' } }, t('nav.audit')),
+          h('a', { href: '#/admin/reports', class: 'topnav__link', dataset: { prefix: '#/admin/reports' } }, t('nav.reports')),
           state.features?.email ? h('a', { href: '#/admin/email', class: 'topnav__link', dataset: { prefix: '#/admin/email' } }, t('nav.email')) : null,
         ]
       : null,

@@ -34,6 +34,8 @@ use mychat::store::StoreStats;
 use mychat::visitors::model::{Visitor, VisitorMetadata};
 use mychat::{App, AppState, Config};
 
+#[path = "load/history.rs"]
+mod history;
 #[path = "load/ws/mod.rs"]
 mod ws;
 
@@ -67,6 +69,8 @@ enum Command {
     Deliver(ws::DeliverArgs),
     /// WebSockets: one space watched by many agent sockets.
     Fanout(ws::FanoutArgs),
+    /// A long history: reports and search over many seeded conversations.
+    History(history::HistoryArgs),
 }
 
 #[derive(Args, Clone)]
@@ -134,6 +138,7 @@ async fn main() -> ExitCode {
         Command::Idle(args) => ws::idle(&args, cli.json).await,
         Command::Deliver(args) => ws::deliver(&args, cli.json).await,
         Command::Fanout(args) => ws::fanout(&args, cli.json).await,
+        Command::History(args) => history::history(&args, cli.json).await,
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

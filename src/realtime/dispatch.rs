@@ -22,7 +22,9 @@ use crate::threads::service::view_of;
 /// Starts the dispatcher and connects it to the store's commits.
 pub fn start(state: &AppState) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Event>>();
+    let search = state.search.clone();
     state.store.set_listener(std::sync::Arc::new(move |events| {
+        search.feed(&events);
         let _ = tx.send(events);
     }));
     let state = state.clone();
@@ -253,6 +255,12 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
             hub.publish(
                 Topic::SigningKey(key),
                 Delivery::Close(crate::realtime::CLOSE_REVOKED, "signing key deleted"),
+            );
+        }
+        Event::VisitorErased { visitor, .. } => {
+            hub.publish(
+                Topic::Visitor(visitor),
+                Delivery::Close(crate::realtime::CLOSE_REVOKED, "visitor erased"),
             );
         }
         Event::WidgetsEnded { space } => {

@@ -235,7 +235,9 @@ pub async fn delete(state: &AppState, org: OrgId, id: SpaceId, who: &Who) -> App
         audit::record(tx, org, &who, "space.delete", target("chat_space", id))?;
         Ok(((), files))
     })
-    .await
+    .await?;
+    state.search.space_deleted(id);
+    Ok(())
 }
 
 /// Gives the space a new widget key; the old one stops resolving at once.

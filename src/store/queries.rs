@@ -819,6 +819,21 @@ pub trait Reader {
         Ok(out)
     }
 
+    /// The uploads no message carries yet that `uploader` holds.
+    fn pending_uploads_of(
+        &self,
+        uploader: &crate::attachments::model::Uploader,
+    ) -> Result<Vec<Attachment>> {
+        let prefix = records::uploader_prefix(uploader);
+        let mut out = Vec::new();
+        for id in self.ids_under(tables::IDX_PENDING_BY_UPLOADER, &prefix, prefix.len())? {
+            if let Some(a) = self.by_id::<Attachment>(id)? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
     /// How many uploads no message carries `uploader` holds, counting up
     /// to `limit`.
     fn pending_uploads(

@@ -121,6 +121,11 @@ pub const IDX_MAILS_BY_ORG: Table = TableDefinition::new("idx_mails_by_org");
 pub const LABELS: Table = TableDefinition::new("labels");
 /// org ‖ label
 pub const IDX_LABELS_BY_ORG: Table = TableDefinition::new("idx_labels_by_org");
+// Reports, counted in the write path (`reports::outbox`).
+/// thread -> what the thread adds to the report (its cell and numbers)
+pub const REPORT_THREADS: Table = TableDefinition::new("report_threads");
+/// org ‖ day ‖ space ‖ team ‖ agent -> counters and time histograms
+pub const REPORT_CELLS: Table = TableDefinition::new("report_cells");
 
 /// Every table, so a new database creates them all and backups copy them all.
 pub const ALL: &[Table] = &[
@@ -179,4 +184,6 @@ pub const ALL: &[Table] = &[
     IDX_MAILS_BY_ORG,
     LABELS,
     IDX_LABELS_BY_ORG,
+    REPORT_THREADS,
+    REPORT_CELLS,
 ];

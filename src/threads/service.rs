@@ -17,6 +17,7 @@ use crate::ids::{
 use crate::messages::history::{Happened, HistoryEvent, Person};
 use crate::messages::model::{Message, SenderType};
 use crate::messages::send::history;
+use crate::search::Found;
 use crate::state::AppState;
 use crate::store::{Page, Reader, Record, ThreadCursor, WriteTx};
 use crate::threads::model::{Priority, ReadMarker, Thread, ThreadStatus};
@@ -50,6 +51,21 @@ pub struct ThreadView {
     /// A conversation bound to an integrator's object: its members.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<crate::integrations::views::Participant>>,
+    /// In a search (`q`): what matched, with the matching words marked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<Matched>,
+}
+
+/// The text a search matched in a thread: one of its messages, its
+/// subject, or its visitor's fields.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Matched {
+    /// The matching message, when it was a message.
+    pub message_id: Option<MessageId>,
+    /// The matching message is an internal note.
+    pub internal: bool,
+    pub parts: Vec<crate::search::snippet::Part>,
 }
 
 pub fn view_of<R: Reader + ?Sized>(
@@ -86,6 +102,7 @@ pub fn view_of<R: Reader + ?Sized>(
         visitor_verified,
         assigned_agent_name,
         members,
+        matched: None,
         thread,
     })
 }
@@ -123,7 +140,8 @@ pub struct ListFilter {
     pub statuses: Option<Vec<ThreadStatus>>,
     /// Some(None): unassigned only; Some(Some(a)): held by a; None: any.
     pub assigned: Option<Option<AgentId>>,
-    /// Case-insensitive text in the visitor's name/email, subject or preview.
+    /// Words searched for in every message of the history, the visitor's
+    /// fields and the subject (the search index).
     pub q: Option<String>,
     pub space: Option<SpaceId>,
     /// Only threads carrying this label (of the caller's organization).
@@ -135,24 +153,98 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
-fn matches_query<R: Reader + ?Sized>(read: &R, thread: &Thread, q: &str) -> bool {
-    let hit = |s: &str| s.to_lowercase().contains(q);
-    if thread.subject.as_deref().is_some_and(hit)
-        || thread
-            .last_message
-            .as_ref()
-            .is_some_and(|m| hit(&m.preview))
-    {
-        return true;
+/// At most this many index documents answer one search.
+const MAX_HITS: usize = 1000;
+
+/// The threads a search found, best first, once each, with what matched
+/// first in each (a visitor's match stands for each of its threads).
+fn found_threads<R: Reader + ?Sized>(
+    read: &R,
+    found: &[Found],
+) -> AppResult<Vec<(ThreadId, Found)>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for f in found {
+        let ids = match f {
+            Found::Message { thread, .. } | Found::Thread(thread) => vec![*thread],
+            Found::Visitor(v) => read.threads_of_visitor(*v)?.iter().map(|t| t.id).collect(),
+        };
+        for id in ids {
+            if seen.insert(id) {
+                out.push((id, *f));
+            }
+        }
     }
-    read.visitor(thread.visitor_id)
-        .ok()
-        .flatten()
-        .is_some_and(|v| {
-            hit(&v.label())
-                || v.email.as_deref().is_some_and(hit)
-                || v.external_id.as_deref().is_some_and(hit)
-        })
+    Ok(out)
+}
+
+/// One page of the found threads that pass `keep`, in list order (latest
+/// activity first) after `cursor`.
+fn found_page<R: Reader + ?Sized>(
+    read: &R,
+    found: &[(ThreadId, Found)],
+    cursor: Option<ThreadCursor>,
+    limit: usize,
+    keep: &dyn Fn(&Thread) -> bool,
+) -> AppResult<Page<Thread>> {
+    let mut threads = Vec::new();
+    for (id, _) in found {
+        if let Some(t) = read.thread(*id)?
+            && keep(&t)
+        {
+            let at = ThreadCursor::of(&t);
+            if cursor.is_none_or(|c| (at.micros, at.id) < (c.micros, c.id)) {
+                threads.push(t);
+            }
+        }
+    }
+    threads.sort_by_key(|t| std::cmp::Reverse((t.last_activity_at.timestamp_micros(), t.id)));
+    let more = threads.len() > limit;
+    threads.truncate(limit);
+    let next_cursor = match (more, threads.last()) {
+        (true, Some(t)) => Some(ThreadCursor::of(t).encode()),
+        _ => None,
+    };
+    Ok(Page {
+        items: threads,
+        next_cursor,
+    })
+}
+
+/// What a list item shows of its match.
+fn matched<R: Reader + ?Sized>(read: &R, found: Found, words: &[String]) -> Option<Matched> {
+    use crate::search::snippet::snippet;
+    match found {
+        Found::Message { message, .. } => {
+            let m = read.message(message).ok().flatten()?;
+            let mut text = m.content.clone();
+            for a in &m.attachments {
+                text.push_str(&format!(" [{}]", a.name));
+            }
+            Some(Matched {
+                message_id: Some(m.id),
+                internal: m.internal,
+                parts: snippet(&text, words)?,
+            })
+        }
+        Found::Thread(id) => {
+            let subject = read.thread(id).ok().flatten()?.subject?;
+            Some(Matched {
+                message_id: None,
+                internal: false,
+                parts: snippet(&subject, words)?,
+            })
+        }
+        Found::Visitor(id) => {
+            let v = read.visitor(id).ok().flatten()?;
+            let text = crate::search::index::visitor_texts(&v).join(" · ");
+            Some(Matched {
+                message_id: None,
+                internal: false,
+                parts: snippet(&text, words)?,
+            })
+        }
+    }
 }
 
 /// One page of a list for `caller`.
@@ -178,7 +270,6 @@ pub fn list(
         crate::labels::service::owned(&read, caller.org(), label)
             .map_err(|_| AppError::validation(format!("unknown label {label}")))?;
     }
-    let q = filter.q.as_ref().map(|q| q.to_lowercase());
     let agent = &caller.agent;
     let in_range = |t: &Thread| {
         filter.from.is_none_or(|f| t.last_activity_at >= f)
@@ -200,10 +291,7 @@ pub fn list(
             Some(View::Mine) => filter.space.is_none_or(|s| s == t.chat_space_id),
             _ => true,
         };
-        assigned_ok
-            && view_ok
-            && in_range(t)
-            && q.as_deref().is_none_or(|q| matches_query(&read, t, q))
+        assigned_ok && view_ok && in_range(t)
     };
     let default_statuses: &[ThreadStatus] = match view {
         Some(View::Mine) => &[ThreadStatus::Active, ThreadStatus::Pending],
@@ -213,15 +301,48 @@ pub fn list(
         None => &ThreadStatus::ALL,
     };
     let statuses = filter.statuses.as_deref().unwrap_or(default_statuses);
-    let page = if view == Some(View::Mine) {
+    // A search takes its candidates from the index (every message ever
+    // written, visitors' fields, subjects), then the same rules as a list.
+    let found = match filter.q.as_deref() {
+        Some(q) => Some(found_threads(
+            &read,
+            &state.search.find(caller.org(), q, true, MAX_HITS),
+        )?),
+        None => None,
+    };
+    let page = if let Some(found) = &found {
+        let mine = view == Some(View::Mine);
+        let listed = |t: &Thread| {
+            statuses.contains(&t.status)
+                && if mine {
+                    t.assigned_agent_id == Some(agent.id)
+                } else {
+                    spaces.contains(&t.chat_space_id)
+                }
+                && keep(t)
+        };
+        found_page(&read, found, filter.cursor, filter.limit, &listed)?
+    } else if view == Some(View::Mine) {
         read.threads_of_agent(agent.id, statuses, filter.cursor, filter.limit, &keep)?
     } else {
         read.threads_in_spaces(&spaces, statuses, filter.cursor, filter.limit, &keep)?
     };
+    let words = filter
+        .q
+        .as_deref()
+        .map(crate::search::snippet::query_words)
+        .unwrap_or_default();
     let items = page
         .items
         .into_iter()
-        .map(|t| view_of(&read, t, agent.id))
+        .map(|t| {
+            let hit = found
+                .as_ref()
+                .and_then(|f| f.iter().find(|(id, _)| *id == t.id).map(|(_, hit)| *hit));
+            let mut view = view_of(&read, t, agent.id)?;
+            view.matched = hit.and_then(|hit| matched(&read, hit, &words));
+            Ok(view)
+        })
         .collect::<AppResult<Vec<_>>>()?;
     Ok(Page {
         items,

@@ -1,23 +1,52 @@
 //! `/visitors/:id`: the visitor panel of the agent app.
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::auth::AgentAuth;
+use crate::audit::Who;
+use crate::auth::{AdminAuth, AgentAuth};
 use crate::error::AppResult;
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ClientIp};
 use crate::ids::VisitorId;
 use crate::state::AppState;
 use crate::store::Page;
 use crate::threads::model::Thread;
+use crate::visitors::gdpr::{self, Erased};
 use crate::visitors::service::{self, VisitorPatch, VisitorView};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/visitors/{id}", get(show).patch(update))
+        .route("/visitors/{id}", get(show).patch(update).delete(erase))
         .route("/visitors/{id}/threads", get(threads))
+        .route("/visitors/{id}/export", get(export))
+}
+
+/// Everything stored about the visitor (GDPR art. 15), as a download.
+async fn export(
+    State(state): State<AppState>,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<VisitorId>,
+) -> AppResult<impl IntoResponse> {
+    let export = gdpr::export(&state, caller.org(), id)?;
+    tracing::info!(org = %caller.org(), visitor = %id, agent = %caller.id(), "visitor exported");
+    let disposition = format!("attachment; filename=\"visitor-{id}.json\"");
+    Ok(([(header::CONTENT_DISPOSITION, disposition)], Json(export)))
+}
+
+/// Erases the visitor and everything about it (GDPR art. 17).
+async fn erase(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    AdminAuth(caller): AdminAuth,
+    ApiPath(id): ApiPath<VisitorId>,
+) -> AppResult<Json<Erased>> {
+    let erased = gdpr::erase(&state, caller.org(), id, &Who::caller(&caller, ip)).await?;
+    tracing::info!(org = %caller.org(), visitor = %id, agent = %caller.id(), "visitor erased");
+    Ok(Json(erased))
 }
 
 async fn show(

@@ -156,6 +156,7 @@ pub async fn update(
             Ok(v)
         })
         .await?;
+    state.search.visitor_changed(id);
     Ok(visitor)
 }
 

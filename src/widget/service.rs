@@ -418,6 +418,7 @@ pub async fn update_visitor(
             Ok(v)
         })
         .await?;
+    state.search.visitor_changed(visitor.id);
     Ok(visitor.into())
 }
 

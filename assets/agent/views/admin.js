@@ -7,6 +7,7 @@ import { AuditPage } from './admin-audit.js';
 import { EmailPage } from './admin-email.js';
 import { IntegrationsPage } from './admin-integrations.js';
 import { LabelsPage } from './admin-labels.js';
+import { ReportsPage } from './admin-reports.js';
 import { SpacesPage } from './admin-spaces.js';
 import { TeamsPage } from './admin-teams.js';
 import { TemplatesPage } from './admin-templates.js';
@@ -22,6 +23,7 @@ const PAGES = {
   webhooks: WebhooksPage,
   audit: AuditPage,
   email: EmailPage,
+  reports: ReportsPage,
 };
 
 export class Admin {

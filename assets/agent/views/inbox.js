@@ -170,6 +170,7 @@ export class Inbox {
     if (!more) {
       this.loadKey = key;
       this.matched = new Set();
+      this.hits = new Map();
       this.cursor = null;
     }
     const since = mark();
@@ -184,6 +185,7 @@ export class Inbox {
     for (const item of page.items) {
       ids.add(item.id);
       this.matched.add(item.id);
+      if (item.matched) this.hits.set(item.id, item.matched);
       upsertThread(item, { since });
     }
     this.cursor = page.nextCursor || null;
@@ -289,7 +291,7 @@ export class Inbox {
         'a',
         { href: `#/inbox/${this.view}/${th.id}`, class: ['row', th.id === this.threadId && 'row--active', unread && 'row--unread'], dataset: { id: th.id } },
         h('span', { class: 'row__top' }, h('span', { class: 'row__name' }, visitorLabel(th), th.visitorVerified ? h('span', { class: 'row__verified', title: t('visitor.verifiedHint') }, ' ✓') : null), h('time', { class: 'row__time', datetime: time, title: fullTime(time) }, relativeTime(time))),
-        h('span', { class: 'row__preview' }, preview),
+        h('span', { class: 'row__preview' }, this.q && this.hits?.get(th.id) ? searchSnippet(this.hits.get(th.id)) : preview),
         h(
           'span',
           { class: 'row__meta' },
@@ -313,4 +315,9 @@ export class Inbox {
     location.hash = `#/inbox/${this.view}/${next.id}`;
     requestAnimationFrame(() => this.list.querySelector(`[data-id="${CSS.escape(next.id)}"]`)?.scrollIntoView({ block: 'nearest' }));
   }
+}
+
+/** What a search matched in a thread, its matching words marked (as text). */
+function searchSnippet(matched) {
+  return [matched.internal ? h('span', { class: 'row__note' }, `${t('inbox.note')} · `) : null, matched.parts.map((p) => (p.hit ? h('mark', { class: 'hit' }, p.text) : p.text))];
 }

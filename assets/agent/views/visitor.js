@@ -9,6 +9,7 @@ import { fullTime, relativeTime, t, visitorLabel } from '../i18n.js';
 import { isOpen, on, state, upsertThread } from '../store.js';
 import { contactSection, newConversation } from './contact.js';
 import { ratingBadge } from './rating.js';
+import { privacyActions } from './visitor-privacy.js';
 
 /** Browser and OS from a user agent string, roughly. */
 export function parseUserAgent(ua) {
@@ -64,7 +65,7 @@ export class VisitorPanel {
       on('visitor:presence', (f) => {
         if (f.visitorId !== this.visitorId) return;
         this.presence = f;
-        if (!this.editing) this.render();
+        this.refresh();
       }),
       on('resync', () => this.load()),
       // The visitor's conversations follow live changes, new ones included.
@@ -73,7 +74,7 @@ export class VisitorPanel {
         const i = this.threads.findIndex((x) => x.id === th.id);
         if (i >= 0) this.threads[i] = { ...this.threads[i], ...th };
         else this.threads.unshift(th);
-        if (this.visitor && !this.editing) this.render();
+        this.refresh();
       }),
     ];
     mount(root, h('p', { class: 'muted pad' }, t('common.loading')));
@@ -92,6 +93,22 @@ export class VisitorPanel {
       if (!this.editing) this.render();
     } catch (e) {
       mount(this.root, h('p', { class: 'form-error pad' }, e.message));
+    }
+  }
+
+  /** Draws again for something that happened elsewhere, keeping what the
+   *  agent is typing in the panel (notes, a new attribute) and its focus. */
+  refresh() {
+    if (!this.visitor || this.editing) return;
+    const typed = [...this.root.querySelectorAll('input[name], textarea[name]')]
+      .filter((el) => el.type !== 'file')
+      .map((el) => ({ name: el.name, value: el.value, focused: el === document.activeElement }));
+    this.render();
+    for (const { name, value, focused } of typed) {
+      const el = this.root.querySelector(`[name="${CSS.escape(name)}"]`);
+      if (!el) continue;
+      el.value = value;
+      if (focused) el.focus();
     }
   }
 
@@ -157,6 +174,10 @@ export class VisitorPanel {
             ),
           ),
         ),
+        privacyActions(this.visitorId, this.threads, () => {
+          this.close();
+          location.hash = `#/inbox/${this.view}`;
+        }),
       ),
     );
   }

@@ -127,6 +127,7 @@ async fn every_thread_route_follows_the_access_rule() {
         .await;
     let hal_message = note.created()["id"].as_str().unwrap().to_owned();
 
+    o.server.searchable().await;
     let callers: [(&str, &str, bool); 7] = [
         ("same team", &sue.token, true),
         ("other team", &sal.token, false),

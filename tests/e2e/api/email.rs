@@ -643,10 +643,13 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n\
 
     // Anything but a genuine reply address is refused and changes nothing.
     let forged = format!("reply+{}@reply.acme.test", "0".repeat(48));
-    let tampered = format!(
-        "{}0@reply.acme.test",
-        &address[..address.find('@').unwrap() - 1]
-    );
+    let at = address.find('@').unwrap();
+    let last = if address[..at].ends_with('0') {
+        '1'
+    } else {
+        '0'
+    };
+    let tampered = format!("{}{last}@reply.acme.test", &address[..at - 1]);
     for rcpt in [
         forged.as_str(),
         tampered.as_str(),

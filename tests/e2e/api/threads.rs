@@ -340,6 +340,7 @@ async fn lists_filter_and_paginate() {
         }
     }
     assert_eq!(seen, all);
+    server.searchable().await;
     let found = server
         .get(
             &format!("/api/v1/chat-spaces/{}/threads?q=PARCEL", space.id),

@@ -5,6 +5,7 @@ mod app;
 mod attachments;
 mod desk;
 mod embed;
+mod helpdesk;
 mod identity;
 mod inbox;
 mod polish;

@@ -363,6 +363,12 @@ impl TestServer {
             .expect("record stored");
     }
 
+    /// Waits until everything committed so far is in the search index
+    /// (the indexer answers after its next index commit).
+    pub async fn searchable(&self) {
+        self.app_state.search.flush().await;
+    }
+
     /// Every message of a thread as agents see it, oldest first.
     /// Every message of a thread, oldest first, without its history lines.
     pub async fn all_messages(&self, token: &str, thread: &str) -> Vec<Value> {
