@@ -151,7 +151,7 @@ impl Indexer {
                         org,
                         space: thread.space,
                         visitor: thread.visitor,
-                        message,
+                        message: *message,
                     },
                 )?;
             }

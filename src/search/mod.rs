@@ -36,7 +36,10 @@ pub const DIR: &str = "search";
 /// What the indexer is asked to do, in commit order.
 enum Op {
     /// A message was stored, edited or deleted.
-    Message { message: Message, thread: ThreadRef },
+    Message {
+        message: Box<Message>,
+        thread: ThreadRef,
+    },
     /// A thread was created or changed (its subject, its visitor's fields).
     Thread {
         thread: ThreadRef,
@@ -138,7 +141,7 @@ impl Search {
                 }
                 Event::MessageNew { message, thread }
                 | Event::MessageChanged { message, thread } => Op::Message {
-                    message: message.clone(),
+                    message: Box::new(message.clone()),
                     thread: ThreadRef::of(thread),
                 },
                 Event::ThreadNew { thread } => Op::Thread {
