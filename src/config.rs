@@ -192,6 +192,11 @@ impl Default for LogConfig {
 pub struct StoreConfig {
     /// Most writes folded into one durable commit.
     pub max_batch: usize,
+    /// Writes are refused (507) while the data dir's file system has less
+    /// free space than this, in MiB, so the database is never written on a
+    /// full disk. Keep it below `limits.min_free_disk_mb`, so uploads stop
+    /// first and messages keep a margin.
+    pub min_free_mb: u64,
     /// Seconds between runs of the thread-expiry job.
     pub expiry_interval_secs: u64,
     /// Seconds between runs of the attachment-retention job.
@@ -444,6 +449,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             max_batch: 2048,
+            min_free_mb: 16,
             expiry_interval_secs: 60,
             retention_interval_secs: 3600,
         }

@@ -1,5 +1,6 @@
 //! What operators poll: `/healthz` (alive), `/readyz` (the store takes
-//! reads and writes), `/metrics` (Prometheus text, for loopback peers or
+//! reads and writes; 503 `disk_full` while the disk is below the store's
+//! floor), `/metrics` (Prometheus text, for loopback peers or
 //! with `metrics.token`), and the middleware that counts every request.
 
 use std::net::IpAddr;
@@ -25,6 +26,13 @@ pub async fn healthz() -> &'static str {
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let ready = state.store.is_running() && state.store.read().is_ok();
+    if ready && state.store.disk_full() {
+        let body = crate::error::envelope(
+            "disk_full",
+            "disk full: writes are refused until space is freed; reads go on",
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     if ready {
         (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))).into_response()
     } else {
@@ -56,6 +64,7 @@ pub async fn metrics(
     state.metrics.render(&mut out);
     let store = state.store.stats();
     metrics::render_store(&store, &mut out);
+    metrics::render_disk(state.store.disk_full(), store.disk_full_writes, &mut out);
     metrics::render_threads(&store.threads, &mut out);
     metrics::render_sockets(state.sockets.open(), &mut out);
     if state.config.email.enabled() {
