@@ -171,14 +171,14 @@ impl From<store::Error> for AppError {
         match e {
             store::Error::Storage(detail) => AppError::Storage(detail),
             store::Error::ShuttingDown => AppError::Unavailable("shutting down".into()),
-            store::Error::DiskFull => AppError::InsufficientStorage(
-                "the server's disk is full; nothing was saved, try again later".into(),
-            ),
+            store::Error::DiskFull => {
+                AppError::InsufficientStorage("the server's disk is full; try again later".into())
+            }
             // Logged by the store's writer; the client may retry (sends are
             // idempotent by clientMsgId).
-            store::Error::CommitFailed(_) => {
-                AppError::Unavailable("the server could not save this; try again".into())
-            }
+            store::Error::CommitFailed(_) => AppError::Unavailable(
+                "the server could not confirm this was saved; try again".into(),
+            ),
             other => AppError::Internal(other.to_string()),
         }
     }

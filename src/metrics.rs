@@ -137,7 +137,9 @@ pub fn render_email(pending: usize, sent: u64, failed: u64, out: &mut String) {
 /// Appends whether the disk is below the store's free-space floor, and
 /// the writes refused for it.
 pub fn render_disk(full: bool, refused: u64, out: &mut String) {
-    out.push_str("# HELP mychat_store_disk_full 1 while writes are refused for lack of disk space.\n");
+    out.push_str(
+        "# HELP mychat_store_disk_full 1 while writes are refused for lack of disk space.\n",
+    );
     out.push_str("# TYPE mychat_store_disk_full gauge\n");
     let _ = writeln!(out, "mychat_store_disk_full {}", u8::from(full));
     out.push_str("# HELP mychat_store_disk_full_writes_total Writes refused (507) because the disk was full.\n");

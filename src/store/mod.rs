@@ -31,9 +31,9 @@ use redb::{
 use tokio::sync::{mpsc, oneshot};
 
 pub use codec::{KeyBuf, id_at, id_key, prefix_end};
+pub use file::is_disk_full;
 pub use queries::{Page, Reader, ThreadCursor};
 pub use records::{IndexEntry, Record};
-pub use file::is_disk_full;
 pub use writer::StoreStats;
 
 use crate::events::Event;
