@@ -67,6 +67,11 @@ enum Command {
     Deliver(ws::DeliverArgs),
     /// WebSockets: one space watched by many agent sockets.
     Fanout(ws::FanoutArgs),
+    /// Hours of churn compressed: widget and agent sockets connect, send,
+    /// drop, resume, claim, upload and close at random; then checks that
+    /// every acknowledged message is stored exactly once, every resume was
+    /// exact, and the server's memory and file descriptors came back.
+    Soak(ws::SoakArgs),
 }
 
 #[derive(Args, Clone)]
@@ -134,6 +139,7 @@ async fn main() -> ExitCode {
         Command::Idle(args) => ws::idle(&args, cli.json).await,
         Command::Deliver(args) => ws::deliver(&args, cli.json).await,
         Command::Fanout(args) => ws::fanout(&args, cli.json).await,
+        Command::Soak(args) => ws::soak(&args, cli.json).await,
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

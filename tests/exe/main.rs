@@ -13,6 +13,8 @@ mod harness;
 mod backup;
 mod cli;
 mod crash;
+mod full_disk;
+mod soak;
 mod tls;
 
 use std::process::Command;
