@@ -151,6 +151,10 @@ pub struct LimitsConfig {
     pub sockets_per_visitor: u32,
     /// Sockets of every kind the appliance holds at once.
     pub max_sockets: u32,
+    /// New sockets are refused (503) while the process's anonymous memory
+    /// is above this many MiB; 0: three quarters of the cgroup's memory
+    /// limit when there is one (systemd `MemoryMax=`), else no mark.
+    pub memory_high_mb: u64,
 }
 
 /// The largest byte budget: budgets are counted in KiB, in 32 bits.
@@ -283,6 +287,7 @@ impl Default for LimitsConfig {
             min_free_disk_mb: 512,
             sockets_per_visitor: 5,
             max_sockets: 50_000,
+            memory_high_mb: 0,
         }
     }
 }

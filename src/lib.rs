@@ -19,6 +19,7 @@ pub mod extract;
 pub mod fsutil;
 pub mod ids;
 pub mod integrations;
+pub mod memory;
 pub mod messages;
 pub mod metrics;
 pub mod net;

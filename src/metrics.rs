@@ -146,3 +146,30 @@ pub fn render_disk(full: bool, refused: u64, out: &mut String) {
     out.push_str("# TYPE mychat_store_disk_full_writes_total counter\n");
     let _ = writeln!(out, "mychat_store_disk_full_writes_total {refused}");
 }
+
+/// Appends the process's memory, its high-water mark for new sockets, and
+/// the upgrades refused at the mark and at `limits.max_sockets`.
+pub fn render_overload(
+    rss: u64,
+    high: u64,
+    refused_memory: u64,
+    refused_full: u64,
+    out: &mut String,
+) {
+    out.push_str("# HELP mychat_memory_anon_bytes Anonymous resident memory of the process (heap, stacks).\n");
+    out.push_str("# TYPE mychat_memory_anon_bytes gauge\n");
+    let _ = writeln!(out, "mychat_memory_anon_bytes {rss}");
+    out.push_str("# HELP mychat_memory_high_bytes Resident memory above which new sockets are refused (0: none).\n");
+    out.push_str("# TYPE mychat_memory_high_bytes gauge\n");
+    let _ = writeln!(out, "mychat_memory_high_bytes {high}");
+    out.push_str("# HELP mychat_sockets_refused_total Socket upgrades refused (503) for lack of memory or at max_sockets.\n");
+    out.push_str("# TYPE mychat_sockets_refused_total counter\n");
+    let _ = writeln!(
+        out,
+        "mychat_sockets_refused_total{{reason=\"memory\"}} {refused_memory}"
+    );
+    let _ = writeln!(
+        out,
+        "mychat_sockets_refused_total{{reason=\"max_sockets\"}} {refused_full}"
+    );
+}

@@ -67,6 +67,17 @@ pub async fn metrics(
     metrics::render_disk(state.store.disk_full(), store.disk_full_writes, &mut out);
     metrics::render_threads(&store.threads, &mut out);
     metrics::render_sockets(state.sockets.open(), &mut out);
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &state.sockets;
+        metrics::render_overload(
+            crate::memory::rss_bytes().unwrap_or(0),
+            s.memory_high(),
+            s.refused_memory.load(Relaxed),
+            s.refused_full.load(Relaxed),
+            &mut out,
+        );
+    }
     if state.config.email.enabled() {
         use std::sync::atomic::Ordering::Relaxed;
         let pending = state

@@ -14,6 +14,7 @@ mod backup;
 mod cli;
 mod crash;
 mod full_disk;
+mod memory;
 mod soak;
 mod tls;
 

@@ -4,6 +4,7 @@
 //! lost, nothing refused may be half stored, and the server carries on by
 //! itself once the fault is gone.
 
+mod clock;
 mod commit_errors;
 mod disk_full;
 
