@@ -90,7 +90,11 @@ impl Sockets {
     /// is none.
     pub fn acquire(self: &Arc<Self>) -> AppResult<Slot> {
         if self.memory_high > 0 && !self.memory_allows() {
-            if self.refused_memory.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+            if self
+                .refused_memory
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(1000)
+            {
                 tracing::warn!(
                     high = self.memory_high,
                     open = self.open(),

@@ -200,7 +200,7 @@ struct Report {
 }
 
 pub async fn soak(args: &SoakArgs, json: bool) -> Fallible<()> {
-    if !(args.minutes > 0.0) || args.visitors == 0 || args.agents == 0 {
+    if args.minutes.is_nan() || args.minutes <= 0.0 || args.visitors == 0 || args.agents == 0 {
         return Err("--minutes, --visitors and --agents must be positive".into());
     }
     let server = Server::start(&args.server, true).await?;
