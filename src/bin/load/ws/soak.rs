@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::client::{Rest, connect};
+use super::client::{PASSWORD, Rest, connect};
 use super::procfs;
 use super::server::{Server, ServerArgs};
 use super::{Fallible, Socket};
@@ -301,7 +301,19 @@ async fn run(server: &Server, args: &SoakArgs) -> Fallible<Report> {
     let end = settle(&ctx, pid, server).await?;
     sampler.abort();
 
-    let (stored, threads) = check_storage(&ctx, &space.owner_token).await?;
+    // Access tokens last 15 minutes: the owner logs in again to read back.
+    let (status, login) = ctx
+        .post(
+            "/auth/login",
+            None,
+            json!({ "email": space.owner_email, "password": PASSWORD }),
+        )
+        .await?;
+    if status != 200 {
+        return Err(format!("owner login: {status} {login}"));
+    }
+    let owner = str_at(&login, "/accessToken")?;
+    let (stored, threads) = check_storage(&ctx, &owner).await?;
     let c = &ctx.counters;
     let ledger = ctx.ledger.lock().unwrap();
     let mut problems = ledger.problems.clone();
@@ -346,8 +358,6 @@ async fn run(server: &Server, args: &SoakArgs) -> Fallible<Report> {
         problems,
     })
 }
-
-const PASSWORD: &str = "load test password 1";
 
 async fn new_session(ctx: &Ctx, key: &str) -> Fallible<String> {
     let (status, body) = ctx
