@@ -154,6 +154,10 @@ pub struct LimitsConfig {
     pub sockets_per_visitor: u32,
     /// Sockets of every kind the appliance holds at once.
     pub max_sockets: u32,
+    /// New sockets are refused (503) while the process's anonymous memory
+    /// is above this many MiB; 0: three quarters of the cgroup's memory
+    /// limit when there is one (systemd `MemoryMax=`), else no mark.
+    pub memory_high_mb: u64,
 }
 
 /// The largest byte budget: budgets are counted in KiB, in 32 bits.
@@ -195,6 +199,11 @@ impl Default for LogConfig {
 pub struct StoreConfig {
     /// Most writes folded into one durable commit.
     pub max_batch: usize,
+    /// Writes are refused (507) while the data dir's file system has less
+    /// free space than this, in MiB, so the database is never written on a
+    /// full disk. Keep it below `limits.min_free_disk_mb`, so uploads stop
+    /// first and messages keep a margin.
+    pub min_free_mb: u64,
     /// Seconds between runs of the thread-expiry job.
     pub expiry_interval_secs: u64,
     /// Seconds between runs of the attachment-retention job.
@@ -282,6 +291,7 @@ impl Default for LimitsConfig {
             min_free_disk_mb: 512,
             sockets_per_visitor: 5,
             max_sockets: 50_000,
+            memory_high_mb: 0,
         }
     }
 }
@@ -455,6 +465,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             max_batch: 2048,
+            min_free_mb: 16,
             expiry_interval_secs: 60,
             retention_interval_secs: 3600,
         }

@@ -55,7 +55,7 @@ pub enum AppError {
     /// unsent uploads) until it lets one go; waiting alone does not help.
     #[error("{message}")]
     TooMany { code: &'static str, message: String },
-    /// 507: the disk is too full to take more files.
+    /// 507: the disk is too full to take more files or writes.
     #[error("{0}")]
     InsufficientStorage(String),
     /// 503: shutting down or not ready.
@@ -171,6 +171,14 @@ impl From<store::Error> for AppError {
         match e {
             store::Error::Storage(detail) => AppError::Storage(detail),
             store::Error::ShuttingDown => AppError::Unavailable("shutting down".into()),
+            store::Error::DiskFull => {
+                AppError::InsufficientStorage("the server's disk is full; try again later".into())
+            }
+            // Logged by the store's writer; the client may retry (sends are
+            // idempotent by clientMsgId).
+            store::Error::CommitFailed(_) => AppError::Unavailable(
+                "the server could not confirm this was saved; try again".into(),
+            ),
             other => AppError::Internal(other.to_string()),
         }
     }

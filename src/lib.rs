@@ -20,6 +20,7 @@ pub mod fsutil;
 pub mod ids;
 pub mod integrations;
 pub mod labels;
+pub mod memory;
 pub mod messages;
 pub mod metrics;
 pub mod net;
@@ -116,7 +117,13 @@ impl App {
             path: dir.display().to_string(),
             source,
         })?;
-        let store = store::Store::open(&dir.join(DB_FILE), config.store.max_batch)?;
+        let store = store::Store::open_with(
+            &dir.join(DB_FILE),
+            store::Options {
+                max_batch: config.store.max_batch,
+                min_free_bytes: config.store.min_free_mb.saturating_mul(1024 * 1024),
+            },
+        )?;
         // Webhook deliveries commit with the events that cause them.
         if !store::Reader::is_empty(&store.read()?, store::tables::WEBHOOKS)? {
             webhooks::outbox::webhooks_may_exist();

@@ -12,9 +12,10 @@ use mychat::store::Reader;
 use mychat::{App, TlsListeners};
 use tracing_subscriber::EnvFilter;
 
-/// musl's allocator slows the server under concurrent load; the static
-/// (musl) build uses mimalloc. Figures in packaging/README.md.
-#[cfg(target_env = "musl")]
+/// mimalloc in every build: musl's allocator slows the server under
+/// concurrent load, and glibc's keeps what every argon2 hash (19 MiB) used
+/// in its per-thread arenas, so a server that only logs agents in grows by
+/// hundreds of MiB. Figures in packaging/README.md and docs/BENCHMARKS.md.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

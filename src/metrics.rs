@@ -285,6 +285,20 @@ pub struct Scrape {
     pub certificates: Vec<(String, i64)>,
     pub open_fds: Option<u64>,
     pub max_fds: Option<u64>,
+    /// Writes are refused: the disk is below the store's free-space floor.
+    pub disk_full: bool,
+    pub memory: Memory,
+}
+
+/// The process's memory and the socket upgrades refused to protect it.
+#[derive(Default)]
+pub struct Memory {
+    /// Anonymous resident memory (heap, stacks).
+    pub anon_bytes: u64,
+    /// The mark above which new sockets are refused (0: none).
+    pub high_bytes: u64,
+    pub refused_memory: u64,
+    pub refused_full: u64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -300,6 +314,11 @@ struct OutboxLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -339,6 +358,39 @@ impl Scrape {
             "mychat_store_commit_duration_seconds",
             "Time one durable commit takes (the write and its fsync)",
             CountedHistogram::from_cumulative(s.commit_seconds, s.commit_latency_buckets.clone()),
+        );
+        r.register(
+            "mychat_store_disk_full",
+            "1 while writes are refused for lack of disk space",
+            ConstGauge::new(i64::from(self.disk_full)),
+        );
+        r.register(
+            "mychat_store_disk_full_writes",
+            "Writes refused (507) because the disk was full",
+            ConstCounter::new(s.disk_full_writes),
+        );
+        let m = &self.memory;
+        r.register(
+            "mychat_memory_anon_bytes",
+            "Anonymous resident memory of the process (heap, stacks)",
+            ConstGauge::new(m.anon_bytes as i64),
+        );
+        r.register(
+            "mychat_memory_high_bytes",
+            "Resident memory above which new sockets are refused (0: none)",
+            ConstGauge::new(m.high_bytes as i64),
+        );
+        let refused = Family::<ReasonLabels, Counter>::default();
+        for (reason, n) in [
+            ("memory", m.refused_memory),
+            ("max_sockets", m.refused_full),
+        ] {
+            refused.get_or_create(&ReasonLabels { reason }).inc_by(n);
+        }
+        r.register(
+            "mychat_sockets_refused",
+            "Socket upgrades refused (503) for lack of memory or at limits.max_sockets",
+            refused,
         );
         r.register(
             "mychat_store_commit_seconds",

@@ -1,5 +1,6 @@
 //! What operators poll: `/healthz` (alive), `/readyz` (the store takes
-//! reads and writes), `/metrics` (Prometheus text, for loopback peers or
+//! reads and writes; 503 `disk_full` while the disk is below the store's
+//! floor), `/metrics` (Prometheus text, for loopback peers or
 //! with `metrics.token`), and the middleware that counts every request.
 
 use std::net::IpAddr;
@@ -25,6 +26,13 @@ pub async fn healthz() -> &'static str {
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let ready = state.store.is_running() && state.store.read().is_ok();
+    if ready && state.store.disk_full() {
+        let body = crate::error::envelope(
+            "disk_full",
+            "disk full: writes are refused until space is freed; reads go on",
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     if ready {
         (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))).into_response()
     } else {
@@ -108,6 +116,17 @@ fn scrape(state: &AppState) -> metrics::Scrape {
         certificates: state.tls.expiry(),
         open_fds: metrics::open_fds(),
         max_fds: metrics::max_fds(),
+        disk_full: state.store.disk_full(),
+        memory: {
+            use std::sync::atomic::Ordering::Relaxed;
+            let s = &state.sockets;
+            metrics::Memory {
+                anon_bytes: crate::memory::rss_bytes().unwrap_or(0),
+                high_bytes: s.memory_high(),
+                refused_memory: s.refused_memory.load(Relaxed),
+                refused_full: s.refused_full.load(Relaxed),
+            }
+        },
     }
 }
 

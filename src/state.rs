@@ -49,7 +49,11 @@ impl AppState {
         search: crate::search::Search,
     ) -> AppState {
         let limits = RateLimits::new(&config.limits);
-        let sockets = Sockets::new(config.limits.max_sockets, config.limits.sockets_per_visitor);
+        let sockets = Sockets::with_memory_mark(
+            config.limits.max_sockets,
+            config.limits.sockets_per_visitor,
+            crate::memory::high_mark(config.limits.memory_high_mb),
+        );
         let base_url = OnceLock::new();
         if !config.public_url.is_empty() {
             let _ = base_url.set(config.public_url.trim_end_matches('/').to_owned());

@@ -13,6 +13,8 @@ use crate::ids::{AgentId, OrgId};
 const ISSUER: &str = "mychat";
 const AUDIENCE: &str = "mychat-agent";
 const KEY_FILE: &str = "jwt.key";
+/// Seconds a token stays valid past its `exp` (clocks of two machines).
+const LEEWAY_SECS: u64 = 5;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -55,7 +57,11 @@ impl JwtKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
+        // `exp` is checked by `verify_at` against the time it is given, so
+        // the check can be tried with a clock that jumps.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         Ok(JwtKeys {
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
@@ -69,7 +75,11 @@ impl JwtKeys {
     }
 
     pub fn issue(&self, agent: &Agent) -> String {
-        let now = Utc::now().timestamp();
+        self.issue_at(agent, Utc::now().timestamp())
+    }
+
+    /// A token issued at `now` (Unix seconds).
+    pub fn issue_at(&self, agent: &Agent, now: i64) -> String {
         let claims = Claims {
             sub: agent.id,
             org: agent.organization_id,
@@ -85,8 +95,70 @@ impl JwtKeys {
     }
 
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|d| d.claims)
+        self.verify_at(token, Utc::now().timestamp())
+    }
+
+    /// The token's claims if it is genuine and not expired at `now` (Unix
+    /// seconds, the wall clock of this moment). Only `exp` counts: a token
+    /// issued "in the future" (the clock stepped back since) stays good
+    /// until its `exp`, so a jump moves an expiry by at most the jump.
+    pub fn verify_at(&self, token: &str, now: i64) -> Option<Claims> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()?
+            .claims;
+        (claims.exp + LEEWAY_SECS as i64 >= now).then_some(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(keys: &JwtKeys, iat: i64) -> String {
+        let claims = Claims {
+            sub: AgentId::new(),
+            org: OrgId::new(),
+            role: Role::Agent,
+            ver: 1,
+            iat,
+            exp: iat + keys.ttl_secs as i64,
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap()
+    }
+
+    #[test]
+    fn a_clock_jump_moves_a_token_expiry_by_at_most_the_jump() {
+        let keys = JwtKeys::load(
+            Path::new("/nonexistent"),
+            "a test secret of enough length!!",
+            900,
+        )
+        .unwrap();
+        let t = 1_800_000_000;
+        let issued = token(&keys, t);
+        let leeway = LEEWAY_SECS as i64;
+        // The clock stepped back an hour after issue: still good, and the
+        // token's end stays where it was in the clock's time.
+        assert!(keys.verify_at(&issued, t - 3600).is_some());
+        assert!(keys.verify_at(&issued, t + 900 + leeway).is_some());
+        assert!(keys.verify_at(&issued, t + 900 + leeway + 1).is_none());
+        // Forward by less than the lifetime: still good; past it: expired,
+        // which is early by the jump and never more.
+        assert!(keys.verify_at(&issued, t + 600).is_some());
+        assert!(keys.verify_at(&issued, t + 3600).is_none());
+        // A token issued while the clock was an hour ahead, checked after
+        // it stepped back: good, not refused as "from the future".
+        let ahead = token(&keys, t + 3600);
+        assert!(keys.verify_at(&ahead, t).is_some());
+        // Forged tokens stay forged whatever the time.
+        let other = JwtKeys::load(
+            Path::new("/nonexistent"),
+            "another secret of enough length!",
+            900,
+        )
+        .unwrap();
+        assert!(other.verify_at(&issued, t).is_none());
     }
 }

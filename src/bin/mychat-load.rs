@@ -71,6 +71,11 @@ enum Command {
     Fanout(ws::FanoutArgs),
     /// A long history: reports and search over many seeded conversations.
     History(history::HistoryArgs),
+    /// Hours of churn compressed: widget and agent sockets connect, send,
+    /// drop, resume, claim, upload and close at random; then checks that
+    /// every acknowledged message is stored exactly once, every resume was
+    /// exact, and the server's memory and file descriptors came back.
+    Soak(ws::SoakArgs),
 }
 
 #[derive(Args, Clone)]
@@ -139,6 +144,7 @@ async fn main() -> ExitCode {
         Command::Deliver(args) => ws::deliver(&args, cli.json).await,
         Command::Fanout(args) => ws::fanout(&args, cli.json).await,
         Command::History(args) => history::history(&args, cli.json).await,
+        Command::Soak(args) => ws::soak(&args, cli.json).await,
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,13 @@
 //! How many sockets are open: in all (`limits.max_sockets`, every socket
-//! kind) and per visitor (`limits.sockets_per_visitor`, widget sockets).
+//! kind) and per visitor (`limits.sockets_per_visitor`, widget sockets);
+//! and no new socket while the process's memory is above its high-water
+//! mark (`memory`), so a memory limit is never reached by taking sockets.
 //! An upgrade takes a [`Slot`] before it answers, and the socket holds it
 //! until it ends, so the counts are exact even while upgrades race.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{AppError, AppResult};
@@ -16,6 +18,15 @@ pub struct Sockets {
     max: usize,
     per_visitor: Mutex<HashMap<VisitorId, usize>>,
     max_per_visitor: usize,
+    /// Resident bytes above which new sockets are refused; 0: no mark.
+    memory_high: u64,
+    /// Sockets open when the mark was reached. The allocator keeps what
+    /// closed sockets used for the next ones, so memory may stay above the
+    /// mark after they close: up to this many sockets reuse it.
+    memory_ceiling: AtomicUsize,
+    /// Upgrades refused at the memory mark, and at `max_sockets`.
+    pub refused_memory: AtomicU64,
+    pub refused_full: AtomicU64,
 }
 
 /// One open (or opening) socket's place; given back on drop.
@@ -26,12 +37,48 @@ pub struct Slot {
 
 impl Sockets {
     pub fn new(max: u32, max_per_visitor: u32) -> Arc<Sockets> {
+        Sockets::with_memory_mark(max, max_per_visitor, 0)
+    }
+
+    /// Also refuses new sockets while the process holds more than
+    /// `memory_high` bytes of anonymous memory (0: never).
+    pub fn with_memory_mark(max: u32, max_per_visitor: u32, memory_high: u64) -> Arc<Sockets> {
         Arc::new(Sockets {
             open: AtomicUsize::new(0),
             max: max as usize,
             per_visitor: Mutex::default(),
             max_per_visitor: max_per_visitor as usize,
+            memory_high,
+            memory_ceiling: AtomicUsize::new(usize::MAX),
+            refused_memory: AtomicU64::new(0),
+            refused_full: AtomicU64::new(0),
         })
+    }
+
+    /// Whether memory allows one more socket: below the mark, or fewer
+    /// sockets open than when it was reached.
+    fn memory_allows(&self) -> bool {
+        let below = crate::memory::rss_bytes().is_none_or(|rss| rss < self.memory_high);
+        if below {
+            self.memory_ceiling.store(usize::MAX, Ordering::Relaxed);
+            return true;
+        }
+        let open = self.open();
+        match self.memory_ceiling.compare_exchange(
+            usize::MAX,
+            open,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            // Reached just now: what is open is what memory holds.
+            Ok(_) => false,
+            Err(ceiling) => open < ceiling,
+        }
+    }
+
+    /// The memory mark in bytes (0: none).
+    pub fn memory_high(&self) -> u64 {
+        self.memory_high
     }
 
     /// Sockets open or being opened now.
@@ -39,13 +86,31 @@ impl Sockets {
         self.open.load(Ordering::Relaxed)
     }
 
-    /// A place under the global cap; 503 when there is none.
+    /// A place under the global cap and the memory mark; 503 when there
+    /// is none.
     pub fn acquire(self: &Arc<Self>) -> AppResult<Slot> {
+        if self.memory_high > 0 && !self.memory_allows() {
+            if self
+                .refused_memory
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(1000)
+            {
+                tracing::warn!(
+                    high = self.memory_high,
+                    open = self.open(),
+                    "memory at its high-water mark: new sockets are refused (503)"
+                );
+            }
+            return Err(AppError::Unavailable(
+                "the server is short of memory; retry later".into(),
+            ));
+        }
         self.open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
             })
             .map_err(|_| {
+                self.refused_full.fetch_add(1, Ordering::Relaxed);
                 AppError::Unavailable("the server holds all the sockets it can; retry later".into())
             })?;
         Ok(Slot {
@@ -123,5 +188,27 @@ mod tests {
         drop(d);
         assert_eq!(sockets.open(), 0);
         assert!(sockets.per_visitor.lock().unwrap().is_empty());
+        assert_eq!(sockets.refused_full.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn no_socket_above_the_memory_mark() {
+        let sockets = Sockets::with_memory_mark(10, 1, 1);
+        let refused = sockets.acquire().err().unwrap();
+        assert_eq!(refused.status().as_u16(), 503);
+        assert_eq!(sockets.open(), 0);
+        assert_eq!(sockets.refused_memory.load(Ordering::Relaxed), 1);
+        // Reached with sockets open: once some close, as many take their
+        // place (their memory is reused), no more.
+        let held = Sockets::with_memory_mark(10, 1, 1);
+        held.open.store(2, Ordering::Relaxed);
+        assert!(held.acquire().is_err());
+        held.open.store(1, Ordering::Relaxed);
+        let slot = held.acquire().unwrap();
+        assert!(held.acquire().is_err());
+        drop(slot);
+        assert_eq!(held.open(), 1);
+        let roomy = Sockets::with_memory_mark(10, 1, u64::MAX);
+        assert!(roomy.acquire().is_ok());
     }
 }

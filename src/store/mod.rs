@@ -13,6 +13,7 @@
 
 pub mod backup;
 mod codec;
+mod file;
 mod migrate;
 mod queries;
 mod records;
@@ -30,6 +31,7 @@ use redb::{
 use tokio::sync::{mpsc, oneshot};
 
 pub use codec::{KeyBuf, id_at, id_key, prefix_end};
+pub use file::is_disk_full;
 pub use queries::{OutboxQueue, Page, Reader, ThreadCursor};
 pub use records::{IndexEntry, Record};
 pub use writer::StoreStats;
@@ -53,6 +55,14 @@ pub enum Error {
     SchemaTooNew { found: u64, supported: u64 },
     #[error("store is shutting down")]
     ShuttingDown,
+    /// The file system is below the store's free-space floor (or said
+    /// ENOSPC): nothing of the write was stored.
+    #[error("the disk is full")]
+    DiskFull,
+    /// The commit failed (an I/O error): nothing of the write was stored,
+    /// and the database is reopened from its last durable commit.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
 }
 
 /// What a write closure may fail with: the caller's own error type (the
@@ -65,7 +75,10 @@ pub trait WriteError: From<Error> + Send + 'static {
 
 impl WriteError for Error {
     fn is_storage(&self) -> bool {
-        matches!(self, Error::Storage(_))
+        matches!(
+            self,
+            Error::Storage(_) | Error::DiskFull | Error::CommitFailed(_)
+        )
     }
 }
 
@@ -96,7 +109,7 @@ pub struct Store {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    db: Arc<file::DbFile>,
     jobs: mpsc::Sender<writer::Msg>,
     stats: Arc<writer::Stats>,
     listener: Arc<writer::ListenerSlot>,
@@ -112,13 +125,38 @@ pub type CommitListener = Arc<dyn Fn(Vec<Event>) + Send + Sync>;
 /// at all. It must not block.
 pub type OutboxHook = Arc<dyn Fn(&mut WriteTx<'_>, &[Event]) -> Result<()> + Send + Sync>;
 
+/// How the store is opened.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Most writes folded into one durable commit.
+    pub max_batch: usize,
+    /// Writes are refused (`Error::DiskFull`) while the file system has
+    /// less free space than this, in bytes.
+    pub min_free_bytes: u64,
+}
+
 impl Store {
-    /// Opens (or creates) the database file, migrates it, and starts the writer.
+    /// Opens (or creates) the database file, migrates it, and starts the
+    /// writer, with no free-space floor.
     pub fn open(path: &Path, max_batch: usize) -> Result<Store> {
-        let db = Arc::new(Database::create(path)?);
-        migrate::run(&db)?;
+        Store::open_with(
+            path,
+            Options {
+                max_batch,
+                min_free_bytes: 0,
+            },
+        )
+    }
+
+    /// Opens (or creates) the database file, migrates it, and starts the writer.
+    pub fn open_with(path: &Path, options: Options) -> Result<Store> {
         let stats = Arc::new(writer::Stats::default());
-        stats.count_threads(count_threads(&db)?);
+        let db = Arc::new(file::DbFile::open(path, options.min_free_bytes, |db| {
+            migrate::run(db)?;
+            stats.count_threads(count_threads(db)?);
+            Ok(())
+        })?);
+        let max_batch = options.max_batch;
         let listener = Arc::new(writer::ListenerSlot::default());
         let outbox = Arc::new(writer::OutboxSlot::default());
         let jobs = writer::spawn(
@@ -159,6 +197,18 @@ impl Store {
         Ok(ReadTx {
             txn: self.inner.db.begin_read()?,
         })
+    }
+
+    /// Whether the file system is below the store's free-space floor:
+    /// writes are refused until space is freed.
+    pub fn disk_full(&self) -> bool {
+        self.inner.db.below_floor()
+    }
+
+    /// The test suite's fault-injection point (failing fsyncs).
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(&self) -> &file::faults::Faults {
+        &self.inner.db.faults
     }
 
     /// Runs `op` in the next group commit and returns its result once the

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
-use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 
+use super::file::{DbFile, is_disk_full};
 use super::{CommitListener, Error, OutboxHook, Result, WriteError, WriteTx};
 use crate::events::Event;
 use crate::threads::model::ThreadStatus;
@@ -100,6 +100,11 @@ pub struct Stats {
     commits: AtomicU64,
     writes: AtomicU64,
     failed_commits: AtomicU64,
+    /// Writes refused because the disk was full.
+    disk_full_writes: AtomicU64,
+    /// Whether the last batch found the disk full (for the log's
+    /// "full" and "freed" lines, once each).
+    disk_full: AtomicBool,
     commit_micros: AtomicU64,
     batch_buckets: [AtomicU64; BATCH_BUCKETS.len() + 1],
     commit_buckets: [AtomicU64; COMMIT_BUCKETS_MICROS.len() + 1],
@@ -116,6 +121,8 @@ pub struct StoreStats {
     pub commits: u64,
     pub writes: u64,
     pub failed_commits: u64,
+    /// Writes refused because the disk was full.
+    pub disk_full_writes: u64,
     pub commit_seconds: f64,
     /// Cumulative counts of batches of at most `BATCH_BUCKETS[i]` writes; the
     /// last entry counts every batch.
@@ -185,6 +192,7 @@ impl Stats {
             commits: self.commits.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
             failed_commits: self.failed_commits.load(Ordering::Relaxed),
+            disk_full_writes: self.disk_full_writes.load(Ordering::Relaxed),
             commit_seconds: self.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
             batch_buckets: buckets,
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
@@ -200,7 +208,7 @@ impl Stats {
 }
 
 pub fn spawn(
-    db: Arc<Database>,
+    db: Arc<DbFile>,
     stats: Arc<Stats>,
     listener: Arc<ListenerSlot>,
     outbox: Arc<OutboxSlot>,
@@ -214,7 +222,7 @@ pub fn spawn(
 }
 
 fn run(
-    db: Arc<Database>,
+    db: Arc<DbFile>,
     stats: Arc<Stats>,
     listener: Arc<ListenerSlot>,
     outbox: Arc<OutboxSlot>,
@@ -252,7 +260,7 @@ fn run(
             }
             stats.stopped.store(true, Ordering::Relaxed);
             // Release the file before saying so, so it can be reopened at once.
-            drop(db);
+            db.close();
             let _ = done.send(());
             return;
         }
@@ -260,18 +268,48 @@ fn run(
     stats.stopped.store(true, Ordering::Relaxed);
 }
 
+/// Says once when the disk fills up and once when there is room again.
+fn note_disk(stats: &Stats, full: bool, free: Option<u64>) {
+    if stats.disk_full.swap(full, Ordering::Relaxed) == full {
+        return;
+    }
+    if full {
+        tracing::error!(
+            free_bytes = free,
+            "disk full: writes are refused (507) until space is freed; reads go on"
+        );
+    } else {
+        tracing::warn!(free_bytes = free, "disk space freed: writes resume");
+    }
+}
+
 fn commit_batch(
-    db: &Database,
+    db: &DbFile,
     stats: &Stats,
     listener: &ListenerSlot,
     outbox: &OutboxSlot,
     mut jobs: Vec<Job>,
 ) {
+    // Below the floor the database is not touched at all, so it stays
+    // whole and readable; the writes are refused and nothing is stored.
+    let full = db.below_floor();
+    note_disk(stats, full, db.free_bytes());
+    if full {
+        stats
+            .disk_full_writes
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        return fail_all(jobs, &Error::DiskFull);
+    }
     loop {
         let started = Instant::now();
         let txn = match db.begin_write() {
             Ok(txn) => txn,
-            Err(e) => return fail_all(jobs, &Error::from(e)),
+            Err(e) => {
+                tracing::error!(error = %e, "write transaction could not start");
+                fail_all(jobs, &Error::CommitFailed(e.to_string()));
+                let _ = db.reopen();
+                return;
+            }
         };
         let mut results: Vec<Outcome> = Vec::with_capacity(jobs.len());
         let mut events: Vec<Event> = Vec::new();
@@ -339,8 +377,25 @@ fn commit_batch(
             }
             Err(e) => {
                 stats.failed_commits.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "commit failed");
-                fail_all(jobs, &Error::from(e));
+                let error = match &e {
+                    redb::CommitError::Storage(redb::StorageError::Io(io)) if is_disk_full(io) => {
+                        stats
+                            .disk_full_writes
+                            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                        note_disk(stats, true, db.free_bytes());
+                        Error::DiskFull
+                    }
+                    _ => Error::CommitFailed(e.to_string()),
+                };
+                tracing::error!(
+                    error = %e,
+                    writes = jobs.len(),
+                    "commit failed: its writes are refused, not acknowledged; reopening the database"
+                );
+                fail_all(jobs, &error);
+                // redb trusts its file again only once reopened, which
+                // rolls it back to the last durable commit.
+                let _ = db.reopen();
             }
         }
         return;
@@ -358,8 +413,11 @@ fn run_hooks(outbox: &OutboxSlot, tx: &mut WriteTx<'_>, events: &[Event]) -> Res
 
 fn fail_all(jobs: Vec<Job>, error: &Error) {
     for job in jobs {
-        let _ = job
-            .reply
-            .send(Outcome::Store(Error::Storage(error.to_string())));
+        let copy = match error {
+            Error::DiskFull => Error::DiskFull,
+            Error::CommitFailed(m) => Error::CommitFailed(m.clone()),
+            other => Error::Storage(other.to_string()),
+        };
+        let _ = job.reply.send(Outcome::Store(copy));
     }
 }

@@ -856,10 +856,21 @@ pub fn erase(tx: &mut WriteTx<'_>, thread: &Thread) -> AppResult<Vec<String>> {
     Ok(files)
 }
 
+/// Threads whose last activity is before this, at `now`, have been idle
+/// for `minutes`. Activity times are stamped by the wall clock when they
+/// happen, so a clock that jumps by J since moves a thread's expiry by J,
+/// never more: early after a step forward, late after a step back.
+pub fn idle_cutoff(now: chrono::DateTime<Utc>, minutes: u32) -> chrono::DateTime<Utc> {
+    now - Duration::minutes(minutes as i64)
+}
+
 /// Marks open threads whose space's `expireAfter` has passed without
 /// activity as expired. Returns the threads it expired.
 pub async fn expire_inactive(state: &AppState) -> AppResult<Vec<Thread>> {
-    let now = Utc::now();
+    // The appliance's clock: a test steps it to see what a wall-clock jump
+    // does (a thread expires at most the jump early or late, see
+    // `idle_cutoff`).
+    let now = state.clock.now();
     let mut candidates = Vec::new();
     {
         let read = state.store.read()?;
@@ -868,7 +879,7 @@ pub async fn expire_inactive(state: &AppState) -> AppResult<Vec<Thread>> {
             if minutes == 0 {
                 continue;
             }
-            let cutoff = now - Duration::minutes(minutes as i64);
+            let cutoff = idle_cutoff(now, minutes);
             // Object-bound threads live as long as their object: the
             // integrator deletes them.
             let page = read.threads_in_spaces(&[space.id], &OPEN, None, usize::MAX, &|t| {

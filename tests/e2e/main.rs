@@ -9,6 +9,7 @@
 
 mod api;
 mod browser;
+mod faults;
 mod harness;
 mod realtime;
 mod tls;

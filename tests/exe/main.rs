@@ -13,7 +13,10 @@ mod harness;
 mod backup;
 mod cli;
 mod crash;
+mod full_disk;
+mod memory;
 mod service;
+mod soak;
 mod tls;
 
 use std::process::Command;

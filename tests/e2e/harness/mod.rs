@@ -7,6 +7,7 @@ pub mod browser;
 pub mod fixtures;
 pub mod smtp;
 pub mod tls;
+pub mod tmpfs;
 pub mod ws;
 
 use std::future::Future;

@@ -24,11 +24,14 @@ pub(super) struct Rest {
 /// What every run needs: an owner, a space and its widget key.
 pub(super) struct Space {
     pub(super) owner_token: String,
+    /// The owner's login (its password is `PASSWORD`), for a fresh token
+    /// when a run outlasts the first one.
+    pub(super) owner_email: String,
     pub(super) id: String,
     pub(super) key: String,
 }
 
-const PASSWORD: &str = "load test password 1";
+pub(super) const PASSWORD: &str = "load test password 1";
 
 impl Rest {
     pub(super) fn new(base: &str, connections: usize) -> Fallible<Rest> {
@@ -94,6 +97,7 @@ impl Rest {
             .await?;
         Ok(Space {
             owner_token,
+            owner_email: email,
             id: field(&space, "/id")?,
             key: field(&space, "/widgetKey")?,
         })

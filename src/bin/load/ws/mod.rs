@@ -1,7 +1,8 @@
 //! The socket side of `mychat-load`: idle widget sockets and what each
 //! costs the server in memory (`idle`), visitor → agent delivery latency
 //! at a paced rate with durable commits (`deliver`), and one space watched
-//! by many agent sockets (`fanout`).
+//! by many agent sockets (`fanout`), and hours of churn compressed into
+//! minutes with exactly-once, resume and leak checks (`soak`).
 //!
 //! The clients are tokio-tungstenite sockets with small buffers, so one
 //! process can hold tens of thousands of them. Every measured message
@@ -19,12 +20,14 @@ mod client;
 mod idle;
 mod procfs;
 mod server;
+mod soak;
 mod traffic;
 
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 
 pub use idle::{IdleArgs, idle};
+pub use soak::{SoakArgs, soak};
 pub use traffic::{DeliverArgs, FanoutArgs, deliver, fanout};
 
 type Fallible<T> = Result<T, String>;

@@ -263,6 +263,15 @@ impl Server {
         }
     }
 
+    /// The data dir of a server started here.
+    pub(super) fn data_dir(&self) -> Option<PathBuf> {
+        let scratch = &self._scratch.as_ref()?.0;
+        Some(match self.running {
+            Running::Child(_) => scratch.join("data"),
+            _ => scratch.clone(),
+        })
+    }
+
     pub(super) fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
     }
