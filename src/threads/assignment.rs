@@ -126,7 +126,9 @@ pub fn on_new_thread(
 /// switches to round-robin. Returns how many threads it assigned.
 pub async fn fill(state: &AppState, org: OrgId) -> AppResult<usize> {
     let hub = state.hub.clone();
-    if !hub.any_agent_online(org) || !anything_waiting(state, org)? {
+    // Who is away is read from the store below (the hub learns of an away
+    // switch a moment after its commit), so any live agent socket counts.
+    if hub.online_agents(org).is_empty() || !anything_waiting(state, org)? {
         return Ok(0);
     }
     let assigned = state

@@ -54,11 +54,28 @@ where
 }
 
 /// A port free on 127.0.0.1 for TCP and UDP, at the time of asking.
+///
+/// Ports come from below the kernel's ephemeral range (where outgoing
+/// connections of every test, and of anything else on the machine, take
+/// theirs), each handed out once per test process, so a port chosen here
+/// is still free when the server binds it a moment later.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        LOW + rand::random_range(0..HIGH - LOW),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
     loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + n.wrapping_sub(LOW) % (HIGH - LOW);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
