@@ -77,6 +77,11 @@ pub fn list_len<T>(field: &str, list: &[T], max: usize) -> AppResult<()> {
     Ok(())
 }
 
+/// A colour as `#rrggbb`.
+pub fn is_hex_color(s: &str) -> bool {
+    s.len() == 7 && s.starts_with('#') && s[1..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// `limit` for lists: default 50, at most 200.
 pub fn limit(value: Option<usize>) -> AppResult<usize> {
     match value {

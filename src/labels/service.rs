@@ -32,7 +32,7 @@ fn parse_name(name: &str) -> AppResult<String> {
 
 fn parse_color(color: &str) -> AppResult<String> {
     let c = color.trim().to_ascii_lowercase();
-    if !crate::spaces::service::is_hex_color(&c) {
+    if !crate::validate::is_hex_color(&c) {
         return Err(AppError::validation("color must look like #rrggbb"));
     }
     Ok(c)

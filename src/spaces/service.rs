@@ -340,7 +340,7 @@ pub fn validate_settings(s: &SpaceSettings) -> AppResult<()> {
     crate::validate::bounded("settings.title", &s.title, MAX_TITLE)?;
     crate::validate::bounded("settings.welcomeMessage", &s.welcome_message, MAX_WELCOME)?;
     crate::validate::bounded("settings.description", &s.description, MAX_DESCRIPTION)?;
-    if !is_hex_color(&s.accent_color) {
+    if !crate::validate::is_hex_color(&s.accent_color) {
         return Err(AppError::validation(
             "settings.accentColor must look like #rrggbb",
         ));
@@ -412,10 +412,6 @@ fn validate_hours(hours: &OpeningHours) -> AppResult<()> {
     Ok(())
 }
 
-pub fn is_hex_color(s: &str) -> bool {
-    s.len() == 7 && s.starts_with('#') && s[1..].chars().all(|c| c.is_ascii_hexdigit())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,11 +450,11 @@ mod tests {
 
     #[test]
     fn hex_colours_need_six_digits() {
-        assert!(is_hex_color("#A0b1C2"));
-        assert!(!is_hex_color("#abc"));
-        assert!(!is_hex_color("a0b1c2f"));
-        assert!(!is_hex_color("#ggg000"));
-        assert!(!is_hex_color("#ééé"));
+        assert!(crate::validate::is_hex_color("#A0b1C2"));
+        assert!(!crate::validate::is_hex_color("#abc"));
+        assert!(!crate::validate::is_hex_color("a0b1c2f"));
+        assert!(!crate::validate::is_hex_color("#ggg000"));
+        assert!(!crate::validate::is_hex_color("#ééé"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! screen — and, over plain HTTP, the files and their security headers.
 
 use crate::harness::browser::{
-    Browser, host_site_on, js_str, open_app, open_thread, press, wait_live, wait_row,
+    Browser, click, host_site_on, js_str, open_app, open_thread, press, type_into, wait_live,
+    wait_row, wait_text,
 };
 use crate::harness::fixtures;
 use crate::harness::ws;
@@ -69,18 +70,6 @@ async fn visitor_receives(server: &TestServer, token: &str, text: &str) -> Vec<V
 
 // Helpers in the browser.
 
-async fn click(browser: &Browser, selector: &str) {
-    browser
-        .wait_for(
-            &format!("{selector} to click"),
-            &format!(
-                "const el = document.querySelector({}); if (!el || el.disabled) return false; el.click(); return true;",
-                js_str(selector)
-            ),
-        )
-        .await;
-}
-
 async fn text_of(browser: &Browser, selector: &str) -> String {
     browser
         .js(&format!(
@@ -91,29 +80,6 @@ async fn text_of(browser: &Browser, selector: &str) -> String {
         .as_str()
         .unwrap_or_default()
         .to_owned()
-}
-
-async fn wait_text(browser: &Browser, selector: &str, text: &str) {
-    browser
-        .wait_for(
-            &format!("{selector} to contain {text:?}"),
-            &format!(
-                "return [...document.querySelectorAll({})].some(e => e.textContent.includes({}))",
-                js_str(selector),
-                js_str(text)
-            ),
-        )
-        .await;
-}
-
-/// Types into an element the way a person does (real key events).
-async fn type_into(browser: &Browser, selector: &str, text: &str) {
-    let el = browser
-        .client
-        .find(Locator::Css(selector))
-        .await
-        .unwrap_or_else(|e| panic!("{selector}: {e}"));
-    el.send_keys(text).await.expect("typing");
 }
 
 fn enter() -> String {

@@ -3,56 +3,15 @@
 //! new conversation from the visitor panel, and a space's assignment
 //! settings and an agent's capacity on the admin pages.
 
-use crate::harness::browser::{Browser, js_str, open_app, open_thread, press, wait_row};
+use crate::harness::browser::{
+    Browser, click, js_str, open_app, open_thread, press, type_into, wait_row, wait_text,
+};
 use crate::harness::fixtures::{self, space, visitor, visitor_says};
 use crate::harness::{TestServer, WAIT, eventually};
 use fantoccini::Locator;
 use fantoccini::key::Key;
 use mychat::accounts::model::Role;
 use serde_json::{Value, json};
-
-async fn click(browser: &Browser, selector: &str) {
-    browser
-        .wait_for(
-            &format!("{selector} to click"),
-            &format!(
-                "const el = document.querySelector({}); if (!el || el.disabled) return false; el.click(); return true;",
-                js_str(selector)
-            ),
-        )
-        .await;
-}
-
-async fn wait_text(browser: &Browser, selector: &str, text: &str) {
-    browser
-        .wait_for(
-            &format!("{selector} to contain {text:?}"),
-            &format!(
-                "return [...document.querySelectorAll({})].some(e => e.textContent.includes({}))",
-                js_str(selector),
-                js_str(text)
-            ),
-        )
-        .await;
-}
-
-async fn type_into(browser: &Browser, selector: &str, text: &str) {
-    browser
-        .wait_for(
-            &format!("{selector} to type into"),
-            &format!(
-                "return document.querySelector({}) !== null",
-                js_str(selector)
-            ),
-        )
-        .await;
-    let el = browser
-        .client
-        .find(Locator::Css(selector))
-        .await
-        .unwrap_or_else(|e| panic!("{selector}: {e}"));
-    el.send_keys(text).await.expect("typing");
-}
 
 /// Sets a `<select>` the way a person's choice does.
 async fn choose(browser: &Browser, selector: &str, value: &str) {

@@ -3,36 +3,11 @@
 //! draws itself, and a visitor erased from the visitor panel after an
 //! explicit confirmation.
 
-use crate::harness::browser::{Browser, js_str, open_app, open_thread, wait_row};
+use crate::harness::browser::{Browser, click, open_app, open_thread, wait_row, wait_text};
 use crate::harness::fixtures;
 use crate::harness::{Owner, TestServer};
 use fantoccini::Locator;
 use serde_json::json;
-
-async fn click(browser: &Browser, selector: &str) {
-    browser
-        .wait_for(
-            &format!("{selector} to click"),
-            &format!(
-                "const el = document.querySelector({}); if (!el || el.disabled) return false; el.click(); return true;",
-                js_str(selector)
-            ),
-        )
-        .await;
-}
-
-async fn wait_text(browser: &Browser, selector: &str, text: &str) {
-    browser
-        .wait_for(
-            &format!("{selector} to contain {text:?}"),
-            &format!(
-                "return [...document.querySelectorAll({})].some(e => e.textContent.includes({}))",
-                js_str(selector),
-                js_str(text)
-            ),
-        )
-        .await;
-}
 
 /// A widget visitor in a new space who writes `texts`: (visitor, thread).
 async fn conversation(server: &TestServer, owner: &Owner, texts: &[&str]) -> (String, String) {

@@ -3,26 +3,12 @@
 //! and the panel lists the site's custom attributes as text.
 
 use crate::harness::TestServer;
-use crate::harness::browser::{Browser, js_str, open_app, open_thread, wait_row};
+use crate::harness::browser::{Browser, js_str, open_app, open_thread, wait_row, wait_text};
 use crate::harness::fixtures::{self, space_with};
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mychat::spaces::model::{IdentityVerification, SpaceSettings};
 use serde_json::json;
-
-/// Waits until an element matching `selector` has `text`.
-async fn wait_text(browser: &Browser, selector: &str, text: &str) {
-    browser
-        .wait_for(
-            &format!("{selector} to contain {text:?}"),
-            &format!(
-                "return [...document.querySelectorAll({})].some(e => e.textContent.includes({}))",
-                js_str(selector),
-                js_str(text)
-            ),
-        )
-        .await;
-}
 
 #[tokio::test]
 async fn the_visitor_panel_shows_the_verified_badge_and_the_attributes() {

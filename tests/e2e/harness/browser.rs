@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::elements::{Element, ElementRef};
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use mychat::spaces::model::{ChatSpace, SpaceSettings};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -337,4 +337,43 @@ pub async fn open_thread(browser: &Browser, id: &str) {
             ),
         )
         .await;
+}
+
+/// Clicks the first element matching `selector` once it is there and enabled.
+pub async fn click(browser: &Browser, selector: &str) {
+    browser
+        .wait_for(
+            &format!("{selector} to click"),
+            &format!(
+                "const el = document.querySelector({}); if (!el || el.disabled) return false; el.click(); return true;",
+                js_str(selector)
+            ),
+        )
+        .await;
+}
+
+/// Waits until an element matching `selector` contains `text`.
+pub async fn wait_text(browser: &Browser, selector: &str, text: &str) {
+    browser
+        .wait_for(
+            &format!("{selector} to contain {text:?}"),
+            &format!(
+                "return [...document.querySelectorAll({})].some(e => e.textContent.includes({}))",
+                js_str(selector),
+                js_str(text)
+            ),
+        )
+        .await;
+}
+
+/// Types into an element the way a person does (real key events), once
+/// it is there and can take them: a view drawn again by a live event may
+/// replace the element between finding it and typing, and then the new
+/// one is typed into.
+pub async fn type_into(browser: &Browser, selector: &str, text: &str) {
+    super::eventually(WAIT, &format!("{selector} to type into"), || async {
+        let el = browser.client.find(Locator::Css(selector)).await.ok()?;
+        el.send_keys(text).await.ok()
+    })
+    .await
 }
