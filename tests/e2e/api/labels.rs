@@ -2,21 +2,10 @@
 //! label and date filters of thread lists, and agents' contact notes and
 //! custom attributes on visitors.
 
-use crate::harness::fixtures::{agent, space, visitor, visitor_says};
+use crate::harness::fixtures::{agent, label, space, visitor, visitor_says};
 use crate::harness::{TestServer, pluck};
 use mychat::accounts::model::Role;
 use serde_json::{Value, json};
-
-async fn label(server: &TestServer, token: &str, name: &str, color: &str) -> String {
-    let r = server
-        .post(
-            "/api/v1/labels",
-            token,
-            json!({ "name": name, "color": color }),
-        )
-        .await;
-    r.created()["id"].as_str().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn labels_are_the_organizations_and_admins_manage_them() {

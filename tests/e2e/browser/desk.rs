@@ -6,7 +6,7 @@
 use crate::harness::browser::{
     Browser, click, js_str, open_app, open_thread, press, type_into, wait_row, wait_text,
 };
-use crate::harness::fixtures::{self, space, visitor, visitor_says};
+use crate::harness::fixtures::{self, label, space, visitor, visitor_says};
 use crate::harness::{TestServer, WAIT, eventually};
 use fantoccini::Locator;
 use fantoccini::key::Key;
@@ -25,17 +25,6 @@ async fn choose(browser: &Browser, selector: &str, value: &str) {
             ),
         )
         .await;
-}
-
-async fn label(server: &TestServer, token: &str, name: &str, color: &str) -> String {
-    let r = server
-        .post(
-            "/api/v1/labels",
-            token,
-            json!({ "name": name, "color": color }),
-        )
-        .await;
-    r.created()["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

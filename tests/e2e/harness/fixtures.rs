@@ -178,3 +178,15 @@ pub async fn agent_message(
     assert_eq!(r.status, 201, "{}", r.body);
     r.body["id"].as_str().expect("message id").to_owned()
 }
+
+/// A label of the organization (`POST /labels`); its id.
+pub async fn label(server: &TestServer, token: &str, name: &str, color: &str) -> String {
+    let r = server
+        .post(
+            "/api/v1/labels",
+            token,
+            json!({ "name": name, "color": color }),
+        )
+        .await;
+    r.created()["id"].as_str().unwrap().to_owned()
+}
