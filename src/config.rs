@@ -155,8 +155,9 @@ pub struct LimitsConfig {
     /// Sockets of every kind the appliance holds at once.
     pub max_sockets: u32,
     /// New sockets are refused (503) while the process's anonymous memory
-    /// is above this many MiB; 0: three quarters of the cgroup's memory
-    /// limit when there is one (systemd `MemoryMax=`), else no mark.
+    /// (with the kernel memory its cgroup is charged) is above this many
+    /// MiB; 0: the cgroup's memory limit (systemd `MemoryMax=`) less a
+    /// quarter of it, at least 40 MiB, when there is one, else no mark.
     pub memory_high_mb: u64,
 }
 

@@ -295,6 +295,8 @@ pub struct Scrape {
 pub struct Memory {
     /// Anonymous resident memory (heap, stacks).
     pub anon_bytes: u64,
+    /// The kernel memory the process's cgroup is charged (0: unknown).
+    pub kernel_bytes: u64,
     /// The mark above which new sockets are refused (0: none).
     pub high_bytes: u64,
     pub refused_memory: u64,
@@ -376,8 +378,13 @@ impl Scrape {
             ConstGauge::new(m.anon_bytes as i64),
         );
         r.register(
+            "mychat_memory_kernel_bytes",
+            "Kernel memory charged to the process's cgroup (socket buffers, slabs)",
+            ConstGauge::new(m.kernel_bytes as i64),
+        );
+        r.register(
             "mychat_memory_high_bytes",
-            "Resident memory above which new sockets are refused (0: none)",
+            "Anonymous plus kernel memory above which new sockets are refused (0: none)",
             ConstGauge::new(m.high_bytes as i64),
         );
         let refused = Family::<ReasonLabels, Counter>::default();

@@ -122,6 +122,7 @@ fn scrape(state: &AppState) -> metrics::Scrape {
             let s = &state.sockets;
             metrics::Memory {
                 anon_bytes: crate::memory::rss_bytes().unwrap_or(0),
+                kernel_bytes: crate::memory::cgroup_kernel_bytes(),
                 high_bytes: s.memory_high(),
                 refused_memory: s.refused_memory.load(Relaxed),
                 refused_full: s.refused_full.load(Relaxed),

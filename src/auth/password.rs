@@ -1,5 +1,7 @@
 //! argon2id password hashing, run off the async threads.
 
+use std::sync::OnceLock;
+
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -24,7 +26,22 @@ pub fn validate(password: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// Password hashes running at once: each holds 19 MiB for its time, so a
+/// burst of logins must not multiply that past the memory there is; more
+/// at once than cores would not finish sooner anyway.
+fn permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::sync::Semaphore::new(crate::memory::hash_permits(cores))
+    })
+}
+
 pub async fn hash(password: String) -> AppResult<String> {
+    let _permit = permits()
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -42,6 +59,9 @@ pub async fn verify(password: String, hash: String) -> bool {
         let _ = self::hash(password).await;
         return false;
     }
+    let Ok(_permit) = permits().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {

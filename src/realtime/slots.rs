@@ -58,7 +58,7 @@ impl Sockets {
     /// Whether memory allows one more socket: below the mark, or fewer
     /// sockets open than when it was reached.
     fn memory_allows(&self) -> bool {
-        let below = crate::memory::rss_bytes().is_none_or(|rss| rss < self.memory_high);
+        let below = crate::memory::used_bytes().is_none_or(|used| used < self.memory_high);
         if below {
             self.memory_ceiling.store(usize::MAX, Ordering::Relaxed);
             return true;

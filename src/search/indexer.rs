@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use tantivy::IndexWriter;
 use tokio::sync::oneshot;
@@ -20,6 +21,10 @@ use crate::threads::model::ThreadStatus;
 
 /// At most this many operations go into one index commit.
 const BATCH: usize = 2000;
+/// How long a change may wait for others to share its commit: each commit
+/// writes a segment (and later merges it), so one per message would cost
+/// the indexer's whole writer memory again and again under a steady trickle.
+const COMMIT_EVERY: Duration = Duration::from_millis(500);
 
 pub struct Handle {
     ops: mpsc::Sender<Op>,
@@ -78,27 +83,37 @@ struct Indexer {
 impl Indexer {
     fn run(&mut self, queue: &mpsc::Receiver<Op>) {
         while let Ok(first) = queue.recv() {
+            let deadline = Instant::now() + COMMIT_EVERY;
             let mut waiting = Vec::new();
             let mut stop = None;
-            let mut batch = vec![first];
-            while batch.len() < BATCH {
-                match queue.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
-            }
             let mut changed = false;
-            for op in batch {
+            let mut applied = 0;
+            let mut next = Some(first);
+            while let Some(op) = next.take() {
                 match op {
                     Op::Flush(done) => waiting.push(done),
                     Op::Stop(done) => stop = Some(done),
                     op => {
                         changed = true;
+                        applied += 1;
                         if let Err(e) = self.apply(op) {
                             tracing::warn!(error = %e, "search index update failed");
                         }
                     }
                 }
+                if stop.is_some() || applied >= BATCH {
+                    break;
+                }
+                // More of what is queued joins this commit; with nothing
+                // queued, a flush is answered now, else the commit waits
+                // for what comes until its deadline.
+                next = match queue.try_recv() {
+                    Ok(op) => Some(op),
+                    Err(_) if !waiting.is_empty() => None,
+                    Err(_) => queue
+                        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                        .ok(),
+                };
             }
             let payload = if stop.is_some() { CLEAN } else { DIRTY };
             if (changed || stop.is_some())

@@ -1,7 +1,8 @@
 //! The real binary under a cgroup memory limit of 64 MiB: 5,000 idle
 //! widget sockets (1,000 visitors with five each) plus traffic. The server
-//! refuses new sockets (503) at its high-water mark, three quarters of the
-//! limit, instead of being killed; `/metrics` shows the mark and the
+//! refuses new sockets (503) at its high-water mark, the limit less its
+//! headroom (here half of it: the search indexer's writer and a password
+//! hash must still fit), instead of being killed; `/metrics` shows the mark and the
 //! refusals; once the sockets are gone it takes new ones again. The test
 //! makes its own cgroup (v2, or v1's memory controller) and needs root.
 
@@ -193,7 +194,6 @@ fn metric(text: &str, name: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails since the search index joined the server: the server dies under the 64 MiB cgroup (also at 96 MiB); open work of the faults issue"]
 async fn five_thousand_sockets_under_a_64_mib_limit_are_refused_before_memory_runs_out() {
     let Some(cgroup) = Cgroup::create(LIMIT) else {
         return;
@@ -297,7 +297,7 @@ async fn five_thousand_sockets_under_a_64_mib_limit_are_refused_before_memory_ru
         .text()
         .await
         .unwrap();
-    assert_eq!(metric(&text, "mychat_memory_high_bytes"), LIMIT / 4 * 3);
+    assert_eq!(metric(&text, "mychat_memory_high_bytes"), LIMIT / 2);
     assert!(metric(&text, "mychat_memory_anon_bytes") < LIMIT);
     assert_eq!(
         metric(&text, "mychat_sockets_refused_total{reason=\"memory\"}"),
