@@ -130,34 +130,36 @@ pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, se
             return;
         }
         tokio::select! {
-            delivery = conn.deliveries.recv() => {
-                let Some(delivery) = delivery else { return };
-                match delivery {
-                    Delivery::Frame { text, message, .. } => {
-                        if message.is_some_and(|m| session.log().is_stale(m)) {
-                            continue;
+            delivery = conn.next() => {
+                // None: woken for a close or a lag, checked around this
+                // select.
+                if let Some(delivery) = delivery {
+                    match delivery {
+                        Delivery::Frame { text, message, .. } => {
+                            if message.is_some_and(|m| session.log().is_stale(m)) {
+                                continue;
+                            }
+                            if !send_text(socket, &text).await {
+                                return;
+                            }
+                            if let Some(m) = message {
+                                session.log().sent(m);
+                            }
                         }
-                        if !send_text(socket, &text).await {
+                        Delivery::Scoped { text, scopes, except } => {
+                            if session.admits(&scopes, &except)
+                                && !send_text(socket, &text).await
+                            {
+                                return;
+                            }
+                        }
+                        Delivery::Close(code, reason) => {
+                            rt::close(socket, code, reason).await;
                             return;
                         }
-                        if let Some(m) = message {
-                            session.log().sent(m);
-                        }
-                    }
-                    Delivery::Scoped { text, scopes, except } => {
-                        if session.admits(&scopes, &except)
-                            && !send_text(socket, &text).await
-                        {
-                            return;
-                        }
-                    }
-                    Delivery::Close(code, reason) => {
-                        rt::close(socket, code, reason).await;
-                        return;
                     }
                 }
             }
-            _ = conn.wake.notified() => {}
             incoming = socket.recv() => {
                 let text = match incoming {
                     None | Some(Ok(WsMessage::Close(_))) => return,
@@ -190,7 +192,11 @@ pub async fn drive<S: Session>(socket: &mut WebSocket, conn: &mut Connection, se
                         return;
                     }
                 }
-                for reply in session.handle(text.as_str(), conn).await {
+                // Boxed: the handling of a frame (a send and its durable
+                // write) is large and rare; inline it would make every
+                // idle socket's task as large as the busiest path.
+                let replies = Box::pin(session.handle(text.as_str(), conn)).await;
+                for reply in replies {
                     if !send_text(socket, &reply).await {
                         return;
                     }

@@ -4,12 +4,17 @@
 //! marks the connection as lagging, and the connection then tells its client
 //! to resync and replays what it missed from storage. A slow or dead socket
 //! therefore never slows the writer or any other socket.
+//!
+//! A connection's queue, lag flag, close slot and wake-up live in one
+//! [`Inbox`], and the queue holds memory only while deliveries wait in it:
+//! most sockets are idle most of the time, and an idle one should cost
+//! little more than its kernel socket.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::ids::{AgentId, MemberId, MessageId, OrgId, SigningKeyId, SpaceId, VisitorId};
 use crate::integrations::model::AccessScope;
@@ -67,8 +72,58 @@ pub enum Delivery {
     Close(u16, &'static str),
 }
 
-/// Where a close waits for its socket: set once, read on every turn.
-type CloseSlot = Arc<OnceLock<(u16, &'static str)>>;
+/// One connection's end of every topic it subscribed to.
+#[derive(Default)]
+struct Inbox {
+    /// Deliveries waiting for the socket, at most [`QUEUE`]. Empty, it
+    /// holds no memory: it is given back whenever the socket drains it.
+    queue: Mutex<VecDeque<Delivery>>,
+    /// Set when a delivery did not fit: the socket resyncs from storage.
+    lagged: AtomicBool,
+    /// A close waiting for the socket: set once, read on every turn.
+    close: OnceLock<(u16, &'static str)>,
+    /// Wakes the socket: a delivery in an empty queue, a lag, a close.
+    wake: Notify,
+}
+
+impl Inbox {
+    /// Queues without waiting; false when the queue was full.
+    fn push(&self, delivery: Delivery) -> bool {
+        let mut queue = self.queue.lock().expect("inbox lock");
+        if queue.len() >= QUEUE {
+            return false;
+        }
+        let was_empty = queue.is_empty();
+        queue.push_back(delivery);
+        drop(queue);
+        // A socket that is not waiting finds the rest when it comes back
+        // for the next one; only an empty queue can have it asleep.
+        if was_empty {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    fn pop(&self) -> Option<Delivery> {
+        let mut queue = self.queue.lock().expect("inbox lock");
+        let next = queue.pop_front();
+        if queue.is_empty() && queue.capacity() > 0 {
+            *queue = VecDeque::new();
+        }
+        next
+    }
+
+    fn lag(&self) {
+        self.lagged.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Asks the socket to close; the first close wins.
+    fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.close.set((code, reason));
+        self.wake.notify_one();
+    }
+}
 
 impl Delivery {
     pub fn frame(text: String) -> Delivery {
@@ -92,13 +147,10 @@ impl Delivery {
 }
 
 struct Subscriber {
-    queue: mpsc::Sender<Delivery>,
-    lagged: Arc<AtomicBool>,
-    wake: Arc<Notify>,
+    inbox: Arc<Inbox>,
     /// An agent socket's access, shared by all its subscriptions and
     /// changed in place when the agent's spaces or teams change.
     access: Option<SharedAccess>,
-    close: CloseSlot,
 }
 
 /// What an agent's socket may see, as it is now.
@@ -112,10 +164,8 @@ impl Subscriber {
             .is_none_or(|a| a.read().expect("access lock").sees(thread))
     }
 
-    /// Asks the socket to close; the first close wins.
     fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.close.set((code, reason));
-        self.wake.notify_one();
+        self.inbox.close(code, reason);
     }
 }
 
@@ -144,14 +194,12 @@ pub struct Hub {
 /// Asks one connection to close; the first close wins.
 #[derive(Clone)]
 pub struct Closer {
-    close: CloseSlot,
-    wake: Arc<Notify>,
+    inbox: Arc<Inbox>,
 }
 
 impl Closer {
     pub fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.close.set((code, reason));
-        self.wake.notify_one();
+        self.inbox.close(code, reason);
     }
 }
 
@@ -159,13 +207,9 @@ impl Closer {
 pub struct Connection {
     pub id: u64,
     hub: Arc<Hub>,
-    queue: mpsc::Sender<Delivery>,
-    pub deliveries: mpsc::Receiver<Delivery>,
-    pub lagged: Arc<AtomicBool>,
-    pub wake: Arc<Notify>,
+    inbox: Arc<Inbox>,
     topics: Vec<Topic>,
     access: Option<SharedAccess>,
-    close: CloseSlot,
 }
 
 impl Hub {
@@ -175,18 +219,13 @@ impl Hub {
 
     /// A new connection with an empty subscription list.
     pub fn connect(self: &Arc<Hub>) -> Connection {
-        let (queue, deliveries) = mpsc::channel(QUEUE);
         self.connections.fetch_add(1, Ordering::SeqCst);
         Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             hub: self.clone(),
-            queue,
-            deliveries,
-            lagged: Arc::new(AtomicBool::new(false)),
-            wake: Arc::new(Notify::new()),
+            inbox: Arc::default(),
             topics: Vec::new(),
             access: None,
-            close: CloseSlot::default(),
         }
     }
 
@@ -217,13 +256,8 @@ impl Hub {
                     None => continue,
                 }
             }
-            match sub.queue.try_send(delivery) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    sub.lagged.store(true, Ordering::Release);
-                    sub.wake.notify_one();
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            if !sub.inbox.push(delivery) {
+                sub.inbox.lag();
             }
         }
     }
@@ -373,11 +407,8 @@ impl Connection {
             return;
         }
         let sub = Subscriber {
-            queue: self.queue.clone(),
-            lagged: self.lagged.clone(),
-            wake: self.wake.clone(),
+            inbox: self.inbox.clone(),
             access: self.access.clone(),
-            close: self.close.clone(),
         };
         let mut topics = self.hub.topics.lock().expect("hub lock");
         // Under the lock, so either close_all sees this subscriber or this
@@ -394,13 +425,29 @@ impl Connection {
     /// A handle that asks this connection (only) to close, from elsewhere.
     pub fn closer(&self) -> Closer {
         Closer {
-            close: self.close.clone(),
-            wake: self.wake.clone(),
+            inbox: self.inbox.clone(),
         }
     }
 
     pub fn close_requested(&self) -> Option<(u16, &'static str)> {
-        self.close.get().copied()
+        self.inbox.close.get().copied()
+    }
+
+    /// The next delivery, waiting for one; `None` when the socket was woken
+    /// for something else (a close, a lag), which the caller then checks.
+    pub async fn next(&self) -> Option<Delivery> {
+        if let Some(delivery) = self.inbox.pop() {
+            return Some(delivery);
+        }
+        // A delivery queued after the pop above leaves a permit, so this
+        // returns at once: nothing queued is ever slept on.
+        self.inbox.wake.notified().await;
+        self.inbox.pop()
+    }
+
+    /// The next delivery if one is queued.
+    pub fn try_next(&self) -> Option<Delivery> {
+        self.inbox.pop()
     }
 
     pub fn unsubscribe(&mut self, topic: Topic) {
@@ -420,12 +467,12 @@ impl Connection {
 
     /// Takes the lag flag: true once after deliveries were dropped.
     pub fn take_lagged(&self) -> bool {
-        self.lagged.swap(false, Ordering::AcqRel)
+        self.inbox.lagged.swap(false, Ordering::AcqRel)
     }
 
     /// Throws away everything queued (after a lag, storage is replayed).
     pub fn discard_queued(&mut self) {
-        while self.deliveries.try_recv().is_ok() {}
+        *self.inbox.queue.lock().expect("inbox lock") = VecDeque::new();
     }
 }
 
@@ -460,7 +507,7 @@ mod tests {
         for i in 0..QUEUE + 10 {
             hub.publish(topic, Delivery::frame(format!("{i}")));
             // The fast one keeps up.
-            assert!(fast.deliveries.try_recv().is_ok());
+            assert!(fast.try_next().is_some());
         }
         assert!(slow.take_lagged());
         assert!(!fast.take_lagged());
@@ -504,19 +551,19 @@ mod tests {
         thread.team_id = Some(support);
         let about = |t: &Thread| Delivery::about("x".into(), &Arc::new(t.clone()));
         hub.publish(space, about(&thread));
-        assert!(seller.deliveries.try_recv().is_err());
-        assert!(admin.deliveries.try_recv().is_ok());
+        assert!(seller.try_next().is_none());
+        assert!(admin.try_next().is_some());
         // A thread the seller holds reaches the seller, whatever its team.
         thread.assigned_agent_id = Some(seller_id);
         hub.publish(space, about(&thread));
-        assert!(seller.deliveries.try_recv().is_ok());
+        assert!(seller.try_next().is_some());
         thread.assigned_agent_id = Some(AgentId::new());
         hub.publish(space, about(&thread));
-        assert!(seller.deliveries.try_recv().is_err());
+        assert!(seller.try_next().is_none());
         // Joining the team counts from the next frame on.
         hub.update_access(seller_id, &access(vec![sales, support]));
         hub.publish(space, about(&thread));
-        assert!(seller.deliveries.try_recv().is_ok());
+        assert!(seller.try_next().is_some());
     }
 
     #[tokio::test]
@@ -569,6 +616,53 @@ mod tests {
             .await
             .expect("close_all returns once every connection is gone")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_queue_holds_memory_only_while_deliveries_wait() {
+        let hub = Hub::new();
+        let topic = Topic::Visitor(VisitorId::new());
+        let mut conn = hub.connect();
+        conn.subscribe(topic);
+        let capacity = |c: &Connection| c.inbox.queue.lock().unwrap().capacity();
+        assert_eq!(capacity(&conn), 0, "nothing is allocated up front");
+        for i in 0..100 {
+            hub.publish(topic, Delivery::frame(format!("{i}")));
+        }
+        assert!(capacity(&conn) >= 100);
+        // In order, and given back once drained.
+        for i in 0..100 {
+            let Some(Delivery::Frame { text, .. }) = conn.next().await else {
+                panic!("delivery {i} is queued");
+            };
+            assert_eq!(&*text, i.to_string());
+        }
+        assert_eq!(capacity(&conn), 0);
+        hub.publish(topic, Delivery::frame("x".into()));
+        conn.discard_queued();
+        assert_eq!(capacity(&conn), 0);
+        assert!(conn.try_next().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_wakes_for_a_delivery_and_for_a_close() {
+        use futures_util::poll;
+        let hub = Hub::new();
+        let topic = Topic::Visitor(VisitorId::new());
+        let mut conn = hub.connect();
+        conn.subscribe(topic);
+        let mut next = std::pin::pin!(conn.next());
+        assert!(poll!(&mut next).is_pending(), "nothing queued: it waits");
+        hub.publish(topic, Delivery::frame("hello".into()));
+        assert!(next.await.is_some(), "woken with the delivery");
+
+        let mut other = hub.connect();
+        other.subscribe(topic);
+        let mut next = std::pin::pin!(other.next());
+        assert!(poll!(&mut next).is_pending());
+        hub.publish(topic, Delivery::Close(1012, "restarting"));
+        assert!(next.await.is_none(), "woken without a delivery");
+        assert_eq!(other.close_requested(), Some((1012, "restarting")));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::routing::get;
+use axum::routing::{MethodFilter, on};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::error::{AppError, AppResult};
@@ -40,12 +40,18 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_REVOKED: u16 = 4001;
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 
+/// Each socket is a `GET` with `Upgrade: websocket` over HTTP/1.1, or an
+/// extended `CONNECT` with `:protocol websocket` over HTTP/2 (RFC 8441):
+/// a browser whose connection to the server negotiated h2 opens its
+/// sockets on that connection, and the server announces it may.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/ws/widget", get(widget::upgrade))
-        .route("/ws/agent", get(agent::upgrade))
-        .route("/ws/member", get(member::upgrade))
+        .route("/ws/widget", on(SOCKET, widget::upgrade))
+        .route("/ws/agent", on(SOCKET, agent::upgrade))
+        .route("/ws/member", on(SOCKET, member::upgrade))
 }
+
+const SOCKET: MethodFilter = MethodFilter::GET.or(MethodFilter::CONNECT);
 
 /// Buffers sized for many mostly idle sockets: the library's defaults
 /// reserve 128 KiB per connection. The read buffer is allocated and
@@ -124,7 +130,18 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// reset the connection, and a reset throws away the close frame and
 /// everything still queued for the peer (a flooding client would never
 /// learn why it was cut off).
-pub async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+///
+/// Boxed: a socket closes once, and an unboxed close (its timer
+/// included) would sit in every idle socket's task for its whole life.
+pub fn close<'a>(
+    socket: &'a mut WebSocket,
+    code: u16,
+    reason: &'static str,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(closing_handshake(socket, code, reason))
+}
+
+async fn closing_handshake(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let sent = socket
         .send(WsMessage::Close(Some(CloseFrame {
             code,

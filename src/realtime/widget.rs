@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::auth::extract::{check_origin, visitor_from_token};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiQuery, ClientIp};
-use crate::ids::{MessageId, VisitorId};
+use crate::ids::{MessageId, OrgId, SpaceId, VisitorId};
 use crate::messages::send::{self, NewMessage};
 use crate::realtime::driver::{self, SentLog, Session, Stored};
 use crate::realtime::hub::Connection;
@@ -24,7 +24,6 @@ use crate::realtime::{self as rt, dispatch, replay};
 use crate::spaces::model::ChatSpace;
 use crate::state::AppState;
 use crate::store::{ReadTx, Reader};
-use crate::visitors::model::Visitor;
 use crate::widget::service as widget;
 
 #[derive(Deserialize)]
@@ -58,40 +57,31 @@ pub async fn upgrade(
     }
     slot.for_visitor(auth.visitor.id)?;
     let ws = ws.map_err(|e| AppError::validation(e.body_text()))?;
-    Ok(rt::configure(ws)
-        .on_upgrade(move |socket| slot.hold(run(state, socket, auth.visitor, space))))
+    let visitor = auth.visitor.id;
+    Ok(rt::configure(ws).on_upgrade(move |socket| slot.hold(run(state, socket, visitor, space))))
 }
 
+/// What a widget socket keeps while it lives: ids, not records. Thousands
+/// of mostly idle sockets each holding a copy of their space and visitor
+/// would cost more than the socket itself; a frame that needs the space
+/// reads it as it is now, as the widget's REST side does.
 struct WidgetSocket {
     state: AppState,
     visitor: VisitorId,
-    space: ChatSpace,
+    space: SpaceId,
+    organization: OrgId,
     log: SentLog,
     last_typing: Option<Instant>,
 }
 
-async fn run(state: AppState, mut socket: WebSocket, visitor: Visitor, space: ChatSpace) {
+async fn run(state: AppState, mut socket: WebSocket, visitor: VisitorId, space: ChatSpace) {
     let mut conn = state.hub.connect();
     // Subscribed before anything is read, so nothing falls in the gap.
-    conn.subscribe(Topic::Visitor(visitor.id));
+    conn.subscribe(Topic::Visitor(visitor));
     conn.subscribe(Topic::SpaceWidgets(space.id));
-    // A deletion or key rotation committed before the subscription would
-    // otherwise be missed.
-    let current = state.store.read().and_then(|r| r.space(space.id));
-    if !matches!(current, Ok(Some(s)) if s.widget_key == space.widget_key) {
-        rt::close(&mut socket, rt::CLOSE_REVOKED, "chat space closed").await;
+    let Some(mut me) = open(&state, &mut socket, visitor, space).await else {
         return;
-    }
-    let mut me = WidgetSocket {
-        state: state.clone(),
-        visitor: visitor.id,
-        space,
-        log: SentLog::default(),
-        last_typing: None,
     };
-    if !rt::send_text(&mut socket, &me.hello()).await {
-        return;
-    }
     me.presence(true, None, None);
     driver::drive(&mut socket, &mut conn, &mut me).await;
     me.presence(false, None, None);
@@ -118,8 +108,36 @@ impl Session for WidgetSocket {
     }
 }
 
+/// Checks the space once more and greets: `Some` once `hello` went out.
+/// The space's record is dropped here, before the socket settles down.
+async fn open(
+    state: &AppState,
+    socket: &mut WebSocket,
+    visitor: VisitorId,
+    space: ChatSpace,
+) -> Option<WidgetSocket> {
+    // A deletion or key rotation committed before the subscription would
+    // otherwise be missed.
+    let current = state.store.read().and_then(|r| r.space(space.id));
+    if !matches!(current, Ok(Some(s)) if s.widget_key == space.widget_key) {
+        rt::close(socket, rt::CLOSE_REVOKED, "chat space closed").await;
+        return None;
+    }
+    let me = WidgetSocket {
+        state: state.clone(),
+        visitor,
+        space: space.id,
+        organization: space.organization_id,
+        log: SentLog::default(),
+        last_typing: None,
+    };
+    let hello = me.hello(&space);
+    drop(space);
+    rt::send_text(socket, &hello).await.then_some(me)
+}
+
 impl WidgetSocket {
-    fn hello(&self) -> String {
+    fn hello(&self, space: &ChatSpace) -> String {
         let read = self.state.store.read();
         let thread = read
             .as_ref()
@@ -136,8 +154,8 @@ impl WidgetSocket {
             json!({
                 "visitorId": self.visitor,
                 "thread": thread,
-                "agentsOnline": self.state.hub.any_agent_online(self.space.organization_id),
-                "open": self.space.settings.is_open(Utc::now()),
+                "agentsOnline": self.state.hub.any_agent_online(self.organization),
+                "open": space.settings.is_open(Utc::now()),
             }),
         )
     }
@@ -149,7 +167,7 @@ impl WidgetSocket {
         );
         self.state
             .hub
-            .publish(Topic::Space(self.space.id), Delivery::frame(text));
+            .publish(Topic::Space(self.space), Delivery::frame(text));
     }
 
     /// Handles one client frame; returns the frames to answer with.
@@ -206,7 +224,13 @@ impl WidgetSocket {
         reply_to: Option<MessageId>,
     ) -> AppResult<crate::messages::model::Message> {
         let new = NewMessage::parse(content, Some(client_msg_id), reply_to, false, attachments)?;
-        let sent = send::from_visitor(&self.state, self.visitor, &self.space, new).await?;
+        let space = self
+            .state
+            .store
+            .read()?
+            .space(self.space)?
+            .ok_or(AppError::NotFound("chat space"))?;
+        let sent = send::from_visitor(&self.state, self.visitor, &space, new).await?;
         Ok(sent.message)
     }
 
@@ -231,7 +255,7 @@ impl WidgetSocket {
             json!({ "threadId": thread.id, "visitorId": self.visitor, "isTyping": is_typing }),
         );
         self.state.hub.publish(
-            Topic::Space(self.space.id),
+            Topic::Space(self.space),
             Delivery::about(text, &std::sync::Arc::new(thread)),
         );
     }

@@ -163,7 +163,9 @@ impl Tls {
     ) -> Result<Tls, TlsError> {
         install_crypto_provider();
         let certs = Arc::new(Certs::default());
-        let mut alpn = vec![b"http/1.1".to_vec()];
+        // HTTP/2 first, HTTP/1.1 for older clients and WebSocket upgrades
+        // made over HTTP/1.1; the server speaks whichever was chosen.
+        let mut alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         match config.tls.mode {
             TlsMode::Off => return Err(TlsError::Invalid("tls.mode is off".into())),
             TlsMode::Manual => manual::start(&config.tls, status, &certs, tasks)?,

@@ -4,12 +4,13 @@
 //! speaks its REST API, its sockets and a real browser; `api` covers the
 //! REST API, `realtime` the WebSockets, `browser` the widget and the agent
 //! app in headless Chromium, `tls` HTTPS with certificates from Pebble and
-//! from files. Tests that run the `mychat` executable itself are in
-//! `tests/exe`.
+//! from files, `http2` HTTP/2 over it. Tests that run the `mychat`
+//! executable itself are in `tests/exe`.
 
 mod api;
 mod browser;
 mod faults;
 mod harness;
+mod http2;
 mod realtime;
 mod tls;

@@ -262,7 +262,7 @@ fn attempts(failures: &[Instant]) -> Vec<Instant> {
     out
 }
 
-fn manual_config(
+pub(crate) fn manual_config(
     dir: &std::path::Path,
     cert: &std::path::Path,
     key: &std::path::Path,

@@ -157,6 +157,40 @@ async fn an_oversized_frame_closes_only_that_socket_with_1009() {
     assert_eq!(stored.len(), 1);
 }
 
+/// Sockets read client frames through a small buffer (idle sockets are
+/// many); a frame larger than it, arriving after small ones, grows it and
+/// arrives whole, and small frames after it are read as before.
+#[tokio::test]
+async fn a_large_frame_after_small_ones_arrives_whole_and_the_socket_goes_on() {
+    let w = world().await;
+    let mut agent_ws = agent_in(&w.server, &w.owner.token, &w.space).await;
+    let (token, _) = session(&w.server, &w.space).await;
+    let (mut widget_ws, _) = widget(&w.server, &w.space, &token).await;
+    widget_ws.send(json!({ "type": "ping" })).await;
+    widget_ws.expect("pong").await;
+    visitor_says(&mut widget_ws, "small-1", "hi").await;
+
+    // 5,000 characters of two and three bytes each, so the frame is
+    // ~12 KB and UTF-8 sequences straddle the reads it takes.
+    let large: String = "żółw 🐢 ".chars().cycle().take(5000).collect();
+    let sent = visitor_says(&mut widget_ws, "large", &large).await;
+    agent_ws.until(carries("visitor:message", &large)).await;
+    let small = visitor_says(&mut widget_ws, "small-2", "still here").await;
+    agent_ws
+        .until(carries("visitor:message", "still here"))
+        .await;
+    let stored = w
+        .server
+        .all_messages(&w.owner.token, &str_of(&sent["threadId"]))
+        .await;
+    let kept = stored
+        .iter()
+        .find(|m| m["id"] == sent["id"])
+        .expect("stored");
+    assert_eq!(kept["content"], large.as_str());
+    assert_eq!(small["threadId"], sent["threadId"]);
+}
+
 #[tokio::test]
 async fn a_flood_of_frames_is_refused_then_closed_with_1008() {
     let w = world().await;
