@@ -16,8 +16,23 @@ use crate::integrations::model::AccessScope;
 use crate::threads::model::Thread;
 use crate::threads::rules::Access;
 
-/// Deliveries a connection may have waiting before it counts as lagging.
+/// Deliveries a connection may have waiting before it counts as lagging,
+/// at the least. A queue takes memory only for what waits in it (tokio
+/// allocates its slots 32 at a time, as they fill), so a generous bound
+/// costs an idle socket nothing.
 pub const QUEUE: usize = 256;
+
+/// The bound of each connection's queue for a store that commits up to
+/// `max_batch` writes at once. One commit's events are published
+/// together, in one go, and most writes publish one frame to each
+/// socket that follows them; a socket whose task did not get a CPU for a
+/// moment (another process competing for it) must still hold what a few
+/// such commits publish, or it lags and has to resync. Four of the
+/// largest commits: at 2,000 messages/s a socket may stall for whole
+/// seconds before it lags, however the commits are cut.
+pub fn queue_for(max_batch: usize) -> usize {
+    max_batch.saturating_mul(4).max(QUEUE)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Topic {
@@ -124,8 +139,9 @@ struct Topics {
     map: HashMap<Topic, HashMap<u64, Subscriber>>,
 }
 
-#[derive(Default)]
 pub struct Hub {
+    /// Each connection's queue bound.
+    queue: usize,
     topics: Mutex<Topics>,
     next_id: AtomicU64,
     connections: AtomicUsize,
@@ -139,6 +155,22 @@ pub struct Hub {
     /// sockets that subscribe after [`Hub::close_all`] went through them.
     closing_with: OnceLock<(u16, &'static str)>,
     drained: Notify,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub {
+            queue: QUEUE,
+            topics: Default::default(),
+            next_id: Default::default(),
+            connections: Default::default(),
+            presence: Default::default(),
+            away: Default::default(),
+            closing: Default::default(),
+            closing_with: Default::default(),
+            drained: Default::default(),
+        }
+    }
 }
 
 /// Asks one connection to close; the first close wins.
@@ -173,9 +205,22 @@ impl Hub {
         Arc::new(Hub::default())
     }
 
+    /// A hub whose connections each queue up to `queue` deliveries.
+    pub fn with_queue(queue: usize) -> Arc<Hub> {
+        Arc::new(Hub {
+            queue: queue.max(1),
+            ..Hub::default()
+        })
+    }
+
+    /// Each connection's queue bound.
+    pub fn queue(&self) -> usize {
+        self.queue
+    }
+
     /// A new connection with an empty subscription list.
     pub fn connect(self: &Arc<Hub>) -> Connection {
-        let (queue, deliveries) = mpsc::channel(QUEUE);
+        let (queue, deliveries) = mpsc::channel(self.queue);
         self.connections.fetch_add(1, Ordering::SeqCst);
         Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -569,6 +614,28 @@ mod tests {
             .await
             .expect("close_all returns once every connection is gone")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_holds_four_of_the_largest_commits_before_it_lags() {
+        let max_batch = 2048;
+        let hub = Hub::with_queue(queue_for(max_batch));
+        let topic = Topic::Space(SpaceId::new());
+        let mut agent = hub.connect();
+        agent.subscribe(topic);
+        // Four whole commits arrive while the socket's task is off the CPU.
+        for i in 0..4 * max_batch {
+            hub.publish(topic, Delivery::frame(format!("{i}")));
+        }
+        assert!(!agent.take_lagged(), "four commits fit");
+        hub.publish(topic, Delivery::frame("one more".into()));
+        assert!(agent.take_lagged(), "the bound still holds");
+        let mut n = 0;
+        while agent.deliveries.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, 4 * max_batch, "in order, none lost before the bound");
+        assert_eq!(queue_for(1), QUEUE, "never below the floor");
     }
 
     #[test]
