@@ -54,6 +54,7 @@ impl AppState {
             config.limits.sockets_per_visitor,
             crate::memory::high_mark(config.limits.memory_high_mb),
         );
+        let hub = Hub::with_queue(crate::realtime::hub::queue_for(config.store.max_batch));
         let base_url = OnceLock::new();
         if !config.public_url.is_empty() {
             let _ = base_url.set(config.public_url.trim_end_matches('/').to_owned());
@@ -64,7 +65,7 @@ impl AppState {
             jwt,
             limits,
             metrics: Metrics::default(),
-            hub: Hub::new(),
+            hub,
             sockets,
             clock: Default::default(),
             mailer: Arc::new(mailer),

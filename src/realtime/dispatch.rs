@@ -138,15 +138,17 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
         Event::MessageNew { message, thread } => {
             state.metrics.message(author_label(message.sender_type));
             let kind = message_kind(&message);
-            let text = frame(
-                kind,
-                json!({ "message": message, "thread": thread_json(read, &thread) }),
-            );
-            let shared = Arc::new(thread.clone());
-            hub.publish(
-                Topic::Space(thread.chat_space_id),
-                message_delivery(text, &message, Some(&shared)),
-            );
+            // Frames are built only for topics someone follows: with no
+            // agent or widget online a message costs the dispatcher nothing.
+            let space = Topic::Space(thread.chat_space_id);
+            if hub.has_subscribers(space) {
+                let text = frame(
+                    kind,
+                    json!({ "message": message, "thread": thread_json(read, &thread) }),
+                );
+                let shared = Arc::new(thread.clone());
+                hub.publish(space, message_delivery(text, &message, Some(&shared)));
+            }
             if thread.is_object_bound() && message.visible_to_visitor() {
                 let text = frame(
                     "message:new",
@@ -154,12 +156,10 @@ fn publish(state: &AppState, read: &ReadTx, event: Event) {
                 );
                 to_members_message(hub, &thread, &message, text);
             }
-            if message.visible_to_visitor() {
+            let visitor = Topic::Visitor(thread.visitor_id);
+            if message.visible_to_visitor() && hub.has_subscribers(visitor) {
                 let text = frame(kind, json!({ "message": message }));
-                hub.publish(
-                    Topic::Visitor(thread.visitor_id),
-                    message_delivery(text, &message, None),
-                );
+                hub.publish(visitor, message_delivery(text, &message, None));
             }
         }
         Event::MessageChanged { message, thread } => {

@@ -21,8 +21,23 @@ use crate::integrations::model::AccessScope;
 use crate::threads::model::Thread;
 use crate::threads::rules::Access;
 
-/// Deliveries a connection may have waiting before it counts as lagging.
+/// Deliveries a connection may have waiting before it counts as lagging,
+/// at the least. A queue takes memory only for what waits in it (and gives
+/// it back once drained), so a generous bound costs an idle socket
+/// nothing.
 pub const QUEUE: usize = 256;
+
+/// The bound of each connection's queue for a store that commits up to
+/// `max_batch` writes at once. One commit's events are published
+/// together, in one go, and most writes publish one frame to each
+/// socket that follows them; a socket whose task did not get a CPU for a
+/// moment (another process competing for it) must still hold what a few
+/// such commits publish, or it lags and has to resync. Four of the
+/// largest commits: at 2,000 messages/s a socket may stall for whole
+/// seconds before it lags, however the commits are cut.
+pub fn queue_for(max_batch: usize) -> usize {
+    max_batch.saturating_mul(4).max(QUEUE)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Topic {
@@ -73,11 +88,11 @@ pub enum Delivery {
 }
 
 /// One connection's end of every topic it subscribed to.
-#[derive(Default)]
 struct Inbox {
-    /// Deliveries waiting for the socket, at most [`QUEUE`]. Empty, it
+    /// Deliveries waiting for the socket, at most `bound`. Empty, it
     /// holds no memory: it is given back whenever the socket drains it.
     queue: Mutex<VecDeque<Delivery>>,
+    bound: usize,
     /// Set when a delivery did not fit: the socket resyncs from storage.
     lagged: AtomicBool,
     /// A close waiting for the socket: set once, read on every turn.
@@ -87,10 +102,20 @@ struct Inbox {
 }
 
 impl Inbox {
+    fn new(bound: usize) -> Inbox {
+        Inbox {
+            queue: Mutex::default(),
+            bound,
+            lagged: AtomicBool::new(false),
+            close: OnceLock::new(),
+            wake: Notify::new(),
+        }
+    }
+
     /// Queues without waiting; false when the queue was full.
     fn push(&self, delivery: Delivery) -> bool {
         let mut queue = self.queue.lock().expect("inbox lock");
-        if queue.len() >= QUEUE {
+        if queue.len() >= self.bound {
             return false;
         }
         let was_empty = queue.is_empty();
@@ -174,8 +199,9 @@ struct Topics {
     map: HashMap<Topic, HashMap<u64, Subscriber>>,
 }
 
-#[derive(Default)]
 pub struct Hub {
+    /// Each connection's queue bound.
+    queue: usize,
     topics: Mutex<Topics>,
     next_id: AtomicU64,
     connections: AtomicUsize,
@@ -189,6 +215,22 @@ pub struct Hub {
     /// sockets that subscribe after [`Hub::close_all`] went through them.
     closing_with: OnceLock<(u16, &'static str)>,
     drained: Notify,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub {
+            queue: QUEUE,
+            topics: Default::default(),
+            next_id: Default::default(),
+            connections: Default::default(),
+            presence: Default::default(),
+            away: Default::default(),
+            closing: Default::default(),
+            closing_with: Default::default(),
+            drained: Default::default(),
+        }
+    }
 }
 
 /// Asks one connection to close; the first close wins.
@@ -217,13 +259,26 @@ impl Hub {
         Arc::new(Hub::default())
     }
 
+    /// A hub whose connections each queue up to `queue` deliveries.
+    pub fn with_queue(queue: usize) -> Arc<Hub> {
+        Arc::new(Hub {
+            queue: queue.max(1),
+            ..Hub::default()
+        })
+    }
+
+    /// Each connection's queue bound.
+    pub fn queue(&self) -> usize {
+        self.queue
+    }
+
     /// A new connection with an empty subscription list.
     pub fn connect(self: &Arc<Hub>) -> Connection {
         self.connections.fetch_add(1, Ordering::SeqCst);
         Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             hub: self.clone(),
-            inbox: Arc::default(),
+            inbox: Arc::new(Inbox::new(self.queue)),
             topics: Vec::new(),
             access: None,
         }
@@ -663,6 +718,28 @@ mod tests {
         hub.publish(topic, Delivery::Close(1012, "restarting"));
         assert!(next.await.is_none(), "woken without a delivery");
         assert_eq!(other.close_requested(), Some((1012, "restarting")));
+    }
+
+    #[tokio::test]
+    async fn a_connection_holds_four_of_the_largest_commits_before_it_lags() {
+        let max_batch = 2048;
+        let hub = Hub::with_queue(queue_for(max_batch));
+        let topic = Topic::Space(SpaceId::new());
+        let mut agent = hub.connect();
+        agent.subscribe(topic);
+        // Four whole commits arrive while the socket's task is off the CPU.
+        for i in 0..4 * max_batch {
+            hub.publish(topic, Delivery::frame(format!("{i}")));
+        }
+        assert!(!agent.take_lagged(), "four commits fit");
+        hub.publish(topic, Delivery::frame("one more".into()));
+        assert!(agent.take_lagged(), "the bound still holds");
+        let mut n = 0;
+        while agent.try_next().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 4 * max_batch, "in order, none lost before the bound");
+        assert_eq!(queue_for(1), QUEUE, "never below the floor");
     }
 
     #[test]

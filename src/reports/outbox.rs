@@ -19,15 +19,39 @@ pub fn cell_key(f: &Facts) -> Vec<u8> {
         .done()
 }
 
+/// Takes `from`'s numbers out of their cell and adds `to`'s to theirs: one
+/// read and one write when both are the same cell (a message in a
+/// conversation whose day, space, team and agent did not change).
+fn move_cells(tx: &mut WriteTx<'_>, from: Option<&Facts>, to: &Facts) -> Result<()> {
+    let key = cell_key(to);
+    match from {
+        Some(old) if cell_key(old) == key => {
+            let mut cell: Cell = tx.value(REPORT_CELLS, &key)?.unwrap_or_default();
+            cell.apply(old, -1);
+            cell.apply(to, 1);
+            store_cell(tx, &key, &cell)
+        }
+        Some(old) => {
+            move_cell(tx, old, -1)?;
+            move_cell(tx, to, 1)
+        }
+        None => move_cell(tx, to, 1),
+    }
+}
+
 fn move_cell(tx: &mut WriteTx<'_>, f: &Facts, n: i64) -> Result<()> {
     let key = cell_key(f);
     let mut cell: Cell = tx.value(REPORT_CELLS, &key)?.unwrap_or_default();
     cell.apply(f, n);
+    store_cell(tx, &key, &cell)
+}
+
+fn store_cell(tx: &mut WriteTx<'_>, key: &[u8], cell: &Cell) -> Result<()> {
     if cell.is_empty() {
-        tx.delete_raw(REPORT_CELLS, &key)?;
+        tx.delete_raw(REPORT_CELLS, key)?;
         Ok(())
     } else {
-        tx.put_value(REPORT_CELLS, &key, &cell)
+        tx.put_value(REPORT_CELLS, key, cell)
     }
 }
 
@@ -80,10 +104,7 @@ pub fn count(tx: &mut WriteTx<'_>, events: &[Event]) -> Result<()> {
         if old.as_ref() == Some(&new) {
             continue;
         }
-        if let Some(old) = &old {
-            move_cell(tx, old, -1)?;
-        }
-        move_cell(tx, &new, 1)?;
+        move_cells(tx, old.as_ref(), &new)?;
         tx.put_value(REPORT_THREADS, &key, &new)?;
     }
     Ok(())

@@ -152,7 +152,7 @@ pub fn summary(state: &AppState, org: OrgId, q: &Query) -> AppResult<Summary> {
             if !wanted {
                 continue;
             }
-            let c: Cell = serde_json::from_slice(&value)
+            let c: Cell = crate::store::decode(&value)
                 .map_err(|e| AppError::Internal(format!("report cell: {e}")))?;
             cell.merge(&c);
         }

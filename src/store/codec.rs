@@ -81,12 +81,37 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The first byte of a record in the binary format (schema 2 on): the
+/// record follows as MessagePack with named fields. A record of schema 1
+/// is JSON and starts with `{`, so both are told apart by their first byte.
+///
+/// MessagePack rather than a positional format (postcard, bincode): the
+/// models also serve the API and use serde attributes that need a
+/// self-describing format (fields skipped when empty, untagged and
+/// flattened enums, legacy shapes read through `deserialize_with`).
+pub const BINARY: u8 = 0x01;
+
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(value).map_err(|e| Error::Codec(e.to_string()))
+    let mut out = Vec::with_capacity(384);
+    out.push(BINARY);
+    value
+        .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
+        .map_err(|e| Error::Codec(e.to_string()))?;
+    Ok(out)
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Codec(e.to_string()))
+    match bytes.split_first() {
+        Some((&BINARY, rest)) => {
+            rmp_serde::from_slice(rest).map_err(|e| Error::Codec(e.to_string()))
+        }
+        _ => serde_json::from_slice(bytes).map_err(|e| Error::Codec(e.to_string())),
+    }
+}
+
+/// Whether a stored value is in the JSON format of schema 1.
+pub fn is_json(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&b'{')
 }
 
 #[cfg(test)]
@@ -102,6 +127,37 @@ mod tests {
         assert!(time_key(b) < time_key(c));
         assert_eq!(time_at(&time_key(a), 0), Some(a));
         assert_eq!(time_at(&time_key(c), 0), Some(c));
+    }
+
+    #[test]
+    fn records_read_back_in_both_formats() {
+        use crate::threads::model::Thread;
+        let mut thread = crate::threads::rules::new_thread(
+            crate::ids::SpaceId::new(),
+            crate::ids::VisitorId::new(),
+        );
+        thread.subject = Some("Order 12345".into());
+        let binary = encode(&thread).unwrap();
+        assert_eq!(binary[0], BINARY);
+        let json = serde_json::to_vec(&thread).unwrap();
+        assert!(is_json(&json) && !is_json(&binary));
+        assert!(
+            binary.len() < json.len(),
+            "{} < {}",
+            binary.len(),
+            json.len()
+        );
+        let from_binary: Thread = decode(&binary).unwrap();
+        let from_json: Thread = decode(&json).unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_binary).unwrap(),
+            serde_json::to_value(&thread).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_value(&from_json).unwrap(),
+            serde_json::to_value(&thread).unwrap()
+        );
+        assert!(decode::<Thread>(&[BINARY, 0xc1]).is_err());
     }
 
     #[test]

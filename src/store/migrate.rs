@@ -3,16 +3,97 @@
 //! refused rather than misread.
 
 use redb::{Database, ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use super::tables::{self, ALL, META};
+use super::codec;
+use super::tables::{self, ALL, META, Table};
 use super::{Error, Result};
 
-pub const CURRENT: u64 = 1;
+/// 1: records as JSON. 2: records in the binary format ([`codec::BINARY`]).
+pub const CURRENT: u64 = 2;
 const KEY: &[u8] = b"schema_version";
 
 /// Step `i` brings a database from version `i + 1` to `i + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
-const STEPS: &[Step] = &[];
+const STEPS: &[Step] = &[to_binary];
+
+/// Schema 1 → 2: every record and stored value from JSON to the binary
+/// format, decoded as its own type and encoded again. Values the step does
+/// not know stay JSON, which every read still understands.
+fn to_binary(txn: &WriteTransaction) -> Result<()> {
+    use crate::accounts::model::{Agent, Invite, Organization, RefreshToken, Team};
+    use crate::integrations::model::{ApiToken, Member, SigningKey};
+    use crate::push::model::{Push, PushSubscription};
+    use crate::reports::model::{Cell, Facts};
+    use crate::webhooks::model::{Delivery, Webhook};
+    let mut n = 0;
+    n += rewrite::<Organization>(txn, tables::ORGS)?;
+    n += rewrite::<Agent>(txn, tables::AGENTS)?;
+    n += rewrite::<Team>(txn, tables::TEAMS)?;
+    n += rewrite::<crate::spaces::model::ChatSpace>(txn, tables::SPACES)?;
+    n += rewrite::<crate::visitors::model::Visitor>(txn, tables::VISITORS)?;
+    n += rewrite::<crate::threads::model::Thread>(txn, tables::THREADS)?;
+    n += rewrite::<crate::messages::model::Message>(txn, tables::MESSAGES)?;
+    n += rewrite::<crate::templates::model::Template>(txn, tables::TEMPLATES)?;
+    n += rewrite::<RefreshToken>(txn, tables::REFRESH_TOKENS)?;
+    n += rewrite::<Invite>(txn, tables::INVITES)?;
+    n += rewrite::<crate::attachments::model::Attachment>(txn, tables::ATTACHMENTS)?;
+    n += rewrite::<ApiToken>(txn, tables::API_TOKENS)?;
+    n += rewrite::<SigningKey>(txn, tables::SIGNING_KEYS)?;
+    n += rewrite::<Member>(txn, tables::MEMBERS)?;
+    n += rewrite::<Webhook>(txn, tables::WEBHOOKS)?;
+    n += rewrite::<Delivery>(txn, tables::DELIVERIES)?;
+    n += rewrite::<PushSubscription>(txn, tables::PUSH_SUBSCRIPTIONS)?;
+    n += rewrite::<Push>(txn, tables::PUSHES)?;
+    n += rewrite::<crate::audit::model::AuditEvent>(txn, tables::AUDIT)?;
+    n += rewrite::<crate::email::model::Mail>(txn, tables::MAILS)?;
+    n += rewrite::<crate::labels::model::Label>(txn, tables::LABELS)?;
+    n += rewrite::<Facts>(txn, tables::REPORT_THREADS)?;
+    n += rewrite::<Cell>(txn, tables::REPORT_CELLS)?;
+    if n > 0 {
+        tracing::info!(records = n, "records moved to the binary format");
+    }
+    Ok(())
+}
+
+/// Rewrites the JSON values of one table in the binary format, a chunk of
+/// keys at a time (a long history does not sit in memory at once).
+fn rewrite<T: Serialize + DeserializeOwned>(txn: &WriteTransaction, table: Table) -> Result<usize> {
+    const CHUNK: usize = 4096;
+    let mut t = txn.open_table(table)?;
+    let mut after: Option<Vec<u8>> = None;
+    let mut done = 0;
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        {
+            let range = match &after {
+                Some(k) => t.range::<&[u8]>((
+                    std::ops::Bound::Excluded(k.as_slice()),
+                    std::ops::Bound::Unbounded,
+                ))?,
+                None => t.range::<&[u8]>(..)?,
+            };
+            for entry in range.take(CHUNK) {
+                let (k, v) = entry?;
+                chunk.push((k.value().to_vec(), v.value().to_vec()));
+            }
+        }
+        let Some((last, _)) = chunk.last() else {
+            return Ok(done);
+        };
+        after = Some(last.clone());
+        let full = chunk.len() == CHUNK;
+        for (key, value) in chunk.iter().filter(|(_, v)| codec::is_json(v)) {
+            let record: T = codec::decode(value)?;
+            t.insert(key.as_slice(), codec::encode(&record)?.as_slice())?;
+            done += 1;
+        }
+        if !full {
+            return Ok(done);
+        }
+    }
+}
 
 /// The schema version a database records, if any.
 pub fn version(txn: &ReadTransaction) -> Result<Option<u64>> {
@@ -57,6 +138,66 @@ pub fn run(db: &Database) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database of schema 1 (JSON records) opens, moves to the binary
+    /// format, and reads back the same records.
+    #[test]
+    fn json_records_of_schema_1_are_migrated() {
+        use crate::store::{Reader, Store};
+        use crate::threads::model::Thread;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let mut thread = crate::threads::rules::new_thread(
+            crate::ids::SpaceId::new(),
+            crate::ids::VisitorId::new(),
+        );
+        thread.subject = Some("Where is my order?".into());
+        let org = crate::accounts::model::Organization {
+            id: crate::ids::OrgId::new(),
+            name: "Acme".into(),
+            created_at: chrono::Utc::now(),
+        };
+        {
+            // Written as version 1 wrote it: JSON values, schema_version 1.
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            for table in ALL {
+                txn.open_table(*table).unwrap();
+            }
+            txn.open_table(META)
+                .unwrap()
+                .insert(KEY, 1u64.to_be_bytes().as_slice())
+                .unwrap();
+            let key = thread.id.as_u128().to_be_bytes();
+            txn.open_table(tables::THREADS)
+                .unwrap()
+                .insert(
+                    key.as_slice(),
+                    serde_json::to_vec(&thread).unwrap().as_slice(),
+                )
+                .unwrap();
+            let key = org.id.as_u128().to_be_bytes();
+            txn.open_table(tables::ORGS)
+                .unwrap()
+                .insert(key.as_slice(), serde_json::to_vec(&org).unwrap().as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path, 16).unwrap();
+        let read = store.read().unwrap();
+        let back: Thread = read.thread(thread.id).unwrap().expect("the thread");
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&thread).unwrap()
+        );
+        assert_eq!(read.org(org.id).unwrap().expect("the org").name, "Acme");
+        let raw = read
+            .get_raw(tables::THREADS, &thread.id.as_u128().to_be_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(raw[0], codec::BINARY, "stored in the binary format now");
+        assert_eq!(version(&read.txn).unwrap(), Some(CURRENT));
+    }
 
     #[test]
     fn a_newer_schema_is_refused() {

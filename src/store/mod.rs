@@ -20,6 +20,9 @@ mod records;
 pub mod tables;
 mod writer;
 
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -30,7 +33,7 @@ use redb::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-pub use codec::{KeyBuf, id_at, id_key, prefix_end};
+pub use codec::{KeyBuf, decode, id_at, id_key, prefix_end};
 pub use file::is_disk_full;
 pub use queries::{OutboxQueue, Page, Reader, ThreadCursor};
 pub use records::{IndexEntry, Record};
@@ -367,8 +370,22 @@ impl Reader for ReadTx {
 
 /// The transaction a write closure runs in. Only typed operations are
 /// offered; every one of them keeps the record's indexes in step.
+///
+/// Each table is opened once per transaction and kept open for the whole
+/// batch; what a record read inside the transaction contributes to its
+/// indexes is remembered, so a `put` of a record the batch already read
+/// does not read and decode it again.
 pub struct WriteTx<'a> {
     txn: &'a WriteTransaction,
+    /// The tables opened so far in this transaction, by name.
+    tables: RefCell<Vec<(Box<str>, RedbTable<'a>)>>,
+    /// Records read or written in this transaction: table name ‖ key ->
+    /// what the stored record contributes to indexes (None: no record).
+    known: RefCell<HashMap<Vec<u8>, Option<Stored>>>,
+    /// Records decoded in this transaction and not written since, by the
+    /// same keys: a batch that reads one record for many writes (their
+    /// chat space, an agent) decodes it once.
+    decoded: RefCell<HashMap<Vec<u8>, Box<dyn Any>>>,
     /// Set by the first write, so the writer knows whether a failed closure
     /// left anything behind.
     dirty: bool,
@@ -378,15 +395,118 @@ pub struct WriteTx<'a> {
     threads: writer::ThreadDelta,
 }
 
+type RedbTable<'a> = redb::Table<'a, &'static [u8], &'static [u8]>;
+
+/// What a stored record contributes to indexes and thread counts.
+#[derive(Clone)]
+struct Stored {
+    entries: Vec<IndexEntry>,
+    status: Option<crate::threads::model::ThreadStatus>,
+}
+
+impl Stored {
+    fn of<R: Record>(record: &R) -> Stored {
+        Stored {
+            entries: record.indexes(),
+            status: record.thread_status(),
+        }
+    }
+}
+
+fn known_key(table: Table, key: &[u8]) -> Vec<u8> {
+    use redb::TableHandle;
+    let name = table.name().as_bytes();
+    let mut k = Vec::with_capacity(name.len() + 1 + key.len());
+    k.extend_from_slice(name);
+    k.push(0);
+    k.extend_from_slice(key);
+    k
+}
+
+impl<'a> WriteTx<'a> {
+    pub(crate) fn new(txn: &'a WriteTransaction) -> WriteTx<'a> {
+        WriteTx {
+            txn,
+            tables: RefCell::new(Vec::with_capacity(16)),
+            known: RefCell::new(HashMap::new()),
+            decoded: RefCell::new(HashMap::new()),
+            dirty: false,
+            events: Vec::new(),
+            threads: writer::ThreadDelta::default(),
+        }
+    }
+
+    /// Runs `f` on `table`, opened once for the whole transaction.
+    fn with_table<T>(
+        &self,
+        table: Table,
+        f: impl FnOnce(&mut RedbTable<'a>) -> Result<T>,
+    ) -> Result<T> {
+        use redb::TableHandle;
+        let name = table.name();
+        let mut tables = self.tables.borrow_mut();
+        let i = match tables.iter().position(|(n, _)| &**n == name) {
+            Some(i) => i,
+            None => {
+                let opened = self.txn.open_table(table)?;
+                tables.push((name.into(), opened));
+                tables.len() - 1
+            }
+        };
+        f(&mut tables[i].1)
+    }
+
+    /// Forgets what is remembered of a record written without `put`.
+    fn forget(&self, table: Table, key: &[u8]) {
+        let known = known_key(table, key);
+        self.known.borrow_mut().remove(&known);
+        self.decoded.borrow_mut().remove(&known);
+    }
+
+    fn insert(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.with_table(table, |t| {
+            t.insert(key, value)?;
+            Ok(())
+        })
+    }
+
+    fn remove(&self, table: Table, key: &[u8]) -> Result<bool> {
+        self.with_table(table, |t| Ok(t.remove(key)?.is_some()))
+    }
+}
+
 impl Reader for WriteTx<'_> {
     fn get_raw(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let t = self.txn.open_table(table)?;
-        let value = t.get(key)?.map(|v| v.value().to_vec());
-        Ok(value)
+        self.with_table(table, |t| Ok(t.get(key)?.map(|v| v.value().to_vec())))
     }
 
     fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        scan_table(&self.txn.open_table(table)?, scan)
+        self.with_table(table, |t| scan_table(&*t, scan))
+    }
+
+    /// A read inside the write also remembers what the record contributes
+    /// to its indexes, for a later `put` of the same record.
+    fn get<R: Record>(&self, key: &[u8]) -> Result<Option<R>> {
+        let known = known_key(R::TABLE, key);
+        if let Some(record) = self
+            .decoded
+            .borrow()
+            .get(&known)
+            .and_then(|r| r.downcast_ref::<Option<R>>())
+        {
+            return Ok(record.clone());
+        }
+        let record: Option<R> = self
+            .get_raw(R::TABLE, key)?
+            .map(|b| codec::decode(&b))
+            .transpose()?;
+        self.known
+            .borrow_mut()
+            .insert(known.clone(), record.as_ref().map(Stored::of));
+        self.decoded
+            .borrow_mut()
+            .insert(known, Box::new(record.clone()));
+        Ok(record)
     }
 }
 
@@ -401,10 +521,23 @@ impl WriteTx<'_> {
     /// entries are checked before anything is written.
     pub fn put<R: Record>(&mut self, record: &R) -> Result<()> {
         let key = record.key();
-        let old: Option<R> = self.get(&key)?;
-        let old_entries = old.as_ref().map(Record::indexes).unwrap_or_default();
-        let new_entries = record.indexes();
-        for entry in new_entries.iter().filter(|e| e.unique) {
+        let known = known_key(R::TABLE, &key);
+        let remembered = self.known.borrow().get(&known).cloned();
+        let old = match remembered {
+            Some(stored) => stored,
+            None => self
+                .get_raw(R::TABLE, &key)?
+                .map(|b| codec::decode::<R>(&b))
+                .transpose()?
+                .as_ref()
+                .map(Stored::of),
+        };
+        let new = Stored::of(record);
+        let old_entries = old
+            .as_ref()
+            .map(|o| o.entries.as_slice())
+            .unwrap_or_default();
+        for entry in new.entries.iter().filter(|e| e.unique) {
             if old_entries.contains(entry) {
                 continue;
             }
@@ -416,21 +549,21 @@ impl WriteTx<'_> {
         }
         let bytes = codec::encode(record)?;
         self.dirty = true;
-        self.count(old.as_ref(), -1);
-        self.count(Some(record), 1);
-        for entry in old_entries.iter().filter(|e| !new_entries.contains(e)) {
-            self.txn
-                .open_table(entry.table)?
-                .remove(entry.key.as_slice())?;
+        if let Some(status) = old.as_ref().and_then(|o| o.status) {
+            self.threads.add(status, -1);
         }
-        for entry in new_entries.iter().filter(|e| !old_entries.contains(e)) {
-            self.txn
-                .open_table(entry.table)?
-                .insert(entry.key.as_slice(), entry.value.as_slice())?;
+        if let Some(status) = new.status {
+            self.threads.add(status, 1);
         }
-        self.txn
-            .open_table(R::TABLE)?
-            .insert(key.as_slice(), bytes.as_slice())?;
+        for entry in old_entries.iter().filter(|e| !new.entries.contains(e)) {
+            self.remove(entry.table, &entry.key)?;
+        }
+        for entry in new.entries.iter().filter(|e| !old_entries.contains(e)) {
+            self.insert(entry.table, &entry.key, &entry.value)?;
+        }
+        self.insert(R::TABLE, &key, &bytes)?;
+        self.decoded.borrow_mut().remove(&known);
+        self.known.borrow_mut().insert(known, Some(new));
         Ok(())
     }
 
@@ -442,11 +575,12 @@ impl WriteTx<'_> {
         self.dirty = true;
         self.count(Some(&old), -1);
         for entry in old.indexes() {
-            self.txn
-                .open_table(entry.table)?
-                .remove(entry.key.as_slice())?;
+            self.remove(entry.table, &entry.key)?;
         }
-        self.txn.open_table(R::TABLE)?.remove(key)?;
+        self.remove(R::TABLE, key)?;
+        let known = known_key(R::TABLE, key);
+        self.decoded.borrow_mut().remove(&known);
+        self.known.borrow_mut().insert(known, None);
         Ok(Some(old))
     }
 
@@ -460,14 +594,14 @@ impl WriteTx<'_> {
     /// visitor token index).
     pub fn put_raw(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
         self.dirty = true;
-        self.txn.open_table(table)?.insert(key, value)?;
-        Ok(())
+        self.forget(table, key);
+        self.insert(table, key, value)
     }
 
     pub fn delete_raw(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         self.dirty = true;
-        let removed = self.txn.open_table(table)?.remove(key)?.is_some();
-        Ok(removed)
+        self.forget(table, key);
+        self.remove(table, key)
     }
 
     /// Encodes and writes a serializable value under a raw key.

@@ -77,7 +77,7 @@ impl IndexEntry {
     }
 }
 
-pub trait Record: Serialize + DeserializeOwned {
+pub trait Record: Serialize + DeserializeOwned + Clone + 'static {
     const TABLE: Table;
     /// A name for error messages.
     const NAME: &'static str;

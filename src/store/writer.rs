@@ -316,12 +316,7 @@ fn commit_batch(
         let mut threads = ThreadDelta::default();
         let mut poisoned = None;
         {
-            let mut tx = WriteTx {
-                txn: &txn,
-                dirty: false,
-                events: Vec::new(),
-                threads: ThreadDelta::default(),
-            };
+            let mut tx = WriteTx::new(&txn);
             for (i, job) in jobs.iter_mut().enumerate() {
                 tx.dirty = false;
                 let result = (job.op)(&mut tx);

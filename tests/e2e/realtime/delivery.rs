@@ -4,7 +4,7 @@ use std::future::ready;
 
 use super::{
     agent_in, agent_rest, agent_says, agent_sync, carries, message_ids, session, str_of,
-    visitor_rest, visitor_says, widget, widget_sync, world,
+    visitor_rest, visitor_says, widget, widget_sync, world, world_with,
 };
 use crate::harness::fixtures;
 use crate::harness::ws::{Ws, kind};
@@ -288,7 +288,8 @@ async fn read_through(ws: &mut Ws, expected: &[String]) -> (Vec<String>, bool) {
 
 #[tokio::test]
 async fn a_lagging_connection_is_told_to_resync_and_replays_from_storage() {
-    let w = world().await;
+    // Small commits, so the queues sized for them are small too.
+    let w = world_with(|c| c.store.max_batch = 16).await;
     let mut agent_ws = agent_in(&w.server, &w.owner.token, &w.space).await;
     let (token, _) = session(&w.server, &w.space).await;
     let (mut widget_ws, _) = widget(&w.server, &w.space, &token).await;
@@ -298,7 +299,7 @@ async fn a_lagging_connection_is_told_to_resync_and_replays_from_storage() {
     widget_ws.until(carries("visitor:message", "hello")).await;
 
     // Far more than a connection's queue holds, in one commit.
-    let n = mychat::realtime::hub::QUEUE * 3;
+    let n = w.server.app_state.hub.queue() * 3;
     let ids = burst(&w.server, &w.owner.agent_id, &thread, n, false).await;
     for (name, ws) in [("widget", &mut widget_ws), ("agent", &mut agent_ws)] {
         let (got, resync) = read_through(ws, &ids).await;
@@ -340,9 +341,48 @@ async fn a_lagging_connection_is_told_to_resync_and_replays_from_storage() {
     }
 }
 
+/// A connection's queue holds what the largest commits publish: a whole
+/// commit of `store.max_batch` messages, published in one go while the
+/// sockets are still writing the ones before, reaches the agent and the
+/// visitor live, in order, with no resync.
+#[tokio::test]
+async fn the_largest_commit_reaches_every_socket_live_without_a_resync() {
+    let w = world().await;
+    let max_batch = w.server.config.store.max_batch;
+    assert!(
+        max_batch > mychat::realtime::hub::QUEUE,
+        "a commit larger than the old bound"
+    );
+    let mut agent_ws = agent_in(&w.server, &w.owner.token, &w.space).await;
+    let (token, _) = session(&w.server, &w.space).await;
+    let (mut widget_ws, _) = widget(&w.server, &w.space, &token).await;
+    let first = visitor_says(&mut widget_ws, "v-0", "hello").await;
+    let thread = str_of(&first["threadId"]);
+    agent_ws.until(carries("visitor:message", "hello")).await;
+    widget_ws.until(carries("visitor:message", "hello")).await;
+
+    // Twice what the largest commit carries, published in one go.
+    let ids = burst(&w.server, &w.owner.agent_id, &thread, 2 * max_batch, false).await;
+    for (name, ws) in [("widget", &mut widget_ws), ("agent", &mut agent_ws)] {
+        let (got, resync) = read_through(ws, &ids).await;
+        assert!(
+            !resync,
+            "{name}: the queue holds two of the largest commits"
+        );
+        assert_eq!(got, ids, "{name}: every message once, in server order");
+    }
+    let metrics = crate::harness::text(w.server.client.get(w.server.url("/metrics"))).await;
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("mychat_socket_lag_resyncs_total{") && !l.ends_with(" 0")),
+        "no resync counted: {metrics}"
+    );
+}
+
 #[tokio::test]
 async fn a_revocation_reaches_a_lagging_socket() {
-    let w = world().await;
+    let w = world_with(|c| c.store.max_batch = 16).await;
     let mut agent_ws = agent_in(&w.server, &w.owner.token, &w.space).await;
     let (token, _) = session(&w.server, &w.space).await;
     let (mut widget_ws, _) = widget(&w.server, &w.space, &token).await;
@@ -350,7 +390,7 @@ async fn a_revocation_reaches_a_lagging_socket() {
     let thread = str_of(&first["threadId"]);
     agent_ws.until(carries("visitor:message", "hello")).await;
 
-    let n = mychat::realtime::hub::QUEUE * 2;
+    let n = w.server.app_state.hub.queue() * 2;
     burst(&w.server, &w.owner.agent_id, &thread, n, true).await;
     let (code, _, _) = agent_ws.closed().await;
     assert_eq!(code, 4001);

@@ -35,6 +35,11 @@ pub struct DeliverArgs {
     /// Visitor sockets sharing the rate.
     #[arg(long, default_value_t = 500, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     visitors: usize,
+    /// Busy processes competing for the CPU while the run lasts (a
+    /// disturbed machine): each is a shell spinning in a loop, ended with
+    /// the run.
+    #[arg(long, default_value_t = 0)]
+    hog: usize,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -51,6 +56,11 @@ pub struct FanoutArgs {
     seconds: f64,
     #[arg(long, default_value_t = 100, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     visitors: usize,
+    /// Busy processes competing for the CPU while the run lasts (a
+    /// disturbed machine): each is a shell spinning in a loop, ended with
+    /// the run.
+    #[arg(long, default_value_t = 0)]
+    hog: usize,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -121,6 +131,8 @@ struct TrafficReport {
     visitors: usize,
     target_rate: f64,
     seconds: f64,
+    /// CPU hogs that competed with the run.
+    hogs: usize,
     sent: u64,
     acknowledged: u64,
     errors: u64,
@@ -214,6 +226,7 @@ pub async fn deliver(args: &DeliverArgs, json: bool) -> Fallible<()> {
         visitors: args.visitors,
         rate: args.rate,
         seconds: args.seconds,
+        hog: args.hog,
     };
     traffic(&args.server, &shape, json).await
 }
@@ -225,6 +238,7 @@ pub async fn fanout(args: &FanoutArgs, json: bool) -> Fallible<()> {
         visitors: args.visitors,
         rate: args.rate,
         seconds: args.seconds,
+        hog: args.hog,
     };
     traffic(&args.server, &shape, json).await
 }
@@ -235,6 +249,34 @@ struct Shape {
     visitors: usize,
     rate: f64,
     seconds: f64,
+    hog: usize,
+}
+
+/// CPU hogs, ended (each by its own process id) when dropped.
+struct Hogs(Vec<std::process::Child>);
+
+impl Hogs {
+    fn start(n: usize) -> Fallible<Hogs> {
+        let mut hogs = Hogs(Vec::with_capacity(n));
+        for _ in 0..n {
+            let child = std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("starting a CPU hog: {e}"))?;
+            hogs.0.push(child);
+        }
+        Ok(hogs)
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 async fn traffic(args: &ServerArgs, shape: &Shape, json: bool) -> Fallible<()> {
@@ -242,7 +284,9 @@ async fn traffic(args: &ServerArgs, shape: &Shape, json: bool) -> Fallible<()> {
         return Err("--rate and --seconds must be positive".into());
     }
     let server = Server::start(args, false).await?;
+    let hogs = Hogs::start(shape.hog)?;
     let result = traffic_run(&server, shape).await;
+    drop(hogs);
     server.stop().await;
     let report = result?;
     if json {
@@ -456,6 +500,7 @@ async fn traffic_run(server: &Server, shape: &Shape) -> Fallible<TrafficReport> 
         visitors: n,
         target_rate: shape.rate,
         seconds: shape.seconds,
+        hogs: shape.hog,
         sent,
         acknowledged,
         errors: progress.errors.load(Ordering::SeqCst),
@@ -590,8 +635,8 @@ async fn agent_reader(
 
 fn print_traffic(r: &TrafficReport) {
     println!(
-        "{} ({}): {} agent socket(s), {} visitors, target {:.0} messages/s for {} s",
-        r.mode, r.server, r.agents, r.visitors, r.target_rate, r.seconds
+        "{} ({}): {} agent socket(s), {} visitors, target {:.0} messages/s for {} s, {} CPU hog(s)",
+        r.mode, r.server, r.agents, r.visitors, r.target_rate, r.seconds, r.hogs
     );
     println!(
         "  sent        {} ({:.0}/s), {} acknowledged, {} errors",
