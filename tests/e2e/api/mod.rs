@@ -13,6 +13,7 @@ mod identity;
 mod integrations;
 mod labels;
 mod messages;
+mod openapi;
 mod ops;
 mod push;
 mod ratings;
