@@ -14,6 +14,7 @@ mod integrations;
 mod labels;
 mod messages;
 mod openapi;
+mod openapi_schemathesis;
 mod ops;
 mod push;
 mod ratings;
