@@ -106,7 +106,7 @@ async fn patch_organization(
     get,
     path = "/agents",
     tag = "organization",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list_agents(
@@ -316,7 +316,7 @@ async fn invite_agent(
     get,
     path = "/teams",
     tag = "organization",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list_teams(

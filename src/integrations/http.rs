@@ -129,7 +129,7 @@ async fn create_token(
     get,
     path = "/api-tokens",
     tag = "integrations",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list_tokens(
@@ -215,7 +215,7 @@ async fn create_key(
     get,
     path = "/signing-keys",
     tag = "integrations",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list_keys(
@@ -256,7 +256,7 @@ async fn delete_key(
     get,
     path = "/members",
     tag = "integrations",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list_members(
@@ -315,7 +315,7 @@ struct CreateThreadBody {
     tag = "management",
     request_body = CreateThreadBody,
     responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
-    security(("agent" = []))
+    security(("management" = []))
 )]
 async fn create_thread(
     State(state): State<AppState>,
@@ -351,7 +351,7 @@ async fn create_thread(
     tag = "management",
     params(("kind" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
-    security(("agent" = []))
+    security(("management" = []))
 )]
 async fn thread_by_ref(
     State(state): State<AppState>,
@@ -369,7 +369,7 @@ async fn thread_by_ref(
     tag = "management",
     params(("id" = uuid::Uuid, Path)),
     responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
-    security(("agent" = []))
+    security(("management" = []))
 )]
 async fn show_thread(
     State(state): State<AppState>,
@@ -398,7 +398,7 @@ struct PatchThreadBody {
     params(("id" = uuid::Uuid, Path)),
     request_body = PatchThreadBody,
     responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
-    security(("agent" = []))
+    security(("management" = []))
 )]
 async fn patch_thread(
     State(state): State<AppState>,
@@ -423,7 +423,7 @@ async fn patch_thread(
     tag = "management",
     params(("id" = uuid::Uuid, Path)),
     responses((status = 204, description = "Done"), crate::openapi::Errors),
-    security(("agent" = []))
+    security(("management" = []))
 )]
 async fn delete_thread(
     State(state): State<AppState>,
@@ -451,7 +451,7 @@ struct ParticipantBody {
     params(("id" = uuid::Uuid, Path)),
     request_body = ParticipantBody,
     responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
-    security(("agent" = []))
+    security(("management" = []))
 )]
 async fn add_participant(
     State(state): State<AppState>,
@@ -472,7 +472,7 @@ async fn add_participant(
     tag = "management",
     params(("id" = uuid::Uuid, Path), ("external_id" = String, Path)),
     responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
-    security(("agent" = []))
+    security(("management" = []))
 )]
 async fn remove_participant(
     State(state): State<AppState>,
@@ -499,7 +499,7 @@ struct BackendMessageBody {
     params(("id" = uuid::Uuid, Path)),
     request_body = BackendMessageBody,
     responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
-    security(("agent" = []))
+    security(("management" = []))
 )]
 async fn post_message(
     State(state): State<AppState>,

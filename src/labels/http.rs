@@ -26,7 +26,7 @@ pub fn routes() -> Router<AppState> {
     get,
     path = "/labels",
     tag = "labels",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(

@@ -141,6 +141,7 @@ use utoipa::openapi::{Components, OpenApi as Document};
     components(schemas(
         super::ErrorBody,
         super::ItemPage,
+        super::ItemList,
         crate::ids::OrgId,
         crate::ids::AgentId,
         crate::ids::TeamId,
@@ -192,6 +193,7 @@ struct Root;
 /// The credentials an annotation may name, and the schemes that carry each.
 const CREDENTIALS: &[(&str, &[&str])] = &[
     ("agent", &["agentJwt", "apiToken", "apiTokenQuery"]),
+    ("management", &["apiToken", "apiTokenQuery"]),
     ("member", &["memberToken"]),
     ("visitor", &["visitorSession"]),
 ];

@@ -3,10 +3,11 @@
 //! `GET /api/v1/openapi.json` and rendered by the reference page at
 //! `/api/docs` (`assets/apidocs/`).
 //!
-//! Annotations name one of four credentials; [`document`] turns each into
-//! the security schemes that carry it (`agent`: an agent's JWT or an API
-//! token in the header or the `api_token` query; `member`: a member token;
-//! `visitor`: a widget session token; `none`: public).
+//! Annotations name a credential; [`document`] turns each into the
+//! security schemes that carry it (`agent`: an agent's JWT or an API token
+//! in the header or the `api_token` query; `management`: an API token
+//! only; `member`: a member token; `visitor`: a widget session token).
+//! An operation without one is public.
 
 mod doc;
 
@@ -57,6 +58,19 @@ pub struct ErrorDetail {
 pub struct ItemPage {
     pub items: Vec<serde_json::Map<String, serde_json::Value>>,
     pub next_cursor: Option<String>,
+}
+
+/// A whole list in one answer: `nextCursor` is always null.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemList {
+    pub items: Vec<serde_json::Map<String, serde_json::Value>>,
+    #[schema(schema_with = null_schema)]
+    pub next_cursor: Option<()>,
+}
+
+fn null_schema() -> Schema {
+    ObjectBuilder::new().schema_type(Type::Null).into()
 }
 
 /// A JSON object; its fields are described on the operation.
@@ -196,5 +210,15 @@ fn asset(file: &str) -> Response {
         )
             .into_response(),
         None => crate::error::AppError::NotFound("file").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_whole_list_never_has_a_next_cursor() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let schema = &doc["components"]["schemas"]["ItemList"]["properties"]["nextCursor"];
+        assert_eq!(schema["type"], "null", "{schema}");
     }
 }

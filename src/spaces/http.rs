@@ -72,7 +72,7 @@ async fn create(
     get,
     path = "/chat-spaces",
     tag = "chat-spaces",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(

@@ -33,7 +33,7 @@ struct ListQuery {
     path = "/templates",
     tag = "templates",
     params(ListQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(

@@ -138,7 +138,7 @@ async fn update(
     path = "/visitors/{id}/threads",
     tag = "visitors",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn threads(

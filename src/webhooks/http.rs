@@ -84,7 +84,7 @@ async fn create(
     get,
     path = "/webhooks",
     tag = "webhooks",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(

@@ -77,12 +77,9 @@ async fn schemathesis_finds_no_problem_with_any_credential() {
         )
         .await;
     let api_token = token.created()["token"].as_str().unwrap().to_owned();
-    let (visitor_token, _) = fixtures::visitor_session(
-        &server,
-        FROM_SITE,
-        json!({"key": space.widget_key.clone()}),
-    )
-    .await;
+    let (visitor_token, _) =
+        fixtures::visitor_session(&server, FROM_SITE, json!({"key": space.widget_key.clone()}))
+            .await;
 
     // An agent's JWT on the agent API (what it does to its own session
     // and password is left out: a lucky guess would end the run's login).
