@@ -26,6 +26,8 @@ pub mod metrics;
 pub mod net;
 pub mod openapi;
 pub mod ops;
+#[cfg(test)]
+mod proptests;
 pub mod push;
 pub mod realtime;
 pub mod reports;
