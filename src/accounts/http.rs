@@ -28,7 +28,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(as = accounts::RegisterBody)]
+#[schema(as = accounts::RegisterBody, example = json!({"organizationName": "Acme", "displayName": "Ann Owner", "email": "ann@acme.example", "password": "correct horse battery"}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RegisterBody {
     organization_name: String,
@@ -78,7 +78,7 @@ async fn registration(State(state): State<AppState>) -> AppResult<Json<Value>> {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(as = accounts::LoginBody)]
+#[schema(as = accounts::LoginBody, example = json!({"email": "ann@acme.example", "password": "correct horse battery"}))]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     email: String,

@@ -451,7 +451,7 @@ fn etag_matches(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
 
 /// What part of a file a `Range` header asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ByteRange {
+pub enum ByteRange {
     Full,
     /// Inclusive bounds.
     Part {
@@ -464,7 +464,7 @@ pub(crate) enum ByteRange {
 /// One `bytes=` range: `a-b`, `a-` or `-n`. Anything else (several ranges,
 /// other units, nonsense) is ignored and the whole file is sent, as RFC
 /// 9110 allows.
-pub(crate) fn parse_range(value: &str, size: u64) -> ByteRange {
+pub fn parse_range(value: &str, size: u64) -> ByteRange {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return ByteRange::Full;
     };

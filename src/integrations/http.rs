@@ -70,7 +70,7 @@ fn member_routes() -> Router<AppState> {
 // API tokens.
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(as = integrations::CreateTokenBody)]
+#[schema(as = integrations::CreateTokenBody, example = json!({"name": "CRM", "scopes": ["management", "agent"]}))]
 #[serde(deny_unknown_fields)]
 struct CreateTokenBody {
     name: String,
@@ -297,7 +297,7 @@ struct RefBody {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(as = integrations::CreateThreadBody)]
+#[schema(as = integrations::CreateThreadBody, example = json!({"chatSpaceId": "01890000-0000-7000-8000-000000000001", "externalRef": {"type": "deal", "id": "D-1042"}, "subject": "Deal D-1042", "participants": ["user-17"], "accessScopes": [{"tenant": "acme", "scope1": ["sales"], "scope2": ["emea"]}]}))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateThreadBody {
     chat_space_id: SpaceId,

@@ -63,7 +63,7 @@ async fn list(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(as = messages::SendBody)]
+#[schema(as = messages::SendBody, example = json!({"content": "Hello! How can I help?", "clientMsgId": "c-7f3a", "internal": false}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SendBody {
     pub content: String,

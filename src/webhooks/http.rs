@@ -28,7 +28,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(as = webhooks::CreateBody)]
+#[schema(as = webhooks::CreateBody, example = json!({"url": "https://crm.example/hooks/mychat", "events": ["message.new", "thread.closed"], "description": "CRM"}))]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     url: String,

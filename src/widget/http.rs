@@ -86,7 +86,7 @@ async fn config(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(as = widget::SessionBody)]
+#[schema(as = widget::SessionBody, example = json!({"key": "wk_3f9c…", "locale": "en"}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SessionBody {
     key: String,
