@@ -74,6 +74,14 @@ macro_rules! typed_id {
             }
         }
 
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::openapi::uuid_schema()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl FromStr for $name {
             type Err = uuid::Error;
             fn from_str(s: &str) -> Result<Self, Self::Err> {

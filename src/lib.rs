@@ -24,7 +24,10 @@ pub mod memory;
 pub mod messages;
 pub mod metrics;
 pub mod net;
+pub mod openapi;
 pub mod ops;
+#[cfg(test)]
+mod proptests;
 pub mod push;
 pub mod realtime;
 pub mod reports;
@@ -355,6 +358,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::http::routes())
         .merge(push::http::routes())
         .merge(email::http::routes())
+        .merge(openapi::api_routes())
         .fallback(api_not_found)
         .layer(timeout)
         .merge(attachments::http::routes());
@@ -364,6 +368,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(web::routes())
+        .merge(openapi::routes())
         .merge(email::http::public_routes())
         .merge(realtime::routes())
         .layer(DefaultBodyLimit::max(state.config.http.body_limit))

@@ -20,10 +20,25 @@ use crate::metrics;
 use crate::state::AppState;
 use crate::store::Reader;
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "system",
+    responses((status = 200, description = "The process is up", body = String, content_type = "text/plain", example = "ok"))
+)]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "system",
+    responses(
+        (status = 200, description = "Ready to serve", body = crate::openapi::JsonObject, example = json!({"status": "ready"})),
+        (status = 503, description = "Not ready, or the disk is full (`disk_full`)", body = crate::openapi::ErrorBody)
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let ready = state.store.is_running() && state.store.read().is_ok();
     if ready && state.store.disk_full() {
@@ -61,6 +76,16 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 
 /// The metrics, from counters kept as things happen and a few cheap reads:
 /// Prometheus text, or OpenMetrics for a scraper that asks for it.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "system",
+    responses(
+        (status = 200, description = "Prometheus text (or OpenMetrics when asked for in `Accept`)", body = String, content_type = "text/plain"),
+        (status = 403, description = "The caller may not scrape (`metrics.allow` / `metrics.token`)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "A wrong scrape token", body = crate::openapi::ErrorBody)
+    )
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -58,6 +58,13 @@ fn whole<T>(items: Vec<T>) -> Json<Page<T>> {
 
 // Organization.
 
+#[utoipa::path(
+    get,
+    path = "/organization",
+    tag = "organization",
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn get_organization(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -65,12 +72,21 @@ async fn get_organization(
     Ok(Json(people::organization(&state, caller.org())?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = accounts::admin::NameBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct NameBody {
     name: String,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/organization",
+    tag = "organization",
+    request_body = NameBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn patch_organization(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -86,6 +102,13 @@ async fn patch_organization(
 
 // Agents.
 
+#[utoipa::path(
+    get,
+    path = "/agents",
+    tag = "organization",
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list_agents(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -96,6 +119,14 @@ async fn list_agents(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/agents/{id}",
+    tag = "organization",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn get_agent(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -105,7 +136,8 @@ async fn get_agent(
     Ok(Json(agent.view(online(&state, &agent))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = accounts::admin::CreateAgentBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateAgentBody {
     email: String,
@@ -124,6 +156,14 @@ struct CreatedAgent {
     invite_url: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/agents",
+    tag = "organization",
+    request_body = CreateAgentBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn create_agent(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -163,7 +203,8 @@ async fn create_agent(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = accounts::admin::PatchAgentBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PatchAgentBody {
     display_name: Option<String>,
@@ -181,6 +222,15 @@ struct PatchAgentBody {
 
 /// Open to every agent because an agent may rename themselves;
 /// [`people::apply_change`] refuses everything else a non-admin asks for.
+#[utoipa::path(
+    patch,
+    path = "/agents/{id}",
+    tag = "organization",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = PatchAgentBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn patch_agent(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -214,6 +264,14 @@ async fn patch_agent(
     Ok(Json(agent.view(online(&state, &agent))))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/agents/{id}",
+    tag = "organization",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn delete_agent(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -230,6 +288,14 @@ struct InviteLink {
     invite_url: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/agents/{id}/invite",
+    tag = "organization",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn invite_agent(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -246,6 +312,13 @@ async fn invite_agent(
 
 // Teams.
 
+#[utoipa::path(
+    get,
+    path = "/teams",
+    tag = "organization",
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list_teams(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -253,6 +326,14 @@ async fn list_teams(
     Ok(whole(people::teams(&state, caller.org())?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/teams/{id}",
+    tag = "organization",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn get_team(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -261,6 +342,14 @@ async fn get_team(
     Ok(Json(people::team(&state, caller.org(), id)?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/teams",
+    tag = "organization",
+    request_body = NameBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn create_team(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -273,6 +362,15 @@ async fn create_team(
     Ok((StatusCode::CREATED, Json(team)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/teams/{id}",
+    tag = "organization",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = NameBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn patch_team(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -292,6 +390,14 @@ async fn patch_team(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/teams/{id}",
+    tag = "organization",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn delete_team(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -27,7 +27,8 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/registration", get(registration))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = accounts::RegisterBody, example = json!({"organizationName": "Acme", "displayName": "Ann Owner", "email": "ann@acme.example", "password": "correct horse battery"}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RegisterBody {
     organization_name: String,
@@ -36,6 +37,13 @@ struct RegisterBody {
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors)
+)]
 async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -59,17 +67,31 @@ async fn register(
 }
 
 /// Whether the sign-up form should be offered.
+#[utoipa::path(
+    get,
+    path = "/auth/registration",
+    tag = "auth",
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors)
+)]
 async fn registration(State(state): State<AppState>) -> AppResult<Json<Value>> {
     Ok(Json(json!({ "open": service::registration_open(&state)? })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = accounts::LoginBody, example = json!({"email": "ann@acme.example", "password": "correct horse battery"}))]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = LoginBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors)
+)]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -90,12 +112,20 @@ async fn login(
     Ok(Json(service::issue_session(&state, &agent, org).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = accounts::RefreshBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body = RefreshBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors)
+)]
 async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshBody>,
@@ -109,6 +139,13 @@ struct LogoutBody {
     refresh_token: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn logout(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -130,6 +167,13 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn me(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> AppResult<Json<Value>> {
     let org = state.store.read()?.org(caller.org())?;
     // What the appliance can do, so the app shows only controls that work.
@@ -139,7 +183,8 @@ async fn me(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> AppR
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = accounts::PasswordBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PasswordBody {
     current_password: String,
@@ -148,6 +193,14 @@ struct PasswordBody {
 
 /// Changes the caller's password; every other session ends, this one gets
 /// fresh tokens.
+#[utoipa::path(
+    post,
+    path = "/auth/password",
+    tag = "auth",
+    request_body = PasswordBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn change_password(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -168,13 +221,21 @@ async fn change_password(
     Ok(Json(service::issue_session(&state, &agent, None).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = accounts::AcceptInviteBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AcceptInviteBody {
     token: String,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/accept-invite",
+    tag = "auth",
+    request_body = AcceptInviteBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors)
+)]
 async fn accept_invite(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -14,7 +14,19 @@ pub struct Organization {
 }
 
 /// What an agent may do. Ordered: an owner can do everything an admin can.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Agent,
@@ -87,7 +99,7 @@ pub struct AgentView {
 }
 
 /// Which threads an agent is told about when it is not looking.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyScope {
     /// Everything of its spaces and teams it may take, and its own threads.
@@ -99,7 +111,7 @@ pub enum NotifyScope {
 }
 
 /// An agent's notification preferences (email and Web Push alike).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct NotifyPrefs {
     pub scope: NotifyScope,

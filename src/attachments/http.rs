@@ -67,7 +67,8 @@ pub fn routes() -> Router<AppState> {
     agents.merge(visitors).merge(downloads)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UploadQuery {
     thread_id: Option<ThreadId>,
@@ -76,6 +77,15 @@ struct UploadQuery {
 
 /// `multipart/form-data` with one file in the field `file`; 201 with the
 /// stored attachment.
+#[utoipa::path(
+    post,
+    path = "/attachments",
+    tag = "attachments",
+    params(UploadQuery),
+    request_body(content_type = "multipart/form-data", content = crate::openapi::UploadForm),
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn agent_upload(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -86,6 +96,14 @@ async fn agent_upload(
     receive(&state, scope, multipart).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/widget/attachments",
+    tag = "attachments",
+    request_body(content_type = "multipart/form-data", content = crate::openapi::UploadForm),
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 async fn visitor_upload(
     State(state): State<AppState>,
     auth: VisitorAuth,
@@ -97,6 +115,15 @@ async fn visitor_upload(
 
 /// A member's upload, for a dialog it takes part in (403 for a potential
 /// member, 404 otherwise).
+#[utoipa::path(
+    post,
+    path = "/dialogs/{id}/attachments",
+    tag = "attachments",
+    params(("id" = uuid::Uuid, Path)),
+    request_body(content_type = "multipart/form-data", content = crate::openapi::UploadForm),
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("member" = []))
+)]
 async fn member_upload(
     State(state): State<AppState>,
     MemberAuth(who): MemberAuth,
@@ -238,6 +265,20 @@ impl FromRequestParts<AppState> for Downloader {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/attachments/{id}",
+    tag = "attachments",
+    params(("id" = uuid::Uuid, Path)),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 206, description = "The part a `Range` header asked for", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 416, description = "The `Range` cannot be satisfied", body = crate::openapi::ErrorBody),
+        crate::openapi::Errors
+    ),
+    security(("agent" = []), ("visitor" = []), ("member" = []))
+)]
 async fn download(
     State(state): State<AppState>,
     Downloader(viewer): Downloader,
@@ -257,6 +298,20 @@ async fn download(
     file.serve(&headers).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/attachments/{id}/thumbnail",
+    tag = "attachments",
+    params(("id" = uuid::Uuid, Path)),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 206, description = "The part a `Range` header asked for", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 416, description = "The `Range` cannot be satisfied", body = crate::openapi::ErrorBody),
+        crate::openapi::Errors
+    ),
+    security(("agent" = []), ("visitor" = []), ("member" = []))
+)]
 async fn thumbnail(
     State(state): State<AppState>,
     Downloader(viewer): Downloader,
@@ -396,7 +451,7 @@ fn etag_matches(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
 
 /// What part of a file a `Range` header asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ByteRange {
+pub enum ByteRange {
     Full,
     /// Inclusive bounds.
     Part {
@@ -409,7 +464,7 @@ enum ByteRange {
 /// One `bytes=` range: `a-b`, `a-` or `-n`. Anything else (several ranges,
 /// other units, nonsense) is ignored and the whole file is sent, as RFC
 /// 9110 allows.
-fn parse_range(value: &str, size: u64) -> ByteRange {
+pub fn parse_range(value: &str, size: u64) -> ByteRange {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return ByteRange::Full;
     };

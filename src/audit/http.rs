@@ -19,7 +19,8 @@ pub fn routes() -> axum::Router<AppState> {
     Router::new().route("/audit-events", get(list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     cursor: Option<String>,
@@ -30,6 +31,14 @@ struct ListQuery {
     to: Option<DateTime<Utc>>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit-events",
+    tag = "audit",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,

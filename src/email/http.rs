@@ -51,7 +51,8 @@ pub struct Queued {
     mail_id: MailId,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = email::WidgetTranscriptBody)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetTranscriptBody {
     /// The address to send to; it becomes the visitor's email.
@@ -60,6 +61,14 @@ pub struct WidgetTranscriptBody {
 
 /// `POST /widget/transcript`: the visitor's latest conversation, to the
 /// visitor's email (given here, or earlier).
+#[utoipa::path(
+    post,
+    path = "/widget/transcript",
+    tag = "widget",
+    request_body = WidgetTranscriptBody,
+    responses((status = 202, description = "Queued for sending", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 pub async fn widget_transcript(
     State(state): State<AppState>,
     auth: VisitorAuth,
@@ -122,6 +131,14 @@ fn queued(state: &AppState, mail: MailId) -> AppResult<(StatusCode, Json<Queued>
 }
 
 /// `POST /threads/:id/transcript`: the conversation, to its visitor.
+#[utoipa::path(
+    post,
+    path = "/threads/{id}/transcript",
+    tag = "email",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 202, description = "Queued for sending", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn agent_transcript(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -154,7 +171,8 @@ async fn agent_transcript(
     queued(&state, mail)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct OutboxQuery {
     cursor: Option<MailId>,
@@ -163,6 +181,14 @@ struct OutboxQuery {
 
 /// `GET /email/outbox` (admins): the organization's mails, newest first,
 /// with their state and last error.
+#[utoipa::path(
+    get,
+    path = "/email/outbox",
+    tag = "email",
+    params(OutboxQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn outbox(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,

@@ -69,7 +69,8 @@ fn member_routes() -> Router<AppState> {
 
 // API tokens.
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = integrations::CreateTokenBody, example = json!({"name": "CRM", "scopes": ["management", "agent"]}))]
 #[serde(deny_unknown_fields)]
 struct CreateTokenBody {
     name: String,
@@ -87,6 +88,14 @@ struct CreatedToken {
     created_at: DateTime<Utc>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api-tokens",
+    tag = "integrations",
+    request_body = CreateTokenBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn create_token(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -116,6 +125,13 @@ async fn create_token(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api-tokens",
+    tag = "integrations",
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list_tokens(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -129,6 +145,14 @@ async fn list_tokens(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api-tokens/{id}",
+    tag = "integrations",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn delete_token(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -142,7 +166,8 @@ async fn delete_token(
 
 // Signing keys.
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = integrations::CreateKeyBody)]
 #[serde(deny_unknown_fields)]
 struct CreateKeyBody {
     name: String,
@@ -157,6 +182,14 @@ struct CreatedKey {
     created_at: DateTime<Utc>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/signing-keys",
+    tag = "integrations",
+    request_body = CreateKeyBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn create_key(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -178,6 +211,13 @@ async fn create_key(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/signing-keys",
+    tag = "integrations",
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list_keys(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -191,6 +231,14 @@ async fn list_keys(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/signing-keys/{id}",
+    tag = "integrations",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn delete_key(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -204,6 +252,13 @@ async fn delete_key(
 
 // Members.
 
+#[utoipa::path(
+    get,
+    path = "/members",
+    tag = "integrations",
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list_members(
     State(state): State<AppState>,
     AdminOrManagement(org): AdminOrManagement,
@@ -214,6 +269,14 @@ async fn list_members(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/members/{external_id}",
+    tag = "integrations",
+    params(("external_id" = String, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn show_member(
     State(state): State<AppState>,
     AdminOrManagement(org): AdminOrManagement,
@@ -224,7 +287,8 @@ async fn show_member(
 
 // Object-bound threads (management scope).
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = integrations::RefBody)]
 #[serde(deny_unknown_fields)]
 struct RefBody {
     #[serde(rename = "type")]
@@ -232,7 +296,8 @@ struct RefBody {
     id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = integrations::CreateThreadBody, example = json!({"chatSpaceId": "01890000-0000-7000-8000-000000000001", "externalRef": {"type": "deal", "id": "D-1042"}, "subject": "Deal D-1042", "participants": ["user-17"], "accessScopes": [{"tenant": "acme", "scope1": ["sales"], "scope2": ["emea"]}]}))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateThreadBody {
     chat_space_id: SpaceId,
@@ -244,6 +309,14 @@ struct CreateThreadBody {
     access_scopes: Vec<AccessScope>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/management/threads",
+    tag = "management",
+    request_body = CreateThreadBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("management" = []))
+)]
 async fn create_thread(
     State(state): State<AppState>,
     ManagementAuth(token): ManagementAuth,
@@ -272,6 +345,14 @@ async fn create_thread(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/management/threads/by-ref/{kind}/{id}",
+    tag = "management",
+    params(("kind" = String, Path), ("id" = String, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("management" = []))
+)]
 async fn thread_by_ref(
     State(state): State<AppState>,
     ManagementAuth(token): ManagementAuth,
@@ -282,6 +363,14 @@ async fn thread_by_ref(
     Ok(Json(views::object_thread(&state.store.read()?, &thread)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/management/threads/{id}",
+    tag = "management",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("management" = []))
+)]
 async fn show_thread(
     State(state): State<AppState>,
     ManagementAuth(token): ManagementAuth,
@@ -292,7 +381,8 @@ async fn show_thread(
     Ok(Json(views::object_thread(&read, &thread)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = integrations::PatchThreadBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PatchThreadBody {
     /// Absent: unchanged; null: none.
@@ -301,6 +391,15 @@ struct PatchThreadBody {
     access_scopes: Option<Vec<AccessScope>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/management/threads/{id}",
+    tag = "management",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = PatchThreadBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("management" = []))
+)]
 async fn patch_thread(
     State(state): State<AppState>,
     ManagementAuth(token): ManagementAuth,
@@ -318,6 +417,14 @@ async fn patch_thread(
     Ok(Json(views::object_thread(&state.store.read()?, &thread)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/management/threads/{id}",
+    tag = "management",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("management" = []))
+)]
 async fn delete_thread(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -329,13 +436,23 @@ async fn delete_thread(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = integrations::ParticipantBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ParticipantBody {
     external_id: String,
     name: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/management/threads/{id}/participants",
+    tag = "management",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = ParticipantBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("management" = []))
+)]
 async fn add_participant(
     State(state): State<AppState>,
     ManagementAuth(token): ManagementAuth,
@@ -349,6 +466,14 @@ async fn add_participant(
     Ok(Json(views::object_thread(&state.store.read()?, &thread)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/management/threads/{id}/participants/{external_id}",
+    tag = "management",
+    params(("id" = uuid::Uuid, Path), ("external_id" = String, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("management" = []))
+)]
 async fn remove_participant(
     State(state): State<AppState>,
     ManagementAuth(token): ManagementAuth,
@@ -359,13 +484,23 @@ async fn remove_participant(
     Ok(Json(views::object_thread(&state.store.read()?, &thread)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = integrations::BackendMessageBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct BackendMessageBody {
     content: String,
     client_msg_id: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/management/threads/{id}/messages",
+    tag = "management",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = BackendMessageBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("management" = []))
+)]
 async fn post_message(
     State(state): State<AppState>,
     ManagementAuth(token): ManagementAuth,
@@ -390,7 +525,8 @@ async fn post_message(
 
 // The member chat API.
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DialogsQuery {
     #[serde(rename = "type")]
@@ -399,6 +535,14 @@ struct DialogsQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/dialogs",
+    tag = "dialogs",
+    params(DialogsQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    security(("member" = []))
+)]
 async fn list_dialogs(
     State(state): State<AppState>,
     MemberAuth(who): MemberAuth,
@@ -415,6 +559,14 @@ async fn list_dialogs(
     Ok(Json(dialogs::list(&state, &who, which, cursor, limit)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/dialogs/by-object/{kind}/{id}",
+    tag = "dialogs",
+    params(("kind" = String, Path), ("id" = String, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("member" = []))
+)]
 async fn dialog_by_object(
     State(state): State<AppState>,
     MemberAuth(who): MemberAuth,
@@ -424,6 +576,14 @@ async fn dialog_by_object(
     Ok(Json(dialogs::by_object(&state, &who, &r)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/dialogs/{id}",
+    tag = "dialogs",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("member" = []))
+)]
 async fn show_dialog(
     State(state): State<AppState>,
     MemberAuth(who): MemberAuth,
@@ -432,6 +592,14 @@ async fn show_dialog(
     Ok(Json(dialogs::get(&state, &who, id)?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/dialogs/{id}/join",
+    tag = "dialogs",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("member" = []))
+)]
 async fn join(
     State(state): State<AppState>,
     MemberAuth(who): MemberAuth,
@@ -440,6 +608,14 @@ async fn join(
     Ok(Json(dialogs::join(&state, &who, id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/dialogs/{id}/leave",
+    tag = "dialogs",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("member" = []))
+)]
 async fn leave(
     State(state): State<AppState>,
     MemberAuth(who): MemberAuth,
@@ -449,7 +625,8 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct MessagesQuery {
     before: Option<MessageId>,
@@ -458,6 +635,14 @@ struct MessagesQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/dialogs/{id}/messages",
+    tag = "dialogs",
+    params(("id" = uuid::Uuid, Path), MessagesQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    security(("member" = []))
+)]
 async fn dialog_messages(
     State(state): State<AppState>,
     MemberAuth(who): MemberAuth,
@@ -471,7 +656,8 @@ async fn dialog_messages(
     )?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = integrations::MemberSendBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct MemberSendBody {
     content: String,
@@ -481,6 +667,15 @@ struct MemberSendBody {
     attachment_ids: Vec<AttachmentId>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/dialogs/{id}/messages",
+    tag = "dialogs",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = MemberSendBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("member" = []))
+)]
 async fn send_dialog_message(
     State(state): State<AppState>,
     MemberAuth(who): MemberAuth,
@@ -503,12 +698,22 @@ async fn send_dialog_message(
     Ok((status, Json(sent.message.redacted())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = integrations::ReadBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ReadBody {
     up_to: MessageId,
 }
 
+#[utoipa::path(
+    post,
+    path = "/dialogs/{id}/read",
+    tag = "dialogs",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = ReadBody,
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("member" = []))
+)]
 async fn read(
     State(state): State<AppState>,
     MemberAuth(who): MemberAuth,

@@ -125,7 +125,7 @@ pub struct Member {
 
 /// Who may join an object-bound thread: members of `tenant` with at least
 /// one `scope1` value and at least one `scope2` value in common.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessScope {
     pub tenant: String,

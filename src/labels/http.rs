@@ -22,6 +22,13 @@ pub fn routes() -> Router<AppState> {
         .route("/labels/{id}", patch(update).delete(remove))
 }
 
+#[utoipa::path(
+    get,
+    path = "/labels",
+    tag = "labels",
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -33,13 +40,22 @@ async fn list(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = labels::CreateBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateBody {
     name: String,
     color: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/labels",
+    tag = "labels",
+    request_body = CreateBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -51,13 +67,23 @@ async fn create(
     Ok((StatusCode::CREATED, Json(label)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = labels::PatchBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PatchBody {
     name: Option<String>,
     color: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/labels/{id}",
+    tag = "labels",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = PatchBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn update(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -78,6 +104,14 @@ async fn update(
     Ok(Json(label))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/labels/{id}",
+    tag = "labels",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -24,7 +24,8 @@ pub fn routes() -> Router<AppState> {
         .route("/messages/{id}/attachments", post(attach))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListQuery {
     before: Option<MessageId>,
@@ -33,6 +34,14 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/threads/{id}/messages",
+    tag = "messages",
+    params(("id" = uuid::Uuid, Path), ListQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -53,7 +62,8 @@ async fn list(
     )?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = messages::SendBody, example = json!({"content": "Hello! How can I help?", "clientMsgId": "c-7f3a", "internal": false}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SendBody {
     pub content: String,
@@ -67,6 +77,15 @@ pub struct SendBody {
 
 /// 201 with the new message; 200 with the original when the clientMsgId
 /// was already used (a retry).
+#[utoipa::path(
+    post,
+    path = "/threads/{id}/messages",
+    tag = "messages",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = SendBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn send(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -89,12 +108,22 @@ async fn send(
     Ok((status, Json(sent.message.redacted())))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = messages::EditBody)]
 #[serde(deny_unknown_fields)]
 struct EditBody {
     content: String,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/messages/{id}",
+    tag = "messages",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = EditBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn edit(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -106,6 +135,14 @@ async fn edit(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/messages/{id}",
+    tag = "messages",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -114,7 +151,8 @@ async fn remove(
     Ok(Json(service::delete(&state, &caller, id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = messages::AttachBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AttachBody {
     /// Files uploaded with `POST /attachments?threadId=` for this thread.
@@ -122,6 +160,15 @@ struct AttachBody {
 }
 
 /// Adds files to the caller's own message (within the edit window).
+#[utoipa::path(
+    post,
+    path = "/messages/{id}/attachments",
+    tag = "messages",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = AttachBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn attach(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,

@@ -21,11 +21,19 @@ pub fn routes() -> Router<AppState> {
         .route("/push/subscriptions", post(subscribe).delete(unsubscribe))
 }
 
+#[utoipa::path(
+    get,
+    path = "/push/vapid-key",
+    tag = "push",
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn vapid_key(State(state): State<AppState>, _: AgentAuth) -> AppResult<Json<Value>> {
     Ok(Json(json!({ "publicKey": service::vapid_key(&state)? })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = push::Keys)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Keys {
     p256dh: String,
@@ -33,7 +41,8 @@ struct Keys {
 }
 
 /// `PushSubscription.toJSON()`, plus the app's language.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = push::SubscribeBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SubscribeBody {
     endpoint: String,
@@ -54,6 +63,14 @@ struct Subscribed {
 }
 
 /// 201 for a new device, 200 when it was already the caller's.
+#[utoipa::path(
+    post,
+    path = "/push/subscriptions",
+    tag = "push",
+    request_body = SubscribeBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn subscribe(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -80,12 +97,21 @@ async fn subscribe(
     Ok((status, Json(reply)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = push::UnsubscribeBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UnsubscribeBody {
     endpoint: String,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/push/subscriptions",
+    tag = "push",
+    request_body = UnsubscribeBody,
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn unsubscribe(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,

@@ -18,7 +18,8 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/reports/summary", get(summary))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SummaryQuery {
     from: Option<String>,
@@ -29,6 +30,20 @@ struct SummaryQuery {
     format: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/reports/summary",
+    tag = "reports",
+    params(SummaryQuery),
+    responses(
+        (status = 200, description = "The summary: JSON, or CSV with `format=csv`", content(
+            (crate::openapi::JsonObject = "application/json"),
+            (String = "text/csv")
+        )),
+        crate::openapi::Errors
+    ),
+    security(("agent" = []))
+)]
 async fn summary(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,

@@ -27,7 +27,8 @@ pub fn routes() -> Router<AppState> {
         .route("/chat-spaces/{id}/embed", get(embed))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = spaces::CreateBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateBody {
     name: String,
@@ -37,6 +38,14 @@ struct CreateBody {
     settings: Option<Map<String, Value>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/chat-spaces",
+    tag = "chat-spaces",
+    request_body = CreateBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -59,6 +68,13 @@ async fn create(
     Ok((StatusCode::CREATED, Json(space)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chat-spaces",
+    tag = "chat-spaces",
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -73,6 +89,14 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chat-spaces/{id}",
+    tag = "chat-spaces",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -84,7 +108,8 @@ async fn show(
     Ok(Json(service::get(&state, caller.org(), id)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = spaces::UpdateBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct UpdateBody {
     name: Option<String>,
@@ -93,6 +118,15 @@ struct UpdateBody {
     settings: Option<Map<String, Value>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/chat-spaces/{id}",
+    tag = "chat-spaces",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = UpdateBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn update(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -113,6 +147,14 @@ async fn update(
     Ok(Json(space))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/chat-spaces/{id}",
+    tag = "chat-spaces",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -131,6 +173,14 @@ struct KeyReply {
     snippet: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/chat-spaces/{id}/rotate-key",
+    tag = "chat-spaces",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn rotate_key(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -142,6 +192,14 @@ async fn rotate_key(
     Ok(Json(key_reply(&state, space.widget_key)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/chat-spaces/{id}/embed",
+    tag = "chat-spaces",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn embed(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,

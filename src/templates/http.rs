@@ -21,12 +21,21 @@ pub fn routes() -> Router<AppState> {
         .route("/templates/{id}", get(show).patch(update).delete(remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ListQuery {
     chat_space_id: Option<SpaceId>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/templates",
+    tag = "templates",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -45,6 +54,14 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/templates/{id}",
+    tag = "templates",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -60,7 +77,8 @@ async fn show(
     Ok(Json(template))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = templates::CreateBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateBody {
     shortcut: String,
@@ -69,6 +87,14 @@ struct CreateBody {
     chat_space_id: Option<SpaceId>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/templates",
+    tag = "templates",
+    request_body = CreateBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -80,7 +106,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(template)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = templates::UpdateBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct UpdateBody {
     shortcut: Option<String>,
@@ -91,6 +118,15 @@ struct UpdateBody {
     chat_space_id: Option<Option<SpaceId>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/templates/{id}",
+    tag = "templates",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = UpdateBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn update(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -116,6 +152,14 @@ async fn update(
     Ok(Json(template))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/templates/{id}",
+    tag = "templates",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,

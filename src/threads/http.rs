@@ -35,7 +35,8 @@ pub fn routes() -> Router<AppState> {
         .route("/unread-count", get(unread))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListQuery {
     view: Option<String>,
@@ -133,6 +134,14 @@ fn filter(caller_id: AgentId, q: ListQuery, space: Option<SpaceId>) -> AppResult
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/chat-spaces/{id}/threads",
+    tag = "threads",
+    params(("id" = uuid::Uuid, Path), ListQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn space_threads(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -146,6 +155,14 @@ async fn space_threads(
     Ok(Json(service::list(&state, &caller, None, &f)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/threads",
+    tag = "threads",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn threads(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -156,6 +173,14 @@ async fn threads(
     Ok(Json(service::list(&state, &caller, Some(view), &f)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/threads/{id}",
+    tag = "threads",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn one(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -164,6 +189,14 @@ async fn one(
     Ok(Json(service::get(&state, &caller, id)?))
 }
 
+#[utoipa::path(
+    method(patch, post),
+    path = "/threads/{id}/claim",
+    tag = "threads",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn claim(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -172,6 +205,14 @@ async fn claim(
     Ok(Json(service::claim(&state, &caller, id).await?))
 }
 
+#[utoipa::path(
+    method(patch, post),
+    path = "/threads/{id}/release",
+    tag = "threads",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn release(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -180,6 +221,14 @@ async fn release(
     Ok(Json(service::release(&state, &caller, id).await?))
 }
 
+#[utoipa::path(
+    method(patch, post),
+    path = "/threads/{id}/close",
+    tag = "threads",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn close(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -188,6 +237,14 @@ async fn close(
     Ok(Json(service::close(&state, &caller, id).await?))
 }
 
+#[utoipa::path(
+    method(patch, post),
+    path = "/threads/{id}/reopen",
+    tag = "threads",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn reopen(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -196,12 +253,22 @@ async fn reopen(
     Ok(Json(service::reopen(&state, &caller, id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = threads::TransferBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TransferBody {
     agent_id: AgentId,
 }
 
+#[utoipa::path(
+    post,
+    path = "/threads/{id}/transfer",
+    tag = "threads",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = TransferBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn transfer(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -222,7 +289,8 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = threads::PatchBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PatchBody {
     status: Option<ThreadStatus>,
@@ -235,6 +303,15 @@ struct PatchBody {
     priority: Option<Priority>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/threads/{id}",
+    tag = "threads",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = PatchBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn update(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -256,12 +333,22 @@ async fn update(
     Ok(Json(service::patch(&state, &caller, id, p).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = threads::ReadBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ReadBody {
     up_to: MessageId,
 }
 
+#[utoipa::path(
+    post,
+    path = "/threads/{id}/read",
+    tag = "threads",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = ReadBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn read(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -274,6 +361,13 @@ async fn read(
     Ok(Json(service::get(&state, &caller, id)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/unread-count",
+    tag = "threads",
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn unread(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -281,7 +375,8 @@ async fn unread(
     Ok(Json(service::unread_count(&state, &caller)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = threads::StartBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StartBody {
     visitor_id: VisitorId,
@@ -293,6 +388,14 @@ struct StartBody {
     attachment_ids: Vec<AttachmentId>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/threads",
+    tag = "threads",
+    request_body = StartBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn start(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -318,6 +421,14 @@ async fn start(
 }
 
 /// Deletes the thread, its messages and their files (admins only).
+#[utoipa::path(
+    delete,
+    path = "/threads/{id}",
+    tag = "threads",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     crate::extract::ClientIp(ip): crate::extract::ClientIp,

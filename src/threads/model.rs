@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{AgentId, LabelId, MemberId, MessageId, SpaceId, TeamId, ThreadId, VisitorId};
 use crate::integrations::model::AccessScope;
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ThreadStatus {
     Unassigned,
@@ -124,7 +124,19 @@ pub struct Thread {
 }
 
 /// How urgent agents find a conversation.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     #[default]

@@ -26,6 +26,14 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Everything stored about the visitor (GDPR art. 15), as a download.
+#[utoipa::path(
+    get,
+    path = "/visitors/{id}/export",
+    tag = "visitors",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn export(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -38,6 +46,14 @@ async fn export(
 }
 
 /// Erases the visitor and everything about it (GDPR art. 17).
+#[utoipa::path(
+    delete,
+    path = "/visitors/{id}",
+    tag = "visitors",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn erase(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -49,6 +65,14 @@ async fn erase(
     Ok(Json(erased))
 }
 
+#[utoipa::path(
+    get,
+    path = "/visitors/{id}",
+    tag = "visitors",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -60,7 +84,8 @@ async fn show(
 }
 
 /// Each field: absent leaves it, `null` or `""` clears it.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = visitors::UpdateBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct UpdateBody {
     #[serde(default, deserialize_with = "crate::extract::present")]
@@ -78,6 +103,15 @@ struct UpdateBody {
     attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/visitors/{id}",
+    tag = "visitors",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = UpdateBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn update(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -99,6 +133,14 @@ async fn update(
     Ok(Json(visitor.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/visitors/{id}/threads",
+    tag = "visitors",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn threads(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,

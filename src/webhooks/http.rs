@@ -27,7 +27,8 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/{id}/deliveries/{delivery_id}/retry", post(retry))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = webhooks::CreateBody, example = json!({"url": "https://crm.example/hooks/mychat", "events": ["message.new", "thread.closed"], "description": "CRM"}))]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     url: String,
@@ -43,6 +44,14 @@ struct Created {
     secret: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks",
+    tag = "webhooks",
+    request_body = CreateBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -71,6 +80,13 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks",
+    tag = "webhooks",
+    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -84,6 +100,14 @@ async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn show(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -92,7 +116,8 @@ async fn show(
     Ok(Json(service::get(&state, caller.org(), id)?.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = webhooks::UpdateBody)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     url: Option<String>,
@@ -102,6 +127,15 @@ struct UpdateBody {
     description: Option<Option<String>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = uuid::Uuid, Path)),
+    request_body = UpdateBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn update(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -133,6 +167,14 @@ async fn update(
     Ok(Json(w.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -149,6 +191,14 @@ struct Rotated {
     secret: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn rotate(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -160,6 +210,14 @@ async fn rotate(
     Ok(Json(Rotated { secret }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/test",
+    tag = "webhooks",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 202, description = "Accepted", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn test(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -169,13 +227,22 @@ async fn test(
     Ok((StatusCode::ACCEPTED, Json(d)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveriesQuery {
     cursor: Option<String>,
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}/deliveries",
+    tag = "webhooks",
+    params(("id" = uuid::Uuid, Path), DeliveriesQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn deliveries(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,
@@ -198,6 +265,14 @@ async fn deliveries(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/deliveries/{delivery_id}/retry",
+    tag = "webhooks",
+    params(("id" = uuid::Uuid, Path), ("delivery_id" = uuid::Uuid, Path)),
+    responses((status = 202, description = "Accepted", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn retry(
     State(state): State<AppState>,
     AdminAuth(caller): AdminAuth,

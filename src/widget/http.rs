@@ -53,12 +53,20 @@ fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(ORIGIN).and_then(|v| v.to_str().ok())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ConfigQuery {
     key: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/widget/config",
+    tag = "widget",
+    params(ConfigQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors)
+)]
 async fn config(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -77,7 +85,8 @@ async fn config(
     )?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = widget::SessionBody, example = json!({"key": "wk_3f9c…", "locale": "en"}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SessionBody {
     key: String,
@@ -89,6 +98,13 @@ struct SessionBody {
 
 /// 201 with a new visitor's token (the only time it is ever sent), or 200
 /// echoing the token of a resumed session.
+#[utoipa::path(
+    post,
+    path = "/widget/session",
+    tag = "widget",
+    request_body = SessionBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors)
+)]
 async fn session(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -119,7 +135,8 @@ async fn session(
     Ok((status, Json(session)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListQuery {
     after: Option<MessageId>,
@@ -128,6 +145,14 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/widget/messages",
+    tag = "widget",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     auth: VisitorAuth,
@@ -147,7 +172,8 @@ async fn list(
     )?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = widget::SendBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SendBody {
     content: String,
@@ -165,6 +191,14 @@ struct SendReply {
 
 /// 201 with the new message; 200 with the original when the clientMsgId
 /// was already used (a retry after a lost answer).
+#[utoipa::path(
+    post,
+    path = "/widget/messages",
+    tag = "widget",
+    request_body = SendBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 async fn send(
     State(state): State<AppState>,
     auth: VisitorAuth,
@@ -199,7 +233,8 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = widget::VisitorBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct VisitorBody {
     #[serde(default, deserialize_with = "double_option")]
@@ -211,6 +246,14 @@ struct VisitorBody {
     attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/widget/visitor",
+    tag = "widget",
+    request_body = VisitorBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 async fn update_visitor(
     State(state): State<AppState>,
     auth: VisitorAuth,
@@ -232,7 +275,8 @@ async fn update_visitor(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = widget::IdentifyBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct IdentifyBody {
     token: String,
@@ -249,6 +293,14 @@ struct IdentifyReply {
 
 /// 200 with the verified visitor; 401 `identity_invalid` for any bad
 /// token, 409 `identity_off` when the space does not take them.
+#[utoipa::path(
+    post,
+    path = "/widget/identify",
+    tag = "widget",
+    request_body = IdentifyBody,
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 async fn identify(
     State(state): State<AppState>,
     auth: VisitorAuth,
@@ -261,7 +313,8 @@ async fn identify(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = widget::OfflineBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct OfflineBody {
     name: Option<String>,
@@ -274,6 +327,14 @@ struct ThreadReply {
     thread: Option<ThreadRef>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/widget/offline",
+    tag = "widget",
+    request_body = OfflineBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 async fn offline(
     State(state): State<AppState>,
     auth: VisitorAuth,
@@ -293,17 +354,33 @@ async fn offline(
     Ok((StatusCode::CREATED, Json(reply)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/widget/close",
+    tag = "widget",
+    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 async fn close(State(state): State<AppState>, auth: VisitorAuth) -> AppResult<Json<ThreadReply>> {
     let thread = service::close(&state, auth.visitor.id).await?;
     Ok(Json(ThreadReply { thread }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = widget::ReadBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ReadBody {
     up_to: MessageId,
 }
 
+#[utoipa::path(
+    post,
+    path = "/widget/read",
+    tag = "widget",
+    request_body = ReadBody,
+    responses((status = 204, description = "Done"), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 async fn read(
     State(state): State<AppState>,
     auth: VisitorAuth,
@@ -313,7 +390,8 @@ async fn read(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = widget::RatingBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RatingBody {
     thread_id: ThreadId,
@@ -330,6 +408,14 @@ struct RatingReply {
 }
 
 /// 201 with the stored rating.
+#[utoipa::path(
+    post,
+    path = "/widget/rating",
+    tag = "widget",
+    request_body = RatingBody,
+    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 async fn rate(
     State(state): State<AppState>,
     auth: VisitorAuth,

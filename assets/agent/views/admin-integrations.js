@@ -24,6 +24,7 @@ export class IntegrationsPage {
         this.revealed,
         h('h2', {}, t('integrations.tokens')),
         h('p', { class: 'muted' }, t('integrations.tokensHint')),
+        h('p', {}, h('a', { href: '/api/docs', target: '_blank', rel: 'noopener', dataset: { link: 'api-docs' } }, t('integrations.apiDocs'))),
         this.tokenForm(),
         this.tokens,
         h('h2', {}, t('integrations.keys')),

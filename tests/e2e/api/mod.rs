@@ -13,6 +13,8 @@ mod identity;
 mod integrations;
 mod labels;
 mod messages;
+mod openapi;
+mod openapi_schemathesis;
 mod ops;
 mod push;
 mod ratings;

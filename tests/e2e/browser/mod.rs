@@ -1,6 +1,7 @@
 //! The widget and the agent app in a real browser: headless Chromium
 //! driven through chromedriver (WebDriver).
 
+mod apidocs;
 mod app;
 mod attachments;
 mod desk;
