@@ -14,3 +14,4 @@ mod screenshots;
 mod smoke;
 mod widget;
 mod widget_api;
+mod widget_load;
