@@ -87,6 +87,10 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 .ed{font-style:italic}
 .box{position:absolute;inset:0;z-index:2;display:flex;align-items:center;justify-content:center;border:0;padding:12px;background:rgba(0,0,0,.85)}
 .box img{max-width:100%;max-height:100%}
+.past{font-size:12px;color:var(--muted)}
+.past summary{cursor:pointer;padding:2px 0}
+.pastone{margin:4px 0 4px 8px}
+.plog{display:flex;flex-direction:column;gap:6px;padding:6px 0 10px;font-size:14px;color:var(--fg)}
 .peek{position:fixed;bottom:88px;right:20px;max-width:260px;padding:10px 14px;border:0;border-radius:14px;background:var(--bg);
  color:var(--fg);box-shadow:var(--shadow);text-align:left;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .left .peek{right:auto;left:20px}
@@ -172,6 +176,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       end: h('button', { type: 'button', class: 'end', hidden: true, onclick: endChat, onblur: unsure }, t.end),
       log: h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t.messages, tabindex: '0' }),
       typing: h('div', { class: 'typing', hidden: true }),
+      past: h('details', { class: 'past', hidden: true }),
       notice: h('div', { class: 'notice', role: 'status', hidden: true }, t.reconnecting),
       input: h('textarea', { 'aria-label': t.write, placeholder: t.write, maxlength: 5000, rows: 1, oninput: onInput, onkeydown: onComposeKey, onpaste }),
       tray: h('div', { class: 'tray' }),
@@ -209,13 +214,16 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     r.launcher.before(r.peek);
     r.root.append(r.panel);
     appearance();
+    r.past.dataset.k = '';
+    r.log.prepend(r.past);
     if (cfg.welcomeMessage) {
       const w = h('div', { class: 'msg in welcome' }, rich(h('div', { class: 'bubble' }), cfg.welcomeMessage));
       place(w, '');
     }
     if (old) {
       // Another language: the same conversation and draft, in its words.
-      r.log.append(...[...old.log.children].filter((el) => !el.matches('.welcome')));
+      r.log.append(...[...old.log.children].filter((el) => !el.matches('.welcome,.past')));
+      pastFor = null;
       r.tray.append(...old.tray.children);
       r.input.value = old.input.value;
       r.panel.hidden = !isOpen;
@@ -450,6 +458,53 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     }
   }
 
+  /* ---------- earlier conversations: a list to open and read ---------- */
+
+  let pastFor; // the current thread when the list was made
+  async function pastList() {
+    if (!token || pastFor === threadId) return;
+    pastFor = threadId;
+    let old;
+    try {
+      old = (await call('GET', '/threads')).items.filter((th) => th.id !== threadId);
+    } catch (e) {
+      pastFor = undefined;
+      return;
+    }
+    ui.past.hidden = !old.length;
+    ui.past.replaceChildren(h('summary', null, fill(t.earlier, old.length)), ...old.map(pastOne));
+  }
+
+  function pastOne(th) {
+    const log = h('div', { class: 'plog' });
+    let day = th.createdAt;
+    try {
+      day = new Date(day).toLocaleDateString(lang);
+    } catch (e) {
+      /* the server's date as it is */
+    }
+    const d = h('details', { class: 'pastone', ontoggle: () => d.open && !log.firstChild && pastRead(th.id, log) }, h('summary', null, day + ' · ' + (th.preview || '…')), log);
+    return d;
+  }
+
+  // An earlier conversation, read-only, with its files.
+  async function pastRead(id, log, cursor) {
+    try {
+      const p = await call('GET', '/messages?limit=200&threadId=' + id + (cursor ? '&cursor=' + cursor : ''));
+      for (const m of p.items) {
+        if (m.internal) continue;
+        const kind = m.senderType === 'visitor' ? 'out' : m.senderType === 'agent' ? 'in' : 'sys';
+        const rec = bubble(kind, m.deletedAt ? t.deleted : m.content, m.createdAt, kind === 'in' ? m.senderName || t.agent : null);
+        showFiles(rec, m);
+        edited(rec, m);
+        log.append(rec.el);
+      }
+      if (p.nextCursor) pastRead(id, log, p.nextCursor);
+    } catch (e) {
+      log.replaceChildren(h('p', { class: 'err' }, said(e)));
+    }
+  }
+
   /* ---------- what the panel shows ---------- */
 
   let cfg = null;
@@ -462,6 +517,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
   let unreadWas = 0;
   function refresh() {
     if (!ui) return;
+    if (isOpen && historyLoaded) pastList();
     const on = reachable();
     ui.root.classList.toggle('on', on);
     ui.status.textContent = on ? t.online + (cfg.replyMinutes ? ' · ' + fill(t.within, cfg.replyMinutes) : '') : t.away;
@@ -654,6 +710,8 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       }
     }
     ui.log.querySelectorAll('.sys').forEach((el) => el.remove());
+    ui.past.hidden = true;
+    pastFor = null;
     lastId = '';
     threadId = null;
     threadClosed = false;

@@ -336,6 +336,73 @@ pub fn messages(
     })
 }
 
+/// A messages page of one of the visitor's own threads (an earlier
+/// conversation); any other thread is not found.
+pub fn thread_messages(
+    state: &AppState,
+    visitor: VisitorId,
+    thread: ThreadId,
+    after: Option<MessageId>,
+    limit: usize,
+) -> AppResult<MessagesPage> {
+    let read = state.store.read()?;
+    let thread = read
+        .thread(thread)?
+        .filter(|t| t.visitor_id == visitor)
+        .ok_or(AppError::NotFound("thread"))?;
+    let Page { items, next_cursor } =
+        messages::page(&read, thread.id, None, after, limit, Audience::Visitor)?;
+    Ok(MessagesPage {
+        items,
+        next_cursor,
+        thread: Some(ThreadRef::from(&thread)),
+    })
+}
+
+/// How many of a visitor's conversations the widget lists.
+pub const PAST_THREADS: usize = 20;
+/// How much of a conversation's first message its entry shows.
+const PREVIEW_CHARS: usize = 80;
+
+/// One of the visitor's conversations, as their widget lists it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VisitorThread {
+    pub id: ThreadId,
+    pub status: ThreadStatus,
+    pub created_at: chrono::DateTime<Utc>,
+    pub closed_at: Option<chrono::DateTime<Utc>>,
+    /// The start of the first message the visitor can see.
+    pub preview: String,
+}
+
+/// The visitor's own conversations, newest first (at most
+/// [`PAST_THREADS`]); nothing of anyone else's.
+pub fn threads(state: &AppState, visitor: VisitorId) -> AppResult<Vec<VisitorThread>> {
+    let read = state.store.read()?;
+    let mut out = Vec::new();
+    for t in read
+        .threads_of_visitor(visitor)?
+        .into_iter()
+        .take(PAST_THREADS)
+    {
+        let first = messages::page(&read, t.id, None, None, 5, Audience::Visitor)?.items;
+        let preview = first
+            .iter()
+            .find(|m| m.deleted_at.is_none() && !m.content.trim().is_empty())
+            .map(|m| m.content.chars().take(PREVIEW_CHARS).collect())
+            .unwrap_or_default();
+        out.push(VisitorThread {
+            id: t.id,
+            status: t.status,
+            created_at: t.created_at,
+            closed_at: t.closed_at,
+            preview,
+        });
+    }
+    Ok(out)
+}
+
 /// The visitor's own fields, as the widget may see them.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

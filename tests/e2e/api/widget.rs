@@ -889,3 +889,65 @@ async fn messages_are_bounded_and_validated() {
     assert_eq!(page["thread"], Value::Null);
     say(&server, &token, &"x".repeat(5000), "max").await.ok();
 }
+
+#[tokio::test]
+async fn a_visitor_lists_and_reads_only_their_own_earlier_conversations() {
+    let server = TestServer::start().await;
+    let (owner, space) = owner_and_space(&server).await;
+    let (token, _) = new_session(&server, &space).await;
+
+    let first = say(&server, &token, "First chat", "a").await;
+    let old = first.body["thread"]["id"].as_str().unwrap().to_owned();
+    agent_message(&server, &owner.token, &old, "First answer", false).await;
+    agent_message(&server, &owner.token, &old, "A note for agents", true).await;
+    as_visitor(&server, Method::POST, "/close", &token, None)
+        .await
+        .ok();
+    let next = say(&server, &token, "Second chat", "b").await;
+    let new = next.body["thread"]["id"].as_str().unwrap().to_owned();
+
+    // Newest first, each with the start of its first message.
+    let list = as_visitor(&server, Method::GET, "/threads", &token, None).await;
+    let items = list.ok()["items"].as_array().unwrap();
+    let ids: Vec<&str> = items.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![new.as_str(), old.as_str()]);
+    assert_eq!(items[1]["status"], "closed");
+    assert_eq!(items[1]["preview"], "First chat");
+    assert!(items[1]["closedAt"].is_string());
+
+    // The earlier conversation reads like the current one: no notes.
+    let page = poll(&server, &token, &format!("?threadId={old}")).await;
+    assert_eq!(contents(&page), vec!["First chat", "First answer"]);
+    assert_eq!(page["thread"]["id"], old.as_str());
+    // Without threadId, the current conversation as before.
+    assert_eq!(
+        contents(&poll(&server, &token, "").await),
+        vec!["Second chat"]
+    );
+
+    // Another visitor of the same space sees none of it.
+    let (other, _) = new_session(&server, &space).await;
+    let list = as_visitor(&server, Method::GET, "/threads", &other, None).await;
+    assert_eq!(list.ok()["items"], json!([]));
+    let foreign = as_visitor(
+        &server,
+        Method::GET,
+        &format!("/messages?threadId={old}"),
+        &other,
+        None,
+    )
+    .await;
+    assert_eq!(foreign.err(404), "not_found");
+    // Without a session, or with a thread id that is not one: refused.
+    let r = widget(&server, Method::GET, "/threads", Some(SITE), None, None).await;
+    assert_eq!(r.status, 401);
+    let r = as_visitor(
+        &server,
+        Method::GET,
+        "/messages?threadId=nope",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(r.err(400), "invalid_query");
+}

@@ -14,4 +14,5 @@ mod screenshots;
 mod smoke;
 mod widget;
 mod widget_api;
+mod widget_history;
 mod widget_load;
