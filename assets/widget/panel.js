@@ -63,9 +63,12 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 .compose svg{width:20px;height:20px}
 .err{color:#dc2626;font-size:12px;margin:0}
 .compose{flex-wrap:wrap}
-.tray,.compose .err{flex-basis:100%}
+.tray,.compose .err,.emo{flex-basis:100%}
+.emo{display:grid;grid-template-columns:repeat(8,1fr);gap:2px;max-height:150px;overflow-y:auto}
+.emo button{border:0;background:none;font-size:20px;line-height:1;padding:5px 0;border-radius:6px}
+.emo button:hover,.emo button:focus{background:var(--in)}
 .tray:empty,.compose .err:empty{display:none}
-.att{border:0;background:none;color:var(--muted);width:28px;height:40px;padding:0;display:flex;align-items:center;justify-content:center}
+.att,.emb{border:0;background:none;color:var(--muted);width:28px;height:40px;padding:0;display:flex;align-items:center;justify-content:center}
 .files,.tray{display:flex;flex-wrap:wrap;gap:4px}
 .files{margin-top:4px}
 .out .files{justify-content:flex-end}
@@ -189,8 +192,9 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       offlineErr: h('p', { class: 'err', role: 'alert' }),
     });
     r.compose = h('form', { class: 'compose', onsubmit: (e) => (e.preventDefault(), sendTyped()) },
-      r.tray, r.ferr, r.file,
+      r.tray, r.ferr, r.file, (r.emo = h('div', { class: 'emo', role: 'group', 'aria-label': t.emoji, hidden: true, onkeydown: onEmojiKey }, ...EMOJI.map((e) => h('button', { type: 'button', title: e, onclick: () => putEmoji(e) }, e)))),
       h('button', { type: 'button', class: 'att', 'aria-label': t.attach, title: t.attach, hidden: !canAttach(), onclick: () => r.file.click() }, icon(CLIP)),
+      (r.emb = h('button', { type: 'button', class: 'emb', 'aria-label': t.emoji, title: t.emoji, 'aria-expanded': 'false', onclick: () => showEmoji(r.emo.hidden) }, '☺')),
       r.input, h('button', { type: 'submit', class: 'primary', 'aria-label': t.send }, icon(ARROW)));
     r.contactText = h('p', null, t.contact);
     r.notNow = h('button', { type: 'button', hidden: true, onclick: () => ((st.asked = threadId), save(), refresh()) }, t.later);
@@ -588,7 +592,9 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     if (e.key === 'Escape') {
       e.preventDefault();
       const box = ui.panel.querySelector('.box');
-      box ? box.remove() : setOpen(false);
+      if (box) box.remove();
+      else if (!ui.emo.hidden) showEmoji(false), ui.emb.focus();
+      else setOpen(false);
       return;
     }
     if (e.key !== 'Tab') return;
@@ -1279,6 +1285,30 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       return h('button', { type: 'button', class: 'thumb', title: a.name, onclick: () => openFile(a, 1) }, img);
     }
     return h('button', { type: 'button', class: 'file', onclick: () => openFile(a) }, h('span', null, a.name), h('small', null, size(a.sizeBytes)));
+  }
+
+  /* emoji: a small built-in set, a grid the arrow keys move through */
+
+  const EMOJI = '😀 😃 😄 😁 😆 😅 😂 🙂 😉 😊 😍 😘 😎 🤔 😐 😮 😢 😭 😡 🙈 👍 👎 👌 👏 🙏 💪 👋 🤝 🙌 ❤️ 💔 🔥 ⭐ ✨ 🎉 ✅ ❌ ❓ ❗ 💡 📦 🚚 💳 📧 📞 ⏰ 🏠 🛒'.split(' ');
+  function showEmoji(on) {
+    ui.emo.hidden = !on;
+    ui.emb.setAttribute('aria-expanded', String(on));
+    if (on) ui.emo.firstChild.focus();
+  }
+  function putEmoji(e) {
+    const i = ui.input;
+    i.setRangeText(e, i.selectionStart, i.selectionEnd, 'end');
+    showEmoji(false);
+    i.focus();
+    grow();
+  }
+  function onEmojiKey(e) {
+    const all = [...ui.emo.children];
+    const at = all.indexOf(shadow.activeElement);
+    const step = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -8, ArrowDown: 8, Home: -at, End: all.length - 1 - at }[e.key];
+    if (step == null || at < 0) return;
+    e.preventDefault();
+    all[Math.max(0, Math.min(all.length - 1, at + step))].focus();
   }
 
   /* typing, both ways */

@@ -14,5 +14,6 @@ mod screenshots;
 mod smoke;
 mod widget;
 mod widget_api;
+mod widget_emoji;
 mod widget_history;
 mod widget_load;
