@@ -220,8 +220,9 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     appearance();
     r.past.dataset.k = '';
     r.log.prepend(r.past);
-    if (cfg.welcomeMessage) {
-      const w = h('div', { class: 'msg in welcome' }, rich(h('div', { class: 'bubble' }), cfg.welcomeMessage));
+    const welcome = own('welcomeMessage');
+    if (welcome) {
+      const w = h('div', { class: 'msg in welcome' }, rich(h('div', { class: 'bubble' }), welcome));
       place(w, '');
     }
     if (old) {
@@ -244,8 +245,11 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     }
   }
 
+  // The space's title or welcome in the visitor's language, else its default.
+  const own = (k) => ((cfg.translations || {})[lang] || {})[k] || cfg[k];
+
   function appearance() {
-    ui.title.textContent = cfg.title;
+    ui.title.textContent = own('title');
     ui.desc.textContent = cfg.description || '';
     ui.desc.hidden = !cfg.description;
   }

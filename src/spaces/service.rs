@@ -315,6 +315,8 @@ fn merge_object(
             )));
         };
         match (slot, value) {
+            // A map of the owner's keys: replaced whole, not merged.
+            (slot, value) if path == "settings" && key == "translations" => *slot = value.clone(),
             (Value::Object(inner), Value::Object(part)) => {
                 merge_object(inner, part, &format!("{path}.{key}"))?
             }
@@ -352,6 +354,21 @@ pub fn validate_settings(s: &SpaceSettings) -> AppResult<()> {
     }
     if let Some(hours) = &s.opening_hours {
         validate_hours(hours)?;
+    }
+    for (locale, words) in &s.translations {
+        // The widget's languages; "" is the space's default, not a translation.
+        if locale.is_empty() || !LOCALES.contains(&locale.as_str()) {
+            return Err(AppError::validation(
+                "settings.translations: a locale must be one of \"en\", \"pl\", \"ru\"",
+            ));
+        }
+        let at = format!("settings.translations.{locale}");
+        crate::validate::bounded(&format!("{at}.title"), &words.title, MAX_TITLE)?;
+        crate::validate::bounded(
+            &format!("{at}.welcomeMessage"),
+            &words.welcome_message,
+            MAX_WELCOME,
+        )?;
     }
     let a = &s.attachments;
     if !(1..=MAX_ATTACHMENT_BYTES).contains(&a.max_size_bytes) {

@@ -55,6 +55,9 @@ pub struct WidgetConfig {
     pub reply_minutes: Option<u32>,
     /// A line under the title.
     pub description: String,
+    /// The title and welcome message by locale; the widget shows the
+    /// visitor's language's, else `title` and `welcomeMessage`.
+    pub translations: std::collections::BTreeMap<String, crate::spaces::model::SpaceWords>,
     /// The newest messages of the calling visitor's current conversation
     /// (oldest first), when the call carries its session token; else empty.
     pub messages: Vec<crate::messages::model::Message>,
@@ -150,6 +153,7 @@ pub fn config(
         csat: s.csat,
         identity_verification: s.identity_verification,
         description: s.description,
+        translations: s.translations,
         messages,
     })
 }

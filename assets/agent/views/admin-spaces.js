@@ -11,6 +11,25 @@ import { assignmentFields, assignmentValues } from './assignment.js';
 import { statusLine } from './status-line.js';
 import { WidgetPreview } from './widget-preview.js';
 
+// The widget's languages, for a space's title and welcome in each.
+const LANGS = [
+  ['en', 'English'],
+  ['pl', 'Polski'],
+  ['ru', 'Русский'],
+];
+
+// The languages given a title or a welcome; the others fall back to the
+// space's own words.
+function translationsOf(f) {
+  const out = {};
+  for (const [code] of LANGS) {
+    const title = f('tr-title-' + code).value.trim();
+    const welcomeMessage = f('tr-welcome-' + code).value.trim();
+    if (title || welcomeMessage) out[code] = { title, welcomeMessage };
+  }
+  return out;
+}
+
 const MB = 1024 * 1024;
 const DAYS = [0, 1, 2, 3, 4, 5, 6];
 
@@ -211,6 +230,21 @@ class SpaceEditor {
       ),
       h(
         'fieldset',
+        { class: 'card translations' },
+        h('legend', {}, t('spaces.translations')),
+        h('p', { class: 'muted' }, t('spaces.translationsHint')),
+        ...LANGS.map(([code, name]) => {
+          const own = (s.translations || {})[code] || {};
+          return h(
+            'div',
+            { class: 'inline-fields' },
+            field(name + ' · ' + t('spaces.title'), input('tr-title-' + code, own.title || '', { maxlength: 100 })),
+            field(name + ' · ' + t('spaces.welcome'), h('textarea', { class: 'input', name: 'tr-welcome-' + code, rows: 2, maxlength: 1000 }, own.welcomeMessage || '')),
+          );
+        }),
+      ),
+      h(
+        'fieldset',
         { class: 'card' },
         h('legend', {}, t('spaces.hours')),
         h('label', { class: 'check' }, this.alwaysOpen, t('spaces.alwaysOpen')),
@@ -354,6 +388,7 @@ class SpaceEditor {
         expireAfterMinutes: num('expireAfterMinutes'),
         retentionDays: num('retentionDays'),
         ...assignmentValues(this.form),
+        translations: translationsOf(f),
       },
     };
   }

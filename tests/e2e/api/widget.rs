@@ -951,3 +951,75 @@ async fn a_visitor_lists_and_reads_only_their_own_earlier_conversations() {
     .await;
     assert_eq!(r.err(400), "invalid_query");
 }
+
+#[tokio::test]
+async fn title_and_welcome_per_locale_are_validated_and_reach_the_config() {
+    let server = TestServer::start().await;
+    let (owner, space) = owner_and_space(&server).await;
+    let path = format!("/api/v1/chat-spaces/{}", space.id);
+    let words =
+        json!({"pl": {"title": "Pomoc", "welcomeMessage": "Cześć!"}, "ru": {"title": "Помощь"}});
+    let r = server
+        .patch(
+            &path,
+            &owner.token,
+            json!({"settings": {"translations": words}}),
+        )
+        .await;
+    assert_eq!(
+        r.ok()["settings"]["translations"]["ru"]["welcomeMessage"],
+        ""
+    );
+    let config = widget(
+        &server,
+        Method::GET,
+        &format!("/config?key={}", space.widget_key),
+        Some(SITE),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(config.ok()["translations"]["pl"]["title"], "Pomoc");
+    assert_eq!(
+        config.ok()["translations"]["pl"]["welcomeMessage"],
+        "Cześć!"
+    );
+
+    // The map is replaced whole: a language left out is gone.
+    let r = server
+        .patch(
+            &path,
+            &owner.token,
+            json!({"settings": {"translations": {"pl": {"title": "Pomoc!"}}}}),
+        )
+        .await;
+    assert_eq!(
+        r.ok()["settings"]["translations"],
+        json!({"pl": {"title": "Pomoc!", "welcomeMessage": ""}})
+    );
+
+    // Unknown languages, unknown fields and overlong words are refused,
+    // and nothing changes.
+    for bad in [
+        json!({"xx": {"title": "?"}}),
+        json!({"": {"title": "?"}}),
+        json!({"pl": {"title": "x".repeat(101)}}),
+        json!({"pl": {"welcomeMessage": "x".repeat(1001)}}),
+        json!({"pl": {"title": "ok", "color": "red"}}),
+        json!({"pl": "Pomoc"}),
+    ] {
+        let r = server
+            .patch(
+                &path,
+                &owner.token,
+                json!({"settings": {"translations": bad}}),
+            )
+            .await;
+        assert_eq!(r.err(400), "validation_failed", "{bad}");
+    }
+    let now = server.get(&path, &owner.token).await;
+    assert_eq!(
+        now.ok()["settings"]["translations"],
+        json!({"pl": {"title": "Pomoc!", "welcomeMessage": ""}})
+    );
+}

@@ -17,3 +17,4 @@ mod widget_api;
 mod widget_emoji;
 mod widget_history;
 mod widget_load;
+mod widget_locales;
