@@ -28,6 +28,13 @@
 .left .panel{right:auto;left:20px}
 header :focus-visible{outline-color:var(--ink);outline-offset:-4px}
 header{display:flex;align-items:center;gap:6px;padding:12px 10px 12px 16px;background:var(--accent);color:var(--ink)}
+.team{display:flex;gap:2px;flex:none}
+.face{display:flex;flex-direction:column;align-items:center;width:44px}
+.face small{font-size:10px;max-width:44px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;opacity:.9}
+.av{display:inline-flex;align-items:center;justify-content:center;width:30px;height:30px;border-radius:50%;
+ background:rgba(127,127,127,.35);font:600 12px/1 system-ui,sans-serif;flex:none}
+.live .av{box-shadow:0 0 0 2px #22c55e}
+.who .av{width:22px;height:22px;font-size:10px;background:var(--in);color:var(--fg)}
 .head{flex:1;min-width:0}
 h2{margin:0;font-size:16px;font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .status{margin:0;font-size:12px;display:flex;align-items:center;gap:6px;opacity:.92}
@@ -42,7 +49,7 @@ header svg{width:18px;height:18px}
 .out{align-self:flex-end;align-items:flex-end}
 .sys{align-self:center;max-width:100%;color:var(--muted);font-size:12px;text-align:center}
 .sys button{border:1px solid var(--line,#ccc);background:none;color:inherit;border-radius:6px;padding:4px 8px;margin-top:4px}
-.who{font-size:11px;color:var(--muted);margin:4px 4px 1px}
+.who{font-size:11px;color:var(--muted);margin:4px 4px 1px;display:flex;align-items:center;gap:6px}
 .bubble{padding:8px 12px;border-radius:14px;background:var(--in);white-space:pre-wrap;overflow-wrap:anywhere}
 .out .bubble{background:var(--accent);color:var(--ink)}
 .bubble a{color:inherit;text-decoration:underline}
@@ -207,6 +214,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       (r.rsend = h('button', { type: 'submit', class: 'primary', disabled: true }, t.rsend)));
     r.panel = h('div', { class: 'panel', id: 'mychat-panel', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'mychat-title', hidden: true, onkeydown: onPanelKey, ondragover: onDrag, ondragleave: onDrag, ondrop: onDrag },
       h('header', null,
+        team(),
         h('div', { class: 'head' }, r.title, r.desc, h('p', { class: 'status' }, h('span', { class: 'dot' }), r.status)),
         r.end,
         h('button', { type: 'button', class: 'x', 'aria-label': t.close, onclick: () => setOpen(false) }, icon(CROSS))),
@@ -247,6 +255,17 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
 
   // The space's title or welcome in the visitor's language, else its default.
   const own = (k) => ((cfg.translations || {})[lang] || {})[k] || cfg[k];
+
+  // An agent's initials in a circle (their name is beside or in the title).
+  const face = (name) => h('span', { class: 'av', 'aria-hidden': 'true' }, name.split(/\s+/).map((w) => [...w][0] || '').slice(0, 2).join('').toUpperCase());
+
+  // Up to three of the team, as the space chose them, with their names.
+  function team() {
+    const list = cfg.agents || [];
+    if (!list.length) return null;
+    const names = list.map((a) => a.name).join(', ');
+    return h('div', { class: 'team', role: 'img', 'aria-label': names, title: names }, ...list.map((a) => h('span', { class: 'face' + (a.online ? ' live' : '') }, face(a.name), h('small', null, a.name))));
+  }
 
   function appearance() {
     ui.title.textContent = own('title');
@@ -290,7 +309,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
   function bubble(kind, text, when, who) {
     const meta = h('div', { class: 'meta' }, h('time', { datetime: when }, clock(when)));
     const rec = { text: h('div', { class: 'bubble' }), files: h('div', { class: 'files' }), meta };
-    rec.el = h('div', { class: 'msg ' + kind }, who ? h('div', { class: 'who' }, who) : null, rec.text, rec.files, meta);
+    rec.el = h('div', { class: 'msg ' + kind }, who ? h('div', { class: 'who' }, kind === 'in' ? face(who) : null, who) : null, rec.text, rec.files, meta);
     say(rec, text);
     return rec;
   }

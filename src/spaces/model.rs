@@ -110,7 +110,14 @@ pub struct SpaceSettings {
     /// the widget shows the visitor's, else `title` and `welcomeMessage`.
     #[serde(default)]
     pub translations: BTreeMap<String, SpaceWords>,
+    /// Who the widget's header shows (at most 3): None for the space's
+    /// agents ("auto"), else these agents, in this order.
+    #[serde(default)]
+    pub header_agents: Option<Vec<AgentId>>,
 }
+
+/// The most agents the widget's header shows.
+pub const MAX_HEADER_AGENTS: usize = 3;
 
 /// A space's own words in one language; an empty one falls back to the
 /// space's default.
@@ -177,6 +184,7 @@ impl Default for SpaceSettings {
             default_assignee: None,
             assignment: Assignment::Manual,
             translations: BTreeMap::new(),
+            header_agents: None,
         }
     }
 }

@@ -97,6 +97,7 @@ pub async fn create_with(
                 return Err(AppError::NotFound("organization"));
             }
             check_assignee(tx, &s)?;
+            check_header_agents(tx, &s)?;
             Ok(tx.put(&s)?)
         })
         .await?;
@@ -160,6 +161,10 @@ pub async fn update(
                 if p.contains_key("defaultAssignee") {
                     check_assignee(tx, &space)?;
                 }
+                // Checked when set; one that leaves later is passed over.
+                if p.contains_key("headerAgents") {
+                    check_header_agents(tx, &space)?;
+                }
             }
             if let Some(n) = &name {
                 space.name = n.clone();
@@ -189,6 +194,31 @@ fn check_assignee<R: Reader + ?Sized>(read: &R, space: &ChatSpace) -> AppResult<
         return Err(AppError::validation(
             "settings.defaultAssignee must be an enabled agent who works in this chat space",
         ));
+    }
+    Ok(())
+}
+
+/// The agents a space's widget header names: at most three, each an
+/// enabled agent of the organization who works in the space, none twice.
+fn check_header_agents<R: Reader + ?Sized>(read: &R, space: &ChatSpace) -> AppResult<()> {
+    let Some(ids) = &space.settings.header_agents else {
+        return Ok(());
+    };
+    if ids.len() > crate::spaces::model::MAX_HEADER_AGENTS {
+        return Err(AppError::validation(
+            "settings.headerAgents may name at most 3 agents",
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let fits = !ids[..i].contains(id)
+            && read
+                .agent(*id)?
+                .is_some_and(|a| crate::threads::assignment::may_be_default_assignee(&a, space));
+        if !fits {
+            return Err(AppError::validation(
+                "settings.headerAgents must name enabled agents who work in this chat space, once each",
+            ));
+        }
     }
     Ok(())
 }

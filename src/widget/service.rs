@@ -9,7 +9,7 @@ use crate::auth::extract::check_origin;
 use crate::auth::tokens;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
-use crate::ids::{MessageId, SpaceId, ThreadId, VisitorId};
+use crate::ids::{AgentId, MessageId, SpaceId, ThreadId, VisitorId};
 use crate::messages::model::Message;
 use crate::messages::service::{self as messages, Audience};
 use crate::spaces::model::{
@@ -58,9 +58,61 @@ pub struct WidgetConfig {
     /// The title and welcome message by locale; the widget shows the
     /// visitor's language's, else `title` and `welcomeMessage`.
     pub translations: std::collections::BTreeMap<String, crate::spaces::model::SpaceWords>,
+    /// The team the header shows (at most 3): the space's `headerAgents`,
+    /// or its agents, those online first.
+    pub agents: Vec<HeaderAgent>,
     /// The newest messages of the calling visitor's current conversation
     /// (oldest first), when the call carries its session token; else empty.
     pub messages: Vec<crate::messages::model::Message>,
+}
+
+/// An agent as the widget's header names them.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderAgent {
+    pub id: AgentId,
+    pub name: String,
+    pub online: bool,
+}
+
+/// Who the header of a space's widget shows.
+fn header_agents<R: Reader + ?Sized>(
+    state: &AppState,
+    read: &R,
+    space: &ChatSpace,
+) -> AppResult<Vec<HeaderAgent>> {
+    let shown = |a: &crate::accounts::model::Agent| {
+        crate::threads::assignment::may_be_default_assignee(a, space) && !a.display_name.is_empty()
+    };
+    let view = |a: crate::accounts::model::Agent| HeaderAgent {
+        online: state.hub.is_online(a.organization_id, a.id) && !a.away,
+        id: a.id,
+        name: a.display_name,
+    };
+    let max = crate::spaces::model::MAX_HEADER_AGENTS;
+    Ok(match &space.settings.header_agents {
+        Some(ids) => {
+            let mut out = Vec::new();
+            for id in ids.iter().take(max) {
+                if let Some(a) = read.agent(*id)?.filter(|a| shown(a)) {
+                    out.push(view(a));
+                }
+            }
+            out
+        }
+        None => {
+            let mut all: Vec<HeaderAgent> = read
+                .agents_of_org(space.organization_id)?
+                .into_iter()
+                .filter(|a| shown(a))
+                .map(view)
+                .collect();
+            // Online first, then by name: a stable header.
+            all.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
+            all.truncate(max);
+            all
+        }
+    })
 }
 
 /// How many recent messages the config carries.
@@ -110,6 +162,7 @@ pub fn config(
     let read = state.store.read()?;
     let space = space_for_key(&read, key, origin)?;
     let reply_minutes = crate::widget::reply_time::minutes(&read, space.id);
+    let agents = header_agents(state, &read, &space)?;
     let visitor = match session {
         Some(token) => read
             .visitor_by_token_hash(&crate::auth::tokens::hash(token))?
@@ -154,6 +207,7 @@ pub fn config(
         identity_verification: s.identity_verification,
         description: s.description,
         translations: s.translations,
+        agents,
         messages,
     })
 }

@@ -18,6 +18,24 @@ const LANGS = [
   ['ru', 'Русский'],
 ];
 
+// Who the widget's header shows: the space's agents (online first), or
+// up to three chosen ones.
+function teamFields(s) {
+  const agents = state.agents.filter((a) => !a.disabled && !a.invitePending);
+  const chosen = s.headerAgents || [];
+  const auto = h('input', { type: 'checkbox', name: 'teamAuto', checked: !s.headerAgents });
+  const picks = [1, 2, 3].map((n) =>
+    h(
+      'select',
+      { class: 'input', name: 'team' + n, 'aria-label': t('spaces.team') + ' ' + n, disabled: auto.checked },
+      h('option', { value: '' }, '—'),
+      agents.map((a) => h('option', { value: a.id, selected: a.id === chosen[n - 1] }, a.displayName)),
+    ),
+  );
+  auto.addEventListener('change', () => picks.forEach((p) => (p.disabled = auto.checked)));
+  return h('fieldset', { class: 'card team' }, h('legend', {}, t('spaces.team')), h('label', { class: 'check' }, auto, t('spaces.teamAuto')), h('div', { class: 'inline-fields' }, ...picks));
+}
+
 // The languages given a title or a welcome; the others fall back to the
 // space's own words.
 function translationsOf(f) {
@@ -228,6 +246,7 @@ class SpaceEditor {
           this.preview.el,
         ),
       ),
+      teamFields(s),
       h(
         'fieldset',
         { class: 'card translations' },
@@ -389,6 +408,7 @@ class SpaceEditor {
         retentionDays: num('retentionDays'),
         ...assignmentValues(this.form),
         translations: translationsOf(f),
+        headerAgents: f('teamAuto').checked ? null : [...new Set([1, 2, 3].map((n) => f('team' + n).value).filter(Boolean))],
       },
     };
   }

@@ -1023,3 +1023,71 @@ async fn title_and_welcome_per_locale_are_validated_and_reach_the_config() {
         json!({"pl": {"title": "Pomoc!", "welcomeMessage": ""}})
     );
 }
+
+#[tokio::test]
+async fn the_header_team_is_chosen_from_the_spaces_agents_and_reaches_the_config() {
+    use mychat::accounts::model::Role;
+    let server = TestServer::start().await;
+    let (owner, space) = owner_and_space(&server).await;
+    let pia = fixtures::agent(&server, &owner, "Pia", Role::Agent).await;
+    let config = || async {
+        let path = format!("/config?key={}", space.widget_key);
+        let r = widget(&server, Method::GET, &path, Some(SITE), None, None).await;
+        r.ok()["agents"].clone()
+    };
+    // Auto: the space's agents (the owner and Pia), offline, by name.
+    let names: Vec<String> = config()
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, vec!["Acme owner", "Pia"]);
+
+    let path = format!("/api/v1/chat-spaces/{}", space.id);
+    server
+        .patch(
+            &path,
+            &owner.token,
+            json!({"settings": {"headerAgents": [pia.id]}}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        config().await,
+        json!([{"id": pia.id, "name": "Pia", "online": false}])
+    );
+
+    // More than three, twice the same, another organization's or an
+    // unknown agent: refused, nothing changes.
+    let other = server.register("Other", "olga@other.test").await;
+    let four: Vec<String> = (0..4).map(|_| pia.id.clone()).collect();
+    for bad in [
+        json!(four),
+        json!([pia.id, pia.id]),
+        json!([other.agent_id]),
+        json!(["00000000-0000-0000-0000-000000000000"]),
+        json!(["nope"]),
+    ] {
+        let r = server
+            .patch(
+                &path,
+                &owner.token,
+                json!({"settings": {"headerAgents": bad}}),
+            )
+            .await;
+        assert_eq!(r.err(400), "validation_failed", "{bad}");
+    }
+    assert_eq!(config().await[0]["name"], "Pia");
+    // Back to auto.
+    server
+        .patch(
+            &path,
+            &owner.token,
+            json!({"settings": {"headerAgents": null}}),
+        )
+        .await
+        .ok();
+    assert_eq!(config().await.as_array().unwrap().len(), 2);
+}

@@ -18,3 +18,4 @@ mod widget_emoji;
 mod widget_history;
 mod widget_load;
 mod widget_locales;
+mod widget_team;
