@@ -31,8 +31,9 @@ header{display:flex;align-items:center;gap:6px;padding:12px 10px 12px 16px;backg
 .team{display:flex;gap:2px;flex:none}
 .face{display:flex;flex-direction:column;align-items:center;width:44px}
 .face small{font-size:10px;max-width:44px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;opacity:.9}
-.av{display:inline-flex;align-items:center;justify-content:center;width:30px;height:30px;border-radius:50%;
- background:rgba(127,127,127,.35);font:600 12px/1 system-ui,sans-serif;flex:none}
+.av{position:relative;display:inline-flex;align-items:center;justify-content:center;width:30px;height:30px;border-radius:50%;
+ background:rgba(127,127,127,.35);font:600 12px/1 system-ui,sans-serif;flex:none;overflow:hidden}
+.av img{position:absolute;inset:0;width:100%;height:100%;object-fit:cover}
 .live .av{box-shadow:0 0 0 2px #22c55e}
 .who .av{width:22px;height:22px;font-size:10px;background:var(--in);color:var(--fg)}
 .head{flex:1;min-width:0}
@@ -256,15 +257,20 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
   // The space's title or welcome in the visitor's language, else its default.
   const own = (k) => ((cfg.translations || {})[lang] || {})[k] || cfg[k];
 
-  // An agent's initials in a circle (their name is beside or in the title).
-  const face = (name) => h('span', { class: 'av', 'aria-hidden': 'true' }, name.split(/\s+/).map((w) => [...w][0] || '').slice(0, 2).join('').toUpperCase());
+  // An agent's picture, or initials, in a circle (the name is beside it).
+  function face(name, id) {
+    const a = (cfg.agents || []).find((x) => x.id === id && x.avatar);
+    const el = h('span', { class: 'av', 'aria-hidden': 'true' }, name.split(/\s+/).map((w) => [...w][0] || '').slice(0, 2).join('').toUpperCase());
+    if (a) el.append(h('img', { alt: '', src: API + '/avatars/' + a.id + '?v=' + a.avatar, onerror: (e) => e.target.remove() }));
+    return el;
+  }
 
   // Up to three of the team, as the space chose them, with their names.
   function team() {
     const list = cfg.agents || [];
     if (!list.length) return null;
     const names = list.map((a) => a.name).join(', ');
-    return h('div', { class: 'team', role: 'img', 'aria-label': names, title: names }, ...list.map((a) => h('span', { class: 'face' + (a.online ? ' live' : '') }, face(a.name), h('small', null, a.name))));
+    return h('div', { class: 'team', role: 'img', 'aria-label': names, title: names }, ...list.map((a) => h('span', { class: 'face' + (a.online ? ' live' : '') }, face(a.name, a.id), h('small', null, a.name))));
   }
 
   function appearance() {
@@ -306,10 +312,10 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
     }
   }
 
-  function bubble(kind, text, when, who) {
+  function bubble(kind, text, when, who, from) {
     const meta = h('div', { class: 'meta' }, h('time', { datetime: when }, clock(when)));
     const rec = { text: h('div', { class: 'bubble' }), files: h('div', { class: 'files' }), meta };
-    rec.el = h('div', { class: 'msg ' + kind }, who ? h('div', { class: 'who' }, kind === 'in' ? face(who) : null, who) : null, rec.text, rec.files, meta);
+    rec.el = h('div', { class: 'msg ' + kind }, who ? h('div', { class: 'who' }, kind === 'in' ? face(who, from) : null, who) : null, rec.text, rec.files, meta);
     say(rec, text);
     return rec;
   }
@@ -391,7 +397,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       const prev = ui.log.lastElementChild;
       const kind = own ? 'out' : m.senderType === 'agent' ? 'in' : 'sys';
       const who = kind === 'in' && !(prev && prev.dataset.sender === m.senderId) ? m.senderName || t.agent : null;
-      rec = bubble(kind, text, m.createdAt, who);
+      rec = bubble(kind, text, m.createdAt, who, m.senderId);
       rec.el.dataset.sender = m.senderId;
     }
     rec.m = m;
@@ -521,7 +527,7 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
       for (const m of p.items) {
         if (m.internal) continue;
         const kind = m.senderType === 'visitor' ? 'out' : m.senderType === 'agent' ? 'in' : 'sys';
-        const rec = bubble(kind, m.deletedAt ? t.deleted : m.content, m.createdAt, kind === 'in' ? m.senderName || t.agent : null);
+        const rec = bubble(kind, m.deletedAt ? t.deleted : m.content, m.createdAt, kind === 'in' ? m.senderName || t.agent : null, m.senderId);
         showFiles(rec, m);
         edited(rec, m);
         log.append(rec.el);

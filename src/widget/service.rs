@@ -73,6 +73,8 @@ pub struct HeaderAgent {
     pub id: AgentId,
     pub name: String,
     pub online: bool,
+    /// The picture's version: `/api/v1/widget/avatars/{id}?v=…`.
+    pub avatar: Option<String>,
 }
 
 /// Who the header of a space's widget shows.
@@ -88,6 +90,7 @@ fn header_agents<R: Reader + ?Sized>(
         online: state.hub.is_online(a.organization_id, a.id) && !a.away,
         id: a.id,
         name: a.display_name,
+        avatar: a.avatar,
     };
     let max = crate::spaces::model::MAX_HEADER_AGENTS;
     Ok(match &space.settings.header_agents {

@@ -135,3 +135,72 @@ async fn admins_choose_the_team_the_header_shows() {
     .await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_agent_sets_a_picture_on_its_profile_and_visitors_see_it() {
+    use crate::harness::browser::{click, open_app};
+    use fantoccini::Locator;
+    let (server, owner) = TestServer::with_owner().await;
+    let pia = agent(&server, &owner, "pia", "Pia Nowak").await;
+    let (space, site) = site(&server, &owner, chat_only(), "").await;
+    server
+        .patch(
+            &format!("/api/v1/chat-spaces/{}", space.id),
+            &owner.token,
+            json!({"settings": {"headerAgents": [pia.id]}}),
+        )
+        .await
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("me.jpg");
+    image::RgbImage::from_fn(120, 80, |x, y| image::Rgb([x as u8, y as u8, 90]))
+        .save(&photo)
+        .unwrap();
+
+    let app = Browser::start().await;
+    open_app(&server, &app, &pia.token, &pia.refresh).await;
+    click(&app, "a.me").await;
+    app.client
+        .wait()
+        .for_element(Locator::Css("form[data-form=profile-avatar] input[name=avatar], [data-form=profile-avatar] input[name=avatar]"))
+        .await
+        .unwrap()
+        .send_keys(photo.to_str().unwrap())
+        .await
+        .unwrap();
+    app.wait_for(
+        "the picture shown on the profile",
+        "const i = document.querySelector('.avatar-preview'); return !!i && !i.hidden && i.complete && i.naturalWidth === 96",
+    )
+    .await;
+
+    let browser = Browser::start().await;
+    open_widget(&browser, &site).await;
+    browser
+        .wait_for(
+            "Pia's picture in the header",
+            &format!(
+                "const i = {ROOT}.querySelector('header .face .av img'); return !!i && i.complete && i.naturalWidth === 96"
+            ),
+        )
+        .await;
+    // Removed on the profile: the widget shows initials again.
+    click(&app, "[data-action=remove-avatar]").await;
+    app.wait_for(
+        "the picture gone",
+        "return document.querySelector('.avatar-preview').hidden",
+    )
+    .await;
+    browser.goto(&site).await;
+    let initials = browser
+        .wait_for(
+            "initials",
+            &format!(
+                "const f = {ROOT}?.querySelector('header .face .av'); return f && !f.querySelector('img') && f.textContent"
+            ),
+        )
+        .await;
+    assert_eq!(initials, json!("PN"));
+    app.close().await;
+    browser.close().await;
+}
