@@ -1056,7 +1056,7 @@ async fn the_header_team_is_chosen_from_the_spaces_agents_and_reaches_the_config
         .ok();
     assert_eq!(
         config().await,
-        json!([{"id": pia.id, "name": "Pia", "online": false}])
+        json!([{"id": pia.id, "name": "Pia", "online": false, "avatar": null}])
     );
 
     // More than three, twice the same, another organization's or an
