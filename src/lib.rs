@@ -345,6 +345,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(accounts::http::routes())
         .merge(accounts::admin::routes())
+        .merge(accounts::avatar::routes())
         .merge(spaces::http::routes())
         .merge(threads::http::routes())
         .merge(messages::http::routes())

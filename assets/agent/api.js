@@ -268,6 +268,13 @@ export async function upload(path, file) {
   return resp.json();
 }
 
+/** Sends one file as the request body (`PUT`), typed by the browser. */
+export async function putFile(path, file) {
+  const resp = await send('PUT', path, { body: file, headers: { 'Content-Type': file.type || 'application/octet-stream' } });
+  if (!resp.ok) throw await failure(resp);
+  return resp.json();
+}
+
 export const get = (path) => api('GET', path);
 export const post = (path, body = {}) => api('POST', path, body);
 export const patch = (path, body = {}) => api('PATCH', path, body);

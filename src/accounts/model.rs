@@ -71,6 +71,9 @@ pub struct Agent {
     /// 0: no limit. Claims by hand are not limited.
     #[serde(default)]
     pub max_concurrent: u32,
+    /// The version of the agent's picture (`accounts::avatar`), if any.
+    #[serde(default)]
+    pub avatar: Option<String>,
 }
 
 /// An agent as clients see it.
@@ -96,6 +99,9 @@ pub struct AgentView {
     #[serde(default)]
     pub away: bool,
     pub max_concurrent: u32,
+    /// The picture's version: `/api/v1/widget/avatars/{id}?v=…`.
+    #[serde(default)]
+    pub avatar: Option<String>,
 }
 
 /// Which threads an agent is told about when it is not looking.
@@ -158,6 +164,7 @@ impl Agent {
             notify: self.notify,
             away: self.away,
             max_concurrent: self.max_concurrent,
+            avatar: self.avatar.clone(),
         }
     }
 }

@@ -557,6 +557,7 @@ mod tests {
             token_version: 0,
             away: false,
             max_concurrent: 0,
+            avatar: None,
         }
     }
 

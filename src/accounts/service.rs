@@ -123,6 +123,7 @@ pub async fn create_organization(
         token_version: 0,
         away: false,
         max_concurrent: 0,
+        avatar: None,
     };
     let (o, a) = (org.clone(), agent.clone());
     state
@@ -171,6 +172,7 @@ pub async fn create_agent_as(
         token_version: 0,
         away: false,
         max_concurrent: 0,
+        avatar: None,
     };
     let a = agent.clone();
     state

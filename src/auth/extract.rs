@@ -69,6 +69,7 @@ impl Caller {
             token_version: 0,
             away: false,
             max_concurrent: 0,
+            avatar: None,
         };
         Caller {
             agent,

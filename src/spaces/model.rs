@@ -1,5 +1,7 @@
 //! Chat spaces: one widget on one site, with its settings.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Datelike, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +106,28 @@ pub struct SpaceSettings {
     pub default_assignee: Option<AgentId>,
     #[serde(default)]
     pub assignment: Assignment,
+    /// The title and welcome message in other languages, by locale (`pl`):
+    /// the widget shows the visitor's, else `title` and `welcomeMessage`.
+    #[serde(default)]
+    pub translations: BTreeMap<String, SpaceWords>,
+    /// Who the widget's header shows (at most 3): None for the space's
+    /// agents ("auto"), else these agents, in this order.
+    #[serde(default)]
+    pub header_agents: Option<Vec<AgentId>>,
+}
+
+/// The most agents the widget's header shows.
+pub const MAX_HEADER_AGENTS: usize = 3;
+
+/// A space's own words in one language; an empty one falls back to the
+/// space's default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpaceWords {
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub welcome_message: String,
 }
 
 fn yes() -> bool {
@@ -159,6 +183,8 @@ impl Default for SpaceSettings {
             description: String::new(),
             default_assignee: None,
             assignment: Assignment::Manual,
+            translations: BTreeMap::new(),
+            header_agents: None,
         }
     }
 }

@@ -97,6 +97,7 @@ pub async fn create_with(
                 return Err(AppError::NotFound("organization"));
             }
             check_assignee(tx, &s)?;
+            check_header_agents(tx, &s)?;
             Ok(tx.put(&s)?)
         })
         .await?;
@@ -160,6 +161,10 @@ pub async fn update(
                 if p.contains_key("defaultAssignee") {
                     check_assignee(tx, &space)?;
                 }
+                // Checked when set; one that leaves later is passed over.
+                if p.contains_key("headerAgents") {
+                    check_header_agents(tx, &space)?;
+                }
             }
             if let Some(n) = &name {
                 space.name = n.clone();
@@ -189,6 +194,31 @@ fn check_assignee<R: Reader + ?Sized>(read: &R, space: &ChatSpace) -> AppResult<
         return Err(AppError::validation(
             "settings.defaultAssignee must be an enabled agent who works in this chat space",
         ));
+    }
+    Ok(())
+}
+
+/// The agents a space's widget header names: at most three, each an
+/// enabled agent of the organization who works in the space, none twice.
+fn check_header_agents<R: Reader + ?Sized>(read: &R, space: &ChatSpace) -> AppResult<()> {
+    let Some(ids) = &space.settings.header_agents else {
+        return Ok(());
+    };
+    if ids.len() > crate::spaces::model::MAX_HEADER_AGENTS {
+        return Err(AppError::validation(
+            "settings.headerAgents may name at most 3 agents",
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let fits = !ids[..i].contains(id)
+            && read
+                .agent(*id)?
+                .is_some_and(|a| crate::threads::assignment::may_be_default_assignee(&a, space));
+        if !fits {
+            return Err(AppError::validation(
+                "settings.headerAgents must name enabled agents who work in this chat space, once each",
+            ));
+        }
     }
     Ok(())
 }
@@ -315,6 +345,8 @@ fn merge_object(
             )));
         };
         match (slot, value) {
+            // A map of the owner's keys: replaced whole, not merged.
+            (slot, value) if path == "settings" && key == "translations" => *slot = value.clone(),
             (Value::Object(inner), Value::Object(part)) => {
                 merge_object(inner, part, &format!("{path}.{key}"))?
             }
@@ -352,6 +384,21 @@ pub fn validate_settings(s: &SpaceSettings) -> AppResult<()> {
     }
     if let Some(hours) = &s.opening_hours {
         validate_hours(hours)?;
+    }
+    for (locale, words) in &s.translations {
+        // The widget's languages; "" is the space's default, not a translation.
+        if locale.is_empty() || !LOCALES.contains(&locale.as_str()) {
+            return Err(AppError::validation(
+                "settings.translations: a locale must be one of \"en\", \"pl\", \"ru\"",
+            ));
+        }
+        let at = format!("settings.translations.{locale}");
+        crate::validate::bounded(&format!("{at}.title"), &words.title, MAX_TITLE)?;
+        crate::validate::bounded(
+            &format!("{at}.welcomeMessage"),
+            &words.welcome_message,
+            MAX_WELCOME,
+        )?;
     }
     let a = &s.attachments;
     if !(1..=MAX_ATTACHMENT_BYTES).contains(&a.max_size_bytes) {

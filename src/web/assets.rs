@@ -79,10 +79,26 @@ pub fn get(path: &str) -> Option<Arc<Asset>> {
         return Some(a.clone());
     }
     let file = Assets::get(path)?;
-    let raw = file.data.into_owned();
+    Some(remember(path, file.data.into_owned(), content_type(path)))
+}
+
+/// A file made from embedded ones (e.g. the widget's loader with its
+/// panel's version written in), prepared once under `name`; `make` returns
+/// None when what it is made from is missing.
+pub fn derived(
+    name: &str,
+    content_type: &'static str,
+    make: impl FnOnce() -> Option<Vec<u8>>,
+) -> Option<Arc<Asset>> {
+    if let Some(a) = cache().lock().expect("asset cache").get(name) {
+        return Some(a.clone());
+    }
+    Some(remember(name, make()?, content_type))
+}
+
+fn remember(name: &str, raw: Vec<u8>, content_type: &'static str) -> Arc<Asset> {
     let digest = Sha256::digest(&raw);
     let hex = hex::encode(digest);
-    let content_type = content_type(path);
     let (gz, br) = if compressible(content_type) {
         (gzip(&raw), brotli(&raw))
     } else {
@@ -99,8 +115,8 @@ pub fn get(path: &str) -> Option<Arc<Asset>> {
     cache()
         .lock()
         .expect("asset cache")
-        .insert(path.to_owned(), asset.clone());
-    Some(asset)
+        .insert(name.to_owned(), asset.clone());
+    asset
 }
 
 /// How the response may be cached.

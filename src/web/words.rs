@@ -1,6 +1,7 @@
-//! The words of the visitor widget and the member embed: every language
-//! has every key the English has, with the same placeholders. (The agent
-//! app's dictionaries are checked in `web::app`.)
+//! The words of the visitor widget (`assets/widget/words.json`) and the
+//! member embed: every language has every key the English has, with the
+//! same placeholders. (The agent app's dictionaries are checked in
+//! `web::app`.)
 
 /// The keys of `<lang>: { … }` in a script's `WORDS`, each with its text.
 fn dictionary(source: &str, lang: &str) -> Vec<(String, String)> {
@@ -45,9 +46,24 @@ fn placeholders(text: &str) -> usize {
 }
 
 fn check(name: &str, source: &str) {
-    let en = dictionary(source, "en");
+    check_with(name, |lang| dictionary(source, lang));
+}
+
+/// One language of the widget's `words.json`.
+fn json_dictionary(source: &str, lang: &str) -> Vec<(String, String)> {
+    let all: serde_json::Value = serde_json::from_str(source).expect("words.json is JSON");
+    all[lang]
+        .as_object()
+        .unwrap_or_else(|| panic!("no {lang} words"))
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("words are strings").to_owned()))
+        .collect()
+}
+
+fn check_with(name: &str, dictionary: impl Fn(&str) -> Vec<(String, String)>) {
+    let en = dictionary("en");
     for lang in ["pl", "ru"] {
-        let other = dictionary(source, lang);
+        let other = dictionary(lang);
         let missing: Vec<&str> = en
             .iter()
             .filter(|(k, _)| !other.iter().any(|(o, _)| o == k))
@@ -76,9 +92,12 @@ fn check(name: &str, source: &str) {
 
 #[test]
 fn every_language_of_the_widget_has_every_word() {
-    let source = include_str!("../../assets/widget/widget.js");
-    assert!(dictionary(source, "en").len() > 40);
-    check("widget", source);
+    let source = include_str!("../../assets/widget/words.json");
+    assert!(json_dictionary(source, "en").len() > 40);
+    check_with("widget", |lang| json_dictionary(source, lang));
+    // The loader offers exactly the languages there are words for.
+    let served = super::widget::languages();
+    assert_eq!(served, ["en", "pl", "ru"]);
 }
 
 #[test]
@@ -94,4 +113,29 @@ fn a_missing_word_is_found() {
     let pl = dictionary(source, "pl");
     assert_eq!(pl, [("a".to_owned(), "A {}".to_owned())]);
     assert!(std::panic::catch_unwind(|| check("sample", source)).is_err());
+}
+
+#[test]
+fn every_word_the_widget_uses_is_in_its_dictionary() {
+    let en = json_dictionary(include_str!("../../assets/widget/words.json"), "en");
+    for (name, source) in [
+        ("panel", include_str!("../../assets/widget/panel.js")),
+        ("loader", include_str!("../../assets/widget/widget.js")),
+    ] {
+        // `t.key` (and the loader's `W.t.key`), but not `wait.key` etc.
+        for (at, _) in source.match_indices("t.") {
+            let before = source[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let key: String = source[at + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            assert!(
+                key.is_empty() || en.iter().any(|(k, _)| *k == key),
+                "{name} uses the word {key:?}, which words.json does not have"
+            );
+        }
+    }
 }

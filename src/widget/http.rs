@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/widget/config", get(config))
         .route("/widget/session", post(session))
         .route("/widget/messages", get(list).post(send))
+        .route("/widget/threads", get(threads))
         .route("/widget/visitor", patch(update_visitor))
         .route("/widget/identify", post(identify))
         .route("/widget/offline", post(offline))
@@ -143,6 +144,8 @@ struct ListQuery {
     /// The previous page's `nextCursor`: the widget reads forward only.
     cursor: Option<MessageId>,
     limit: Option<usize>,
+    /// One of the visitor's earlier conversations instead of the current.
+    thread_id: Option<ThreadId>,
 }
 
 #[utoipa::path(
@@ -164,12 +167,26 @@ async fn list(
             "give cursor or after, not both",
         ));
     }
-    Ok(Json(service::messages(
-        &state,
-        auth.visitor.id,
-        q.after.or(q.cursor),
-        limit,
-    )?))
+    let after = q.after.or(q.cursor);
+    Ok(Json(match q.thread_id {
+        Some(thread) => service::thread_messages(&state, auth.visitor.id, thread, after, limit)?,
+        None => service::messages(&state, auth.visitor.id, after, limit)?,
+    }))
+}
+
+#[derive(Serialize)]
+struct ThreadsReply {
+    items: Vec<service::VisitorThread>,
+}
+
+/// The visitor's own conversations, newest first.
+async fn threads(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+) -> AppResult<Json<ThreadsReply>> {
+    Ok(Json(ThreadsReply {
+        items: service::threads(&state, auth.visitor.id)?,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

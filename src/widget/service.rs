@@ -9,7 +9,7 @@ use crate::auth::extract::check_origin;
 use crate::auth::tokens;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
-use crate::ids::{MessageId, SpaceId, ThreadId, VisitorId};
+use crate::ids::{AgentId, MessageId, SpaceId, ThreadId, VisitorId};
 use crate::messages::model::Message;
 use crate::messages::service::{self as messages, Audience};
 use crate::spaces::model::{
@@ -55,9 +55,67 @@ pub struct WidgetConfig {
     pub reply_minutes: Option<u32>,
     /// A line under the title.
     pub description: String,
+    /// The title and welcome message by locale; the widget shows the
+    /// visitor's language's, else `title` and `welcomeMessage`.
+    pub translations: std::collections::BTreeMap<String, crate::spaces::model::SpaceWords>,
+    /// The team the header shows (at most 3): the space's `headerAgents`,
+    /// or its agents, those online first.
+    pub agents: Vec<HeaderAgent>,
     /// The newest messages of the calling visitor's current conversation
     /// (oldest first), when the call carries its session token; else empty.
     pub messages: Vec<crate::messages::model::Message>,
+}
+
+/// An agent as the widget's header names them.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderAgent {
+    pub id: AgentId,
+    pub name: String,
+    pub online: bool,
+    /// The picture's version: `/api/v1/widget/avatars/{id}?v=…`.
+    pub avatar: Option<String>,
+}
+
+/// Who the header of a space's widget shows.
+fn header_agents<R: Reader + ?Sized>(
+    state: &AppState,
+    read: &R,
+    space: &ChatSpace,
+) -> AppResult<Vec<HeaderAgent>> {
+    let shown = |a: &crate::accounts::model::Agent| {
+        crate::threads::assignment::may_be_default_assignee(a, space) && !a.display_name.is_empty()
+    };
+    let view = |a: crate::accounts::model::Agent| HeaderAgent {
+        online: state.hub.is_online(a.organization_id, a.id) && !a.away,
+        id: a.id,
+        name: a.display_name,
+        avatar: a.avatar,
+    };
+    let max = crate::spaces::model::MAX_HEADER_AGENTS;
+    Ok(match &space.settings.header_agents {
+        Some(ids) => {
+            let mut out = Vec::new();
+            for id in ids.iter().take(max) {
+                if let Some(a) = read.agent(*id)?.filter(|a| shown(a)) {
+                    out.push(view(a));
+                }
+            }
+            out
+        }
+        None => {
+            let mut all: Vec<HeaderAgent> = read
+                .agents_of_org(space.organization_id)?
+                .into_iter()
+                .filter(|a| shown(a))
+                .map(view)
+                .collect();
+            // Online first, then by name: a stable header.
+            all.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
+            all.truncate(max);
+            all
+        }
+    })
 }
 
 /// How many recent messages the config carries.
@@ -107,6 +165,7 @@ pub fn config(
     let read = state.store.read()?;
     let space = space_for_key(&read, key, origin)?;
     let reply_minutes = crate::widget::reply_time::minutes(&read, space.id);
+    let agents = header_agents(state, &read, &space)?;
     let visitor = match session {
         Some(token) => read
             .visitor_by_token_hash(&crate::auth::tokens::hash(token))?
@@ -150,6 +209,8 @@ pub fn config(
         csat: s.csat,
         identity_verification: s.identity_verification,
         description: s.description,
+        translations: s.translations,
+        agents,
         messages,
     })
 }
@@ -334,6 +395,73 @@ pub fn messages(
         next_cursor,
         thread: Some(ThreadRef::from(&thread)),
     })
+}
+
+/// A messages page of one of the visitor's own threads (an earlier
+/// conversation); any other thread is not found.
+pub fn thread_messages(
+    state: &AppState,
+    visitor: VisitorId,
+    thread: ThreadId,
+    after: Option<MessageId>,
+    limit: usize,
+) -> AppResult<MessagesPage> {
+    let read = state.store.read()?;
+    let thread = read
+        .thread(thread)?
+        .filter(|t| t.visitor_id == visitor)
+        .ok_or(AppError::NotFound("thread"))?;
+    let Page { items, next_cursor } =
+        messages::page(&read, thread.id, None, after, limit, Audience::Visitor)?;
+    Ok(MessagesPage {
+        items,
+        next_cursor,
+        thread: Some(ThreadRef::from(&thread)),
+    })
+}
+
+/// How many of a visitor's conversations the widget lists.
+pub const PAST_THREADS: usize = 20;
+/// How much of a conversation's first message its entry shows.
+const PREVIEW_CHARS: usize = 80;
+
+/// One of the visitor's conversations, as their widget lists it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VisitorThread {
+    pub id: ThreadId,
+    pub status: ThreadStatus,
+    pub created_at: chrono::DateTime<Utc>,
+    pub closed_at: Option<chrono::DateTime<Utc>>,
+    /// The start of the first message the visitor can see.
+    pub preview: String,
+}
+
+/// The visitor's own conversations, newest first (at most
+/// [`PAST_THREADS`]); nothing of anyone else's.
+pub fn threads(state: &AppState, visitor: VisitorId) -> AppResult<Vec<VisitorThread>> {
+    let read = state.store.read()?;
+    let mut out = Vec::new();
+    for t in read
+        .threads_of_visitor(visitor)?
+        .into_iter()
+        .take(PAST_THREADS)
+    {
+        let first = messages::page(&read, t.id, None, None, 5, Audience::Visitor)?.items;
+        let preview = first
+            .iter()
+            .find(|m| m.deleted_at.is_none() && !m.content.trim().is_empty())
+            .map(|m| m.content.chars().take(PREVIEW_CHARS).collect())
+            .unwrap_or_default();
+        out.push(VisitorThread {
+            id: t.id,
+            status: t.status,
+            created_at: t.created_at,
+            closed_at: t.closed_at,
+            preview,
+        });
+    }
+    Ok(out)
 }
 
 /// The visitor's own fields, as the widget may see them.

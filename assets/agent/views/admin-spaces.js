@@ -11,6 +11,43 @@ import { assignmentFields, assignmentValues } from './assignment.js';
 import { statusLine } from './status-line.js';
 import { WidgetPreview } from './widget-preview.js';
 
+// The widget's languages, for a space's title and welcome in each.
+const LANGS = [
+  ['en', 'English'],
+  ['pl', 'Polski'],
+  ['ru', 'Русский'],
+];
+
+// Who the widget's header shows: the space's agents (online first), or
+// up to three chosen ones.
+function teamFields(s) {
+  const agents = state.agents.filter((a) => !a.disabled && !a.invitePending);
+  const chosen = s.headerAgents || [];
+  const auto = h('input', { type: 'checkbox', name: 'teamAuto', checked: !s.headerAgents });
+  const picks = [1, 2, 3].map((n) =>
+    h(
+      'select',
+      { class: 'input', name: 'team' + n, 'aria-label': t('spaces.team') + ' ' + n, disabled: auto.checked },
+      h('option', { value: '' }, '—'),
+      agents.map((a) => h('option', { value: a.id, selected: a.id === chosen[n - 1] }, a.displayName)),
+    ),
+  );
+  auto.addEventListener('change', () => picks.forEach((p) => (p.disabled = auto.checked)));
+  return h('fieldset', { class: 'card team' }, h('legend', {}, t('spaces.team')), h('label', { class: 'check' }, auto, t('spaces.teamAuto')), h('div', { class: 'inline-fields' }, ...picks));
+}
+
+// The languages given a title or a welcome; the others fall back to the
+// space's own words.
+function translationsOf(f) {
+  const out = {};
+  for (const [code] of LANGS) {
+    const title = f('tr-title-' + code).value.trim();
+    const welcomeMessage = f('tr-welcome-' + code).value.trim();
+    if (title || welcomeMessage) out[code] = { title, welcomeMessage };
+  }
+  return out;
+}
+
 const MB = 1024 * 1024;
 const DAYS = [0, 1, 2, 3, 4, 5, 6];
 
@@ -209,6 +246,22 @@ class SpaceEditor {
           this.preview.el,
         ),
       ),
+      teamFields(s),
+      h(
+        'fieldset',
+        { class: 'card translations' },
+        h('legend', {}, t('spaces.translations')),
+        h('p', { class: 'muted' }, t('spaces.translationsHint')),
+        ...LANGS.map(([code, name]) => {
+          const own = (s.translations || {})[code] || {};
+          return h(
+            'div',
+            { class: 'inline-fields' },
+            field(name + ' · ' + t('spaces.title'), input('tr-title-' + code, own.title || '', { maxlength: 100 })),
+            field(name + ' · ' + t('spaces.welcome'), h('textarea', { class: 'input', name: 'tr-welcome-' + code, rows: 2, maxlength: 1000 }, own.welcomeMessage || '')),
+          );
+        }),
+      ),
       h(
         'fieldset',
         { class: 'card' },
@@ -354,6 +407,8 @@ class SpaceEditor {
         expireAfterMinutes: num('expireAfterMinutes'),
         retentionDays: num('retentionDays'),
         ...assignmentValues(this.form),
+        translations: translationsOf(f),
+        headerAgents: f('teamAuto').checked ? null : [...new Set([1, 2, 3].map((n) => f('team' + n).value).filter(Boolean))],
       },
     };
   }

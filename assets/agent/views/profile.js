@@ -2,7 +2,7 @@
 // colleagues see, the password, the app's language and the notification
 // settings (also in the top bar's menu).
 
-import { patch, renewSession } from '../api.js';
+import { del, patch, putFile, renewSession } from '../api.js';
 import { field, h, mount } from '../dom.js';
 import { languagePicker, t } from '../i18n.js';
 import { emit, state } from '../store.js';
@@ -21,7 +21,7 @@ export class Profile {
   destroy() {}
 
   render() {
-    mount(this.root, h('div', { class: 'admin' }, h('div', { class: 'admin__body profile' }, h('h1', {}, t('profile.title')), this.awayField(), this.nameForm(), this.passwordForm(), this.languageField(), prefsCard())));
+    mount(this.root, h('div', { class: 'admin' }, h('div', { class: 'admin__body profile' }, h('h1', {}, t('profile.title')), this.awayField(), this.nameForm(), this.avatarCard(), this.passwordForm(), this.languageField(), prefsCard())));
   }
 
   nameForm() {
@@ -43,6 +43,32 @@ export class Profile {
       }
     });
     return form;
+  }
+
+  // The picture visitors see beside the name: PNG, JPEG, WebP or GIF, made
+  // a small square by the server.
+  avatarCard() {
+    const img = h('img', { class: 'avatar-preview', alt: '', width: 64, height: 64 });
+    const status = statusLine();
+    const input = h('input', { type: 'file', name: 'avatar', accept: 'image/png,image/jpeg,image/webp,image/gif' });
+    const remove = h('button', { type: 'button', class: 'btn', dataset: { action: 'remove-avatar' } }, t('profile.avatarRemove'));
+    const show = (agent) => {
+      state.me = { ...state.me, avatar: agent.avatar };
+      img.hidden = remove.hidden = !agent.avatar;
+      if (agent.avatar) img.src = `/api/v1/widget/avatars/${agent.id}?v=${agent.avatar}`;
+    };
+    show(state.me || {});
+    const done = async (work) => {
+      try {
+        show(await work());
+        status.ok(t('common.saved'));
+      } catch (err) {
+        status.error(err);
+      }
+    };
+    input.addEventListener('change', () => input.files[0] && done(() => putFile(`/agents/${state.me.id}/avatar`, input.files[0])).then(() => (input.value = '')));
+    remove.addEventListener('click', () => done(() => del(`/agents/${state.me.id}/avatar`)));
+    return h('div', { class: 'card', dataset: { form: 'profile-avatar' } }, h('h2', {}, t('profile.avatar')), img, field(t('profile.avatarLabel'), input, t('profile.avatarHint')), h('div', { class: 'row-buttons' }, remove, status.el));
   }
 
   passwordForm() {

@@ -7,6 +7,7 @@ mod attach_later;
 mod attachments;
 mod audit;
 mod auth;
+mod avatars;
 mod email;
 mod gdpr;
 mod identity;

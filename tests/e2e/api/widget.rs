@@ -889,3 +889,205 @@ async fn messages_are_bounded_and_validated() {
     assert_eq!(page["thread"], Value::Null);
     say(&server, &token, &"x".repeat(5000), "max").await.ok();
 }
+
+#[tokio::test]
+async fn a_visitor_lists_and_reads_only_their_own_earlier_conversations() {
+    let server = TestServer::start().await;
+    let (owner, space) = owner_and_space(&server).await;
+    let (token, _) = new_session(&server, &space).await;
+
+    let first = say(&server, &token, "First chat", "a").await;
+    let old = first.body["thread"]["id"].as_str().unwrap().to_owned();
+    agent_message(&server, &owner.token, &old, "First answer", false).await;
+    agent_message(&server, &owner.token, &old, "A note for agents", true).await;
+    as_visitor(&server, Method::POST, "/close", &token, None)
+        .await
+        .ok();
+    let next = say(&server, &token, "Second chat", "b").await;
+    let new = next.body["thread"]["id"].as_str().unwrap().to_owned();
+
+    // Newest first, each with the start of its first message.
+    let list = as_visitor(&server, Method::GET, "/threads", &token, None).await;
+    let items = list.ok()["items"].as_array().unwrap();
+    let ids: Vec<&str> = items.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![new.as_str(), old.as_str()]);
+    assert_eq!(items[1]["status"], "closed");
+    assert_eq!(items[1]["preview"], "First chat");
+    assert!(items[1]["closedAt"].is_string());
+
+    // The earlier conversation reads like the current one: no notes.
+    let page = poll(&server, &token, &format!("?threadId={old}")).await;
+    assert_eq!(contents(&page), vec!["First chat", "First answer"]);
+    assert_eq!(page["thread"]["id"], old.as_str());
+    // Without threadId, the current conversation as before.
+    assert_eq!(
+        contents(&poll(&server, &token, "").await),
+        vec!["Second chat"]
+    );
+
+    // Another visitor of the same space sees none of it.
+    let (other, _) = new_session(&server, &space).await;
+    let list = as_visitor(&server, Method::GET, "/threads", &other, None).await;
+    assert_eq!(list.ok()["items"], json!([]));
+    let foreign = as_visitor(
+        &server,
+        Method::GET,
+        &format!("/messages?threadId={old}"),
+        &other,
+        None,
+    )
+    .await;
+    assert_eq!(foreign.err(404), "not_found");
+    // Without a session, or with a thread id that is not one: refused.
+    let r = widget(&server, Method::GET, "/threads", Some(SITE), None, None).await;
+    assert_eq!(r.status, 401);
+    let r = as_visitor(
+        &server,
+        Method::GET,
+        "/messages?threadId=nope",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(r.err(400), "invalid_query");
+}
+
+#[tokio::test]
+async fn title_and_welcome_per_locale_are_validated_and_reach_the_config() {
+    let server = TestServer::start().await;
+    let (owner, space) = owner_and_space(&server).await;
+    let path = format!("/api/v1/chat-spaces/{}", space.id);
+    let words =
+        json!({"pl": {"title": "Pomoc", "welcomeMessage": "Cześć!"}, "ru": {"title": "Помощь"}});
+    let r = server
+        .patch(
+            &path,
+            &owner.token,
+            json!({"settings": {"translations": words}}),
+        )
+        .await;
+    assert_eq!(
+        r.ok()["settings"]["translations"]["ru"]["welcomeMessage"],
+        ""
+    );
+    let config = widget(
+        &server,
+        Method::GET,
+        &format!("/config?key={}", space.widget_key),
+        Some(SITE),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(config.ok()["translations"]["pl"]["title"], "Pomoc");
+    assert_eq!(
+        config.ok()["translations"]["pl"]["welcomeMessage"],
+        "Cześć!"
+    );
+
+    // The map is replaced whole: a language left out is gone.
+    let r = server
+        .patch(
+            &path,
+            &owner.token,
+            json!({"settings": {"translations": {"pl": {"title": "Pomoc!"}}}}),
+        )
+        .await;
+    assert_eq!(
+        r.ok()["settings"]["translations"],
+        json!({"pl": {"title": "Pomoc!", "welcomeMessage": ""}})
+    );
+
+    // Unknown languages, unknown fields and overlong words are refused,
+    // and nothing changes.
+    for bad in [
+        json!({"xx": {"title": "?"}}),
+        json!({"": {"title": "?"}}),
+        json!({"pl": {"title": "x".repeat(101)}}),
+        json!({"pl": {"welcomeMessage": "x".repeat(1001)}}),
+        json!({"pl": {"title": "ok", "color": "red"}}),
+        json!({"pl": "Pomoc"}),
+    ] {
+        let r = server
+            .patch(
+                &path,
+                &owner.token,
+                json!({"settings": {"translations": bad}}),
+            )
+            .await;
+        assert_eq!(r.err(400), "validation_failed", "{bad}");
+    }
+    let now = server.get(&path, &owner.token).await;
+    assert_eq!(
+        now.ok()["settings"]["translations"],
+        json!({"pl": {"title": "Pomoc!", "welcomeMessage": ""}})
+    );
+}
+
+#[tokio::test]
+async fn the_header_team_is_chosen_from_the_spaces_agents_and_reaches_the_config() {
+    use mychat::accounts::model::Role;
+    let server = TestServer::start().await;
+    let (owner, space) = owner_and_space(&server).await;
+    let pia = fixtures::agent(&server, &owner, "Pia", Role::Agent).await;
+    let config = || async {
+        let path = format!("/config?key={}", space.widget_key);
+        let r = widget(&server, Method::GET, &path, Some(SITE), None, None).await;
+        r.ok()["agents"].clone()
+    };
+    // Auto: the space's agents (the owner and Pia), offline, by name.
+    let names: Vec<String> = config()
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, vec!["Acme owner", "Pia"]);
+
+    let path = format!("/api/v1/chat-spaces/{}", space.id);
+    server
+        .patch(
+            &path,
+            &owner.token,
+            json!({"settings": {"headerAgents": [pia.id]}}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        config().await,
+        json!([{"id": pia.id, "name": "Pia", "online": false, "avatar": null}])
+    );
+
+    // More than three, twice the same, another organization's or an
+    // unknown agent: refused, nothing changes.
+    let other = server.register("Other", "olga@other.test").await;
+    let four: Vec<String> = (0..4).map(|_| pia.id.clone()).collect();
+    for bad in [
+        json!(four),
+        json!([pia.id, pia.id]),
+        json!([other.agent_id]),
+        json!(["00000000-0000-0000-0000-000000000000"]),
+        json!(["nope"]),
+    ] {
+        let r = server
+            .patch(
+                &path,
+                &owner.token,
+                json!({"settings": {"headerAgents": bad}}),
+            )
+            .await;
+        assert_eq!(r.err(400), "validation_failed", "{bad}");
+    }
+    assert_eq!(config().await[0]["name"], "Pia");
+    // Back to auto.
+    server
+        .patch(
+            &path,
+            &owner.token,
+            json!({"settings": {"headerAgents": null}}),
+        )
+        .await
+        .ok();
+    assert_eq!(config().await.as_array().unwrap().len(), 2);
+}

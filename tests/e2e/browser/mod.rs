@@ -15,3 +15,8 @@ mod screenshots;
 mod smoke;
 mod widget;
 mod widget_api;
+mod widget_emoji;
+mod widget_history;
+mod widget_load;
+mod widget_locales;
+mod widget_team;
