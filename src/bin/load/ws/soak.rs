@@ -229,9 +229,12 @@ async fn run(server: &Server, args: &SoakArgs) -> Fallible<Report> {
         .ok_or("soak needs the server's process id (--pid with --url)")?;
     let setup = Rest::new(&server.base, 8)?;
     let space = setup.space().await?;
+    // Idle keep-alive connections go soon, so the descriptors the server
+    // holds for them are gone when the leak check counts.
     let rest = reqwest::Client::builder()
         .no_proxy()
         .timeout(ANSWER_WITHIN)
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| e.to_string())?;
     let ctx = Arc::new(Ctx {
@@ -319,8 +322,10 @@ async fn run(server: &Server, args: &SoakArgs) -> Fallible<Report> {
     let mut problems = ledger.problems.clone();
     if end.fds > base.fds + FD_SLACK {
         problems.push(format!(
-            "file descriptors leak: {} at the end, {} at the baseline",
-            end.fds, base.fds
+            "file descriptors leak: {} at the end, {} at the baseline; open now: {}",
+            end.fds,
+            base.fds,
+            open_files(pid)
         ));
     }
     let allowed = base.rss_kib + end.db_kib.saturating_sub(base.db_kib) + RSS_SLACK_KIB;
@@ -761,6 +766,26 @@ struct Measure {
     db_kib: u64,
 }
 
+/// What the server's descriptors point at, files by name and sockets
+/// counted: the clue when the count did not come back.
+fn open_files(pid: u32) -> String {
+    let mut sockets = 0;
+    let mut other = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        match std::fs::read_link(entry.path()) {
+            Ok(target) if target.to_string_lossy().starts_with("socket:") => sockets += 1,
+            Ok(target) => other.push(target.to_string_lossy().into_owned()),
+            Err(_) => {}
+        }
+    }
+    other.sort();
+    format!("{sockets} sockets, {}", other.join(", "))
+}
+
 /// Once the server holds no socket: its memory, descriptors and database size.
 async fn settle(ctx: &Ctx, pid: u32, server: &Server) -> Fallible<Measure> {
     let started = Instant::now();
@@ -788,9 +813,22 @@ async fn settle(ctx: &Ctx, pid: u32, server: &Server) -> Fallible<Measure> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map_err(|e| format!("/proc/{pid}/fd: {e}"))?
-        .count() as u64;
+    // Descriptors still closing (a keep-alive connection the client lets
+    // go, a search index segment being merged) settle first: counted
+    // until the number holds for five seconds.
+    let count = || -> Fallible<u64> {
+        Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map_err(|e| format!("/proc/{pid}/fd: {e}"))?
+            .count() as u64)
+    };
+    let mut fds = count()?;
+    let mut same = 0;
+    while same < 10 && started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = count()?;
+        same = if now == fds { same + 1 } else { 0 };
+        fds = now;
+    }
     let rss_kib = procfs::memory(pid).ok_or("no /proc memory")?.rss_kib;
     let db_kib = server
         .data_dir()
