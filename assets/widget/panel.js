@@ -33,6 +33,7 @@ header{display:flex;align-items:center;gap:6px;padding:12px 10px 12px 16px;backg
 .face small{font-size:10px;max-width:44px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;opacity:.9}
 .av{position:relative;display:inline-flex;align-items:center;justify-content:center;width:30px;height:30px;border-radius:50%;
  background:rgba(127,127,127,.35);font:600 12px/1 system-ui,sans-serif;flex:none;overflow:hidden}
+.av::before{content:attr(data-i)}
 .av img{position:absolute;inset:0;width:100%;height:100%;object-fit:cover}
 .live .av{box-shadow:0 0 0 2px #22c55e}
 .who .av{width:22px;height:22px;font-size:10px;background:var(--in);color:var(--fg)}
@@ -260,7 +261,8 @@ textarea,input{font:inherit;font-size:14px;color:var(--fg);background:var(--bg);
   // An agent's picture, or initials, in a circle (the name is beside it).
   function face(name, id) {
     const a = (cfg.agents || []).find((x) => x.id === id && x.avatar);
-    const el = h('span', { class: 'av', 'aria-hidden': 'true' }, name.split(/\s+/).map((w) => [...w][0] || '').slice(0, 2).join('').toUpperCase());
+    // Drawn from an attribute by CSS, so the line's text is the name alone.
+    const el = h('span', { class: 'av', 'aria-hidden': 'true', 'data-i': name.split(/\s+/).map((w) => [...w][0] || '').slice(0, 2).join('').toUpperCase() });
     if (a) el.append(h('img', { alt: '', src: API + '/avatars/' + a.id + '?v=' + a.avatar, onerror: (e) => e.target.remove() }));
     return el;
   }

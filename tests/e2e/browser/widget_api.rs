@@ -404,8 +404,12 @@ async fn identify_with_a_token_verifies_the_visitor_and_a_forged_one_is_refused(
     let real = identity_token(&kid, &secret, "CRM-1");
     browser
         .js(&format!(
-            "MyChat.identify({{ token: {real:?} }}); return true"
+            "Promise.resolve(MyChat.identify({{ token: {real:?} }})).then(() => (window.__verified = true)); return true"
         ))
+        .await;
+    // Written once the server has verified the visitor.
+    browser
+        .wait_for("the verification", "return window.__verified === true")
         .await;
     type_in_widget(&browser, ".compose textarea", "Verified hello\u{E007}").await;
     wait_message(&browser, "Verified hello", "sent").await;
