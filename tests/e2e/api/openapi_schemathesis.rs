@@ -40,7 +40,10 @@ async fn schemathesis(server: &TestServer, name: &str, filter: &[&str], headers:
     for header in headers {
         cmd.args(["--header", header]);
     }
-    cmd.env("SCHEMATHESIS_HOOKS", "").kill_on_drop(true);
+    // Its caches go to the working directory: the server's temp dir.
+    cmd.env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(server.data_dir())
+        .kill_on_drop(true);
     let out = cmd.output().await.expect("schemathesis runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
