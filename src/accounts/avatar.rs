@@ -98,6 +98,15 @@ pub fn square_png(bytes: &[u8]) -> AppResult<Vec<u8>> {
 }
 
 /// 200 with the agent, its `avatar` the new picture's version.
+#[utoipa::path(
+    put,
+    path = "/agents/{id}/avatar",
+    tag = "organization",
+    params(("id" = uuid::Uuid, Path)),
+    request_body(content_type = "image/png", description = "A PNG, JPEG, WebP or GIF picture of at most 2 MiB", content = crate::openapi::Binary),
+    responses((status = 200, description = "The agent, its `avatar` the new picture's version", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn set(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -127,6 +136,14 @@ async fn set(
 }
 
 /// 200 with the agent, without a picture.
+#[utoipa::path(
+    delete,
+    path = "/agents/{id}/avatar",
+    tag = "organization",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, description = "The agent, without a picture", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("agent" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     AgentAuth(caller): AgentAuth,
@@ -162,6 +179,13 @@ async fn save(
 
 /// An agent's picture, for any site's widget: kept a year under its
 /// current `?v=`, revalidated otherwise; 404 for an agent without one.
+#[utoipa::path(
+    get,
+    path = "/widget/avatars/{id}",
+    tag = "widget",
+    params(("id" = uuid::Uuid, Path), ("v" = Option<String>, Query, description = "The picture's version: with the current one it is kept a year")),
+    responses((status = 200, description = "The picture, a 96 px PNG", content_type = "image/png", body = crate::openapi::Binary), crate::openapi::Errors)
+)]
 async fn show(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<AgentId>,

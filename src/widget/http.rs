@@ -180,6 +180,13 @@ struct ThreadsReply {
 }
 
 /// The visitor's own conversations, newest first.
+#[utoipa::path(
+    get,
+    path = "/widget/threads",
+    tag = "widget",
+    responses((status = 200, description = "The visitor's own conversations, newest first (`items`)", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    security(("visitor" = []))
+)]
 async fn threads(
     State(state): State<AppState>,
     auth: VisitorAuth,

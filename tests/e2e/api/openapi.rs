@@ -21,6 +21,8 @@ const NOT_REST: &[&str] = &[
     "/app/",
     "/app/{*path}",
     "/widget.js",
+    "/widget/panel.js",
+    "/widget/words/{file}",
     "/embed.js",
     "/ws/widget",
     "/ws/agent",
