@@ -195,9 +195,16 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// Where the data lives: `embedded` (a redb file in the data dir, the
+    /// default) or `postgres` (one PostgreSQL database shared by every
+    /// node of a cluster, at `url`).
+    pub backend: StoreBackend,
+    /// The PostgreSQL database of the `postgres` backend, as libpq's URL
+    /// (`postgres://user:password@host:5432/mychat`) or key=value form.
+    pub url: String,
     /// Most writes folded into one durable commit.
     pub max_batch: usize,
     /// Writes are refused (507) while the data dir's file system has less
@@ -462,9 +469,19 @@ impl Default for WebhooksConfig {
     }
 }
 
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Embedded,
+    Postgres,
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            backend: StoreBackend::Embedded,
+            url: String::new(),
             max_batch: 2048,
             min_free_mb: 16,
             expiry_interval_secs: 60,
@@ -528,6 +545,43 @@ impl fmt::Debug for Config {
     }
 }
 
+impl fmt::Debug for StoreConfig {
+    /// The database's password never reaches a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("backend", &self.backend)
+            .field("url", &self.redacted_url())
+            .field("max_batch", &self.max_batch)
+            .field("min_free_mb", &self.min_free_mb)
+            .field("expiry_interval_secs", &self.expiry_interval_secs)
+            .field("retention_interval_secs", &self.retention_interval_secs)
+            .finish()
+    }
+}
+
+impl StoreConfig {
+    /// `url` without its password, for `mychat check` and logs.
+    pub fn redacted_url(&self) -> String {
+        match reqwest::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some(REDACTED));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            // The key=value form: only its password's value is hidden.
+            Err(_) => self
+                .url
+                .split_whitespace()
+                .map(|kv| match kv.split_once('=') {
+                    Some(("password", _)) => format!("password={REDACTED}"),
+                    _ => kv.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
 /// Stands in for a secret in `mychat check`.
 pub const REDACTED: &str = "<redacted>";
 
@@ -547,6 +601,9 @@ impl Config {
             }
         }
         shown.email.smtp_url = self.email.redacted_smtp_url();
+        if !shown.store.url.is_empty() {
+            shown.store.url = self.store.redacted_url();
+        }
         toml::to_string(&shown)
     }
 }
@@ -672,6 +729,17 @@ impl Config {
         }
         if self.store.max_batch == 0 {
             return invalid("store.max_batch must be at least 1");
+        }
+        match self.store.backend {
+            StoreBackend::Postgres if self.store.url.is_empty() => {
+                return invalid("store.url is required with store.backend = \"postgres\"");
+            }
+            StoreBackend::Postgres => {
+                if let Err(e) = self.store.url.parse::<tokio_postgres::Config>() {
+                    return invalid(&format!("store.url: {e}"));
+                }
+            }
+            StoreBackend::Embedded => {}
         }
         if self.email.enabled() {
             if let Err(e) = crate::email::transport(&self.email.smtp_url) {

@@ -8,7 +8,9 @@ use crate::integrations::model::Member;
 use crate::messages::model::Message;
 use crate::threads::model::Thread;
 
-#[derive(Clone, Debug)]
+/// Serializable, so a node of a cluster can hand its commits' events to
+/// the others (see `store::postgres`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// A thread was created (a visitor's first message, an agent starting one).
     ThreadNew { thread: Thread },
@@ -57,7 +59,7 @@ pub enum Event {
     LabelsChanged { org: OrgId },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReaderKind {
     Visitor,
     Agent(AgentId),

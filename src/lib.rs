@@ -120,13 +120,19 @@ impl App {
             path: dir.display().to_string(),
             source,
         })?;
-        let store = store::Store::open_with(
-            &dir.join(DB_FILE),
-            store::Options {
-                max_batch: config.store.max_batch,
-                min_free_bytes: config.store.min_free_mb.saturating_mul(1024 * 1024),
-            },
-        )?;
+        let options = store::Options {
+            max_batch: config.store.max_batch,
+            min_free_bytes: config.store.min_free_mb.saturating_mul(1024 * 1024),
+        };
+        let store = match config.store.backend {
+            config::StoreBackend::Embedded => store::Store::open_with(&dir.join(DB_FILE), options)?,
+            config::StoreBackend::Postgres => {
+                let url = config.store.url.clone();
+                tokio::task::spawn_blocking(move || store::Store::open_postgres(&url, options))
+                    .await
+                    .map_err(|e| store::Error::Storage(e.to_string()))??
+            }
+        };
         // Webhook deliveries commit with the events that cause them.
         if !store::Reader::is_empty(&store.read()?, store::tables::WEBHOOKS)? {
             webhooks::outbox::webhooks_may_exist();
@@ -141,13 +147,21 @@ impl App {
                 email::outbox::write_mails(tx, events, &c)
             }));
         }
-        let jwt = auth::jwt::JwtKeys::load(
-            &dir,
-            &config.auth.jwt_secret,
-            config.auth.access_token_ttl_secs,
-        )
-        .map_err(BuildError::Key)?;
-        let mailer = email::Mailer::load(&dir).map_err(BuildError::Key)?;
+        // Nodes sharing a database share its keys too: a token one node
+        // signed is good on every other.
+        let shared = store.is_shared();
+        let jwt_secret = if config.auth.jwt_secret.is_empty() && shared {
+            store.shared_secret("jwt").await?
+        } else {
+            config.auth.jwt_secret.clone()
+        };
+        let jwt = auth::jwt::JwtKeys::load(&dir, &jwt_secret, config.auth.access_token_ttl_secs)
+            .map_err(BuildError::Key)?;
+        let mailer = if shared {
+            email::Mailer::with_key(store.shared_secret("mail").await?.into_bytes())
+        } else {
+            email::Mailer::load(&dir).map_err(BuildError::Key)?
+        };
         let search = search::Search::open(&dir.join(search::DIR))?;
         let state = AppState::new(config, store, jwt, mailer, search);
         push::install(&state).map_err(BuildError::PushKey)?;

@@ -96,13 +96,19 @@ impl Mailer {
                 key
             }
         };
-        Ok(Mailer {
+        Ok(Mailer::with_key(key))
+    }
+
+    /// A mailer whose reply-address key is `key` (shared by a cluster's
+    /// nodes through the database).
+    pub fn with_key(key: Vec<u8>) -> Mailer {
+        Mailer {
             key,
             due: tokio::sync::Notify::new(),
             inbound_addr: Default::default(),
             sent: Default::default(),
             failed: Default::default(),
-        })
+        }
     }
 
     /// The token of a visitor's unsubscribe link.

@@ -8,14 +8,13 @@
 
 use std::path::Path;
 
-use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableHandle,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
+use super::engine::Kv;
+use super::file::def;
 use super::tables::{self, ALL};
-use super::{Error, Result, Store, migrate};
+use super::{Error, Result, Scan, Store, migrate};
 
 /// Entries per commit while copying, to bound the copy's memory.
 const CHUNK: u64 = 50_000;
@@ -34,19 +33,19 @@ impl Store {
     /// Copies a snapshot of the database into a new file at `dest` (which
     /// must not exist), makes it durable, and verifies it by opening it.
     pub fn backup_to(&self, dest: &Path) -> Result<Summary> {
-        let snapshot = self.inner.db.begin_read()?;
-        copy_snapshot(&snapshot, dest)
+        let snapshot = self.inner.db.snapshot()?;
+        copy_snapshot(&*snapshot, dest)
     }
 }
 
 /// The same copy from a database file no server has open.
 pub fn backup_file(source: &Path, dest: &Path) -> Result<Summary> {
     let db = Database::open(source)?;
-    let snapshot = db.begin_read()?;
-    copy_snapshot(&snapshot, dest)
+    let snapshot = super::file::snapshot_of(&db)?;
+    copy_snapshot(&*snapshot, dest)
 }
 
-fn copy_snapshot(snapshot: &ReadTransaction, dest: &Path) -> Result<Summary> {
+fn copy_snapshot(snapshot: &dyn Kv, dest: &Path) -> Result<Summary> {
     if dest.exists() {
         return Err(Error::Storage(format!("{} already exists", dest.display())));
     }
@@ -56,31 +55,33 @@ fn copy_snapshot(snapshot: &ReadTransaction, dest: &Path) -> Result<Summary> {
         let mut txn = copy.begin_write()?;
         let mut in_txn = 0u64;
         for table in ALL {
-            let source = snapshot.open_table(*table)?;
-            txn.open_table(*table)?;
-            let mut range = source.iter()?;
+            txn.open_table(def(*table))?;
+            let mut scan = Scan {
+                limit: 4096,
+                ..Scan::default()
+            };
             loop {
+                let chunk = snapshot.scan(*table, &scan)?;
                 {
-                    let mut target = txn.open_table(*table)?;
-                    for item in range.by_ref() {
-                        let (k, v) = item?;
-                        target.insert(k.value(), v.value())?;
-                        copied += 1;
-                        in_txn += 1;
-                        if in_txn == CHUNK {
-                            break;
-                        }
+                    let mut target = txn.open_table(def(*table))?;
+                    for (k, v) in &chunk {
+                        target.insert(k.as_slice(), v.as_slice())?;
                     }
                 }
-                if in_txn < CHUNK {
-                    break;
+                copied += chunk.len() as u64;
+                in_txn += chunk.len() as u64;
+                if in_txn >= CHUNK {
+                    // Intermediate commits need not reach the disk: only
+                    // the last one, below, is made durable.
+                    txn.set_durability(Durability::None)?;
+                    txn.commit()?;
+                    txn = copy.begin_write()?;
+                    in_txn = 0;
                 }
-                // Intermediate commits need not reach the disk: only the
-                // last one, below, is made durable.
-                txn.set_durability(Durability::None)?;
-                txn.commit()?;
-                txn = copy.begin_write()?;
-                in_txn = 0;
+                match chunk.last() {
+                    Some((last, _)) if chunk.len() == scan.limit => scan.after = Some(last.clone()),
+                    _ => break,
+                }
             }
         }
         txn.set_durability(Durability::Immediate)?;
@@ -123,9 +124,9 @@ pub fn verify(path: &Path) -> Result<Summary> {
     let mut entries = 0;
     let mut messages = 0;
     for table in ALL {
-        let len = txn.open_table(*table)?.len()?;
+        let len = txn.open_table(def(*table))?.len()?;
         entries += len;
-        if table.name() == tables::MESSAGES.name() {
+        if *table == tables::MESSAGES {
             messages = len;
         }
     }

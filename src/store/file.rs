@@ -11,13 +11,24 @@
 //! `store.min_free_mb`, so the database is never written on a disk without
 //! room for the commit, and reads go on as usual.
 
+use std::cell::RefCell;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 
-use super::{Error, Result};
+use super::engine::{Body, Decision, Kv, KvWrite, Snapshot};
+use super::tables::Table;
+use super::{Error, Result, Scan, prefix_end};
+
+/// The redb table a [`Table`] names.
+pub fn def(table: Table) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+    TableDefinition::new(table.name())
+}
 
 pub struct DbFile {
     path: PathBuf,
@@ -95,6 +106,35 @@ impl DbFile {
         self.begin_write()
     }
 
+    /// A consistent snapshot.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Box::new(Reading(self.begin_read()?)))
+    }
+
+    /// Runs `body` in one write transaction and commits it durably when it
+    /// says so. Ok(false): the body aborted it.
+    pub fn write(&self, body: Body<'_>) -> Result<bool> {
+        let txn = self
+            .begin_write()
+            .map_err(|e| Error::CommitFailed(format!("write transaction could not start: {e}")))?;
+        let decision = body(&Writing::new(&txn));
+        match decision {
+            Decision::Abort => {
+                let _ = txn.abort();
+                Ok(false)
+            }
+            Decision::Commit { .. } => match txn.commit() {
+                Ok(()) => Ok(true),
+                Err(redb::CommitError::Storage(redb::StorageError::Io(io)))
+                    if is_disk_full(&io) =>
+                {
+                    Err(Error::DiskFull)
+                }
+                Err(e) => Err(Error::CommitFailed(e.to_string())),
+            },
+        }
+    }
+
     /// Closes the database and opens it again, which brings it back to
     /// its last durable commit. On failure the store stays closed (reads
     /// and writes answer 503) and the next write tries again.
@@ -136,6 +176,131 @@ impl DbFile {
     pub fn below_floor(&self) -> bool {
         self.free_bytes().is_some_and(|free| free < self.min_free)
     }
+}
+
+/// A snapshot of a database no store has open (backups of a file).
+pub fn snapshot_of(db: &Database) -> Result<Snapshot> {
+    Ok(Box::new(Reading(db.begin_read()?)))
+}
+
+/// A read transaction.
+struct Reading(ReadTransaction);
+
+impl Kv for Reading {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let t = self.0.open_table(def(table))?;
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        scan_table(&self.0.open_table(def(table))?, scan)
+    }
+}
+
+type RedbTable<'a> = redb::Table<'a, &'static [u8], &'static [u8]>;
+
+/// A write transaction. Each table is opened once and kept open for the
+/// whole transaction.
+struct Writing<'a> {
+    txn: &'a WriteTransaction,
+    tables: RefCell<Vec<(&'static str, RedbTable<'a>)>>,
+}
+
+impl<'a> Writing<'a> {
+    fn new(txn: &'a WriteTransaction) -> Writing<'a> {
+        Writing {
+            txn,
+            tables: RefCell::new(Vec::with_capacity(16)),
+        }
+    }
+
+    fn with_table<T>(
+        &self,
+        table: Table,
+        f: impl FnOnce(&mut RedbTable<'a>) -> Result<T>,
+    ) -> Result<T> {
+        let name = table.name();
+        let mut tables = self.tables.borrow_mut();
+        let i = match tables.iter().position(|(n, _)| *n == name) {
+            Some(i) => i,
+            None => {
+                let opened = self.txn.open_table(def(table))?;
+                tables.push((name, opened));
+                tables.len() - 1
+            }
+        };
+        f(&mut tables[i].1)
+    }
+}
+
+impl Kv for Writing<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with_table(table, |t| Ok(t.get(key)?.map(|v| v.value().to_vec())))
+    }
+
+    fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.with_table(table, |t| scan_table(&*t, scan))
+    }
+}
+
+impl KvWrite for Writing<'_> {
+    fn insert(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.with_table(table, |t| {
+            t.insert(key, value)?;
+            Ok(())
+        })
+    }
+
+    fn remove(&self, table: Table, key: &[u8]) -> Result<bool> {
+        self.with_table(table, |t| Ok(t.remove(key)?.is_some()))
+    }
+}
+
+fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    table: &T,
+    scan: &Scan,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let end = prefix_end(&scan.prefix);
+    let mut lower: Bound<&[u8]> = Bound::Included(scan.prefix.as_slice());
+    let mut upper: Bound<&[u8]> = match &end {
+        Some(e) => Bound::Excluded(e.as_slice()),
+        None => Bound::Unbounded,
+    };
+    if let Some(after) = &scan.after {
+        if scan.reverse {
+            upper = Bound::Excluded(after.as_slice());
+        } else {
+            lower = Bound::Excluded(after.as_slice());
+        }
+    }
+    let range = table.range::<&[u8]>((lower, upper))?;
+    let mut out = Vec::new();
+    type Item<'a> = std::result::Result<
+        (
+            redb::AccessGuard<'a, &'static [u8]>,
+            redb::AccessGuard<'a, &'static [u8]>,
+        ),
+        redb::StorageError,
+    >;
+    let mut push = |item: Item<'_>| -> Result<bool> {
+        let (k, v) = item?;
+        out.push((k.value().to_vec(), v.value().to_vec()));
+        Ok(out.len() < scan.limit)
+    };
+    if scan.reverse {
+        for item in range.rev() {
+            if !push(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in range {
+            if !push(item)? {
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Whether an I/O error means the disk (or the user's quota) is full.

@@ -7,12 +7,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::codec;
+use super::file::def;
 use super::tables::{self, ALL, META, Table};
 use super::{Error, Result};
 
 /// 1: records as JSON. 2: records in the binary format ([`codec::BINARY`]).
 pub const CURRENT: u64 = 2;
-const KEY: &[u8] = b"schema_version";
+/// Where the META table keeps the schema version.
+pub const VERSION_KEY: &[u8] = b"schema_version";
+const KEY: &[u8] = VERSION_KEY;
 
 /// Step `i` brings a database from version `i + 1` to `i + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
@@ -61,7 +64,7 @@ fn to_binary(txn: &WriteTransaction) -> Result<()> {
 /// keys at a time (a long history does not sit in memory at once).
 fn rewrite<T: Serialize + DeserializeOwned>(txn: &WriteTransaction, table: Table) -> Result<usize> {
     const CHUNK: usize = 4096;
-    let mut t = txn.open_table(table)?;
+    let mut t = txn.open_table(def(table))?;
     let mut after: Option<Vec<u8>> = None;
     let mut done = 0;
     loop {
@@ -97,7 +100,7 @@ fn rewrite<T: Serialize + DeserializeOwned>(txn: &WriteTransaction, table: Table
 
 /// The schema version a database records, if any.
 pub fn version(txn: &ReadTransaction) -> Result<Option<u64>> {
-    let meta = txn.open_table(META)?;
+    let meta = txn.open_table(def(META))?;
     let v = meta.get(KEY)?.map(|v| v.value().to_vec());
     Ok(v.and_then(|b| b.try_into().ok().map(u64::from_be_bytes)))
 }
@@ -105,17 +108,17 @@ pub fn version(txn: &ReadTransaction) -> Result<Option<u64>> {
 pub fn run(db: &Database) -> Result<()> {
     let txn = db.begin_write()?;
     for table in ALL {
-        txn.open_table(*table)?;
+        txn.open_table(def(*table))?;
     }
     let found = {
-        let meta = txn.open_table(META)?;
+        let meta = txn.open_table(def(META))?;
         let v = meta.get(KEY)?.map(|v| v.value().to_vec());
         v.and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
     };
     let version = match found {
         Some(v) => v,
         None => {
-            let orgs = txn.open_table(tables::ORGS)?;
+            let orgs = txn.open_table(def(tables::ORGS))?;
             if orgs.is_empty()? { CURRENT } else { 1 }
         }
     };
@@ -129,7 +132,7 @@ pub fn run(db: &Database) -> Result<()> {
         step(&txn)?;
     }
     debug_assert_eq!(STEPS.len() as u64, CURRENT - 1);
-    txn.open_table(META)?
+    txn.open_table(def(META))?
         .insert(KEY, CURRENT.to_be_bytes().as_slice())?;
     txn.commit()?;
     Ok(())
@@ -162,14 +165,14 @@ mod tests {
             let db = Database::create(&path).unwrap();
             let txn = db.begin_write().unwrap();
             for table in ALL {
-                txn.open_table(*table).unwrap();
+                txn.open_table(def(*table)).unwrap();
             }
-            txn.open_table(META)
+            txn.open_table(def(META))
                 .unwrap()
                 .insert(KEY, 1u64.to_be_bytes().as_slice())
                 .unwrap();
             let key = thread.id.as_u128().to_be_bytes();
-            txn.open_table(tables::THREADS)
+            txn.open_table(def(tables::THREADS))
                 .unwrap()
                 .insert(
                     key.as_slice(),
@@ -177,7 +180,7 @@ mod tests {
                 )
                 .unwrap();
             let key = org.id.as_u128().to_be_bytes();
-            txn.open_table(tables::ORGS)
+            txn.open_table(def(tables::ORGS))
                 .unwrap()
                 .insert(key.as_slice(), serde_json::to_vec(&org).unwrap().as_slice())
                 .unwrap();
@@ -196,7 +199,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(raw[0], codec::BINARY, "stored in the binary format now");
-        assert_eq!(version(&read.txn).unwrap(), Some(CURRENT));
+        let version = read.get_raw(META, KEY).unwrap().unwrap();
+        assert_eq!(version, CURRENT.to_be_bytes());
     }
 
     #[test]
@@ -206,7 +210,7 @@ mod tests {
         let db = Database::create(&path).unwrap();
         run(&db).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(META)
+        txn.open_table(def(META))
             .unwrap()
             .insert(KEY, (CURRENT + 1).to_be_bytes().as_slice())
             .unwrap();

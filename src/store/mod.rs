@@ -1,4 +1,5 @@
-//! The only module that knows redb.
+//! The typed store over a key-value engine ([`engine`]): the embedded redb
+//! file by default.
 //!
 //! Reads run anywhere on a snapshot ([`Store::read`]). Writes are closures
 //! sent to one writer thread ([`Store::write`]), which folds every write that
@@ -13,8 +14,10 @@
 
 pub mod backup;
 mod codec;
+pub mod engine;
 mod file;
 mod migrate;
+mod postgres;
 mod queries;
 mod records;
 pub mod tables;
@@ -23,14 +26,10 @@ mod writer;
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use redb::{
-    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
-};
 use tokio::sync::{mpsc, oneshot};
 
 pub use codec::{KeyBuf, decode, id_at, id_key, prefix_end};
@@ -112,7 +111,7 @@ pub struct Store {
 }
 
 struct Inner {
-    db: Arc<file::DbFile>,
+    db: Arc<Backend>,
     jobs: mpsc::Sender<writer::Msg>,
     stats: Arc<writer::Stats>,
     listener: Arc<writer::ListenerSlot>,
@@ -153,13 +152,39 @@ impl Store {
 
     /// Opens (or creates) the database file, migrates it, and starts the writer.
     pub fn open_with(path: &Path, options: Options) -> Result<Store> {
+        let db = file::DbFile::open(path, options.min_free_bytes, migrate::run)?;
+        Store::start(Backend::Embedded(db), options)
+    }
+
+    /// Connects to PostgreSQL (`url`, libpq's URL or key=value form),
+    /// creates or migrates its tables, and starts the writer.
+    pub fn open_postgres(url: &str, options: Options) -> Result<Store> {
+        let pg = postgres::Pg::open(url)?;
+        let store = Store::start(Backend::Postgres(Box::new(pg)), options)?;
+        if let Backend::Postgres(pg) = &*store.inner.db {
+            // Other nodes' events reach this node's listener as its own do.
+            let listener = store.inner.listener.clone();
+            pg.set_remote(Arc::new(move |payload| {
+                match codec::decode::<Vec<Event>>(payload) {
+                    Ok(events) => {
+                        if let Some(listener) = listener.get() {
+                            listener(events);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "another node's events could not be read")
+                    }
+                }
+            }));
+        }
+        Ok(store)
+    }
+
+    /// Counts what the writer keeps counted and starts it.
+    fn start(backend: Backend, options: Options) -> Result<Store> {
+        let db = Arc::new(backend);
         let stats = Arc::new(writer::Stats::default());
-        let db = Arc::new(file::DbFile::open(path, options.min_free_bytes, |db| {
-            migrate::run(db)?;
-            stats.count_threads(count_threads(db)?);
-            Ok(())
-        })?);
-        let max_batch = options.max_batch;
+        stats.count_threads(count_threads(&*db.snapshot()?)?);
         let listener = Arc::new(writer::ListenerSlot::default());
         let outbox = Arc::new(writer::OutboxSlot::default());
         let jobs = writer::spawn(
@@ -167,7 +192,7 @@ impl Store {
             stats.clone(),
             listener.clone(),
             outbox.clone(),
-            max_batch,
+            options.max_batch,
         )?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -198,7 +223,7 @@ impl Store {
     /// A consistent snapshot for reading.
     pub fn read(&self) -> Result<ReadTx> {
         Ok(ReadTx {
-            txn: self.inner.db.begin_read()?,
+            kv: self.inner.db.snapshot()?,
         })
     }
 
@@ -211,7 +236,10 @@ impl Store {
     /// The test suite's fault-injection point (failing fsyncs).
     #[cfg(feature = "fault-injection")]
     pub fn faults(&self) -> &file::faults::Faults {
-        &self.inner.db.faults
+        match &*self.inner.db {
+            Backend::Embedded(db) => &db.faults,
+            Backend::Postgres(_) => panic!("fault injection is for the embedded file"),
+        }
     }
 
     /// Runs `op` in the next group commit and returns its result once the
@@ -268,36 +296,118 @@ impl Store {
         self.inner.jobs.max_capacity() - self.inner.jobs.capacity()
     }
 
+    /// Whether other nodes share this store's database.
+    pub fn is_shared(&self) -> bool {
+        self.inner.db.is_shared()
+    }
+
+    /// A secret every node sharing the database uses (signing keys): the
+    /// one stored, or a new one stored by whichever node asks first.
+    pub async fn shared_secret(&self, name: &str) -> Result<String> {
+        let key = format!("secret:{name}");
+        let fresh = crate::auth::tokens::generate();
+        self.write(move |tx| {
+            if let Some(stored) = tx.get_raw(tables::META, key.as_bytes())? {
+                return String::from_utf8(stored).map_err(|e| Error::Codec(e.to_string()));
+            }
+            tx.put_raw(tables::META, key.as_bytes(), fresh.as_bytes())?;
+            Ok(fresh.clone())
+        })
+        .await
+    }
+
     /// Whether the writer is still taking writes.
     pub fn is_running(&self) -> bool {
         !self.inner.jobs.is_closed() && !self.inner.stats.stopped.load(Ordering::Relaxed)
     }
 }
 
-/// Threads by status, counted once from the by-space index (one entry per
-/// thread); commits keep the count from then on.
-fn count_threads(db: &Database) -> Result<writer::ThreadDelta> {
-    let txn = db.begin_read()?;
-    let index = txn.open_table(tables::IDX_THREADS_BY_SPACE)?;
-    let mut counts = writer::ThreadDelta::default();
-    for entry in index.iter()? {
-        let (key, _) = entry?;
-        if let Some(status) = records::status_of_space_key(key.value()) {
-            counts.add(status, 1);
+/// Where the data lives.
+pub(crate) enum Backend {
+    /// The embedded redb file (the default).
+    Embedded(file::DbFile),
+    /// One PostgreSQL database shared by every node.
+    Postgres(Box<postgres::Pg>),
+}
+
+impl Backend {
+    fn snapshot(&self) -> Result<engine::Snapshot> {
+        match self {
+            Backend::Embedded(db) => db.snapshot(),
+            Backend::Postgres(pg) => pg.snapshot(),
         }
     }
-    Ok(counts)
+
+    /// Runs `body` in one write transaction; Ok(false) when it aborted.
+    fn write(&self, body: engine::Body<'_>) -> Result<bool> {
+        match self {
+            Backend::Embedded(db) => db.write(body),
+            Backend::Postgres(pg) => pg.write(body),
+        }
+    }
+
+    /// Whether other nodes share the database (and must hear of events).
+    fn is_shared(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+
+    fn below_floor(&self) -> bool {
+        match self {
+            Backend::Embedded(db) => db.below_floor(),
+            Backend::Postgres(_) => false,
+        }
+    }
+
+    fn free_bytes(&self) -> Option<u64> {
+        match self {
+            Backend::Embedded(db) => db.free_bytes(),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Back to the last durable commit after a failed one.
+    fn reopen(&self) {
+        match self {
+            Backend::Embedded(db) => {
+                let _ = db.reopen();
+            }
+            Backend::Postgres(pg) => pg.reopen(),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Backend::Embedded(db) => db.close(),
+            Backend::Postgres(pg) => pg.close(),
+        }
+    }
+}
+
+/// Threads by status, counted once from the by-space index (one entry per
+/// thread); commits keep the count from then on.
+fn count_threads(kv: &dyn engine::Kv) -> Result<writer::ThreadDelta> {
+    let mut counts = writer::ThreadDelta::default();
+    let mut scan = Scan {
+        limit: 4096,
+        ..Scan::default()
+    };
+    loop {
+        let chunk = kv.scan(tables::IDX_THREADS_BY_SPACE, &scan)?;
+        for (key, _) in &chunk {
+            if let Some(status) = records::status_of_space_key(key) {
+                counts.add(status, 1);
+            }
+        }
+        match chunk.last() {
+            Some((last, _)) if chunk.len() == scan.limit => scan.after = Some(last.clone()),
+            _ => return Ok(counts),
+        }
+    }
 }
 
 /// A read snapshot.
 pub struct ReadTx {
-    txn: ReadTransaction,
-}
-
-impl ReadTx {
-    fn table(&self, table: Table) -> Result<ReadOnlyTable<&'static [u8], &'static [u8]>> {
-        Ok(self.txn.open_table(table)?)
-    }
+    kv: engine::Snapshot,
 }
 
 /// A scan over keys that start with `prefix`.
@@ -311,60 +421,13 @@ pub struct Scan {
     pub limit: usize,
 }
 
-fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
-    table: &T,
-    scan: &Scan,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let end = prefix_end(&scan.prefix);
-    let mut lower: Bound<&[u8]> = Bound::Included(scan.prefix.as_slice());
-    let mut upper: Bound<&[u8]> = match &end {
-        Some(e) => Bound::Excluded(e.as_slice()),
-        None => Bound::Unbounded,
-    };
-    if let Some(after) = &scan.after {
-        if scan.reverse {
-            upper = Bound::Excluded(after.as_slice());
-        } else {
-            lower = Bound::Excluded(after.as_slice());
-        }
-    }
-    let range = table.range::<&[u8]>((lower, upper))?;
-    let mut out = Vec::new();
-    type Item<'a> = std::result::Result<
-        (
-            redb::AccessGuard<'a, &'static [u8]>,
-            redb::AccessGuard<'a, &'static [u8]>,
-        ),
-        redb::StorageError,
-    >;
-    let mut push = |item: Item<'_>| -> Result<bool> {
-        let (k, v) = item?;
-        out.push((k.value().to_vec(), v.value().to_vec()));
-        Ok(out.len() < scan.limit)
-    };
-    if scan.reverse {
-        for item in range.rev() {
-            if !push(item)? {
-                break;
-            }
-        }
-    } else {
-        for item in range {
-            if !push(item)? {
-                break;
-            }
-        }
-    }
-    Ok(out)
-}
-
 impl Reader for ReadTx {
     fn get_raw(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.table(table)?.get(key)?.map(|v| v.value().to_vec()))
+        self.kv.get(table, key)
     }
 
     fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        scan_table(&self.table(table)?, scan)
+        self.kv.scan(table, scan)
     }
 }
 
@@ -376,9 +439,7 @@ impl Reader for ReadTx {
 /// indexes is remembered, so a `put` of a record the batch already read
 /// does not read and decode it again.
 pub struct WriteTx<'a> {
-    txn: &'a WriteTransaction,
-    /// The tables opened so far in this transaction, by name.
-    tables: RefCell<Vec<(Box<str>, RedbTable<'a>)>>,
+    kv: &'a dyn engine::KvWrite,
     /// Records read or written in this transaction: table name ‖ key ->
     /// what the stored record contributes to indexes (None: no record).
     known: RefCell<HashMap<Vec<u8>, Option<Stored>>>,
@@ -394,8 +455,6 @@ pub struct WriteTx<'a> {
     /// How the current closure changed the thread counts.
     threads: writer::ThreadDelta,
 }
-
-type RedbTable<'a> = redb::Table<'a, &'static [u8], &'static [u8]>;
 
 /// What a stored record contributes to indexes and thread counts.
 #[derive(Clone)]
@@ -414,7 +473,6 @@ impl Stored {
 }
 
 fn known_key(table: Table, key: &[u8]) -> Vec<u8> {
-    use redb::TableHandle;
     let name = table.name().as_bytes();
     let mut k = Vec::with_capacity(name.len() + 1 + key.len());
     k.extend_from_slice(name);
@@ -424,36 +482,15 @@ fn known_key(table: Table, key: &[u8]) -> Vec<u8> {
 }
 
 impl<'a> WriteTx<'a> {
-    pub(crate) fn new(txn: &'a WriteTransaction) -> WriteTx<'a> {
+    pub(crate) fn new(kv: &'a dyn engine::KvWrite) -> WriteTx<'a> {
         WriteTx {
-            txn,
-            tables: RefCell::new(Vec::with_capacity(16)),
+            kv,
             known: RefCell::new(HashMap::new()),
             decoded: RefCell::new(HashMap::new()),
             dirty: false,
             events: Vec::new(),
             threads: writer::ThreadDelta::default(),
         }
-    }
-
-    /// Runs `f` on `table`, opened once for the whole transaction.
-    fn with_table<T>(
-        &self,
-        table: Table,
-        f: impl FnOnce(&mut RedbTable<'a>) -> Result<T>,
-    ) -> Result<T> {
-        use redb::TableHandle;
-        let name = table.name();
-        let mut tables = self.tables.borrow_mut();
-        let i = match tables.iter().position(|(n, _)| &**n == name) {
-            Some(i) => i,
-            None => {
-                let opened = self.txn.open_table(table)?;
-                tables.push((name.into(), opened));
-                tables.len() - 1
-            }
-        };
-        f(&mut tables[i].1)
     }
 
     /// Forgets what is remembered of a record written without `put`.
@@ -464,24 +501,21 @@ impl<'a> WriteTx<'a> {
     }
 
     fn insert(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
-        self.with_table(table, |t| {
-            t.insert(key, value)?;
-            Ok(())
-        })
+        self.kv.insert(table, key, value)
     }
 
     fn remove(&self, table: Table, key: &[u8]) -> Result<bool> {
-        self.with_table(table, |t| Ok(t.remove(key)?.is_some()))
+        self.kv.remove(table, key)
     }
 }
 
 impl Reader for WriteTx<'_> {
     fn get_raw(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.with_table(table, |t| Ok(t.get(key)?.map(|v| v.value().to_vec())))
+        self.kv.get(table, key)
     }
 
     fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.with_table(table, |t| scan_table(&*t, scan))
+        self.kv.scan(table, scan)
     }
 
     /// A read inside the write also remembers what the record contributes
@@ -629,7 +663,6 @@ impl WriteTx<'_> {
 }
 
 fn unique_name(table: Table) -> &'static str {
-    use redb::TableHandle;
     match table.name() {
         "idx_agent_email" => "email",
         "idx_space_key" => "widget key",

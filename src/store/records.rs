@@ -32,7 +32,6 @@ pub struct IndexEntry {
 
 impl PartialEq for IndexEntry {
     fn eq(&self, other: &Self) -> bool {
-        use redb::TableHandle;
         self.table.name() == other.table.name()
             && self.key == other.key
             && self.value == other.value
@@ -42,7 +41,6 @@ impl PartialEq for IndexEntry {
 
 impl std::fmt::Debug for IndexEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use redb::TableHandle;
         f.debug_struct("IndexEntry")
             .field("table", &self.table.name())
             .field("key", &self.key)

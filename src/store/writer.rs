@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::file::{DbFile, is_disk_full};
-use super::{CommitListener, Error, OutboxHook, Result, WriteError, WriteTx};
+use super::engine::Decision;
+use super::{Backend, CommitListener, Error, OutboxHook, Result, WriteError, WriteTx};
 use crate::events::Event;
 use crate::threads::model::ThreadStatus;
 
@@ -208,7 +208,7 @@ impl Stats {
 }
 
 pub fn spawn(
-    db: Arc<DbFile>,
+    db: Arc<Backend>,
     stats: Arc<Stats>,
     listener: Arc<ListenerSlot>,
     outbox: Arc<OutboxSlot>,
@@ -222,7 +222,7 @@ pub fn spawn(
 }
 
 fn run(
-    db: Arc<DbFile>,
+    db: Arc<Backend>,
     stats: Arc<Stats>,
     listener: Arc<ListenerSlot>,
     outbox: Arc<OutboxSlot>,
@@ -284,7 +284,7 @@ fn note_disk(stats: &Stats, full: bool, free: Option<u64>) {
 }
 
 fn commit_batch(
-    db: &DbFile,
+    db: &Backend,
     stats: &Stats,
     listener: &ListenerSlot,
     outbox: &OutboxSlot,
@@ -302,21 +302,17 @@ fn commit_batch(
     }
     loop {
         let started = Instant::now();
-        let txn = match db.begin_write() {
-            Ok(txn) => txn,
-            Err(e) => {
-                tracing::error!(error = %e, "write transaction could not start");
-                fail_all(jobs, &Error::CommitFailed(e.to_string()));
-                let _ = db.reopen();
-                return;
-            }
-        };
         let mut results: Vec<Outcome> = Vec::with_capacity(jobs.len());
         let mut events: Vec<Event> = Vec::new();
         let mut threads = ThreadDelta::default();
         let mut poisoned = None;
-        {
-            let mut tx = WriteTx::new(&txn);
+        let committed = db.write(&mut |kv| {
+            // The body may run again on a fresh transaction: from scratch.
+            results.clear();
+            events.clear();
+            threads = ThreadDelta::default();
+            poisoned = None;
+            let mut tx = WriteTx::new(kv);
             for (i, job) in jobs.iter_mut().enumerate() {
                 tx.dirty = false;
                 let result = (job.op)(&mut tx);
@@ -344,19 +340,18 @@ fn commit_batch(
                     }
                 }
             }
-        }
-        if let Some((i, outcome)) = poisoned {
-            // Undo the whole transaction and run the others again without it.
-            let _ = txn.abort();
-            let job = jobs.remove(i);
-            let _ = job.reply.send(outcome);
-            if jobs.is_empty() {
-                return;
+            if poisoned.is_some() {
+                Decision::Abort
+            } else {
+                // Other nodes hear of the events through the database.
+                let broadcast = (db.is_shared() && !events.is_empty())
+                    .then(|| super::codec::encode(&events).ok())
+                    .flatten();
+                Decision::Commit { broadcast }
             }
-            continue;
-        }
-        match txn.commit() {
-            Ok(()) => {
+        });
+        match committed {
+            Ok(true) => {
                 stats.record(jobs.len(), started.elapsed().as_micros() as u64);
                 stats.count_threads(threads);
                 // Published before anyone is answered, so a client that gets
@@ -370,27 +365,34 @@ fn commit_batch(
                     let _ = job.reply.send(result);
                 }
             }
-            Err(e) => {
+            Ok(false) => {
+                // Undone; run the others again without the write that failed.
+                if let Some((i, outcome)) = poisoned.take() {
+                    let job = jobs.remove(i);
+                    let _ = job.reply.send(outcome);
+                }
+                if jobs.is_empty() {
+                    return;
+                }
+                continue;
+            }
+            Err(error) => {
                 stats.failed_commits.fetch_add(1, Ordering::Relaxed);
-                let error = match &e {
-                    redb::CommitError::Storage(redb::StorageError::Io(io)) if is_disk_full(io) => {
-                        stats
-                            .disk_full_writes
-                            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-                        note_disk(stats, true, db.free_bytes());
-                        Error::DiskFull
-                    }
-                    _ => Error::CommitFailed(e.to_string()),
-                };
+                if matches!(error, Error::DiskFull) {
+                    stats
+                        .disk_full_writes
+                        .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                    note_disk(stats, true, db.free_bytes());
+                }
                 tracing::error!(
-                    error = %e,
+                    error = %error,
                     writes = jobs.len(),
                     "commit failed: its writes are refused, not acknowledged; reopening the database"
                 );
                 fail_all(jobs, &error);
                 // redb trusts its file again only once reopened, which
                 // rolls it back to the last durable commit.
-                let _ = db.reopen();
+                db.reopen();
             }
         }
         return;

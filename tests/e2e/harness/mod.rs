@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod fixtures;
+pub mod postgres;
 pub mod smtp;
 pub mod tls;
 pub mod tmpfs;
@@ -211,8 +212,28 @@ impl TestServer {
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let mut config = test_config(dir.path());
+        if postgres::suite_on_postgres() {
+            config.store.backend = mychat::config::StoreBackend::Postgres;
+            config.store.url = postgres::fresh_database().await;
+        }
         adjust(&mut config);
         Self::launch(dir, config).await
+    }
+
+    /// `nodes` servers over one new PostgreSQL database, each with its own
+    /// data dir: a cluster behind an imagined load balancer.
+    pub async fn cluster(nodes: usize, adjust: impl Fn(&mut Config)) -> Vec<TestServer> {
+        let url = postgres::fresh_database().await;
+        let mut servers = Vec::with_capacity(nodes);
+        for _ in 0..nodes {
+            let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+            let mut config = test_config(dir.path());
+            config.store.backend = mychat::config::StoreBackend::Postgres;
+            config.store.url = url.clone();
+            adjust(&mut config);
+            servers.push(Self::launch(dir, config).await);
+        }
+        servers
     }
 
     async fn launch(dir: Arc<tempfile::TempDir>, config: Config) -> TestServer {

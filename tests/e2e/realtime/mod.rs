@@ -10,6 +10,7 @@
 
 mod access;
 mod assignment;
+mod cluster;
 mod connecting;
 mod delivery;
 mod hostile_input;

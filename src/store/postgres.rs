@@ -1,0 +1,679 @@
+//! The PostgreSQL backend: every table of [`super::tables`] as rows of one
+//! ordered table `mychat_kv (t, k, v)`, so the typed store above the
+//! [`super::engine`] seam stays the same for both backends.
+//!
+//! - Reads: a snapshot is a `REPEATABLE READ READ ONLY` transaction on a
+//!   pooled connection, begun with its first read.
+//! - Writes: the group-commit writer runs each batch in one `SERIALIZABLE`
+//!   transaction on its own connection; a batch that loses a serialization
+//!   race with another node (SQLSTATE 40001, or a deadlock) runs again on a
+//!   fresh transaction, so first-wins claims and idempotency keys hold
+//!   across nodes.
+//! - Fan-out: a commit with events for other nodes takes the next number of
+//!   `mychat_event_seq` (a row lock: commits that publish are numbered in
+//!   commit order), writes the events to `mychat_events` and `NOTIFY`s in
+//!   the same transaction. Every node `LISTEN`s, reads what is newer than
+//!   the last number it saw (also after a reconnect, and every few seconds
+//!   should a notification be lost) and hands other nodes' events to its
+//!   own hub.
+//!
+//! Queries run on a small runtime of their own ("mychat-pg") that drives
+//! the connections; callers block on the answer, as they do on redb's
+//! disk reads.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
+
+use super::engine::{Body, Decision, Kv, KvWrite, Snapshot};
+use super::tables::{META, Table};
+use super::{Error, Result, Scan, migrate, prefix_end};
+
+/// The layout of the PostgreSQL tables (not of the records in them).
+pub const LAYOUT: i32 = 1;
+
+/// Most idle reading connections kept for reuse.
+const IDLE_READERS: usize = 16;
+
+/// Times a batch is run again after losing a serialization race.
+const RETRIES: u32 = 100;
+
+/// Key of the advisory lock held while the schema is created or migrated.
+const MIGRATE_LOCK: i64 = 0x6d79_6368_6174_0001;
+
+/// The notification channel of committed events.
+const CHANNEL: &str = "mychat_events";
+
+/// Called with what another node's commit broadcast, in commit order.
+pub type Remote = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+pub struct Pg {
+    url: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    writer: Mutex<Option<Conn>>,
+    idle: Arc<Mutex<Vec<Conn>>>,
+    /// This node, so its own broadcasts are not handed back to it.
+    node: String,
+    remote: Arc<OnceLock<Remote>>,
+    /// The last event number this node has read.
+    seen: Arc<AtomicI64>,
+    closed: Arc<AtomicBool>,
+}
+
+/// A connection with its prepared statements.
+struct Conn {
+    client: Client,
+    get: Statement,
+    put: Statement,
+    del: Statement,
+    /// By `scan_variant`.
+    scans: Vec<Statement>,
+}
+
+fn block<F: Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
+
+fn storage(e: tokio_postgres::Error) -> Error {
+    Error::Storage(format!("postgres: {e}"))
+}
+
+/// Whether a failure means "run the transaction again".
+fn is_conflict(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// The statement of a scan: lower bound inclusive or not, an upper bound or
+/// none, reversed or not.
+fn scan_variant(inclusive: bool, upper: bool, reverse: bool) -> usize {
+    (inclusive as usize) | ((upper as usize) << 1) | ((reverse as usize) << 2)
+}
+
+fn scan_sql(variant: usize) -> String {
+    let inclusive = variant & 1 != 0;
+    let upper = variant & 2 != 0;
+    let reverse = variant & 4 != 0;
+    format!(
+        "SELECT k, v FROM mychat_kv WHERE t = $1 AND k {} $2{} ORDER BY k {} LIMIT ${}",
+        if inclusive { ">=" } else { ">" },
+        if upper { " AND k < $3" } else { "" },
+        if reverse { "DESC" } else { "ASC" },
+        if upper { 4 } else { 3 },
+    )
+}
+
+impl Conn {
+    async fn open(url: &str, handle: &tokio::runtime::Handle) -> Result<Conn> {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(storage)?;
+        handle.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "postgres connection ended");
+            }
+        });
+        Conn::prepare(client).await
+    }
+
+    async fn prepare(client: Client) -> Result<Conn> {
+        let get = client
+            .prepare("SELECT v FROM mychat_kv WHERE t = $1 AND k = $2")
+            .await
+            .map_err(storage)?;
+        let put = client
+            .prepare(
+                "INSERT INTO mychat_kv (t, k, v) VALUES ($1, $2, $3) \
+                 ON CONFLICT (t, k) DO UPDATE SET v = EXCLUDED.v",
+            )
+            .await
+            .map_err(storage)?;
+        let del = client
+            .prepare("DELETE FROM mychat_kv WHERE t = $1 AND k = $2")
+            .await
+            .map_err(storage)?;
+        let mut scans = Vec::with_capacity(8);
+        for variant in 0..8 {
+            scans.push(client.prepare(&scan_sql(variant)).await.map_err(storage)?);
+        }
+        Ok(Conn {
+            client,
+            get,
+            put,
+            del,
+            scans,
+        })
+    }
+
+    async fn get(
+        &self,
+        table: Table,
+        key: &[u8],
+    ) -> std::result::Result<Option<Vec<u8>>, tokio_postgres::Error> {
+        let row = self
+            .client
+            .query_opt(&self.get, &[&table.name(), &key])
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn scan(
+        &self,
+        table: Table,
+        scan: &Scan,
+    ) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, tokio_postgres::Error> {
+        let end = prefix_end(&scan.prefix);
+        let mut lower: (&[u8], bool) = (scan.prefix.as_slice(), true);
+        let mut upper: Option<&[u8]> = end.as_deref();
+        if let Some(after) = &scan.after {
+            if scan.reverse {
+                upper = Some(after.as_slice());
+            } else {
+                lower = (after.as_slice(), false);
+            }
+        }
+        let limit = scan.limit.clamp(1, i64::MAX as usize) as i64;
+        let statement = &self.scans[scan_variant(lower.1, upper.is_some(), scan.reverse)];
+        let name = table.name();
+        let rows = match upper {
+            Some(upper) => {
+                self.client
+                    .query(statement, &[&name, &lower.0, &upper, &limit])
+                    .await?
+            }
+            None => {
+                self.client
+                    .query(statement, &[&name, &lower.0, &limit])
+                    .await?
+            }
+        };
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+impl Pg {
+    /// Connects, creates or migrates the schema, and starts listening for
+    /// other nodes' events.
+    pub fn open(url: &str) -> Result<Pg> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mychat-pg")
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let pg = Pg {
+            url: url.to_owned(),
+            handle,
+            runtime: Some(runtime),
+            writer: Mutex::new(None),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            node: uuid::Uuid::new_v4().to_string(),
+            remote: Arc::new(OnceLock::new()),
+            seen: Arc::new(AtomicI64::new(0)),
+            closed: Arc::new(AtomicBool::new(false)),
+        };
+        let url = pg.url.clone();
+        let seen = pg.on_runtime(async move { migrate_schema(&url).await })??;
+        pg.seen.store(seen, Ordering::SeqCst);
+        pg.listen();
+        Ok(pg)
+    }
+
+    /// Runs `f` on the backend's runtime and waits for it (connecting
+    /// needs the runtime's reactor; queries on a connection do not).
+    fn on_runtime<F>(&self, f: F) -> Result<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.handle.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().map_err(|_| Error::ShuttingDown)
+    }
+
+    fn connect(&self) -> Result<Conn> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Error::ShuttingDown);
+        }
+        let url = self.url.clone();
+        let handle = self.handle.clone();
+        self.on_runtime(async move { Conn::open(&url, &handle).await })?
+    }
+
+    /// Who hears other nodes' events.
+    pub fn set_remote(&self, remote: Remote) {
+        let _ = self.remote.set(remote);
+    }
+
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let conn = match self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        Ok(Box::new(Reading {
+            conn: Mutex::new(Some(conn)),
+            began: AtomicBool::new(false),
+            idle: self.idle.clone(),
+        }))
+    }
+
+    /// Runs `body` in one serializable transaction and commits it; runs it
+    /// again when it lost a race with another node.
+    pub fn write(&self, body: Body<'_>) -> Result<bool> {
+        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for attempt in 0..RETRIES {
+            if slot.is_none() {
+                *slot = Some(
+                    self.connect()
+                        .map_err(|e| Error::CommitFailed(e.to_string()))?,
+                );
+            }
+            let conn = slot.as_ref().expect("connected");
+            if let Err(e) = block(
+                conn.client
+                    .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE"),
+            ) {
+                *slot = None;
+                return Err(Error::CommitFailed(e.to_string()));
+            }
+            let writing = Writing {
+                conn,
+                conflict: Cell::new(false),
+                broken: Cell::new(false),
+            };
+            let decision = body(&writing);
+            let (conflict, broken) = (writing.conflict.get(), writing.broken.get());
+            let outcome = if conflict || broken {
+                None
+            } else {
+                match decision {
+                    Decision::Abort => Some(Ok(false)),
+                    Decision::Commit { broadcast } => {
+                        let committed = async {
+                            if let Some(payload) = broadcast {
+                                publish(&conn.client, &self.node, &payload).await?;
+                            }
+                            conn.client.batch_execute("COMMIT").await
+                        };
+                        match block(committed) {
+                            Ok(()) => return Ok(true),
+                            Err(e) if is_conflict(&e) => None,
+                            Err(e) => {
+                                // The connection (or the commit) failed: whether
+                                // it committed is unknown to us, so the writes are
+                                // refused; their clients retry with the same keys.
+                                *slot = None;
+                                return Err(Error::CommitFailed(e.to_string()));
+                            }
+                        }
+                    }
+                }
+            };
+            if block(conn.client.batch_execute("ROLLBACK")).is_err() || broken {
+                *slot = None;
+                if broken {
+                    return Err(Error::CommitFailed(
+                        "the database connection was lost".into(),
+                    ));
+                }
+            }
+            if let Some(result) = outcome {
+                return result;
+            }
+            // Lost a race: a moment's pause, longer each time, then again.
+            std::thread::sleep(Duration::from_micros(200 * u64::from(attempt.min(20) + 1)));
+        }
+        Err(Error::CommitFailed(
+            "the transaction kept losing serialization races".into(),
+        ))
+    }
+
+    /// Drops the writer's connection, so the next batch connects again.
+    pub fn reopen(&self) {
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Follows other nodes' commits: LISTEN, and read what is new on every
+    /// notification, after every reconnect and every few seconds.
+    fn listen(&self) {
+        let url = self.url.clone();
+        let node = self.node.clone();
+        let remote = self.remote.clone();
+        let seen = self.seen.clone();
+        let closed = self.closed.clone();
+        self.handle.spawn(async move {
+            while !closed.load(Ordering::Relaxed) {
+                if let Err(e) = follow(&url, &node, &remote, &seen, &closed).await {
+                    tracing::warn!(error = %e, "lost the database's event notifications; reconnecting");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Numbers the commit's broadcast (in commit order: the counter's row stays
+/// locked until this transaction ends), stores it and notifies.
+async fn publish(
+    client: &Client,
+    node: &str,
+    payload: &[u8],
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "UPDATE mychat_event_seq SET seq = seq + 1 RETURNING seq",
+            &[],
+        )
+        .await?;
+    let seq: i64 = row.get(0);
+    client
+        .execute(
+            "INSERT INTO mychat_events (seq, node, payload) VALUES ($1, $2, $3)",
+            &[&seq, &node, &payload],
+        )
+        .await?;
+    client.batch_execute(&format!("NOTIFY {CHANNEL}")).await
+}
+
+async fn follow(
+    url: &str,
+    node: &str,
+    remote: &OnceLock<Remote>,
+    seen: &AtomicI64,
+    closed: &AtomicBool,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        use futures_util::StreamExt;
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    let _ = wake.send(());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "event connection ended");
+                    break;
+                }
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    let read = client
+        .prepare(
+            "SELECT seq, node, payload FROM mychat_events WHERE seq > $1 ORDER BY seq LIMIT 512",
+        )
+        .await?;
+    loop {
+        // Everything newer than what was seen, in order.
+        loop {
+            let after = seen.load(Ordering::SeqCst);
+            let rows = client.query(&read, &[&after]).await?;
+            let full = rows.len() == 512;
+            for row in rows {
+                let seq: i64 = row.get(0);
+                let from: &str = row.get(1);
+                let payload: &[u8] = row.get(2);
+                if from != node
+                    && let Some(remote) = remote.get()
+                {
+                    remote(payload);
+                }
+                seen.store(seq, Ordering::SeqCst);
+            }
+            if !full {
+                break;
+            }
+        }
+        if closed.load(Ordering::Relaxed) {
+            driver.abort();
+            return Ok(());
+        }
+        tokio::select! {
+            w = woken.recv() => if w.is_none() {
+                // The connection ended: reconnect.
+                return Ok(());
+            },
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        while woken.try_recv().is_ok() {}
+    }
+}
+
+/// Creates the tables on a new database, under an advisory lock so nodes
+/// starting together do it once; refuses a database of a newer program.
+/// Returns the newest event number, where this node starts following.
+async fn migrate_schema(url: &str) -> Result<i64> {
+    let (mut client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(storage)?;
+    let driver = tokio::spawn(connection);
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])
+        .await
+        .map_err(storage)?;
+    let result = async {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS mychat_layout (version integer NOT NULL)")
+            .await
+            .map_err(storage)?;
+        let found: Option<i32> = client
+            .query_opt("SELECT version FROM mychat_layout", &[])
+            .await
+            .map_err(storage)?
+            .map(|r| r.get(0));
+        match found {
+            Some(v) if v > LAYOUT => {
+                return Err(Error::SchemaTooNew {
+                    found: v as u64,
+                    supported: LAYOUT as u64,
+                });
+            }
+            Some(_) => {}
+            None => {
+                let txn = client.transaction().await.map_err(storage)?;
+                txn.batch_execute(
+                    "CREATE TABLE mychat_kv (
+                         t text NOT NULL,
+                         k bytea NOT NULL,
+                         v bytea NOT NULL,
+                         PRIMARY KEY (t, k)
+                     );
+                     CREATE TABLE mychat_event_seq (
+                         one boolean PRIMARY KEY CHECK (one),
+                         seq bigint NOT NULL
+                     );
+                     INSERT INTO mychat_event_seq VALUES (true, 0);
+                     CREATE TABLE mychat_events (
+                         seq bigint PRIMARY KEY,
+                         node text NOT NULL,
+                         payload bytea NOT NULL,
+                         at timestamptz NOT NULL DEFAULT now()
+                     );
+                     INSERT INTO mychat_layout VALUES (1);",
+                )
+                .await
+                .map_err(storage)?;
+                txn.execute(
+                    "INSERT INTO mychat_kv (t, k, v) VALUES ($1, $2, $3)",
+                    &[
+                        &META.name(),
+                        &migrate::VERSION_KEY,
+                        &migrate::CURRENT.to_be_bytes().as_slice(),
+                    ],
+                )
+                .await
+                .map_err(storage)?;
+                txn.commit().await.map_err(storage)?;
+                tracing::info!("database tables created");
+            }
+        }
+        let records: Option<Vec<u8>> = client
+            .query_opt(
+                "SELECT v FROM mychat_kv WHERE t = $1 AND k = $2",
+                &[&META.name(), &migrate::VERSION_KEY],
+            )
+            .await
+            .map_err(storage)?
+            .map(|r| r.get(0));
+        let records = records
+            .and_then(|b| b.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(migrate::CURRENT);
+        if records > migrate::CURRENT {
+            return Err(Error::SchemaTooNew {
+                found: records,
+                supported: migrate::CURRENT,
+            });
+        }
+        let seen: i64 = client
+            .query_one("SELECT seq FROM mychat_event_seq", &[])
+            .await
+            .map_err(storage)?
+            .get(0);
+        Ok(seen)
+    }
+    .await;
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK])
+        .await;
+    drop(client);
+    let _ = driver.await;
+    result
+}
+
+/// A read snapshot on a pooled connection.
+struct Reading {
+    conn: Mutex<Option<Conn>>,
+    began: AtomicBool,
+    idle: Arc<Mutex<Vec<Conn>>>,
+}
+
+impl Reading {
+    fn with<T>(
+        &self,
+        f: impl AsyncFnOnce(&Conn) -> std::result::Result<T, tokio_postgres::Error>,
+    ) -> Result<T> {
+        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = slot.as_ref().ok_or(Error::ShuttingDown)?;
+        let began = self.began.swap(true, Ordering::Relaxed);
+        let result = block(async {
+            if !began {
+                conn.client
+                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?;
+            }
+            f(conn).await
+        });
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                // Not reused: the transaction (or the connection) is broken.
+                *slot = None;
+                Err(storage(e))
+            }
+        }
+    }
+}
+
+impl Kv for Reading {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with(async |c| c.get(table, key).await)
+    }
+
+    fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.with(async |c| c.scan(table, scan).await)
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let Some(conn) = self
+            .conn
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        if self.began.load(Ordering::Relaxed)
+            && block(conn.client.batch_execute("ROLLBACK")).is_err()
+        {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+/// The writer's transaction.
+struct Writing<'a> {
+    conn: &'a Conn,
+    /// A statement lost a serialization race: the batch runs again.
+    conflict: Cell<bool>,
+    /// The connection failed.
+    broken: Cell<bool>,
+}
+
+impl Writing<'_> {
+    fn check<T>(&self, result: std::result::Result<T, tokio_postgres::Error>) -> Result<T> {
+        result.map_err(|e| {
+            if is_conflict(&e) {
+                self.conflict.set(true);
+            } else if e.is_closed() {
+                self.broken.set(true);
+            }
+            storage(e)
+        })
+    }
+}
+
+impl Kv for Writing<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check(block(self.conn.get(table, key)))
+    }
+
+    fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.check(block(self.conn.scan(table, scan)))
+    }
+}
+
+impl KvWrite for Writing<'_> {
+    fn insert(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        let c = self.conn;
+        self.check(block(
+            c.client.execute(&c.put, &[&table.name(), &key, &value]),
+        ))
+        .map(|_| ())
+    }
+
+    fn remove(&self, table: Table, key: &[u8]) -> Result<bool> {
+        let c = self.conn;
+        self.check(block(c.client.execute(&c.del, &[&table.name(), &key])))
+            .map(|n| n > 0)
+    }
+}

@@ -1,0 +1,162 @@
+//! Several nodes over one PostgreSQL database (`store.backend =
+//! "postgres"`), each with its own data dir, hub and sockets, as behind a
+//! load balancer: what one node commits, every node knows and delivers.
+
+use super::{agent_in, agent_says, carries, session, str_of, visitor_says, widget};
+use crate::harness::fixtures;
+use crate::harness::ws::kind;
+use crate::harness::{Owner, TestServer};
+use mychat::accounts::model::Role;
+use mychat::spaces::model::ChatSpace;
+use serde_json::json;
+
+struct Cluster {
+    a: TestServer,
+    b: TestServer,
+    owner: Owner,
+    space: ChatSpace,
+}
+
+/// Two nodes; the owner registered and the space made on node A.
+async fn cluster() -> Cluster {
+    let mut nodes = TestServer::cluster(2, |_| {}).await;
+    let b = nodes.pop().expect("node B");
+    let a = nodes.pop().expect("node A");
+    let owner = a.register("Acme", "ann@acme.test").await;
+    let space = fixtures::space(&a, &owner).await;
+    Cluster { a, b, owner, space }
+}
+
+#[tokio::test]
+async fn an_account_made_on_one_node_signs_in_and_works_on_the_other() {
+    let c = cluster().await;
+    // The access token node A signed is good on node B.
+    let me = c.b.get("/api/v1/auth/me", &c.owner.token).await;
+    assert!(me.body.to_string().contains("ann@acme.test"), "{}", me.body);
+    let spaces = c.b.get("/api/v1/chat-spaces", &c.owner.token).await;
+    assert!(
+        spaces.body.to_string().contains(&c.space.id.to_string()),
+        "{}",
+        spaces.body
+    );
+    // A password login on node B, then a change seen on node A.
+    let login = c.b.login("ann@acme.test", "correct horse battery").await;
+    let token = login.ok()["accessToken"].as_str().unwrap().to_owned();
+    let renamed =
+        c.b.patch(
+            &format!("/api/v1/chat-spaces/{}", c.space.id),
+            &token,
+            json!({ "name": "Renamed on B" }),
+        )
+        .await;
+    renamed.ok();
+    let seen =
+        c.a.get(&format!("/api/v1/chat-spaces/{}", c.space.id), &token)
+            .await;
+    assert_eq!(seen.ok()["name"], "Renamed on B");
+}
+
+#[tokio::test]
+async fn a_visitor_on_one_node_and_an_agent_on_the_other_talk_live() {
+    let c = cluster().await;
+    let mut agent_ws = agent_in(&c.b, &c.owner.token, &c.space).await;
+    let (token, _) = session(&c.a, &c.space).await;
+    let (mut widget_ws, _) = widget(&c.a, &c.space, &token).await;
+
+    let sent = visitor_says(&mut widget_ws, "v-1", "Hello from node A").await;
+    let thread = str_of(&sent["threadId"]);
+    let (new, _) = agent_ws.wait_for("thread:new").await;
+    assert_eq!(new["thread"]["id"], thread);
+    let got = agent_ws.expect("visitor:message").await;
+    assert_eq!(got["message"]["id"], sent["id"]);
+    assert_eq!(got["message"]["content"], "Hello from node A");
+
+    let reply = agent_says(&mut agent_ws, &thread, "a-1", "Hello from node B", false).await;
+    let (got, _) = widget_ws
+        .until(carries("agent:message", "Hello from node B"))
+        .await;
+    assert_eq!(got["message"]["id"], reply["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_race_across_nodes_has_exactly_one_winner() {
+    let c = cluster().await;
+    let bob = fixtures::agent(&c.a, &c.owner, "Bob", Role::Agent)
+        .await
+        .token;
+    let cy = fixtures::agent(&c.a, &c.owner, "Cy", Role::Agent)
+        .await
+        .token;
+    let (token, _) = session(&c.a, &c.space).await;
+    let (mut widget_ws, _) = widget(&c.a, &c.space, &token).await;
+    let mut watcher = agent_in(&c.b, &c.owner.token, &c.space).await;
+    for round in 0..20 {
+        let sent = visitor_says(&mut widget_ws, &format!("v-{round}"), "who takes me?").await;
+        let thread = str_of(&sent["threadId"]);
+        let path = format!("/api/v1/threads/{thread}/claim");
+        let (x, y) = tokio::join!(
+            c.a.patch(&path, &bob, json!({})),
+            c.b.patch(&path, &cy, json!({})),
+        );
+        let holder = match (x.status.as_u16(), y.status.as_u16()) {
+            (200, 409) => x.body["assignedAgentId"].clone(),
+            (409, 200) => y.body["assignedAgentId"].clone(),
+            other => panic!(
+                "round {round}: exactly one claim wins: {other:?} {} {}",
+                x.body, y.body
+            ),
+        };
+        // Both nodes read the same holder back.
+        for node in [&c.a, &c.b] {
+            let t = node
+                .get(&format!("/api/v1/threads/{thread}"), &c.owner.token)
+                .await;
+            assert_eq!(t.ok()["assignedAgentId"], holder, "round {round}");
+        }
+        // A socket on node B saw the one claim that won.
+        let (u, _) = watcher
+            .until(|f| kind(f) == "thread:updated" && f["thread"]["id"] == thread)
+            .await;
+        assert_eq!(u["thread"]["assignedAgentId"], holder, "round {round}");
+        let close = format!("/api/v1/threads/{thread}/close");
+        c.a.patch(&close, &c.owner.token, json!({})).await.ok();
+    }
+}
+
+#[tokio::test]
+async fn a_resume_on_the_other_node_replays_exactly_what_was_missed() {
+    let c = cluster().await;
+    let (token, _) = session(&c.a, &c.space).await;
+    let (mut widget_ws, _) = widget(&c.a, &c.space, &token).await;
+    let first = visitor_says(&mut widget_ws, "v-1", "first").await;
+    let thread = str_of(&first["threadId"]);
+    let mut agent_ws = agent_in(&c.a, &c.owner.token, &c.space).await;
+    let reply = agent_says(&mut agent_ws, &thread, "a-1", "seen", false).await;
+    widget_ws.until(carries("agent:message", "seen")).await;
+    // The visitor drops; more is said while it is away.
+    widget_ws.abort();
+    let mut missed = Vec::new();
+    for i in 0..3 {
+        let m = agent_says(
+            &mut agent_ws,
+            &thread,
+            &format!("a-m{i}"),
+            &format!("missed {i}"),
+            false,
+        )
+        .await;
+        missed.push(str_of(&m["id"]));
+    }
+    // It comes back through the other node and resumes after what it had.
+    let (mut back, _) = widget(&c.b, &c.space, &token).await;
+    back.send(json!({ "type": "resume", "after": reply["id"] }))
+        .await;
+    let (resumed, replayed) = back.wait_for("resumed").await;
+    let ids: Vec<String> = replayed
+        .iter()
+        .filter(|f| kind(f) == "agent:message")
+        .map(|f| str_of(&f["message"]["id"]))
+        .collect();
+    assert_eq!(ids, missed);
+    assert_eq!(resumed["count"], 3);
+}
