@@ -40,7 +40,13 @@ pub async fn healthz() -> &'static str {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let ready = state.store.is_running() && state.store.read().is_ok();
+    // A real read: a node whose database is unreachable is not ready.
+    let ready = state.store.is_running()
+        && state
+            .store
+            .read()
+            .and_then(|r| r.get_raw(crate::store::tables::META, b"schema_version"))
+            .is_ok();
     if ready && state.store.disk_full() {
         let body = crate::error::envelope(
             "disk_full",

@@ -296,6 +296,13 @@ impl Store {
         self.inner.jobs.max_capacity() - self.inner.jobs.capacity()
     }
 
+    /// Lets go of the database at once, without committing what is
+    /// queued: for a process (or a test's server) that is going away.
+    /// Later reads and writes fail.
+    pub fn abandon(&self) {
+        self.inner.db.close();
+    }
+
     /// Whether other nodes share this store's database.
     pub fn is_shared(&self) -> bool {
         self.inner.db.is_shared()

@@ -38,7 +38,7 @@ use super::{Error, Result, Scan, migrate, prefix_end};
 pub const LAYOUT: i32 = 1;
 
 /// Most idle reading connections kept for reuse.
-const IDLE_READERS: usize = 16;
+const IDLE_READERS: usize = 8;
 
 /// Times a batch is run again after losing a serialization race.
 const RETRIES: u32 = 100;
@@ -54,7 +54,8 @@ pub type Remote = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 pub struct Pg {
     url: String,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Drives the connections; shut down (every connection dropped) on close.
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
     writer: Mutex<Option<Conn>>,
     idle: Arc<Mutex<Vec<Conn>>>,
@@ -210,7 +211,7 @@ impl Pg {
         let pg = Pg {
             url: url.to_owned(),
             handle,
-            runtime: Some(runtime),
+            runtime: Mutex::new(Some(runtime)),
             writer: Mutex::new(None),
             idle: Arc::new(Mutex::new(Vec::new())),
             node: uuid::Uuid::new_v4().to_string(),
@@ -341,10 +342,20 @@ impl Pg {
         *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// Lets go of the database: every connection (and the event listener)
+    /// ends; later reads and writes fail.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if let Some(runtime) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            runtime.shutdown_background();
+        }
     }
 
     /// Follows other nodes' commits: LISTEN, and read what is new on every
@@ -368,10 +379,7 @@ impl Pg {
 
 impl Drop for Pg {
     fn drop(&mut self) {
-        self.closed.store(true, Ordering::SeqCst);
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.close();
     }
 }
 

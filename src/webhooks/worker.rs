@@ -139,6 +139,9 @@ async fn deliver(state: &AppState, client: &reqwest::Client, d: Delivery) {
         .await;
         return;
     }
+    if state.store.is_shared() && !lease(state, &d).await {
+        return;
+    }
     let started = Instant::now();
     let (code, error) = match send(state, client, &webhook, &d).await {
         Ok(code) => (Some(code), None),
@@ -201,6 +204,33 @@ async fn send(
 
 /// Notes an attempt: delivered on a 2xx; otherwise the next try, or failed
 /// after the last. A webhook failing too long is disabled.
+/// How long a node that took a delivery has to send it before another
+/// node may (should the first die while sending).
+const LEASE_SECS: i64 = 60;
+
+/// With several nodes over one database, every node runs this worker: the
+/// node that moves the delivery's next attempt past now sends it, the
+/// others see it is not due and leave it (a serializable commit has one
+/// winner).
+async fn lease(state: &AppState, d: &Delivery) -> bool {
+    let now = state.clock.now();
+    let id = d.id;
+    let taken = state
+        .write(move |tx| {
+            let Some(mut d) = tx.delivery(id)? else {
+                return Ok(false);
+            };
+            if d.status != DeliveryStatus::Pending || d.next_attempt_at.is_none_or(|at| at > now) {
+                return Ok(false);
+            }
+            d.next_attempt_at = Some(now + chrono::Duration::seconds(LEASE_SECS));
+            tx.put(&d)?;
+            Ok(true)
+        })
+        .await;
+    taken.unwrap_or(false)
+}
+
 async fn record(
     state: &AppState,
     d: &Delivery,

@@ -622,3 +622,45 @@ async fn thread_participant_and_offline_events_reach_the_webhooks_that_asked() {
             .all(|r| !r.body.contains("\"type\":\"thread."))
     );
 }
+
+/// Two nodes over one database both run the delivery worker: each event
+/// still reaches the endpoint once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_two_nodes_each_event_is_delivered_once() {
+    let mut nodes = TestServer::cluster(2, |c| c.webhooks.allow_private_targets = true).await;
+    let other = nodes.pop().expect("node B");
+    let server = nodes.pop().expect("node A");
+    let o = crate::api::integrations::org(&server, "Acme").await;
+    let s = Setup {
+        server,
+        owner: o.owner,
+        space_id: o.space_id,
+        management: o.management,
+    };
+    let receiver = Receiver::start().await;
+    let (hook, _) = s.webhook(&receiver.url, &["message.new"]).await;
+    let thread = s.object_thread("T-1").await;
+    const N: usize = 30;
+    for i in 0..N {
+        s.post_message(&thread, &format!("m{i}")).await;
+    }
+    let log = s
+        .log_when(&hook, |l| {
+            l.len() == N && l.iter().all(|d| d["status"] == "delivered")
+        })
+        .await;
+    for d in &log {
+        assert_eq!(d["attempts"].as_array().unwrap().len(), 1, "{d}");
+    }
+    // Every delivery is recorded; a second send of one would have
+    // arrived before its record.
+    let got = receiver.got.lock().unwrap().clone();
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((got.len(), ids.len()), (N, N), "each event once");
+    drop(other);
+}

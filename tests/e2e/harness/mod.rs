@@ -439,5 +439,10 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // The test's runtime ends with the test, and with it the server's
+        // tasks, before a graceful stop: its database connections end now.
+        if self.config.store.backend == mychat::config::StoreBackend::Postgres {
+            self.app_state.store.abandon();
+        }
     }
 }

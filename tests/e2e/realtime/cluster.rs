@@ -152,11 +152,17 @@ async fn a_resume_on_the_other_node_replays_exactly_what_was_missed() {
     back.send(json!({ "type": "resume", "after": reply["id"] }))
         .await;
     let (resumed, replayed) = back.wait_for("resumed").await;
-    let ids: Vec<String> = replayed
+    // Each missed message exactly once. The other node may still be
+    // handing node A's last events to its hub when the socket subscribes:
+    // a message can then arrive live just before the older ones replayed.
+    let mut ids: Vec<String> = replayed
         .iter()
         .filter(|f| kind(f) == "agent:message")
         .map(|f| str_of(&f["message"]["id"]))
         .collect();
-    assert_eq!(ids, missed);
-    assert_eq!(resumed["count"], 3);
+    let live = ids
+        .len()
+        .saturating_sub(resumed["count"].as_u64().unwrap() as usize);
+    ids.sort();
+    assert_eq!(ids, missed, "live before the replay: {live}");
 }
