@@ -315,6 +315,10 @@ fn spawn_tasks(state: &AppState) -> tasks::Tasks {
     tasks.every("thread-expiry", period, move || {
         let s = s.clone();
         async move {
+            // With several nodes, the one that runs the jobs does it.
+            if !s.store.leads() {
+                return;
+            }
             if let Err(e) = threads::service::expire_inactive(&s).await.map(drop) {
                 tracing::warn!(error = %e, "thread expiry failed");
             }
@@ -324,6 +328,9 @@ fn spawn_tasks(state: &AppState) -> tasks::Tasks {
     tasks.every("log-retention", Duration::from_secs(3600), move || {
         let s = s.clone();
         async move {
+            if !s.store.leads() {
+                return;
+            }
             if let Err(e) = audit::prune(&s, s.config.audit.retention_days).await {
                 tracing::warn!(error = %e, "audit retention failed");
             }

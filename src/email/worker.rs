@@ -45,11 +45,16 @@ pub fn start(state: &AppState, tasks: &mut Tasks) {
     let state = state.clone();
     tasks.spawn("email", move |mut stop| async move {
         loop {
-            let due = state
-                .store
-                .read()
-                .and_then(|r| r.mails_due(state.clock.now(), BATCH))
-                .unwrap_or_default();
+            // With several nodes, the one that runs the jobs sends.
+            let due = if state.store.leads() {
+                state
+                    .store
+                    .read()
+                    .and_then(|r| r.mails_due(state.clock.now(), BATCH))
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             let full = due.len() == BATCH;
             for mail in due {
                 handle(&state, &transport, &from, mail).await;

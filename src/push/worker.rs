@@ -47,11 +47,16 @@ pub fn start(state: &AppState, tasks: &mut Tasks) {
     let client = client(state.config.push.allow_private_endpoints);
     tasks.spawn("push", move |mut stop| async move {
         loop {
-            let due = state
-                .store
-                .read()
-                .and_then(|r| r.pushes_due(state.clock.now(), BATCH))
-                .unwrap_or_default();
+            // With several nodes, the one that runs the jobs sends.
+            let due = if state.store.leads() {
+                state
+                    .store
+                    .read()
+                    .and_then(|r| r.pushes_due(state.clock.now(), BATCH))
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             let more = due.len() == BATCH;
             futures_util::stream::iter(due)
                 .for_each_concurrent(IN_FLIGHT, |p| deliver(&state, &client, p))

@@ -303,6 +303,17 @@ impl Store {
         self.inner.db.close();
     }
 
+    /// Whether this node runs the background jobs that must run on one
+    /// node at a time (deliveries, expiry, retention): always with the
+    /// embedded database; with a shared one, the node holding the jobs
+    /// lock.
+    pub fn leads(&self) -> bool {
+        match &*self.inner.db {
+            Backend::Embedded(_) => true,
+            Backend::Postgres(pg) => pg.leads(),
+        }
+    }
+
     /// Whether other nodes share this store's database.
     pub fn is_shared(&self) -> bool {
         self.inner.db.is_shared()

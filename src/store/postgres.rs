@@ -46,6 +46,9 @@ const RETRIES: u32 = 100;
 /// Key of the advisory lock held while the schema is created or migrated.
 const MIGRATE_LOCK: i64 = 0x6d79_6368_6174_0001;
 
+/// Key of the advisory lock the node running the background jobs holds.
+const JOBS_LOCK: i64 = 0x6d79_6368_6174_0002;
+
 /// The notification channel of committed events.
 const CHANNEL: &str = "mychat_events";
 
@@ -64,6 +67,8 @@ pub struct Pg {
     remote: Arc<OnceLock<Remote>>,
     /// The last event number this node has read.
     seen: Arc<AtomicI64>,
+    /// Whether this node holds the jobs lock (runs the background jobs).
+    leads: Arc<AtomicBool>,
     closed: Arc<AtomicBool>,
 }
 
@@ -217,12 +222,14 @@ impl Pg {
             node: uuid::Uuid::new_v4().to_string(),
             remote: Arc::new(OnceLock::new()),
             seen: Arc::new(AtomicI64::new(0)),
+            leads: Arc::new(AtomicBool::new(false)),
             closed: Arc::new(AtomicBool::new(false)),
         };
         let url = pg.url.clone();
         let seen = pg.on_runtime(async move { migrate_schema(&url).await })??;
         pg.seen.store(seen, Ordering::SeqCst);
         pg.listen();
+        pg.contend();
         Ok(pg)
     }
 
@@ -356,6 +363,52 @@ impl Pg {
         {
             runtime.shutdown_background();
         }
+    }
+
+    /// Whether this node runs the background jobs now.
+    pub fn leads(&self) -> bool {
+        self.leads.load(Ordering::SeqCst)
+    }
+
+    /// Tries for the jobs lock (a session advisory lock) and holds it while
+    /// its connection lives: one node of the cluster runs the background
+    /// jobs, and when it dies (its session ends) another takes over within
+    /// a few seconds.
+    fn contend(&self) {
+        let url = self.url.clone();
+        let leads = self.leads.clone();
+        let closed = self.closed.clone();
+        self.handle.spawn(async move {
+            while !closed.load(Ordering::Relaxed) {
+                if let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await {
+                    let mut session = tokio::spawn(connection);
+                    loop {
+                        let won = client
+                            .query_one("SELECT pg_try_advisory_lock($1)", &[&JOBS_LOCK])
+                            .await
+                            .map(|row| row.get::<_, bool>(0));
+                        match won {
+                            Ok(true) => {
+                                tracing::info!("this node runs the background jobs");
+                                leads.store(true, Ordering::SeqCst);
+                                let _ = (&mut session).await;
+                                leads.store(false, Ordering::SeqCst);
+                                tracing::warn!("this node no longer runs the background jobs");
+                                break;
+                            }
+                            Ok(false) => {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                    _ = &mut session => break,
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
     }
 
     /// Follows other nodes' commits: LISTEN, and read what is new on every

@@ -55,7 +55,12 @@ pub fn start(state: &AppState, tasks: &mut Tasks) {
     tasks.spawn("webhooks", move |mut stop| async move {
         loop {
             let serving = busy.lock().expect("busy lock").clone();
-            let by_hook = due_by_hook(&state, &serving);
+            // With several nodes, the one that runs the jobs delivers.
+            let by_hook = if state.store.leads() {
+                due_by_hook(&state, &serving)
+            } else {
+                BTreeMap::new()
+            };
             for (hook, mut list) in by_hook {
                 if !busy.lock().expect("busy lock").insert(hook) {
                     continue;

@@ -664,3 +664,40 @@ async fn with_two_nodes_each_event_is_delivered_once() {
     assert_eq!((got.len(), ids.len()), (N, N), "each event once");
     drop(other);
 }
+
+/// The node that runs the jobs dies: another takes the jobs lock over and
+/// delivers what is due, without anyone restarting anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_node_running_the_jobs_stops_another_delivers() {
+    let nodes = TestServer::cluster(2, |c| c.webhooks.allow_private_targets = true).await;
+    let leader = crate::harness::eventually(WAIT, "one node runs the jobs", || {
+        let found = nodes.iter().position(|n| n.app_state.store.leads());
+        async move { found }
+    })
+    .await;
+    assert_eq!(
+        nodes.iter().filter(|n| n.app_state.store.leads()).count(),
+        1,
+        "exactly one node runs the jobs"
+    );
+    let mut nodes = nodes;
+    let mut stopped = nodes.remove(leader);
+    let server = nodes.pop().expect("the other node");
+    let o = crate::api::integrations::org(&server, "Acme").await;
+    let s = Setup {
+        server,
+        owner: o.owner,
+        space_id: o.space_id,
+        management: o.management,
+    };
+    stopped.stop().await;
+    drop(stopped);
+    let receiver = Receiver::start().await;
+    let (hook, _) = s.webhook(&receiver.url, &["message.new"]).await;
+    let thread = s.object_thread("T-1").await;
+    s.post_message(&thread, "m1").await;
+    receiver.wait_for(1).await;
+    s.log_when(&hook, |l| l.len() == 1 && l[0]["status"] == "delivered")
+        .await;
+    assert!(s.server.app_state.store.leads());
+}
