@@ -80,6 +80,18 @@ enum Command {
         #[command(subcommand)]
         action: AdminCommand,
     },
+    /// Create or migrate the tables of the PostgreSQL database in
+    /// `store.url` (each node also does it at start); with `--from-redb`,
+    /// copy an appliance's embedded database into it first.
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The data dir of an appliance on the embedded database (stopped):
+        /// its database and signing keys are copied. Running it again after
+        /// an interruption finishes the copy.
+        #[arg(long, value_name = "DATA_DIR")]
+        from_redb: Option<PathBuf>,
+    },
     /// Email through the configured relay.
     Email {
         #[command(subcommand)]
@@ -304,6 +316,10 @@ async fn main() -> ExitCode {
             Ok(config) => backup(config, file).await,
             Err(e) => Err(e),
         },
+        Command::Migrate { config, from_redb } => match load(&config, None) {
+            Ok(config) => migrate(config, from_redb).await,
+            Err(e) => Err(e),
+        },
         Command::Restore { config, file } => match load(&config, None) {
             Ok(config) => restore(config, file).await,
             Err(e) => Err(e),
@@ -396,6 +412,51 @@ async fn backup(config: Config, file: PathBuf) -> Result<(), String> {
         manifest.database.messages,
         manifest.database.entries,
         manifest.files.len()
+    );
+    Ok(())
+}
+
+async fn migrate(config: Config, from: Option<PathBuf>) -> Result<(), String> {
+    if config.store.url.is_empty() {
+        return Err("set store.url (MYCHAT_STORE__URL) to the PostgreSQL database".to_owned());
+    }
+    let url = config.store.url.clone();
+    let shown = config.store.redacted_url();
+    let Some(dir) = from else {
+        let layout =
+            tokio::task::spawn_blocking(move || mychat::store::Store::migrate_postgres(&url))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("migrate failed: {e}"))?;
+        println!("{shown}: tables at layout {layout}");
+        return Ok(());
+    };
+    let source = dir.join(mychat::DB_FILE);
+    if !source.exists() {
+        return Err(format!("{} holds no database", dir.display()));
+    }
+    // The signing keys go along, so sessions and reply addresses stay good.
+    let mut secrets = Vec::new();
+    for (name, file) in [("jwt", "jwt.key"), ("mail", "mail.key")] {
+        if let Ok(key) = std::fs::read(dir.join(file)) {
+            secrets.push((name, key));
+        }
+    }
+    let report = tokio::task::spawn_blocking(move || {
+        mychat::store::Store::import_into_postgres(&source, &url, &secrets)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("migrate failed: {e}"))?;
+    for (table, n) in report.tables.iter().filter(|(_, n)| *n > 0) {
+        println!("{table}: {n}");
+    }
+    println!(
+        "copied {} entries into {shown}, every table's count verified; \
+         copy {}/attachments and {}/avatars to where the nodes keep them",
+        report.entries,
+        dir.display(),
+        dir.display()
     );
     Ok(())
 }

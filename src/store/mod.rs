@@ -17,7 +17,7 @@ mod codec;
 pub mod engine;
 mod file;
 mod migrate;
-mod postgres;
+pub mod postgres;
 mod queries;
 mod records;
 pub mod tables;
@@ -178,6 +178,23 @@ impl Store {
             }));
         }
         Ok(store)
+    }
+
+    /// Copies an embedded database file into PostgreSQL (`mychat migrate
+    /// --from-redb`); see [`postgres::import`].
+    pub fn import_into_postgres(
+        source: &Path,
+        url: &str,
+        secrets: &[(&str, Vec<u8>)],
+    ) -> Result<postgres::Imported> {
+        postgres::import(source, url, secrets)
+    }
+
+    /// Creates or migrates the tables of a PostgreSQL database (`mychat
+    /// migrate`); returns the layout version it is at.
+    pub fn migrate_postgres(url: &str) -> Result<i32> {
+        postgres::Pg::open(url)?.close();
+        Ok(postgres::LAYOUT)
     }
 
     /// Counts what the writer keeps counted and starts it.

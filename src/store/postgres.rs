@@ -738,3 +738,89 @@ impl KvWrite for Writing<'_> {
             .map(|n| n > 0)
     }
 }
+
+/// What `mychat migrate --from-redb` copied.
+#[derive(Debug, Default)]
+pub struct Imported {
+    /// Per table: its name and how many entries it holds in both.
+    pub tables: Vec<(&'static str, u64)>,
+    pub entries: u64,
+}
+
+/// Entries per transaction while copying.
+const IMPORT_CHUNK: usize = 2000;
+
+/// Copies every table of an embedded database (`source`, a redb file no
+/// server has open) into the PostgreSQL database at `url`, creating its
+/// tables first, with `secrets` (name, value) stored beside them. Entries
+/// are written by key, so an interrupted copy is finished by running it
+/// again. Every table's count is compared afterwards: a database that
+/// holds anything else is refused.
+pub fn import(
+    source: &std::path::Path,
+    url: &str,
+    secrets: &[(&str, Vec<u8>)],
+) -> Result<Imported> {
+    let file = super::file::DbFile::open(source, 0, migrate::run)?;
+    let snapshot = file.snapshot()?;
+    let pg = Pg::open(url)?;
+    let conn = pg.connect()?;
+    let copy = block(conn.client.prepare(
+        "INSERT INTO mychat_kv (t, k, v) SELECT $1, * FROM unnest($2::bytea[], $3::bytea[]) \
+         ON CONFLICT (t, k) DO UPDATE SET v = EXCLUDED.v",
+    ))
+    .map_err(storage)?;
+    let count = block(
+        conn.client
+            .prepare("SELECT count(*) FROM mychat_kv WHERE t = $1"),
+    )
+    .map_err(storage)?;
+    let mut imported = Imported::default();
+    for table in super::tables::ALL {
+        let mut scan = Scan {
+            limit: IMPORT_CHUNK,
+            ..Scan::default()
+        };
+        let mut copied = 0u64;
+        loop {
+            let chunk = snapshot.scan(*table, &scan)?;
+            let keys: Vec<&[u8]> = chunk.iter().map(|(k, _)| k.as_slice()).collect();
+            let values: Vec<&[u8]> = chunk.iter().map(|(_, v)| v.as_slice()).collect();
+            if !chunk.is_empty() {
+                block(conn.client.execute(&copy, &[&table.name(), &keys, &values]))
+                    .map_err(storage)?;
+            }
+            copied += chunk.len() as u64;
+            match chunk.last() {
+                Some((last, _)) if chunk.len() == scan.limit => scan.after = Some(last.clone()),
+                _ => break,
+            }
+        }
+        let mut held = copied;
+        for (name, value) in secrets.iter().filter(|_| *table == META) {
+            let key = format!("secret:{name}");
+            block(conn.client.execute(
+                &conn.put,
+                &[&table.name(), &key.as_bytes(), &value.as_slice()],
+            ))
+            .map_err(storage)?;
+            held += 1;
+        }
+        let there: i64 = block(conn.client.query_one(&count, &[&table.name()]))
+            .map_err(storage)?
+            .get(0);
+        if there as u64 != held {
+            return Err(Error::Storage(format!(
+                "table {}: {held} entries copied but the database holds {there}: \
+                 it holds something else; migrate into an empty database",
+                table.name()
+            )));
+        }
+        imported.tables.push((table.name(), held));
+        imported.entries += held;
+    }
+    drop(conn);
+    pg.close();
+    file.close();
+    Ok(imported)
+}

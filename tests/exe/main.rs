@@ -15,6 +15,7 @@ mod cli;
 mod crash;
 mod full_disk;
 mod memory;
+mod migrate;
 mod service;
 mod soak;
 mod tls;
