@@ -25,7 +25,13 @@ struct Server {
 
 impl Server {
     fn start(data: &Path, config: &Path) -> Server {
+        Server::start_with(data, config, &[])
+    }
+
+    /// With more `MYCHAT_*` variables (e.g. the PostgreSQL store).
+    fn start_with(data: &Path, config: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mychat"))
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .arg("--config")
@@ -448,9 +454,33 @@ async fn crash_mid_burst(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_burst_loses_no_acknowledged_message_and_duplicates_none() {
+    kill_9_mid_burst(false).await;
+}
+
+/// Two nodes over one PostgreSQL database: node A is killed mid-burst;
+/// node B, running all along, holds every message A acknowledged, and the
+/// clients' retries through B store each unacknowledged one once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_a_node_mid_burst_loses_no_acknowledged_message_on_postgres() {
+    kill_9_mid_burst(true).await;
+}
+
+async fn kill_9_mid_burst(cluster: bool) {
+    let other_dirs = dirs();
     let dirs = dirs();
     let client = reqwest::Client::new();
-    let mut server = Server::start(&dirs.data, &dirs.config);
+    let url = if cluster {
+        crate::harness::postgres::fresh_database().await
+    } else {
+        String::new()
+    };
+    let env = [
+        ("MYCHAT_STORE__BACKEND", "postgres"),
+        ("MYCHAT_STORE__URL", url.as_str()),
+    ];
+    let env: &[(&str, &str)] = if cluster { &env } else { &[] };
+    let mut server = Server::start_with(&dirs.data, &dirs.config, env);
+    let other = cluster.then(|| Server::start_with(&other_dirs.data, &other_dirs.config, env));
     let s = setup(&server, &client).await;
 
     // The thread, started by the visitor.
@@ -522,8 +552,11 @@ async fn kill_9_mid_burst_loses_no_acknowledged_message_and_duplicates_none() {
         .collect();
     assert!(!unacked.is_empty(), "the crash came with sends in flight");
 
-    // Restart on the same data dir.
-    let server = Server::start(&dirs.data, &dirs.config);
+    // Restart on the same data dir; or, in a cluster, the other node.
+    let server = match other {
+        Some(node_b) => node_b,
+        None => Server::start(&dirs.data, &dirs.config),
+    };
     let stored = all_messages(&client, &server, &s.agent_token, &thread).await;
     let by_cmid = check_stored(&stored, &acked);
     for cmid in by_cmid.keys() {
