@@ -442,8 +442,41 @@ async fn migrate(config: Config, from: Option<PathBuf>) -> Result<(), String> {
             secrets.push((name, key));
         }
     }
+    // Files every node must serve: attachments (and thumbnails) under
+    // their storage keys, agent pictures under "avatar:<agent>".
+    let mut files = Vec::new();
+    let attachments = mychat::attachments::files::root(&dir);
+    for folder in std::fs::read_dir(&attachments)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if folder.file_name() == "tmp" {
+            continue;
+        }
+        for file in std::fs::read_dir(folder.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let key = file.file_name().to_string_lossy().into_owned();
+            if mychat::attachments::files::path_of(&attachments, &key).is_some() {
+                files.push((key, file.path()));
+            }
+        }
+    }
+    for file in std::fs::read_dir(dir.join("avatars"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = file.file_name().to_string_lossy().into_owned();
+        if let Some(agent) = name.strip_suffix(".png") {
+            files.push((format!("avatar:{agent}"), file.path()));
+        }
+    }
     let report = tokio::task::spawn_blocking(move || {
-        mychat::store::Store::import_into_postgres(&source, &url, &secrets)
+        mychat::store::Store::import_into_postgres(&source, &url, &secrets, &files)
     })
     .await
     .map_err(|e| e.to_string())?
@@ -452,11 +485,8 @@ async fn migrate(config: Config, from: Option<PathBuf>) -> Result<(), String> {
         println!("{table}: {n}");
     }
     println!(
-        "copied {} entries into {shown}, every table's count verified; \
-         copy {}/attachments and {}/avatars to where the nodes keep them",
-        report.entries,
-        dir.display(),
-        dir.display()
+        "copied {} entries and {} files into {shown}, every table's count verified",
+        report.entries, report.files
     );
     Ok(())
 }

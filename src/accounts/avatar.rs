@@ -49,6 +49,11 @@ fn dir(state: &AppState) -> PathBuf {
     state.config.data_dir.join("avatars")
 }
 
+/// Where a database shared by several nodes keeps an agent's picture.
+fn blob_key(agent: AgentId) -> String {
+    format!("avatar:{agent}")
+}
+
 fn file(state: &AppState, agent: AgentId) -> PathBuf {
     dir(state).join(format!("{agent}.png"))
 }
@@ -125,7 +130,12 @@ async fn set(
     let version = hex::encode(Sha256::digest(&png))[..12].to_owned();
     // The file first, durably; the record then names it.
     let (folder, path) = (dir(&state), file(&state, agent.id));
+    let (store, key) = (state.store.clone(), blob_key(agent.id));
     tokio::task::spawn_blocking(move || {
+        // Nodes sharing a database serve the picture from it.
+        store
+            .put_blob(&key, &png)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         crate::fsutil::create_private_dir(&folder)?;
         crate::fsutil::write_private(&path, &png)
     })
@@ -157,6 +167,8 @@ async fn remove(
         .ok_or(AppError::NotFound("agent"))?;
     let view = save(&state, id, None).await?;
     let _ = tokio::fs::remove_file(file(&state, id)).await;
+    let (store, key) = (state.store.clone(), blob_key(id));
+    let _ = tokio::task::spawn_blocking(move || store.delete_blobs(&[key])).await;
     Ok(view)
 }
 
@@ -195,9 +207,18 @@ async fn show(
     let Some(version) = agent.filter(|a| !a.disabled).and_then(|a| a.avatar) else {
         return Err(AppError::NotFound("avatar"));
     };
-    let png = tokio::fs::read(file(&state, id))
-        .await
-        .map_err(|_| AppError::NotFound("avatar"))?;
+    let png = if state.store.is_shared() {
+        // Set through any node: the database holds the current one.
+        let (store, key) = (state.store.clone(), blob_key(id));
+        tokio::task::spawn_blocking(move || store.get_blob(&key))
+            .await
+            .map_err(|e| AppError::Internal(format!("avatar task: {e}")))??
+            .ok_or(AppError::NotFound("avatar"))?
+    } else {
+        tokio::fs::read(file(&state, id))
+            .await
+            .map_err(|_| AppError::NotFound("avatar"))?
+    };
     let current = query
         .as_deref()
         .is_some_and(|q| q.split('&').any(|p| p == format!("v={version}")));

@@ -126,6 +126,13 @@ where
     let root = files::root(&state.config.data_dir);
     tokio::spawn(async move {
         let (value, keys) = state.write(op).await?;
+        if state.store.is_shared() && !keys.is_empty() {
+            let (store, keys) = (state.store.clone(), keys.clone());
+            let gone = tokio::task::spawn_blocking(move || store.delete_blobs(&keys)).await;
+            if !matches!(gone, Ok(Ok(()))) {
+                tracing::warn!("could not delete attachment files from the database");
+            }
+        }
         files::remove(root, keys).await;
         Ok(value)
     })

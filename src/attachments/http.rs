@@ -287,7 +287,7 @@ async fn download(
 ) -> AppResult<Response> {
     let a = service::visible(&state, &viewer, id)?;
     let file = StoredFile {
-        path: service::path_of(&state, &a.storage_key)?,
+        path: service::path_of(&state, &a.storage_key).await?,
         mime: a.mime_type.clone(),
         disposition: policy::content_disposition(
             &a.original_name,
@@ -323,7 +323,7 @@ async fn thumbnail(
         .thumbnail_key
         .as_deref()
         .ok_or(AppError::NotFound("thumbnail"))?;
-    let path = service::path_of(&state, key)?;
+    let path = service::path_of(&state, key).await?;
     let mime = thumbnail_mime(&path).await?;
     let stem = a
         .original_name

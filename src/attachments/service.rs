@@ -233,16 +233,21 @@ where
     let (placed, thumbnail) = {
         let root = root.clone();
         let key = key.clone();
+        let store = state.store.clone();
         tokio::task::spawn_blocking(move || -> AppResult<_> {
             let bytes = std::fs::read(tmp.path()).map_err(io_error)?;
             policy::verify(kind, &bytes)?;
             let thumbnail = thumbs::make(kind, &bytes)?;
+            // Nodes sharing a database serve each other's files: the
+            // bytes go there too, before the metadata names them.
+            store.put_blob(&key, &bytes)?;
             drop(bytes);
             let mut placed = Placed::default();
             tmp.place(&root, &key, &mut placed).map_err(io_error)?;
             if let Some(t) = &thumbnail {
-                files::place_bytes(&root, &files::thumbnail_key(&key), &t.bytes, &mut placed)
-                    .map_err(io_error)?;
+                let thumb_key = files::thumbnail_key(&key);
+                store.put_blob(&thumb_key, &t.bytes)?;
+                files::place_bytes(&root, &thumb_key, &t.bytes, &mut placed).map_err(io_error)?;
             }
             Ok((placed, thumbnail))
         })
@@ -360,8 +365,27 @@ pub fn visible(state: &AppState, viewer: &Viewer, id: AttachmentId) -> AppResult
     Ok(a)
 }
 
-/// Where an attachment's file (or thumbnail) is on disk.
-pub fn path_of(state: &AppState, key: &str) -> AppResult<std::path::PathBuf> {
-    files::path_of(&files::root(&state.config.data_dir), key)
-        .ok_or_else(|| AppError::Internal("attachment with a bad storage key".into()))
+/// Where an attachment's file (or thumbnail) is on disk. With a database
+/// shared by several nodes, a file another node stored is fetched from it
+/// into this node's data dir first (keys never change, so a copy never
+/// goes stale).
+pub async fn path_of(state: &AppState, key: &str) -> AppResult<std::path::PathBuf> {
+    let root = files::root(&state.config.data_dir);
+    let path = files::path_of(&root, key)
+        .ok_or_else(|| AppError::Internal("attachment with a bad storage key".into()))?;
+    if !state.store.is_shared() || tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Ok(path);
+    }
+    let (store, key) = (state.store.clone(), key.to_owned());
+    tokio::task::spawn_blocking(move || -> AppResult<()> {
+        if let Some(bytes) = store.get_blob(&key)? {
+            let mut placed = Placed::default();
+            files::place_bytes(&root, &key, &bytes, &mut placed).map_err(io_error)?;
+            placed.keep();
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("attachment fetch: {e}")))??;
+    Ok(path)
 }

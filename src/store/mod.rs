@@ -181,13 +181,15 @@ impl Store {
     }
 
     /// Copies an embedded database file into PostgreSQL (`mychat migrate
-    /// --from-redb`); see [`postgres::import`].
+    /// --from-redb`), with `secrets` (name, value) and `files` (blob key,
+    /// path); see [`postgres::import`].
     pub fn import_into_postgres(
         source: &Path,
         url: &str,
         secrets: &[(&str, Vec<u8>)],
+        files: &[(String, std::path::PathBuf)],
     ) -> Result<postgres::Imported> {
-        postgres::import(source, url, secrets)
+        postgres::import(source, url, secrets, files)
     }
 
     /// Creates or migrates the tables of a PostgreSQL database (`mychat
@@ -328,6 +330,33 @@ impl Store {
         match &*self.inner.db {
             Backend::Embedded(_) => true,
             Backend::Postgres(pg) => pg.leads(),
+        }
+    }
+
+    /// Keeps a file's bytes where every node can read them (the shared
+    /// database); nothing to do for the embedded one, whose node serves
+    /// its files from its data dir. Blocks: call it off the async threads.
+    pub fn put_blob(&self, key: &str, data: &[u8]) -> Result<()> {
+        match &*self.inner.db {
+            Backend::Embedded(_) => Ok(()),
+            Backend::Postgres(pg) => pg.put_blob(key, data),
+        }
+    }
+
+    /// A file's bytes as [`Store::put_blob`] kept them (None with the
+    /// embedded database). Blocks.
+    pub fn get_blob(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match &*self.inner.db {
+            Backend::Embedded(_) => Ok(None),
+            Backend::Postgres(pg) => pg.get_blob(key),
+        }
+    }
+
+    /// Forgets files kept with [`Store::put_blob`]. Blocks.
+    pub fn delete_blobs(&self, keys: &[String]) -> Result<()> {
+        match &*self.inner.db {
+            Backend::Embedded(_) => Ok(()),
+            Backend::Postgres(pg) => pg.delete_blobs(keys),
         }
     }
 

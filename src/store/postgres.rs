@@ -273,6 +273,55 @@ impl Pg {
         }))
     }
 
+    /// Runs `f` on a pooled connection outside any transaction (each
+    /// statement commits by itself).
+    fn on_pooled<T>(
+        &self,
+        f: impl AsyncFnOnce(&Client) -> std::result::Result<T, tokio_postgres::Error>,
+    ) -> Result<T> {
+        let conn = match self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        let result = block(f(&conn.client)).map_err(storage)?;
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        Ok(result)
+    }
+
+    /// Stores a file's bytes under `key` (durably, before whatever names
+    /// it commits).
+    pub fn put_blob(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.on_pooled(async |c| {
+            c.execute(
+                "INSERT INTO mychat_blobs (key, data) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data",
+                &[&key, &data],
+            )
+            .await
+        })
+        .map(|_| ())
+    }
+
+    pub fn get_blob(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.on_pooled(async |c| {
+            let row = c
+                .query_opt("SELECT data FROM mychat_blobs WHERE key = $1", &[&key])
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    pub fn delete_blobs(&self, keys: &[String]) -> Result<()> {
+        self.on_pooled(async |c| {
+            c.execute("DELETE FROM mychat_blobs WHERE key = ANY($1)", &[&keys])
+                .await
+        })
+        .map(|_| ())
+    }
+
     /// Runs `body` in one serializable transaction and commits it; runs it
     /// again when it lost a race with another node.
     pub fn write(&self, body: Body<'_>) -> Result<bool> {
@@ -592,6 +641,14 @@ async fn migrate_schema(url: &str) -> Result<i64> {
                 tracing::info!("database tables created");
             }
         }
+        // Files (attachments, pictures) every node serves.
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS mychat_blobs (key text PRIMARY KEY, data bytea NOT NULL);
+                 ALTER TABLE mychat_blobs ALTER COLUMN data SET STORAGE EXTERNAL;",
+            )
+            .await
+            .map_err(storage)?;
         let records: Option<Vec<u8>> = client
             .query_opt(
                 "SELECT v FROM mychat_kv WHERE t = $1 AND k = $2",
@@ -745,6 +802,8 @@ pub struct Imported {
     /// Per table: its name and how many entries it holds in both.
     pub tables: Vec<(&'static str, u64)>,
     pub entries: u64,
+    /// Files (attachments, thumbnails, pictures) copied.
+    pub files: u64,
 }
 
 /// Entries per transaction while copying.
@@ -760,6 +819,7 @@ pub fn import(
     source: &std::path::Path,
     url: &str,
     secrets: &[(&str, Vec<u8>)],
+    files: &[(String, std::path::PathBuf)],
 ) -> Result<Imported> {
     let file = super::file::DbFile::open(source, 0, migrate::run)?;
     let snapshot = file.snapshot()?;
@@ -820,6 +880,10 @@ pub fn import(
         imported.entries += held;
     }
     drop(conn);
+    for (key, path) in files {
+        pg.put_blob(key, &std::fs::read(path)?)?;
+        imported.files += 1;
+    }
     pg.close();
     file.close();
     Ok(imported)

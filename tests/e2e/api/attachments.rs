@@ -1018,3 +1018,55 @@ async fn a_failed_upload_leaves_no_file_behind() {
     }
     assert_eq!(stored_files(&server), Vec::<PathBuf>::new());
 }
+
+/// Two nodes over one PostgreSQL database: a file uploaded through one
+/// downloads through the other, whole and by range, with its thumbnail
+/// (its bytes are kept in the database).
+#[tokio::test]
+async fn a_file_uploaded_on_one_node_downloads_from_another() {
+    let mut nodes = TestServer::cluster(2, |c| c.limits.uploads_per_minute = 10_000).await;
+    let b = nodes.pop().unwrap();
+    let a = nodes.pop().unwrap();
+    let (owner, space) = org_with_space(&a, "Acme", SpaceSettings::default()).await;
+    let token = visitor(&a, &space).await;
+    let picture = png(320, 200);
+    let up = visitor_upload(&a, &token, "photo.png", &picture).await;
+    assert_eq!(up.status, 201, "{}", up.body);
+    let id = up.body["id"].as_str().unwrap().to_owned();
+    let sent = visitor_says(&a, &token, "see", &[&id]).await;
+    assert_eq!(sent.status, 201, "{}", sent.body);
+
+    let got = download(
+        &b,
+        &format!("/api/v1/attachments/{id}"),
+        Some(&owner.token),
+        &[],
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.bytes, picture);
+    let thumb = download(
+        &b,
+        &format!("/api/v1/attachments/{id}/thumbnail"),
+        Some(&owner.token),
+        &[],
+    )
+    .await;
+    assert_eq!(thumb.status, 200);
+    let thumb_on_a = download(
+        &a,
+        &format!("/api/v1/attachments/{id}/thumbnail"),
+        Some(&owner.token),
+        &[],
+    )
+    .await;
+    assert_eq!(thumb.bytes, thumb_on_a.bytes);
+    let part = download(
+        &b,
+        &format!("/api/v1/attachments/{id}"),
+        Some(&owner.token),
+        &[("range", "bytes=0-99")],
+    )
+    .await;
+    assert_eq!((part.status, part.bytes.as_slice()), (206, &picture[..100]));
+}

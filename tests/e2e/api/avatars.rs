@@ -120,3 +120,32 @@ async fn an_agent_sets_a_picture_that_any_widget_can_show() {
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
+
+/// With several nodes, a picture set through one is shown by every other,
+/// and removed from all.
+#[tokio::test]
+async fn a_picture_set_on_one_node_is_shown_by_another() {
+    let mut nodes = TestServer::cluster(2, |_| {}).await;
+    let b = nodes.pop().unwrap();
+    let a = nodes.pop().unwrap();
+    let owner = a.register("Acme", "ann@acme.test").await;
+    let picture = png(200, 200);
+    let r = put(&a, &owner.agent_id, &owner.token, picture, "image/png").await;
+    let version = r.ok()["avatar"].as_str().expect("a version").to_owned();
+    let url = b.url(&format!(
+        "/api/v1/widget/avatars/{}?v={version}",
+        owner.agent_id
+    ));
+    let got = b.client.get(&url).send().await.unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    let png_bytes = got.bytes().await.unwrap();
+    assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n");
+    a.delete(
+        &format!("/api/v1/agents/{}/avatar", owner.agent_id),
+        &owner.token,
+    )
+    .await
+    .ok();
+    let gone = b.client.get(&url).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}
