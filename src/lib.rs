@@ -101,6 +101,8 @@ pub struct TlsListeners {
 /// What runs beside the listeners while serving.
 struct Running {
     dispatcher: JoinHandle<()>,
+    /// In a cluster: who is online on the other nodes.
+    presence: Option<JoinHandle<()>>,
     tasks: tasks::Tasks,
 }
 
@@ -270,13 +272,18 @@ impl App {
             tracing::error!(error = %e, "search indexer did not start");
         }
         let dispatcher = realtime::dispatch::start(&self.state);
+        let presence = realtime::presence::follow(&self.state);
         let mut tasks = spawn_tasks(&self.state);
         control::start(&self.state, &mut tasks);
         webhooks::worker::start(&self.state, &mut tasks);
         push::worker::start(&self.state, &mut tasks);
         email::worker::start(&self.state, &mut tasks);
         systemd::start_watchdog(&self.state, &mut tasks);
-        Running { dispatcher, tasks }
+        Running {
+            dispatcher,
+            presence,
+            tasks,
+        }
     }
 
     /// After HTTP has drained: sockets are told to reconnect, background
@@ -292,6 +299,9 @@ impl App {
             )
             .await;
         running.tasks.shutdown().await;
+        if let Some(presence) = running.presence {
+            presence.abort();
+        }
         self.state.store.shutdown().await;
         // After the last commit: every event is queued for the index.
         self.state.search.stop().await;

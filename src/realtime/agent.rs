@@ -141,6 +141,11 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<(Caller, i64
     });
     state.hub.set_away(caller.id(), caller.agent.away);
     let first_socket = state.hub.agent_online(caller.org(), caller.id());
+    if first_socket {
+        state
+            .store
+            .share_presence(caller.org().0, caller.id().0, true);
+    }
     let mut me = AgentSocket {
         state: state.clone(),
         caller,
@@ -161,6 +166,9 @@ async fn run(state: AppState, mut socket: WebSocket, caller: Option<(Caller, i64
     }
     expiry.abort();
     if state.hub.agent_offline(me.caller.org(), me.caller.id()) {
+        state
+            .store
+            .share_presence(me.caller.org().0, me.caller.id().0, false);
         presence::announce(&state, me.caller.org());
     }
 }

@@ -207,6 +207,8 @@ pub struct Hub {
     connections: AtomicUsize,
     /// Online agents per organization, with their socket counts.
     presence: Mutex<HashMap<OrgId, HashMap<AgentId, usize>>>,
+    /// Agents online on other nodes of a cluster (see `presence::follow`).
+    elsewhere: Mutex<HashMap<OrgId, std::collections::HashSet<AgentId>>>,
     /// Agents that switched themselves away: connected, not online for
     /// visitors. Locked after `presence` when both are needed.
     away: Mutex<std::collections::HashSet<AgentId>>,
@@ -225,6 +227,7 @@ impl Default for Hub {
             next_id: Default::default(),
             connections: Default::default(),
             presence: Default::default(),
+            elsewhere: Default::default(),
             away: Default::default(),
             closing: Default::default(),
             closing_with: Default::default(),
@@ -362,26 +365,75 @@ impl Hub {
         false
     }
 
-    /// Agents of an organization with at least one live socket.
+    /// Agents of an organization with at least one live socket (here or,
+    /// in a cluster, on another node).
     pub fn online_agents(&self, org: OrgId) -> Vec<AgentId> {
-        let p = self.presence.lock().expect("presence lock");
-        p.get(&org)
-            .map(|a| a.keys().copied().collect())
-            .unwrap_or_default()
+        let mut agents: Vec<AgentId> = {
+            let p = self.presence.lock().expect("presence lock");
+            p.get(&org)
+                .map(|a| a.keys().copied().collect())
+                .unwrap_or_default()
+        };
+        let elsewhere = self.elsewhere.lock().expect("presence lock");
+        if let Some(more) = elsewhere.get(&org) {
+            agents.extend(
+                more.iter()
+                    .filter(|a| !agents.contains(a))
+                    .copied()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        agents
     }
 
     pub fn is_online(&self, org: OrgId, agent: AgentId) -> bool {
-        let p = self.presence.lock().expect("presence lock");
-        p.get(&org).is_some_and(|a| a.contains_key(&agent))
+        let here = {
+            let p = self.presence.lock().expect("presence lock");
+            p.get(&org).is_some_and(|a| a.contains_key(&agent))
+        };
+        here || {
+            let elsewhere = self.elsewhere.lock().expect("presence lock");
+            elsewhere.get(&org).is_some_and(|a| a.contains(&agent))
+        }
     }
 
     /// Whether visitors of the organization find someone online: an agent
     /// with a live socket who is not away.
     pub fn any_agent_online(&self, org: OrgId) -> bool {
-        let p = self.presence.lock().expect("presence lock");
         let away = self.away.lock().expect("away lock");
-        p.get(&org)
-            .is_some_and(|a| a.keys().any(|agent| !away.contains(agent)))
+        let here = {
+            let p = self.presence.lock().expect("presence lock");
+            p.get(&org)
+                .is_some_and(|a| a.keys().any(|agent| !away.contains(agent)))
+        };
+        here || {
+            let elsewhere = self.elsewhere.lock().expect("presence lock");
+            elsewhere
+                .get(&org)
+                .is_some_and(|a| a.iter().any(|agent| !away.contains(agent)))
+        }
+    }
+
+    /// Replaces who is online on other nodes; returns the organizations
+    /// whose set changed.
+    pub fn set_elsewhere(
+        &self,
+        now: HashMap<OrgId, std::collections::HashSet<AgentId>>,
+    ) -> Vec<OrgId> {
+        let mut elsewhere = self.elsewhere.lock().expect("presence lock");
+        let mut changed: Vec<OrgId> = now
+            .iter()
+            .filter(|(org, agents)| elsewhere.get(org) != Some(agents))
+            .map(|(org, _)| *org)
+            .collect();
+        changed.extend(
+            elsewhere
+                .keys()
+                .filter(|org| !now.contains_key(org))
+                .copied(),
+        );
+        *elsewhere = now;
+        changed
     }
 
     /// Records an agent's away switch (as stored, at connect and on change).

@@ -46,3 +46,43 @@ pub fn announce(state: &AppState, org: OrgId) {
         }
     }
 }
+
+/// In a cluster: keeps the hub's view of agents online on other nodes —
+/// read when a node says its presence changed (or a dead node's expired),
+/// and every ten seconds — and tells this node's sockets when it changed.
+pub fn follow(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    if !state.store.is_shared() {
+        return None;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<uuid::Uuid>();
+    state.store.on_presence(std::sync::Arc::new(move |org| {
+        let _ = tx.send(org);
+    }));
+    let state = state.clone();
+    Some(tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                org = rx.recv() => if org.is_none() { return },
+                _ = every.tick() => {}
+            }
+            while rx.try_recv().is_ok() {}
+            let store = state.store.clone();
+            let Ok(Ok(rows)) =
+                tokio::task::spawn_blocking(move || store.presence_elsewhere()).await
+            else {
+                continue;
+            };
+            let mut now: std::collections::HashMap<OrgId, std::collections::HashSet<_>> =
+                Default::default();
+            for (org, agent) in rows {
+                now.entry(OrgId(org))
+                    .or_default()
+                    .insert(crate::ids::AgentId(agent));
+            }
+            for org in state.hub.set_elsewhere(now) {
+                announce(&state, org);
+            }
+        }
+    }))
+}

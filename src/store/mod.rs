@@ -360,6 +360,31 @@ impl Store {
         }
     }
 
+    /// Tells other nodes that an agent's first socket here opened (true)
+    /// or its last closed; nothing to tell with the embedded database.
+    pub fn share_presence(&self, org: uuid::Uuid, agent: uuid::Uuid, online: bool) {
+        if let Backend::Postgres(pg) = &*self.inner.db {
+            pg.share_presence(org, agent, online);
+        }
+    }
+
+    /// Agents online on other nodes (organization, agent). Blocks.
+    pub fn presence_elsewhere(&self) -> Result<Vec<(uuid::Uuid, uuid::Uuid)>> {
+        match &*self.inner.db {
+            Backend::Embedded(_) => Ok(Vec::new()),
+            Backend::Postgres(pg) => pg.presence_elsewhere(),
+        }
+    }
+
+    /// Who hears that agents' presence changed on another node (with the
+    /// organization). It runs on the database's own thread: it must not
+    /// block.
+    pub fn on_presence(&self, changed: postgres::PresenceChanged) {
+        if let Backend::Postgres(pg) = &*self.inner.db {
+            pg.on_presence(changed);
+        }
+    }
+
     /// Whether other nodes share this store's database.
     pub fn is_shared(&self) -> bool {
         self.inner.db.is_shared()

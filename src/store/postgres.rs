@@ -69,8 +69,30 @@ pub struct Pg {
     seen: Arc<AtomicI64>,
     /// Whether this node holds the jobs lock (runs the background jobs).
     leads: Arc<AtomicBool>,
+    /// Who hears that presence changed on another node (an organization).
+    presence_changed: Arc<OnceLock<PresenceChanged>>,
+    /// This node's agents coming online or going, for the presence task.
+    presence: tokio::sync::mpsc::UnboundedSender<Presence>,
     closed: Arc<AtomicBool>,
 }
+
+/// Called with an organization whose agents' presence changed on another
+/// node (or expired with a node that died).
+pub type PresenceChanged = Arc<dyn Fn(uuid::Uuid) + Send + Sync>;
+
+/// An agent's first socket on this node opened (true) or its last closed.
+struct Presence {
+    org: uuid::Uuid,
+    agent: uuid::Uuid,
+    online: bool,
+}
+
+/// The notification channel of presence changes (payload: organization).
+const PRESENCE_CHANNEL: &str = "mychat_presence";
+
+/// How long a node's presence rows live without being renewed, in seconds:
+/// the agents of a node that died stop counting as online after it.
+const PRESENCE_TTL: i64 = 30;
 
 /// A connection with its prepared statements.
 struct Conn {
@@ -213,6 +235,7 @@ impl Pg {
             .enable_all()
             .build()?;
         let handle = runtime.handle().clone();
+        let (presence_tx, presence_rx) = tokio::sync::mpsc::unbounded_channel();
         let pg = Pg {
             url: url.to_owned(),
             handle,
@@ -223,6 +246,8 @@ impl Pg {
             remote: Arc::new(OnceLock::new()),
             seen: Arc::new(AtomicI64::new(0)),
             leads: Arc::new(AtomicBool::new(false)),
+            presence_changed: Arc::new(OnceLock::new()),
+            presence: presence_tx,
             closed: Arc::new(AtomicBool::new(false)),
         };
         let url = pg.url.clone();
@@ -230,6 +255,7 @@ impl Pg {
         pg.seen.store(seen, Ordering::SeqCst);
         pg.listen();
         pg.contend();
+        pg.keep_presence(presence_rx);
         Ok(pg)
     }
 
@@ -414,6 +440,119 @@ impl Pg {
         }
     }
 
+    /// Who hears of presence changes on other nodes.
+    pub fn on_presence(&self, changed: PresenceChanged) {
+        let _ = self.presence_changed.set(changed);
+    }
+
+    /// Tells the other nodes that an agent's first socket on this node
+    /// opened, or its last closed.
+    pub fn share_presence(&self, org: uuid::Uuid, agent: uuid::Uuid, online: bool) {
+        let _ = self.presence.send(Presence { org, agent, online });
+    }
+
+    /// Agents online on other nodes: (organization, agent).
+    pub fn presence_elsewhere(&self) -> Result<Vec<(uuid::Uuid, uuid::Uuid)>> {
+        let node = self.node.clone();
+        self.on_pooled(async |c| {
+            let rows = c
+                .query(
+                    "SELECT DISTINCT org::text, agent::text FROM mychat_presence \
+                     WHERE node <> $1 AND until > now()",
+                    &[&node],
+                )
+                .await?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|r| {
+                    let org: &str = r.get(0);
+                    let agent: &str = r.get(1);
+                    Some((org.parse().ok()?, agent.parse().ok()?))
+                })
+                .collect())
+        })
+    }
+
+    /// Keeps this node's presence rows: written as agents come and go,
+    /// renewed every few seconds, written again after a reconnect; rows
+    /// of nodes that stopped renewing are removed (and said so).
+    fn keep_presence(&self, mut changes: tokio::sync::mpsc::UnboundedReceiver<Presence>) {
+        let url = self.url.clone();
+        let node = self.node.clone();
+        let closed = self.closed.clone();
+        self.handle.spawn(async move {
+            // This node's agents online: agent -> organization.
+            let mut here: std::collections::HashMap<uuid::Uuid, uuid::Uuid> = Default::default();
+            while !closed.load(Ordering::Relaxed) {
+                let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await else {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                };
+                let mut session = tokio::spawn(connection);
+                let put = "INSERT INTO mychat_presence (node, org, agent, until) \
+                           VALUES ($1, $2::text::uuid, $3::text::uuid, now() + make_interval(secs => $4)) \
+                           ON CONFLICT (node, agent) DO UPDATE SET until = EXCLUDED.until";
+                let ttl = PRESENCE_TTL as f64;
+                let mut healthy = true;
+                for (agent, org) in &here {
+                    let (o, a) = (org.to_string(), agent.to_string());
+                    healthy &= client.execute(put, &[&node, &o, &a, &ttl]).await.is_ok();
+                }
+                let mut renew = tokio::time::interval(Duration::from_secs(5));
+                while healthy && !closed.load(Ordering::Relaxed) {
+                    tokio::select! {
+                        change = changes.recv() => {
+                            let Some(c) = change else { return };
+                            let (o, a) = (c.org.to_string(), c.agent.to_string());
+                            let done = if c.online {
+                                here.insert(c.agent, c.org);
+                                client.execute(put, &[&node, &o, &a, &ttl]).await
+                            } else {
+                                here.remove(&c.agent);
+                                client
+                                    .execute(
+                                        "DELETE FROM mychat_presence WHERE node = $1 AND agent = $2::text::uuid",
+                                        &[&node, &a],
+                                    )
+                                    .await
+                            };
+                            let said = client
+                                .execute("SELECT pg_notify($1, $2)", &[&PRESENCE_CHANNEL, &o])
+                                .await;
+                            healthy = done.is_ok() && said.is_ok();
+                        }
+                        _ = renew.tick() => {
+                            let renewed = client
+                                .execute(
+                                    "UPDATE mychat_presence SET until = now() + make_interval(secs => $2) WHERE node = $1",
+                                    &[&node, &ttl],
+                                )
+                                .await;
+                            let expired = client
+                                .query(
+                                    "DELETE FROM mychat_presence WHERE until < now() RETURNING org::text",
+                                    &[],
+                                )
+                                .await;
+                            healthy = renewed.is_ok();
+                            if let Ok(rows) = expired {
+                                let mut orgs: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                                orgs.dedup();
+                                for org in orgs {
+                                    let _ = client
+                                        .execute("SELECT pg_notify($1, $2)", &[&PRESENCE_CHANNEL, &org])
+                                        .await;
+                                }
+                            }
+                        }
+                        _ = &mut session => healthy = false,
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+
     /// Whether this node runs the background jobs now.
     pub fn leads(&self) -> bool {
         self.leads.load(Ordering::SeqCst)
@@ -468,9 +607,10 @@ impl Pg {
         let remote = self.remote.clone();
         let seen = self.seen.clone();
         let closed = self.closed.clone();
+        let presence = self.presence_changed.clone();
         self.handle.spawn(async move {
             while !closed.load(Ordering::Relaxed) {
-                if let Err(e) = follow(&url, &node, &remote, &seen, &closed).await {
+                if let Err(e) = follow(&url, &node, &remote, &presence, &seen, &closed).await {
                     tracing::warn!(error = %e, "lost the database's event notifications; reconnecting");
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -512,16 +652,23 @@ async fn follow(
     url: &str,
     node: &str,
     remote: &OnceLock<Remote>,
+    presence: &Arc<OnceLock<PresenceChanged>>,
     seen: &AtomicI64,
     closed: &AtomicBool,
 ) -> std::result::Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
     let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let presence = presence.clone();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         use futures_util::StreamExt;
         while let Some(message) = messages.next().await {
             match message {
+                Ok(AsyncMessage::Notification(n)) if n.channel() == PRESENCE_CHANNEL => {
+                    if let (Some(changed), Ok(org)) = (presence.get(), n.payload().parse()) {
+                        changed(org);
+                    }
+                }
                 Ok(AsyncMessage::Notification(_)) => {
                     let _ = wake.send(());
                 }
@@ -533,7 +680,9 @@ async fn follow(
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {PRESENCE_CHANNEL}"))
+        .await?;
     let read = client
         .prepare(
             "SELECT seq, node, payload FROM mychat_events WHERE seq > $1 ORDER BY seq LIMIT 512",
@@ -641,6 +790,19 @@ async fn migrate_schema(url: &str) -> Result<i64> {
                 tracing::info!("database tables created");
             }
         }
+        // Agents online, per node, until the node stops renewing them.
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS mychat_presence (
+                     node text NOT NULL,
+                     org uuid NOT NULL,
+                     agent uuid NOT NULL,
+                     until timestamptz NOT NULL,
+                     PRIMARY KEY (node, agent)
+                 )",
+            )
+            .await
+            .map_err(storage)?;
         // Files (attachments, pictures) every node serves.
         client
             .batch_execute(

@@ -166,3 +166,47 @@ async fn a_resume_on_the_other_node_replays_exactly_what_was_missed() {
     ids.sort();
     assert_eq!(ids, missed, "live before the replay: {live}");
 }
+
+#[tokio::test]
+async fn agents_online_on_one_node_count_for_widgets_and_agents_on_the_other() {
+    let c = cluster().await;
+    let bob = fixtures::agent(&c.a, &c.owner, "Bob", Role::Agent).await;
+    let (token, _) = session(&c.a, &c.space).await;
+    let (mut widget_ws, hello) = widget(&c.a, &c.space, &token).await;
+    assert_eq!(hello["agentsOnline"], false);
+    let (mut owner_ws, _) = super::agent(&c.a, &c.owner.token).await;
+    widget_ws
+        .until(|f| kind(f) == "agents:status" && f["online"] == true)
+        .await;
+
+    // Bob comes online on node B: the owner's socket on node A hears it.
+    // Bob on node B learns the owner is online on node A: at once, or as
+    // soon as node B hears of it.
+    let (mut bob_ws, ready) = super::agent(&c.b, &bob.token).await;
+    if !ready["agentsOnline"]
+        .to_string()
+        .contains(&c.owner.agent_id)
+    {
+        bob_ws
+            .until(|f| kind(f) == "agents:presence" && f.to_string().contains(&c.owner.agent_id))
+            .await;
+    }
+    owner_ws
+        .until(|f| kind(f) == "agents:presence" && f.to_string().contains(&bob.id))
+        .await;
+
+    // The owner leaves node A: Bob on node B still counts for the widget.
+    owner_ws.close().await;
+    // Bob leaves too: now nobody is online, and the widget hears it once.
+    bob_ws.close().await;
+    let (_, before) = widget_ws
+        .until(|f| kind(f) == "agents:status" && f["online"] == false)
+        .await;
+    assert!(
+        before
+            .iter()
+            .filter(|f| kind(f) == "agents:status")
+            .all(|f| f["online"] == true),
+        "the widget heard 'offline' while Bob was online on node B: {before:?}"
+    );
+}
