@@ -318,7 +318,13 @@ fn spawn_tasks(state: &AppState) -> tasks::Tasks {
     let s = state.clone();
     tasks.every("rate-limit-cleanup", Duration::from_secs(60), move || {
         let s = s.clone();
-        async move { s.limits.forget_idle() }
+        async move {
+            s.limits.forget_idle();
+            if s.store.is_shared() && s.store.leads() {
+                let store = s.store.clone();
+                let _ = tokio::task::spawn_blocking(move || store.forget_shared_counts()).await;
+            }
+        }
     });
     let s = state.clone();
     let period = Duration::from_secs(state.config.store.expiry_interval_secs.max(1));

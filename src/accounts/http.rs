@@ -50,6 +50,7 @@ async fn register(
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> AppResult<(StatusCode, Json<Session>)> {
     state.limits.login_per_ip.check_ip(ip)?;
+    crate::auth::limits::check_login_shared(&state.store, &state.config.limits, None, ip)?;
     if !service::registration_open(&state)? {
         return Err(AppError::Forbidden("registration is closed".into()));
     }
@@ -100,6 +101,12 @@ async fn login(
     crate::validate::bounded("password", &body.password, crate::auth::password::MAX_LEN)?;
     crate::validate::bounded("email", &body.email, 254)?;
     state.limits.check_login(&body.email, ip)?;
+    crate::auth::limits::check_login_shared(
+        &state.store,
+        &state.config.limits,
+        Some(&body.email),
+        ip,
+    )?;
     let agent = service::login(
         &state,
         &body.email,
@@ -242,6 +249,7 @@ async fn accept_invite(
     ApiJson(body): ApiJson<AcceptInviteBody>,
 ) -> AppResult<Json<Session>> {
     state.limits.login_per_ip.check_ip(ip)?;
+    crate::auth::limits::check_login_shared(&state.store, &state.config.limits, None, ip)?;
     let agent = service::accept_invite(&state, &body.token, &body.password).await?;
     let org = state.store.read()?.org(agent.organization_id)?;
     Ok(Json(service::issue_session(&state, &agent, org).await?))

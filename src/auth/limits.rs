@@ -121,9 +121,7 @@ impl RateLimits {
     /// guessing is held back while the owner, elsewhere, still gets in.
     pub fn check_login(&self, email: &str, ip: IpAddr) -> AppResult<()> {
         self.login_per_ip.check_ip(ip)?;
-        let account = email.trim().to_lowercase();
-        self.login_per_account
-            .check(&format!("{account} {}", crate::net::limit_key(ip)))
+        self.login_per_account.check(&login_key(email, ip))
     }
 
     pub fn forget_idle(&self) {
@@ -136,4 +134,46 @@ impl RateLimits {
         self.upload_bytes_per_ip.forget_idle();
         self.upload_bytes_per_space.forget_idle();
     }
+}
+
+/// The key a login attempt is counted under per account: the account and
+/// the address, so a guesser never locks the owner out.
+fn login_key(email: &str, ip: IpAddr) -> String {
+    format!(
+        "{} {}",
+        email.trim().to_lowercase(),
+        crate::net::limit_key(ip)
+    )
+}
+
+/// With several nodes over one database, login attempts are counted for
+/// all of them together (each node's own limiter alone would give a
+/// guesser one allowance per node).
+pub fn check_login_shared(
+    store: &crate::store::Store,
+    config: &LimitsConfig,
+    email: Option<&str>,
+    ip: IpAddr,
+) -> AppResult<()> {
+    let check = |key: String, limit: u32| -> AppResult<()> {
+        if let Some((n, left)) = store.count_shared(&key, 60)?
+            && n > limit.max(1)
+        {
+            return Err(AppError::RateLimited {
+                retry_after_secs: left.max(1),
+            });
+        }
+        Ok(())
+    };
+    check(
+        format!("login-ip {}", crate::net::limit_key(ip)),
+        config.login_per_ip_per_minute,
+    )?;
+    if let Some(email) = email {
+        check(
+            format!("login-account {}", login_key(email, ip)),
+            config.login_per_account_per_minute,
+        )?;
+    }
+    Ok(())
 }

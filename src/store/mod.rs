@@ -385,6 +385,25 @@ impl Store {
         }
     }
 
+    /// With a shared database: counts one more under `key` in the current
+    /// window of `window_secs`, for every node together; returns the count
+    /// and the seconds left in the window. None with the embedded one
+    /// (its node counts alone, in memory). Blocks.
+    pub fn count_shared(&self, key: &str, window_secs: u32) -> Result<Option<(u32, u64)>> {
+        match &*self.inner.db {
+            Backend::Embedded(_) => Ok(None),
+            Backend::Postgres(pg) => pg.count(key, window_secs).map(Some),
+        }
+    }
+
+    /// Forgets shared counters whose window ended long ago. Blocks.
+    pub fn forget_shared_counts(&self) -> Result<()> {
+        match &*self.inner.db {
+            Backend::Embedded(_) => Ok(()),
+            Backend::Postgres(pg) => pg.forget_counters(),
+        }
+    }
+
     /// Whether other nodes share this store's database.
     pub fn is_shared(&self) -> bool {
         self.inner.db.is_shared()

@@ -317,6 +317,41 @@ impl Pg {
         Ok(result)
     }
 
+    /// Counts one more under `key` in the current window of `window_secs`
+    /// (a new window begins once the last is over); returns the count and
+    /// the seconds left in the window.
+    pub fn count(&self, key: &str, window_secs: u32) -> Result<(u32, u64)> {
+        let secs = f64::from(window_secs);
+        self.on_pooled(async |c| {
+            let row = c
+                .query_one(
+                    "INSERT INTO mychat_counters AS c (key, window_start, n) VALUES ($1, now(), 1)
+                     ON CONFLICT (key) DO UPDATE SET
+                       n = CASE WHEN c.window_start <= now() - make_interval(secs => $2) THEN 1 ELSE c.n + 1 END,
+                       window_start = CASE WHEN c.window_start <= now() - make_interval(secs => $2)
+                                      THEN now() ELSE c.window_start END
+                     RETURNING n, extract(epoch FROM (window_start + make_interval(secs => $2) - now()))::float8",
+                    &[&key, &secs],
+                )
+                .await?;
+            let n: i32 = row.get(0);
+            let left: f64 = row.get(1);
+            Ok((n.max(0) as u32, left.max(0.0).ceil() as u64))
+        })
+    }
+
+    /// Forgets counters whose window ended long ago.
+    pub fn forget_counters(&self) -> Result<()> {
+        self.on_pooled(async |c| {
+            c.execute(
+                "DELETE FROM mychat_counters WHERE window_start < now() - interval '1 hour'",
+                &[],
+            )
+            .await
+        })
+        .map(|_| ())
+    }
+
     /// Stores a file's bytes under `key` (durably, before whatever names
     /// it commits).
     pub fn put_blob(&self, key: &str, data: &[u8]) -> Result<()> {
@@ -799,6 +834,17 @@ async fn migrate_schema(url: &str) -> Result<i64> {
                      agent uuid NOT NULL,
                      until timestamptz NOT NULL,
                      PRIMARY KEY (node, agent)
+                 )",
+            )
+            .await
+            .map_err(storage)?;
+        // Rate limits every node counts against (login attempts).
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS mychat_counters (
+                     key text PRIMARY KEY,
+                     window_start timestamptz NOT NULL,
+                     n integer NOT NULL
                  )",
             )
             .await

@@ -172,3 +172,30 @@ async fn a_body_over_the_limit_gets_the_json_envelope_on_every_route() {
     let reply = crate::harness::Reply::read(resp).await;
     assert_eq!(reply.err(413), "too_large");
 }
+
+/// With several nodes, login attempts count for all of them together: a
+/// guesser gets one allowance, not one per node.
+#[tokio::test]
+async fn login_limits_hold_across_nodes() {
+    let mut nodes = crate::harness::TestServer::cluster(2, |c| {
+        c.limits.login_per_account_per_minute = 3;
+    })
+    .await;
+    let b = nodes.pop().unwrap();
+    let a = nodes.pop().unwrap();
+    a.register("Acme", "ann@acme.test").await;
+    for node in [&a, &b, &a] {
+        let r = node.login("ann@acme.test", "wrong password").await;
+        assert_eq!(r.status.as_u16(), 401, "{}", r.body);
+    }
+    // The fourth attempt in the minute, on the node that saw only one.
+    let r = b.login("ann@acme.test", "wrong password").await;
+    assert_eq!(r.status.as_u16(), 429, "{}", r.body);
+    assert!(r.retry_after() >= 1);
+    let r = b.login("ann@acme.test", "correct horse battery").await;
+    assert_eq!(
+        r.status.as_u16(),
+        429,
+        "the limit holds for the right password too"
+    );
+}
