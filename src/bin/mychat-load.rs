@@ -97,7 +97,8 @@ struct HttpArgs {
     #[command(flatten)]
     load: Load,
     /// An existing server (registration open, session limits raised)
-    /// instead of an in-process one.
+    /// instead of an in-process one; several, comma-separated, for the
+    /// nodes of a cluster (the senders take turns among them).
     #[arg(long)]
     url: Option<String>,
 }
@@ -799,13 +800,14 @@ fn field(value: &Value, pointer: &str) -> Fallible<String> {
 }
 
 /// Every thread's sender at once, each posting as the owner.
-async fn http_drive(api: &Api, token: &str, threads: Vec<String>, messages: usize) -> Tally {
+async fn http_drive(api: &[Api], token: &str, threads: Vec<String>, messages: usize) -> Tally {
     let token: Arc<str> = token.into();
     let senders: Vec<_> = threads
         .into_iter()
         .enumerate()
         .map(|(s, thread)| {
-            let (api, token, thread) = (api.clone(), token.clone(), Arc::<str>::from(thread));
+            let api = api[s % api.len()].clone();
+            let (token, thread) = (token.clone(), Arc::<str>::from(thread));
             move |i| {
                 let (api, token, thread) = (api.clone(), token.clone(), thread.clone());
                 async move { api.send(&token, &thread, s, i).await }
@@ -837,7 +839,7 @@ async fn http_local_run(load: &Load) -> Fallible<Report> {
     let space = library_space(&state, org).await?;
     let threads = api.visitor_threads(&space.widget_key, load.senders).await?;
     let before = Snapshot::take(&state);
-    let tally = http_drive(&api, &token, threads, load.messages).await;
+    let tally = http_drive(std::slice::from_ref(&api), &token, threads, load.messages).await;
     let delta = StoreDelta::between(&before, &Snapshot::take(&state), &tally);
     let _ = stop.send(());
     server
@@ -849,11 +851,16 @@ async fn http_local_run(load: &Load) -> Fallible<Report> {
 
 /// A server elsewhere: everything over HTTP; its store is out of sight.
 async fn http_remote_run(load: &Load, url: &str) -> Fallible<Report> {
-    let api = Api::new(url, load.senders, false)?;
+    // Each node of a cluster gets its share of the senders.
+    let nodes = url
+        .split(',')
+        .map(|u| Api::new(u.trim(), load.senders, false))
+        .collect::<Fallible<Vec<_>>>()?;
+    let api = &nodes[0];
     let (token, _) = api.register().await?;
     let key = api.create_space(&token).await?;
     let threads = api.visitor_threads(&key, load.senders).await?;
-    let tally = http_drive(&api, &token, threads, load.messages).await;
+    let tally = http_drive(&nodes, &token, threads, load.messages).await;
     Ok(Report::new(Mode::Http, load, tally, None))
 }
 

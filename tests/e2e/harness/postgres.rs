@@ -168,3 +168,20 @@ pub async fn fresh_database() -> String {
     let _ = driver.await;
     format!("postgres://postgres@127.0.0.1:{port}/{name}")
 }
+
+/// Drops a database made by [`fresh_database`] at once, ending the
+/// connections to it: a node that loses its database.
+pub async fn drop_database(url: &str) {
+    let (admin, name) = url.rsplit_once('/').expect("a database URL");
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{admin}/postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("connect to PostgreSQL");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .expect("drop database");
+    drop(client);
+    let _ = driver.await;
+}

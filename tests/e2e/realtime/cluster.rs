@@ -210,3 +210,21 @@ async fn agents_online_on_one_node_count_for_widgets_and_agents_on_the_other() {
         "the widget heard 'offline' while Bob was online on node B: {before:?}"
     );
 }
+
+#[tokio::test]
+async fn a_node_that_lost_its_database_is_not_ready() {
+    let url = crate::harness::postgres::fresh_database().await;
+    let node = TestServer::start_with(|c| {
+        c.store.backend = mychat::config::StoreBackend::Postgres;
+        c.store.url = url.clone();
+    })
+    .await;
+    let ready = node.client.get(node.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    crate::harness::postgres::drop_database(&url).await;
+    let ready = node.client.get(node.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    // Alive all the same: the process is fine, its database is not.
+    let alive = node.client.get(node.url("/healthz")).send().await.unwrap();
+    assert_eq!(alive.status(), 200);
+}
