@@ -287,6 +287,9 @@ pub struct Scrape {
     pub max_fds: Option<u64>,
     /// Writes are refused: the disk is below the store's free-space floor.
     pub disk_full: bool,
+    /// This node runs the background jobs (always, with the embedded
+    /// database; in a cluster, the one node holding the jobs lock).
+    pub leads: bool,
     pub memory: Memory,
 }
 
@@ -365,6 +368,11 @@ impl Scrape {
             "mychat_store_disk_full",
             "1 while writes are refused for lack of disk space",
             ConstGauge::new(i64::from(self.disk_full)),
+        );
+        r.register(
+            "mychat_jobs_leader",
+            "1 while this node runs the background jobs (in a cluster, one node at a time)",
+            ConstGauge::new(i64::from(self.leads)),
         );
         r.register(
             "mychat_store_disk_full_writes",

@@ -148,6 +148,7 @@ fn scrape(state: &AppState) -> metrics::Scrape {
         open_fds: metrics::open_fds(),
         max_fds: metrics::max_fds(),
         disk_full: state.store.disk_full(),
+        leads: state.store.leads(),
         memory: {
             use std::sync::atomic::Ordering::Relaxed;
             let s = &state.sockets;
