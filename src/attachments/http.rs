@@ -83,7 +83,7 @@ struct UploadQuery {
     tag = "attachments",
     params(UploadQuery),
     request_body(content_type = "multipart/form-data", content = crate::openapi::UploadForm),
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = AttachmentView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn agent_upload(
@@ -101,7 +101,7 @@ async fn agent_upload(
     path = "/widget/attachments",
     tag = "attachments",
     request_body(content_type = "multipart/form-data", content = crate::openapi::UploadForm),
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = AttachmentView), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 async fn visitor_upload(
@@ -121,7 +121,7 @@ async fn visitor_upload(
     tag = "attachments",
     params(("id" = uuid::Uuid, Path)),
     request_body(content_type = "multipart/form-data", content = crate::openapi::UploadForm),
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = AttachmentView), crate::openapi::Errors),
     security(("member" = []))
 )]
 async fn member_upload(

@@ -39,7 +39,7 @@ struct ListQuery {
     path = "/threads/{id}/messages",
     tag = "messages",
     params(("id" = uuid::Uuid, Path), ListQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Page<Message>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(
@@ -83,7 +83,7 @@ pub struct SendBody {
     tag = "messages",
     params(("id" = uuid::Uuid, Path)),
     request_body = SendBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = Message), (status = 200, description = "The same request again: what the first one made", body = Message), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn send(
@@ -121,7 +121,7 @@ struct EditBody {
     tag = "messages",
     params(("id" = uuid::Uuid, Path)),
     request_body = EditBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Message), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn edit(
@@ -140,7 +140,7 @@ async fn edit(
     path = "/messages/{id}",
     tag = "messages",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Message), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn remove(
@@ -166,7 +166,7 @@ struct AttachBody {
     tag = "messages",
     params(("id" = uuid::Uuid, Path)),
     request_body = AttachBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Message), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn attach(
