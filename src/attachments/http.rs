@@ -271,8 +271,8 @@ impl FromRequestParts<AppState> for Downloader {
     tag = "attachments",
     params(("id" = uuid::Uuid, Path)),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 206, description = "The part a `Range` header asked for", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 200, description = "The file, as the type it was stored with", content((crate::openapi::Binary = "*/*"))),
+        (status = 206, description = "The part a `Range` header asked for", content((crate::openapi::Binary = "*/*"))),
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 416, description = "The `Range` cannot be satisfied", body = crate::openapi::ErrorBody),
         crate::openapi::Errors
@@ -304,8 +304,8 @@ async fn download(
     tag = "attachments",
     params(("id" = uuid::Uuid, Path)),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 206, description = "The part a `Range` header asked for", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 200, description = "The thumbnail: a PNG or a JPEG", content((crate::openapi::Binary = "image/png"), (crate::openapi::Binary = "image/jpeg"))),
+        (status = 206, description = "The part a `Range` header asked for", content((crate::openapi::Binary = "image/png"), (crate::openapi::Binary = "image/jpeg"))),
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 416, description = "The `Range` cannot be satisfied", body = crate::openapi::ErrorBody),
         crate::openapi::Errors
