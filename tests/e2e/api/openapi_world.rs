@@ -115,13 +115,22 @@ pub async fn seed(server: &TestServer) -> World {
     .await);
     let spare_key = id(&post("/api/v1/signing-keys", json!({"name": "spare"})).await);
 
-    // The site's space and a second one to rotate and remove.
+    // The site's space (its settings stay as they are, so the widget
+    // run's origin stays allowed), one to change and one to remove.
     let site = fixtures::space(server, &o.owner).await;
     let spare_space = fixtures::space_with(
         server,
         &o.owner,
         "Spare",
         &["spare.test"],
+        Default::default(),
+    )
+    .await;
+    let other_space = fixtures::space_with(
+        server,
+        &o.owner,
+        "Other",
+        &["other.test"],
         Default::default(),
     )
     .await;
@@ -146,9 +155,11 @@ pub async fn seed(server: &TestServer) -> World {
 
     let agent = fixtures::agent(server, &o.owner, "Pia", Role::Agent).await;
     let spare_agent = fixtures::agent(server, &o.owner, "Max", Role::Agent).await;
+    // An agent whose picture the widget shows (and no one changes).
+    let pictured = fixtures::agent(server, &o.owner, "Ola", Role::Agent).await;
     let picture = server
         .client
-        .put(server.url(&format!("/api/v1/agents/{}/avatar", agent.id)))
+        .put(server.url(&format!("/api/v1/agents/{}/avatar", pictured.id)))
         .bearer_auth(&owner)
         .header("content-type", "image/png")
         .body(png())
@@ -283,11 +294,14 @@ pub async fn seed(server: &TestServer) -> World {
         bind(
             &[
                 "GET /api/v1/chat-spaces/{id}",
-                "PATCH /api/v1/chat-spaces/{id}",
                 "GET /api/v1/chat-spaces/{id}/embed",
                 "GET /api/v1/chat-spaces/{id}/threads",
             ],
             &[("path.id", &site.id.to_string())],
+        ),
+        bind(
+            &["PATCH /api/v1/chat-spaces/{id}"],
+            &[("path.id", &other_space.id.to_string())],
         ),
         bind(
             &[
@@ -303,9 +317,12 @@ pub async fn seed(server: &TestServer) -> World {
                 "PUT /api/v1/agents/{id}/avatar",
                 "DELETE /api/v1/agents/{id}/avatar",
                 "POST /api/v1/agents/{id}/invite",
-                "GET /api/v1/widget/avatars/{id}",
             ],
             &[("path.id", &agent.id)],
+        ),
+        bind(
+            &["GET /api/v1/widget/avatars/{id}"],
+            &[("path.id", &pictured.id)],
         ),
         bind(
             &["DELETE /api/v1/agents/{id}"],
