@@ -217,6 +217,10 @@ pub async fn seed(server: &TestServer) -> World {
         .post("/api/v1/management/threads", &o.management, object("D-7"))
         .await;
     let spare_dialog = id(&spare_dialog);
+    let removed_dialog = server
+        .post("/api/v1/management/threads", &o.management, object("D-9"))
+        .await;
+    let removed_dialog = id(&removed_dialog);
     let said = server
         .post(
             &format!("/api/v1/dialogs/{dialog}/messages"),
@@ -225,6 +229,7 @@ pub async fn seed(server: &TestServer) -> World {
         )
         .await;
     assert_eq!(said.status, 201, "{}", said.body);
+    let said = said.body["id"].as_str().expect("a message").to_owned();
     let member_token = o.member_token("user-17", "acme", &["logistics"], &["region-1"]);
 
     let bindings = vec![
@@ -385,17 +390,24 @@ pub async fn seed(server: &TestServer) -> World {
                 "POST /api/v1/dialogs/{id}/join",
                 "GET /api/v1/dialogs/{id}/messages",
                 "POST /api/v1/dialogs/{id}/messages",
-                "POST /api/v1/dialogs/{id}/read",
             ],
             &[("path.id", &dialog)],
         ),
         bind(
-            &[
-                "DELETE /api/v1/management/threads/{id}",
-                "DELETE /api/v1/management/threads/{id}/participants/{external_id}",
-                "POST /api/v1/dialogs/{id}/leave",
-            ],
-            &[("path.id", &spare_dialog), ("path.external_id", "user-18")],
+            &["POST /api/v1/dialogs/{id}/read"],
+            &[("path.id", &dialog), ("body.upTo", &said)],
+        ),
+        bind(
+            &["DELETE /api/v1/management/threads/{id}/participants/{external_id}"],
+            &[("path.id", &dialog), ("path.external_id", "user-18")],
+        ),
+        bind(
+            &["POST /api/v1/dialogs/{id}/leave"],
+            &[("path.id", &spare_dialog)],
+        ),
+        bind(
+            &["DELETE /api/v1/management/threads/{id}"],
+            &[("path.id", &removed_dialog)],
         ),
         bind(
             &[
@@ -414,6 +426,7 @@ pub async fn seed(server: &TestServer) -> World {
         ),
         bind(&["GET /api/v1/widget/config"], &[("query.key", &key)]),
         bind(&["POST /api/v1/widget/session"], &[("body.key", &key)]),
+        bind(&["POST /api/v1/widget/read"], &[("body.upTo", &message)]),
     ];
     World {
         org: o,
