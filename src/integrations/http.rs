@@ -488,7 +488,16 @@ async fn remove_participant(
 #[schema(as = integrations::BackendMessageBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct BackendMessageBody {
+    /// At most 5,000 characters; not blank unless files come with it.
+    #[schema(max_length = 5000)]
     content: String,
+    /// The sender's own id of the message (at most 100 bytes, no control
+    /// characters): the same id again answers with the message it made.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     client_msg_id: Option<String>,
 }
 
@@ -660,9 +669,19 @@ async fn dialog_messages(
 #[schema(as = integrations::MemberSendBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct MemberSendBody {
+    /// At most 5,000 characters; not blank unless files come with it.
+    #[schema(max_length = 5000)]
     content: String,
+    /// The sender's own id of the message (at most 100 bytes, no control
+    /// characters): the same id again answers with the message it made.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     client_msg_id: String,
     reply_to_id: Option<MessageId>,
+    #[schema(max_items = 10)]
     #[serde(default)]
     attachment_ids: Vec<AttachmentId>,
 }

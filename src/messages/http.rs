@@ -66,9 +66,19 @@ async fn list(
 #[schema(as = messages::SendBody, example = json!({"content": "Hello! How can I help?", "clientMsgId": "c-7f3a", "internal": false}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SendBody {
+    /// At most 5,000 characters; not blank unless files come with it.
+    #[schema(max_length = 5000)]
     pub content: String,
+    /// The sender's own id of the message (at most 100 bytes, no control
+    /// characters): the same id again answers with the message it made.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub client_msg_id: Option<String>,
     pub reply_to_id: Option<MessageId>,
+    #[schema(max_items = 10)]
     #[serde(default)]
     pub attachment_ids: Vec<AttachmentId>,
     #[serde(default)]

@@ -200,9 +200,19 @@ async fn threads(
 #[schema(as = widget::SendBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SendBody {
+    /// At most 5,000 characters; not blank unless files come with it.
+    #[schema(max_length = 5000)]
     content: String,
+    /// The sender's own id of the message (at most 100 bytes, no control
+    /// characters): the same id again answers with the message it made.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     client_msg_id: String,
     reply_to_id: Option<MessageId>,
+    #[schema(max_items = 10)]
     #[serde(default)]
     attachment_ids: Vec<AttachmentId>,
 }
