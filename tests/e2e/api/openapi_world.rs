@@ -99,6 +99,7 @@ async fn talking_visitor(server: &TestServer, key: &str, text: &str) -> (String,
     (token, visitor, thread)
 }
 
+/// Makes the world on `server`, which must allow private webhook targets.
 pub async fn seed(server: &TestServer) -> World {
     let o = org(server, "Acme").await;
     let owner = o.owner.token.clone();
