@@ -46,7 +46,12 @@ fn appliance() -> &'static Appliance {
             ip: None,
         };
         let (key, secret) = runtime
-            .block_on(credentials::create_key(&state, OrgId::new(), "fuzz".into(), &who))
+            .block_on(credentials::create_key(
+                &state,
+                OrgId::new(),
+                "fuzz".into(),
+                &who,
+            ))
             .unwrap();
         Appliance {
             _dir: dir,
