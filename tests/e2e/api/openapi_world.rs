@@ -49,7 +49,7 @@ fn id(reply: &Reply) -> String {
 }
 
 /// A small PNG, big enough to get a thumbnail.
-fn png() -> Vec<u8> {
+pub(super) fn png() -> Vec<u8> {
     let mut out = Vec::new();
     image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([x as u8, y as u8, 90]))
         .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
@@ -58,7 +58,13 @@ fn png() -> Vec<u8> {
 }
 
 /// A multipart upload of `bytes` as `name` to `path`.
-async fn upload(server: &TestServer, path: &str, token: &str, name: &str, bytes: &[u8]) -> Reply {
+pub(super) async fn upload(
+    server: &TestServer,
+    path: &str,
+    token: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Reply {
     let boundary = "----mychat-world";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
@@ -83,7 +89,11 @@ async fn upload(server: &TestServer, path: &str, token: &str, name: &str, bytes:
 
 /// A visitor of the site that says something: (session token, visitor
 /// id, thread id).
-async fn talking_visitor(server: &TestServer, key: &str, text: &str) -> (String, String, String) {
+pub(super) async fn talking_visitor(
+    server: &TestServer,
+    key: &str,
+    text: &str,
+) -> (String, String, String) {
     let (token, visitor) =
         fixtures::visitor_session(server, FROM_SITE, json!({ "key": key })).await;
     let sent = fixtures::visitor_posts(
