@@ -35,7 +35,7 @@ pub async fn healthz() -> &'static str {
     path = "/readyz",
     tag = "system",
     responses(
-        (status = 200, description = "Ready to serve", body = crate::openapi::JsonObject, example = json!({"status": "ready"})),
+        (status = 200, description = "Ready to serve", body = Ready, example = json!({"status": "ready"})),
         (status = 503, description = "Not ready, or the disk is full (`disk_full`)", body = crate::openapi::ErrorBody)
     )
 )]
@@ -55,10 +55,18 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     if ready {
-        (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))).into_response()
+        (StatusCode::OK, Json(Ready { status: "ready" })).into_response()
     } else {
         AppError::Unavailable("store is not available".into()).into_response()
     }
+}
+
+/// The answer of a ready server.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    /// Always `ready`.
+    #[schema(pattern = "^ready$")]
+    status: &'static str,
 }
 
 /// Middleware recording every request's method, route template, status

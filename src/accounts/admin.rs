@@ -62,7 +62,7 @@ fn whole<T>(items: Vec<T>) -> Json<Page<T>> {
     get,
     path = "/organization",
     tag = "organization",
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Organization), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn get_organization(
@@ -84,7 +84,7 @@ struct NameBody {
     path = "/organization",
     tag = "organization",
     request_body = NameBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Organization), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn patch_organization(
@@ -106,7 +106,7 @@ async fn patch_organization(
     get,
     path = "/agents",
     tag = "organization",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::WholeList<AgentView>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list_agents(
@@ -124,7 +124,7 @@ async fn list_agents(
     path = "/agents/{id}",
     tag = "organization",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = AgentView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn get_agent(
@@ -147,7 +147,7 @@ struct CreateAgentBody {
     password: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CreatedAgent {
     agent: AgentView,
@@ -161,7 +161,7 @@ struct CreatedAgent {
     path = "/agents",
     tag = "organization",
     request_body = CreateAgentBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = CreatedAgent), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn create_agent(
@@ -228,7 +228,7 @@ struct PatchAgentBody {
     tag = "organization",
     params(("id" = uuid::Uuid, Path)),
     request_body = PatchAgentBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = AgentView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn patch_agent(
@@ -282,7 +282,7 @@ async fn delete_agent(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct InviteLink {
     invite_url: String,
@@ -293,7 +293,7 @@ struct InviteLink {
     path = "/agents/{id}/invite",
     tag = "organization",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = InviteLink), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn invite_agent(
@@ -316,7 +316,7 @@ async fn invite_agent(
     get,
     path = "/teams",
     tag = "organization",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::WholeList<Team>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list_teams(
@@ -331,7 +331,7 @@ async fn list_teams(
     path = "/teams/{id}",
     tag = "organization",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Team), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn get_team(
@@ -347,7 +347,7 @@ async fn get_team(
     path = "/teams",
     tag = "organization",
     request_body = NameBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = Team), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn create_team(
@@ -368,7 +368,7 @@ async fn create_team(
     tag = "organization",
     params(("id" = uuid::Uuid, Path)),
     request_body = NameBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Team), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn patch_team(

@@ -109,7 +109,7 @@ pub fn square_png(bytes: &[u8]) -> AppResult<Vec<u8>> {
     tag = "organization",
     params(("id" = uuid::Uuid, Path)),
     request_body(content_type = "image/png", description = "A PNG, JPEG, WebP or GIF picture of at most 2 MiB", content = crate::openapi::Binary),
-    responses((status = 200, description = "The agent, its `avatar` the new picture's version", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "The agent, its `avatar` the new picture's version", body = AgentView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn set(
@@ -151,7 +151,7 @@ async fn set(
     path = "/agents/{id}/avatar",
     tag = "organization",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "The agent, without a picture", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "The agent, without a picture", body = AgentView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn remove(

@@ -4,8 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::accounts::model::Role;
 use crate::accounts::service::{self, NewAgent, Session};
@@ -42,7 +41,7 @@ struct RegisterBody {
     path = "/auth/register",
     tag = "auth",
     request_body = RegisterBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors)
+    responses((status = 201, description = "Created", body = Session), crate::openapi::Errors)
 )]
 async fn register(
     State(state): State<AppState>,
@@ -72,10 +71,18 @@ async fn register(
     get,
     path = "/auth/registration",
     tag = "auth",
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors)
+    responses((status = 200, description = "OK", body = Registration), crate::openapi::Errors)
 )]
-async fn registration(State(state): State<AppState>) -> AppResult<Json<Value>> {
-    Ok(Json(json!({ "open": service::registration_open(&state)? })))
+async fn registration(State(state): State<AppState>) -> AppResult<Json<Registration>> {
+    Ok(Json(Registration {
+        open: service::registration_open(&state)?,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Registration {
+    /// Anyone may create an organization (`POST /api/v1/auth/register`).
+    open: bool,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -91,7 +98,7 @@ struct LoginBody {
     path = "/auth/login",
     tag = "auth",
     request_body = LoginBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors)
+    responses((status = 200, description = "OK", body = Session), crate::openapi::Errors)
 )]
 async fn login(
     State(state): State<AppState>,
@@ -131,7 +138,7 @@ struct RefreshBody {
     path = "/auth/refresh",
     tag = "auth",
     request_body = RefreshBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors)
+    responses((status = 200, description = "OK", body = Session), crate::openapi::Errors)
 )]
 async fn refresh(
     State(state): State<AppState>,
@@ -178,16 +185,33 @@ async fn logout(
     get,
     path = "/auth/me",
     tag = "auth",
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Me), crate::openapi::Errors),
     security(("agent" = []))
 )]
-async fn me(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> AppResult<Json<Value>> {
-    let org = state.store.read()?.org(caller.org())?;
-    // What the appliance can do, so the app shows only controls that work.
-    let features = json!({ "email": state.config.email.enabled() });
-    Ok(Json(
-        json!({ "agent": caller.agent.view(true), "organization": org, "features": features }),
-    ))
+async fn me(State(state): State<AppState>, AgentAuth(caller): AgentAuth) -> AppResult<Json<Me>> {
+    let organization = state.store.read()?.org(caller.org())?;
+    Ok(Json(Me {
+        agent: caller.agent.view(true),
+        organization,
+        features: Features {
+            email: state.config.email.enabled(),
+        },
+    }))
+}
+
+/// The signed-in agent, its organization and what the appliance can do.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Me {
+    agent: crate::accounts::model::AgentView,
+    organization: Option<crate::accounts::model::Organization>,
+    features: Features,
+}
+
+/// What the appliance can do, so the app shows only controls that work.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Features {
+    /// Mail is configured: transcripts, notifications and offline replies.
+    email: bool,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -205,7 +229,7 @@ struct PasswordBody {
     path = "/auth/password",
     tag = "auth",
     request_body = PasswordBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Session), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn change_password(
@@ -241,7 +265,7 @@ struct AcceptInviteBody {
     path = "/auth/accept-invite",
     tag = "auth",
     request_body = AcceptInviteBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors)
+    responses((status = 200, description = "OK", body = Session), crate::openapi::Errors)
 )]
 async fn accept_invite(
     State(state): State<AppState>,

@@ -18,7 +18,7 @@ pub const MAX_NAME: usize = 100;
 const DEMO_ORG_KEY: &[u8] = b"demo_org";
 
 /// What login, registration and refresh return.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     pub access_token: String,

@@ -83,7 +83,7 @@ struct UploadQuery {
     tag = "attachments",
     params(UploadQuery),
     request_body(content_type = "multipart/form-data", content = crate::openapi::UploadForm),
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = AttachmentView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn agent_upload(
@@ -101,7 +101,7 @@ async fn agent_upload(
     path = "/widget/attachments",
     tag = "attachments",
     request_body(content_type = "multipart/form-data", content = crate::openapi::UploadForm),
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = AttachmentView), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 async fn visitor_upload(
@@ -121,7 +121,7 @@ async fn visitor_upload(
     tag = "attachments",
     params(("id" = uuid::Uuid, Path)),
     request_body(content_type = "multipart/form-data", content = crate::openapi::UploadForm),
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = AttachmentView), crate::openapi::Errors),
     security(("member" = []))
 )]
 async fn member_upload(
@@ -271,8 +271,8 @@ impl FromRequestParts<AppState> for Downloader {
     tag = "attachments",
     params(("id" = uuid::Uuid, Path)),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 206, description = "The part a `Range` header asked for", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 200, description = "The file, as the type it was stored with", content((crate::openapi::Binary = "*/*"))),
+        (status = 206, description = "The part a `Range` header asked for", content((crate::openapi::Binary = "*/*"))),
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 416, description = "The `Range` cannot be satisfied", body = crate::openapi::ErrorBody),
         crate::openapi::Errors
@@ -304,8 +304,8 @@ async fn download(
     tag = "attachments",
     params(("id" = uuid::Uuid, Path)),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 206, description = "The part a `Range` header asked for", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 200, description = "The thumbnail: a PNG or a JPEG", content((crate::openapi::Binary = "image/png"), (crate::openapi::Binary = "image/jpeg"))),
+        (status = 206, description = "The part a `Range` header asked for", content((crate::openapi::Binary = "image/png"), (crate::openapi::Binary = "image/jpeg"))),
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 416, description = "The `Range` cannot be satisfied", body = crate::openapi::ErrorBody),
         crate::openapi::Errors

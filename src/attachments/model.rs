@@ -110,7 +110,7 @@ impl Attachment {
 
 /// An attachment as a message carries it: enough to draw a file chip or an
 /// image preview without another request.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttachmentRef {
     pub id: AttachmentId,
@@ -130,7 +130,7 @@ pub struct AttachmentRef {
 }
 
 /// The answer to an upload.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttachmentView {
     #[serde(flatten)]

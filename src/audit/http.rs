@@ -36,7 +36,7 @@ struct ListQuery {
     path = "/audit-events",
     tag = "audit",
     params(ListQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Page<AuditEvent>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(

@@ -45,7 +45,7 @@ fn email_on(state: &AppState) -> AppResult<()> {
     Ok(())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Queued {
     mail_id: MailId,
@@ -66,7 +66,7 @@ pub struct WidgetTranscriptBody {
     path = "/widget/transcript",
     tag = "widget",
     request_body = WidgetTranscriptBody,
-    responses((status = 202, description = "Queued for sending", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 202, description = "Queued for sending", body = Queued), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 pub async fn widget_transcript(
@@ -136,7 +136,7 @@ fn queued(state: &AppState, mail: MailId) -> AppResult<(StatusCode, Json<Queued>
     path = "/threads/{id}/transcript",
     tag = "email",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 202, description = "Queued for sending", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 202, description = "Queued for sending", body = Queued), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn agent_transcript(
@@ -186,7 +186,7 @@ struct OutboxQuery {
     path = "/email/outbox",
     tag = "email",
     params(OutboxQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Page<Mail>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn outbox(

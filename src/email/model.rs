@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{AgentId, MailId, MessageId, OrgId, ThreadId, VisitorId};
 
 /// Why a mail is sent.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
@@ -72,7 +72,7 @@ impl MailKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MailStatus {
     Pending,
@@ -83,7 +83,7 @@ pub enum MailStatus {
     Skipped,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Mail {
     pub id: MailId,

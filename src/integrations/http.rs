@@ -78,7 +78,7 @@ struct CreateTokenBody {
 }
 
 /// A new token: the only time its secret is shown.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CreatedToken {
     id: ApiTokenId,
@@ -93,7 +93,7 @@ struct CreatedToken {
     path = "/api-tokens",
     tag = "integrations",
     request_body = CreateTokenBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = CreatedToken), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn create_token(
@@ -129,7 +129,7 @@ async fn create_token(
     get,
     path = "/api-tokens",
     tag = "integrations",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::WholeList<ApiTokenView>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list_tokens(
@@ -173,7 +173,7 @@ struct CreateKeyBody {
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CreatedKey {
     id: SigningKeyId,
@@ -187,7 +187,7 @@ struct CreatedKey {
     path = "/signing-keys",
     tag = "integrations",
     request_body = CreateKeyBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = CreatedKey), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn create_key(
@@ -215,7 +215,7 @@ async fn create_key(
     get,
     path = "/signing-keys",
     tag = "integrations",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::WholeList<SigningKeyView>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list_keys(
@@ -256,7 +256,7 @@ async fn delete_key(
     get,
     path = "/members",
     tag = "integrations",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::WholeList<Member>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list_members(
@@ -274,7 +274,7 @@ async fn list_members(
     path = "/members/{external_id}",
     tag = "integrations",
     params(("external_id" = String, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Member), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn show_member(
@@ -314,7 +314,7 @@ struct CreateThreadBody {
     path = "/management/threads",
     tag = "management",
     request_body = CreateThreadBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = ObjectThread), (status = 200, description = "The same request again: what the first one made", body = ObjectThread), crate::openapi::Errors),
     security(("management" = []))
 )]
 async fn create_thread(
@@ -350,7 +350,7 @@ async fn create_thread(
     path = "/management/threads/by-ref/{kind}/{id}",
     tag = "management",
     params(("kind" = String, Path), ("id" = String, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ObjectThread), crate::openapi::Errors),
     security(("management" = []))
 )]
 async fn thread_by_ref(
@@ -368,7 +368,7 @@ async fn thread_by_ref(
     path = "/management/threads/{id}",
     tag = "management",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ObjectThread), crate::openapi::Errors),
     security(("management" = []))
 )]
 async fn show_thread(
@@ -397,7 +397,7 @@ struct PatchThreadBody {
     tag = "management",
     params(("id" = uuid::Uuid, Path)),
     request_body = PatchThreadBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ObjectThread), crate::openapi::Errors),
     security(("management" = []))
 )]
 async fn patch_thread(
@@ -450,7 +450,7 @@ struct ParticipantBody {
     tag = "management",
     params(("id" = uuid::Uuid, Path)),
     request_body = ParticipantBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ObjectThread), crate::openapi::Errors),
     security(("management" = []))
 )]
 async fn add_participant(
@@ -471,7 +471,7 @@ async fn add_participant(
     path = "/management/threads/{id}/participants/{external_id}",
     tag = "management",
     params(("id" = uuid::Uuid, Path), ("external_id" = String, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ObjectThread), crate::openapi::Errors),
     security(("management" = []))
 )]
 async fn remove_participant(
@@ -488,7 +488,16 @@ async fn remove_participant(
 #[schema(as = integrations::BackendMessageBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct BackendMessageBody {
+    /// At most 5,000 characters; not blank unless files come with it.
+    #[schema(max_length = 5000)]
     content: String,
+    /// The sender's own id of the message (at most 100 bytes, no control
+    /// characters): the same id again answers with the message it made.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     client_msg_id: Option<String>,
 }
 
@@ -498,7 +507,7 @@ struct BackendMessageBody {
     tag = "management",
     params(("id" = uuid::Uuid, Path)),
     request_body = BackendMessageBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = Message), (status = 200, description = "The same request again: what the first one made", body = Message), crate::openapi::Errors),
     security(("management" = []))
 )]
 async fn post_message(
@@ -540,7 +549,7 @@ struct DialogsQuery {
     path = "/dialogs",
     tag = "dialogs",
     params(DialogsQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Page<Dialog>), crate::openapi::Errors),
     security(("member" = []))
 )]
 async fn list_dialogs(
@@ -564,7 +573,7 @@ async fn list_dialogs(
     path = "/dialogs/by-object/{kind}/{id}",
     tag = "dialogs",
     params(("kind" = String, Path), ("id" = String, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Dialog), crate::openapi::Errors),
     security(("member" = []))
 )]
 async fn dialog_by_object(
@@ -581,7 +590,7 @@ async fn dialog_by_object(
     path = "/dialogs/{id}",
     tag = "dialogs",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Dialog), crate::openapi::Errors),
     security(("member" = []))
 )]
 async fn show_dialog(
@@ -597,7 +606,7 @@ async fn show_dialog(
     path = "/dialogs/{id}/join",
     tag = "dialogs",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Dialog), crate::openapi::Errors),
     security(("member" = []))
 )]
 async fn join(
@@ -640,7 +649,7 @@ struct MessagesQuery {
     path = "/dialogs/{id}/messages",
     tag = "dialogs",
     params(("id" = uuid::Uuid, Path), MessagesQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Page<Message>), crate::openapi::Errors),
     security(("member" = []))
 )]
 async fn dialog_messages(
@@ -660,9 +669,19 @@ async fn dialog_messages(
 #[schema(as = integrations::MemberSendBody)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct MemberSendBody {
+    /// At most 5,000 characters; not blank unless files come with it.
+    #[schema(max_length = 5000)]
     content: String,
+    /// The sender's own id of the message (at most 100 bytes, no control
+    /// characters): the same id again answers with the message it made.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     client_msg_id: String,
     reply_to_id: Option<MessageId>,
+    #[schema(max_items = 10)]
     #[serde(default)]
     attachment_ids: Vec<AttachmentId>,
 }
@@ -673,7 +692,7 @@ struct MemberSendBody {
     tag = "dialogs",
     params(("id" = uuid::Uuid, Path)),
     request_body = MemberSendBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = Message), (status = 200, description = "The same request again: what the first one made", body = Message), crate::openapi::Errors),
     security(("member" = []))
 )]
 async fn send_dialog_message(

@@ -22,7 +22,9 @@ pub const MAX_SCOPE_VALUES: usize = 50;
 pub const MAX_SCOPE_VALUE: usize = 128;
 
 /// What an API token may do.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenScope {
     /// The management API: object-bound conversations, members.
@@ -69,7 +71,7 @@ pub struct SigningKey {
 }
 
 /// An API token as admins list it: never the token or its hash.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiTokenView {
     pub id: ApiTokenId,
@@ -92,7 +94,7 @@ impl From<ApiToken> for ApiTokenView {
 }
 
 /// A signing key as admins list it: never the secret.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SigningKeyView {
     pub id: SigningKeyId,
@@ -111,7 +113,7 @@ impl From<SigningKey> for SigningKeyView {
 }
 
 /// One of the integrator's users, known by its own id.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     pub id: MemberId,

@@ -10,7 +10,7 @@ use crate::store::Reader;
 use crate::threads::model::{ExternalRef, LastMessage, Thread, ThreadStatus};
 
 /// A participant, as the integrator knows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {
     pub external_id: String,
@@ -27,7 +27,7 @@ impl From<&Member> for Participant {
 }
 
 /// An object-bound thread as the management API returns it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectThread {
     pub id: ThreadId,
@@ -43,7 +43,7 @@ pub struct ObjectThread {
 }
 
 /// An object-bound thread as one member sees it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Dialog {
     pub id: ThreadId,

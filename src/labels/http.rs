@@ -26,7 +26,7 @@ pub fn routes() -> Router<AppState> {
     get,
     path = "/labels",
     tag = "labels",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::WholeList<Label>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(
@@ -53,7 +53,7 @@ struct CreateBody {
     path = "/labels",
     tag = "labels",
     request_body = CreateBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = Label), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn create(
@@ -81,7 +81,7 @@ struct PatchBody {
     tag = "labels",
     params(("id" = uuid::Uuid, Path)),
     request_body = PatchBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Label), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn update(

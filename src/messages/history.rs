@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::model::Agent;
 use crate::ids::AgentId;
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Happened {
     Claimed,
@@ -27,7 +27,7 @@ pub enum Happened {
 }
 
 /// An agent as the history names it: its name when it happened.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Person {
     pub id: AgentId,
@@ -43,7 +43,7 @@ impl Person {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEvent {
     pub kind: Happened,

@@ -39,7 +39,7 @@ struct ListQuery {
     path = "/threads/{id}/messages",
     tag = "messages",
     params(("id" = uuid::Uuid, Path), ListQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Page<Message>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(
@@ -66,9 +66,19 @@ async fn list(
 #[schema(as = messages::SendBody, example = json!({"content": "Hello! How can I help?", "clientMsgId": "c-7f3a", "internal": false}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SendBody {
+    /// At most 5,000 characters; not blank unless files come with it.
+    #[schema(max_length = 5000)]
     pub content: String,
+    /// The sender's own id of the message (at most 100 bytes, no control
+    /// characters): the same id again answers with the message it made.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub client_msg_id: Option<String>,
     pub reply_to_id: Option<MessageId>,
+    #[schema(max_items = 10)]
     #[serde(default)]
     pub attachment_ids: Vec<AttachmentId>,
     #[serde(default)]
@@ -83,7 +93,7 @@ pub struct SendBody {
     tag = "messages",
     params(("id" = uuid::Uuid, Path)),
     request_body = SendBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = Message), (status = 200, description = "The same request again: what the first one made", body = Message), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn send(
@@ -121,7 +131,7 @@ struct EditBody {
     tag = "messages",
     params(("id" = uuid::Uuid, Path)),
     request_body = EditBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Message), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn edit(
@@ -140,7 +150,7 @@ async fn edit(
     path = "/messages/{id}",
     tag = "messages",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Message), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn remove(
@@ -166,7 +176,7 @@ struct AttachBody {
     tag = "messages",
     params(("id" = uuid::Uuid, Path)),
     request_body = AttachBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Message), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn attach(

@@ -16,7 +16,7 @@ const PREVIEW_CHARS: usize = 140;
 /// Longest client-chosen idempotency key.
 pub const MAX_CLIENT_MSG_ID: usize = 100;
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SenderType {
     Visitor,
@@ -26,7 +26,7 @@ pub enum SenderType {
     Member,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: MessageId,

@@ -144,8 +144,6 @@ use utoipa::openapi::{Components, OpenApi as Document};
     ),
     components(schemas(
         super::ErrorBody,
-        super::ItemPage,
-        super::ItemList,
         crate::ids::OrgId,
         crate::ids::AgentId,
         crate::ids::TeamId,

@@ -35,6 +35,20 @@ pub fn uuid_schema() -> RefOr<Schema> {
         .into()
 }
 
+/// A visitor's custom attributes (`visitors::attributes`): a small map of
+/// strings, numbers and booleans.
+pub fn attributes_schema() -> Schema {
+    use utoipa::openapi::schema::{AdditionalProperties, OneOfBuilder};
+    let value = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ObjectBuilder::new().schema_type(Type::Boolean));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::RefOr(value.into())))
+        .into()
+}
+
 /// `{"error": {"code", "message"}}`: every failure a client can see.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"error": {"code": "not_found", "message": "thread not found"}}))]
@@ -51,20 +65,13 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// A page of a cursor-paginated list: `nextCursor`, when present, is
-/// passed back as `cursor` for the next page.
-#[derive(Serialize, ToSchema)]
+/// A whole list in one answer, written as a `store::Page` whose
+/// `nextCursor` is always null (paginated lists answer `store::Page`).
+#[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ItemPage {
-    pub items: Vec<serde_json::Map<String, serde_json::Value>>,
-    pub next_cursor: Option<String>,
-}
-
-/// A whole list in one answer: `nextCursor` is always null.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemList {
-    pub items: Vec<serde_json::Map<String, serde_json::Value>>,
+#[allow(dead_code)]
+pub struct WholeList<T> {
+    pub items: Vec<T>,
     #[schema(schema_with = null_schema)]
     pub next_cursor: Option<()>,
 }
@@ -215,10 +222,94 @@ fn asset(file: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
+    /// Operations whose success body is free-form on purpose.
+    const FREE_FORM: &[(&str, &str)] = &[
+        // The document itself: its shape is OpenAPI 3.1's, described by
+        // that specification rather than by this one.
+        ("get", "/api/v1/openapi.json"),
+    ];
+
+    /// A schema that says no more than "some JSON object" (or nothing).
+    fn is_generic(schema: &Value, schemas: &Value) -> bool {
+        if let Some(name) = schema["$ref"].as_str() {
+            let name = name.rsplit('/').next().unwrap_or_default();
+            return name == "Object" || is_generic(&schemas[name], schemas);
+        }
+        if schema["type"] == "array" {
+            return is_generic(&schema["items"], schemas);
+        }
+        let composed = ["allOf", "oneOf", "anyOf"]
+            .iter()
+            .any(|k| schema.get(k).is_some());
+        let typed = schema.get("type").is_some_and(|t| t != "object");
+        let described = schema["properties"]
+            .as_object()
+            .is_some_and(|p| !p.is_empty());
+        !(composed || typed || described)
+    }
+
+    #[test]
+    fn every_success_body_has_its_own_schema() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let mut generic = Vec::new();
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let Some(responses) = op["responses"].as_object() else {
+                    continue;
+                };
+                for (status, response) in responses {
+                    if !status.starts_with('2') {
+                        continue;
+                    }
+                    let json = response["content"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter(|(media, _)| media.contains("json"));
+                    for (media, content) in json {
+                        checked += 1;
+                        let free = FREE_FORM.contains(&(method.as_str(), path.as_str()));
+                        if is_generic(&content["schema"], schemas) != free {
+                            generic.push(format!("{method} {path} {status} {media}"));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 90, "only {checked} success bodies");
+        assert!(
+            generic.is_empty(),
+            "success bodies documented as a bare object (or allowed as free-form \
+             but no longer one):\n{}",
+            generic.join("\n")
+        );
+    }
+
+    /// `WholeList` documents a `store::Page`: the same fields.
+    #[test]
+    fn a_whole_list_has_the_fields_of_a_page() {
+        let doc = serde_json::to_value(super::document()).unwrap();
+        let fields = |name: &str| {
+            let schema = &doc["components"]["schemas"][name];
+            let mut keys: Vec<String> = schema["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(fields("WholeList_Label"), fields("Page_ThreadView"));
+    }
     #[test]
     fn a_whole_list_never_has_a_next_cursor() {
         let doc = serde_json::to_value(super::document()).unwrap();
-        let schema = &doc["components"]["schemas"]["ItemList"]["properties"]["nextCursor"];
+        let schema = &doc["components"]["schemas"]["WholeList_Label"]["properties"]["nextCursor"];
         assert_eq!(schema["type"], "null", "{schema}");
     }
 }

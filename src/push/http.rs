@@ -6,7 +6,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::auth::AgentAuth;
 use crate::error::AppResult;
@@ -25,11 +24,20 @@ pub fn routes() -> Router<AppState> {
     get,
     path = "/push/vapid-key",
     tag = "push",
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = VapidKey), crate::openapi::Errors),
     security(("agent" = []))
 )]
-async fn vapid_key(State(state): State<AppState>, _: AgentAuth) -> AppResult<Json<Value>> {
-    Ok(Json(json!({ "publicKey": service::vapid_key(&state)? })))
+async fn vapid_key(State(state): State<AppState>, _: AgentAuth) -> AppResult<Json<VapidKey>> {
+    Ok(Json(VapidKey {
+        public_key: service::vapid_key(&state)?,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct VapidKey {
+    /// The appliance's VAPID public key, for `PushManager.subscribe`.
+    public_key: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -54,7 +62,7 @@ struct SubscribeBody {
     locale: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Subscribed {
     endpoint: String,
@@ -68,7 +76,7 @@ struct Subscribed {
     path = "/push/subscriptions",
     tag = "push",
     request_body = SubscribeBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = Subscribed), (status = 200, description = "The same request again: what the first one made", body = Subscribed), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn subscribe(

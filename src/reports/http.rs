@@ -37,7 +37,7 @@ struct SummaryQuery {
     params(SummaryQuery),
     responses(
         (status = 200, description = "The summary: JSON, or CSV with `format=csv`", content(
-            (crate::openapi::JsonObject = "application/json"),
+            (service::Summary = "application/json"),
             (String = "text/csv")
         )),
         crate::openapi::Errors

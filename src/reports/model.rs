@@ -131,7 +131,7 @@ impl Cell {
 }
 
 /// Median and 90th percentile (nearest rank) of a histogram.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Times {
     pub median: Option<u32>,

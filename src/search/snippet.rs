@@ -9,7 +9,7 @@ use super::index::analyzer;
 const BEFORE: usize = 40;
 const LENGTH: usize = 180;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Part {
     pub text: String,
     /// A word the query matched.

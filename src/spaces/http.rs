@@ -43,7 +43,7 @@ struct CreateBody {
     path = "/chat-spaces",
     tag = "chat-spaces",
     request_body = CreateBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = ChatSpace), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn create(
@@ -72,7 +72,7 @@ async fn create(
     get,
     path = "/chat-spaces",
     tag = "chat-spaces",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::WholeList<ChatSpace>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(
@@ -94,7 +94,7 @@ async fn list(
     path = "/chat-spaces/{id}",
     tag = "chat-spaces",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ChatSpace), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn show(
@@ -124,7 +124,7 @@ struct UpdateBody {
     tag = "chat-spaces",
     params(("id" = uuid::Uuid, Path)),
     request_body = UpdateBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ChatSpace), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn update(
@@ -166,7 +166,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct KeyReply {
     widget_key: String,
@@ -178,7 +178,7 @@ struct KeyReply {
     path = "/chat-spaces/{id}/rotate-key",
     tag = "chat-spaces",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = KeyReply), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn rotate_key(
@@ -197,7 +197,7 @@ async fn rotate_key(
     path = "/chat-spaces/{id}/embed",
     tag = "chat-spaces",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = KeyReply), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn embed(

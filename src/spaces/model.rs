@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AgentId, OrgId, SpaceId};
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSpace {
     pub id: SpaceId,
@@ -21,7 +21,7 @@ pub struct ChatSpace {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Theme {
     Light,
@@ -29,14 +29,14 @@ pub enum Theme {
     Auto,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Position {
     BottomRight,
     BottomLeft,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RequireVisitorData {
     None,
@@ -46,7 +46,7 @@ pub enum RequireVisitorData {
 
 /// Whether visitors prove who they are with an identity token signed by one
 /// of the organization's signing keys (`POST /widget/identify`).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IdentityVerification {
     /// Identity tokens are refused.
@@ -60,7 +60,7 @@ pub enum IdentityVerification {
 
 /// How a new thread of the space finds its agent when no default
 /// assignee takes it.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Assignment {
     /// Threads wait unassigned until an agent claims one.
@@ -71,7 +71,7 @@ pub enum Assignment {
     RoundRobin,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SpaceSettings {
     pub title: String,
@@ -121,7 +121,7 @@ pub const MAX_HEADER_AGENTS: usize = 3;
 
 /// A space's own words in one language; an empty one falls back to the
 /// space's default.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SpaceWords {
     #[serde(default)]
@@ -134,7 +134,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttachmentPolicy {
     pub allowed: bool,
@@ -143,7 +143,7 @@ pub struct AttachmentPolicy {
 }
 
 /// Weekly opening hours in one IANA time zone.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpeningHours {
     pub timezone: String,
@@ -151,7 +151,7 @@ pub struct OpeningHours {
 }
 
 /// One open stretch on one weekday (0 = Monday … 6 = Sunday), `HH:MM`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OpeningRange {
     pub day: u8,

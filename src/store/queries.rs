@@ -33,7 +33,7 @@ pub struct OutboxQueue {
 }
 
 /// One page of a cursor-paginated list.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     pub items: Vec<T>,

@@ -33,7 +33,7 @@ struct ListQuery {
     path = "/templates",
     tag = "templates",
     params(ListQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::WholeList<Template>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(
@@ -59,7 +59,7 @@ async fn list(
     path = "/templates/{id}",
     tag = "templates",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Template), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn show(
@@ -92,7 +92,7 @@ struct CreateBody {
     path = "/templates",
     tag = "templates",
     request_body = CreateBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = Template), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn create(
@@ -124,7 +124,7 @@ struct UpdateBody {
     tag = "templates",
     params(("id" = uuid::Uuid, Path)),
     request_body = UpdateBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Template), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn update(

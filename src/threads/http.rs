@@ -139,7 +139,7 @@ fn filter(caller_id: AgentId, q: ListQuery, space: Option<SpaceId>) -> AppResult
     path = "/chat-spaces/{id}/threads",
     tag = "threads",
     params(("id" = uuid::Uuid, Path), ListQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Page<ThreadView>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn space_threads(
@@ -160,7 +160,7 @@ async fn space_threads(
     path = "/threads",
     tag = "threads",
     params(ListQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Page<ThreadView>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn threads(
@@ -178,7 +178,7 @@ async fn threads(
     path = "/threads/{id}",
     tag = "threads",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ThreadView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn one(
@@ -194,7 +194,7 @@ async fn one(
     path = "/threads/{id}/claim",
     tag = "threads",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ThreadView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn claim(
@@ -210,7 +210,7 @@ async fn claim(
     path = "/threads/{id}/release",
     tag = "threads",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ThreadView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn release(
@@ -226,7 +226,7 @@ async fn release(
     path = "/threads/{id}/close",
     tag = "threads",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ThreadView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn close(
@@ -242,7 +242,7 @@ async fn close(
     path = "/threads/{id}/reopen",
     tag = "threads",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ThreadView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn reopen(
@@ -266,7 +266,7 @@ struct TransferBody {
     tag = "threads",
     params(("id" = uuid::Uuid, Path)),
     request_body = TransferBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ThreadView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn transfer(
@@ -309,7 +309,7 @@ struct PatchBody {
     tag = "threads",
     params(("id" = uuid::Uuid, Path)),
     request_body = PatchBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ThreadView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn update(
@@ -346,7 +346,7 @@ struct ReadBody {
     tag = "threads",
     params(("id" = uuid::Uuid, Path)),
     request_body = ReadBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ThreadView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn read(
@@ -365,7 +365,7 @@ async fn read(
     get,
     path = "/unread-count",
     tag = "threads",
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = UnreadCount), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn unread(
@@ -393,7 +393,7 @@ struct StartBody {
     path = "/threads",
     tag = "threads",
     request_body = StartBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = ThreadView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn start(

@@ -58,7 +58,7 @@ impl ThreadStatus {
 }
 
 /// The integrator's object a thread is bound to (an order, a tender).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ExternalRef {
     #[serde(rename = "type")]
     pub kind: String,
@@ -67,7 +67,7 @@ pub struct ExternalRef {
 
 /// Up to which message a reader has read, and how many of the other side's
 /// messages that covered (so unread counts are a subtraction).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadMarker {
     pub up_to: MessageId,
@@ -75,7 +75,7 @@ pub struct ReadMarker {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastMessage {
     pub id: MessageId,
@@ -85,7 +85,7 @@ pub struct LastMessage {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Thread {
     pub id: ThreadId,
@@ -148,7 +148,7 @@ pub enum Priority {
 }
 
 /// A visitor's satisfaction rating (CSAT) of an ended conversation.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rating {
     /// 1 (bad) to 5 (great).
@@ -165,7 +165,7 @@ impl Rating {
 }
 
 /// What makes a thread object-bound: the integrator's users in it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     /// Direct participants.

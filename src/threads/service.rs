@@ -34,7 +34,7 @@ pub const OPEN: [ThreadStatus; 3] = [
 pub const ENDED: [ThreadStatus; 2] = [ThreadStatus::Closed, ThreadStatus::Expired];
 
 /// A thread as agents see it in lists and views.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ThreadView {
     #[serde(flatten)]
@@ -58,7 +58,7 @@ pub struct ThreadView {
 
 /// The text a search matched in a thread: one of its messages, its
 /// subject, or its visitor's fields.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Matched {
     /// The matching message, when it was a message.
@@ -748,7 +748,7 @@ pub async fn mark_read(
 
 /// Unread visitor messages for the agent, over the threads it works on:
 /// the ones it holds and the unassigned ones available to it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnreadCount {
     pub total: u64,

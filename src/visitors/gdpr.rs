@@ -18,7 +18,7 @@ use crate::threads::model::Thread;
 use crate::visitors::model::Visitor;
 
 /// Everything stored about a visitor.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Export {
     pub exported_at: DateTime<Utc>,
@@ -82,7 +82,7 @@ pub fn export(state: &AppState, org: OrgId, id: VisitorId) -> AppResult<Export> 
 }
 
 /// What an erasure removed.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Erased {
     pub threads: usize,

@@ -31,7 +31,7 @@ pub fn routes() -> Router<AppState> {
     path = "/visitors/{id}/export",
     tag = "visitors",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = gdpr::Export), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn export(
@@ -51,7 +51,7 @@ async fn export(
     path = "/visitors/{id}",
     tag = "visitors",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Erased), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn erase(
@@ -70,7 +70,7 @@ async fn erase(
     path = "/visitors/{id}",
     tag = "visitors",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = VisitorView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn show(
@@ -109,7 +109,7 @@ struct UpdateBody {
     tag = "visitors",
     params(("id" = uuid::Uuid, Path)),
     request_body = UpdateBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = VisitorView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn update(
@@ -138,7 +138,7 @@ async fn update(
     path = "/visitors/{id}/threads",
     tag = "visitors",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::WholeList<Thread>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn threads(

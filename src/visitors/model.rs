@@ -9,7 +9,7 @@ use crate::ids::{SpaceId, VisitorId};
 
 /// A visitor as stored. The session token itself is never stored, only its hash
 /// (kept in the visitor-by-token index).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Visitor {
     pub id: VisitorId,
@@ -29,6 +29,7 @@ pub struct Visitor {
     /// Small custom attributes the site sets (string, number or bool
     /// values; see [`crate::visitors::attributes`]).
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::attributes_schema)]
     pub attributes: BTreeMap<String, serde_json::Value>,
     pub metadata: VisitorMetadata,
     pub created_at: DateTime<Utc>,
@@ -40,7 +41,7 @@ pub struct Visitor {
     pub notes: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VisitorMetadata {
     pub current_url: Option<String>,

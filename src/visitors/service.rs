@@ -20,7 +20,7 @@ pub const MAX_EXTERNAL_ID: usize = 200;
 /// A visitor as agents see it: the stored fields plus the label the UIs
 /// show. The session token is never part of it: only its hash exists, and
 /// that lives in an index, not on the record.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VisitorView {
     #[serde(flatten)]

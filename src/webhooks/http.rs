@@ -37,7 +37,8 @@ struct CreateBody {
 }
 
 /// A new webhook: the only time its secret is shown.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CreatedWebhook)]
 struct Created {
     #[serde(flatten)]
     webhook: WebhookView,
@@ -49,7 +50,7 @@ struct Created {
     path = "/webhooks",
     tag = "webhooks",
     request_body = CreateBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = Created), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn create(
@@ -84,7 +85,7 @@ async fn create(
     get,
     path = "/webhooks",
     tag = "webhooks",
-    responses((status = 200, description = "OK", body = crate::openapi::ItemList), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = crate::openapi::WholeList<WebhookView>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn list(
@@ -105,7 +106,7 @@ async fn list(
     path = "/webhooks/{id}",
     tag = "webhooks",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = WebhookView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn show(
@@ -133,7 +134,7 @@ struct UpdateBody {
     tag = "webhooks",
     params(("id" = uuid::Uuid, Path)),
     request_body = UpdateBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = WebhookView), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn update(
@@ -186,7 +187,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Rotated {
     secret: String,
 }
@@ -196,7 +197,7 @@ struct Rotated {
     path = "/webhooks/{id}/rotate-secret",
     tag = "webhooks",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Rotated), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn rotate(
@@ -215,7 +216,7 @@ async fn rotate(
     path = "/webhooks/{id}/test",
     tag = "webhooks",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 202, description = "Accepted", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 202, description = "Accepted", body = Delivery), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn test(
@@ -240,7 +241,7 @@ struct DeliveriesQuery {
     path = "/webhooks/{id}/deliveries",
     tag = "webhooks",
     params(("id" = uuid::Uuid, Path), DeliveriesQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = Page<Delivery>), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn deliveries(
@@ -270,7 +271,7 @@ async fn deliveries(
     path = "/webhooks/{id}/deliveries/{delivery_id}/retry",
     tag = "webhooks",
     params(("id" = uuid::Uuid, Path), ("delivery_id" = uuid::Uuid, Path)),
-    responses((status = 202, description = "Accepted", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 202, description = "Accepted", body = Delivery), crate::openapi::Errors),
     security(("agent" = []))
 )]
 async fn retry(

@@ -66,7 +66,7 @@ struct ConfigQuery {
     path = "/widget/config",
     tag = "widget",
     params(ConfigQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors)
+    responses((status = 200, description = "OK", body = WidgetConfig), crate::openapi::Errors)
 )]
 async fn config(
     State(state): State<AppState>,
@@ -104,7 +104,7 @@ struct SessionBody {
     path = "/widget/session",
     tag = "widget",
     request_body = SessionBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors)
+    responses((status = 201, description = "Created", body = Session), (status = 200, description = "The same request again: what the first one made", body = Session), crate::openapi::Errors)
 )]
 async fn session(
     State(state): State<AppState>,
@@ -153,7 +153,7 @@ struct ListQuery {
     path = "/widget/messages",
     tag = "widget",
     params(ListQuery),
-    responses((status = 200, description = "OK", body = crate::openapi::ItemPage), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = MessagesPage), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 async fn list(
@@ -174,7 +174,7 @@ async fn list(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ThreadsReply {
     items: Vec<service::VisitorThread>,
 }
@@ -184,7 +184,7 @@ struct ThreadsReply {
     get,
     path = "/widget/threads",
     tag = "widget",
-    responses((status = 200, description = "The visitor's own conversations, newest first (`items`)", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "The visitor's own conversations, newest first (`items`)", body = ThreadsReply), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 async fn threads(
@@ -200,14 +200,24 @@ async fn threads(
 #[schema(as = widget::SendBody)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SendBody {
+    /// At most 5,000 characters; not blank unless files come with it.
+    #[schema(max_length = 5000)]
     content: String,
+    /// The sender's own id of the message (at most 100 bytes, no control
+    /// characters): the same id again answers with the message it made.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     client_msg_id: String,
     reply_to_id: Option<MessageId>,
+    #[schema(max_items = 10)]
     #[serde(default)]
     attachment_ids: Vec<AttachmentId>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SendReply {
     message: Message,
     thread: ThreadRef,
@@ -220,7 +230,7 @@ struct SendReply {
     path = "/widget/messages",
     tag = "widget",
     request_body = SendBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), (status = 200, description = "The same request again: what the first one made", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = SendReply), (status = 200, description = "The same request again: what the first one made", body = SendReply), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 async fn send(
@@ -275,7 +285,7 @@ struct VisitorBody {
     path = "/widget/visitor",
     tag = "widget",
     request_body = VisitorBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = PublicVisitor), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 async fn update_visitor(
@@ -306,7 +316,7 @@ struct IdentifyBody {
     token: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct IdentifyReply {
     visitor: PublicVisitor,
@@ -322,7 +332,7 @@ struct IdentifyReply {
     path = "/widget/identify",
     tag = "widget",
     request_body = IdentifyBody,
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = IdentifyReply), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 async fn identify(
@@ -346,7 +356,7 @@ struct OfflineBody {
     content: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ThreadReply {
     thread: Option<ThreadRef>,
 }
@@ -356,7 +366,7 @@ struct ThreadReply {
     path = "/widget/offline",
     tag = "widget",
     request_body = OfflineBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = ThreadReply), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 async fn offline(
@@ -382,7 +392,7 @@ async fn offline(
     post,
     path = "/widget/close",
     tag = "widget",
-    responses((status = 200, description = "OK", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 200, description = "OK", body = ThreadReply), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 async fn close(State(state): State<AppState>, auth: VisitorAuth) -> AppResult<Json<ThreadReply>> {
@@ -424,7 +434,7 @@ struct RatingBody {
     comment: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RatingReply {
     thread_id: ThreadId,
@@ -437,7 +447,7 @@ struct RatingReply {
     path = "/widget/rating",
     tag = "widget",
     request_body = RatingBody,
-    responses((status = 201, description = "Created", body = crate::openapi::JsonObject), crate::openapi::Errors),
+    responses((status = 201, description = "Created", body = RatingReply), crate::openapi::Errors),
     security(("visitor" = []))
 )]
 async fn rate(

@@ -28,7 +28,7 @@ use crate::visitors::service::VisitorPatch;
 pub const MAX_USER_AGENT: usize = 500;
 
 /// What the widget needs before it draws anything.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WidgetConfig {
     pub chat_space_id: SpaceId,
@@ -67,7 +67,7 @@ pub struct WidgetConfig {
 }
 
 /// An agent as the widget's header names them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeaderAgent {
     pub id: AgentId,
@@ -122,7 +122,7 @@ fn header_agents<R: Reader + ?Sized>(
 pub const CONFIG_MESSAGES: usize = 20;
 
 /// A thread as the visitor may see it: which one, and whether it is over.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ThreadRef {
     pub id: ThreadId,
@@ -227,7 +227,8 @@ pub struct SessionRequest {
     pub ip: Option<std::net::IpAddr>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = WidgetSession)]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     pub session_token: String,
@@ -365,7 +366,7 @@ pub fn current_thread<R: Reader + ?Sized>(
     })
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessagesPage {
     pub items: Vec<Message>,
@@ -426,7 +427,7 @@ pub const PAST_THREADS: usize = 20;
 const PREVIEW_CHARS: usize = 80;
 
 /// One of the visitor's conversations, as their widget lists it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VisitorThread {
     pub id: ThreadId,
@@ -465,7 +466,7 @@ pub fn threads(state: &AppState, visitor: VisitorId) -> AppResult<Vec<VisitorThr
 }
 
 /// The visitor's own fields, as the widget may see them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicVisitor {
     pub visitor_id: VisitorId,
@@ -481,6 +482,7 @@ pub struct PublicVisitor {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     #[serde(skip_serializing_if = "Attributes::is_empty")]
+    #[schema(schema_with = crate::openapi::attributes_schema)]
     pub attributes: Attributes,
 }
 

@@ -99,7 +99,13 @@ impl Org {
             .unwrap()
     }
 
-    fn member_token(&self, sub: &str, tenant: &str, scope1: &[&str], scope2: &[&str]) -> String {
+    pub(crate) fn member_token(
+        &self,
+        sub: &str,
+        tenant: &str,
+        scope1: &[&str],
+        scope2: &[&str],
+    ) -> String {
         sign(
             Some(&self.key_id),
             Algorithm::HS256,

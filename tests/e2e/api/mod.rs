@@ -16,6 +16,7 @@ mod labels;
 mod messages;
 mod openapi;
 mod openapi_schemathesis;
+mod openapi_world;
 mod ops;
 mod push;
 mod ratings;

@@ -292,7 +292,12 @@ async fn every_list_that_returns_a_next_cursor_takes_it_back_as_cursor() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         let Some(op) = item.get("get") else { continue };
         let schema = &op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];
-        if schema.as_str() != Some("#/components/schemas/ItemPage") {
+        // A paginated list answers a `store::Page`; a whole list a
+        // `WholeList` (its `nextCursor` always null).
+        if !schema
+            .as_str()
+            .is_some_and(|r| r.starts_with("#/components/schemas/Page_"))
+        {
             continue;
         }
         paginated.push(path.clone());
@@ -374,4 +379,58 @@ async fn the_same_error_has_the_same_status_on_every_route() {
         }
     }
     assert!(odd.is_empty(), "{}", odd.join("\n"));
+}
+
+/// Whether `served` is one of the media types `content` documents
+/// (`*/*` and `type/*` match as in HTTP).
+fn documented_type(content: &Value, served: &str) -> bool {
+    let served = served.split(';').next().unwrap_or_default().trim();
+    content.as_object().into_iter().flatten().any(|(media, _)| {
+        media == "*/*"
+            || media == served
+            || media
+                .strip_suffix("/*")
+                .is_some_and(|kind| served.starts_with(&format!("{kind}/")))
+    })
+}
+
+/// A file is served as the type it was stored with and its thumbnail as
+/// PNG or JPEG; the document says so (it once said
+/// `application/octet-stream` for both, which schemathesis caught).
+#[tokio::test]
+async fn downloads_are_documented_with_the_types_they_are_served_as() {
+    let (server, owner) = TestServer::with_owner().await;
+    let space = crate::harness::fixtures::space(&server, &owner).await;
+    let (_, _, thread) =
+        super::openapi_world::talking_visitor(&server, &space.widget_key, "a photo").await;
+    let file = super::openapi_world::upload(
+        &server,
+        &format!("/api/v1/attachments?threadId={thread}"),
+        &owner.token,
+        "photo.png",
+        &super::openapi_world::png(),
+    )
+    .await;
+    let id = file.created()["id"].as_str().unwrap().to_owned();
+    let doc = served_document(&server).await;
+    for (path, expected) in [
+        ("/api/v1/attachments/{id}", "image/png"),
+        ("/api/v1/attachments/{id}/thumbnail", "image/"),
+    ] {
+        let resp = server
+            .client
+            .get(server.url(&path.replace("{id}", &id)))
+            .bearer_auth(&owner.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let served = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(served.starts_with(expected), "{path}: {served}");
+        let content = &doc["paths"][path]["get"]["responses"]["200"]["content"];
+        assert!(
+            documented_type(content, &served),
+            "{path} is served as {served}, documented as {content}"
+        );
+    }
 }
