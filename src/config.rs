@@ -870,6 +870,25 @@ mod tests {
 
     /// The example file must name every key of the config type and no other.
     #[test]
+    fn the_database_password_never_shows() {
+        let mut c = Config::default();
+        c.store.backend = StoreBackend::Postgres;
+        c.store.url = "postgres://chat:s3cret@db.internal:5432/mychat".into();
+        assert!(c.validate().is_ok());
+        let shown = c.to_redacted_toml().unwrap();
+        assert!(
+            !shown.contains("s3cret") && shown.contains("db.internal"),
+            "{shown}"
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        c.store.url = "host=db.internal user=chat password=s3cret dbname=mychat".into();
+        assert!(c.validate().is_ok());
+        assert!(!c.to_redacted_toml().unwrap().contains("s3cret"));
+        c.store.url = String::new();
+        assert!(c.validate().is_err(), "the postgres backend needs a url");
+    }
+
+    #[test]
     fn example_config_documents_every_key() {
         let example = include_str!("../config.example.toml");
         // Every key appears commented out: uncomment to read them all.
