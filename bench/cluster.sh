@@ -96,9 +96,9 @@ run() { # $1: label, $2: database url or "", $3: nodes
     python3 - "$tmp/$label.json" "$label" "$n" "$per_node" "$pg_us" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-l = r["latency_ms"]
+l = r["latencyMs"]
 setup = "embedded" if sys.argv[2] == "embedded" else "PostgreSQL"
-print(f"| {setup} | {sys.argv[3]} | {r['acknowledged']} | {r['messages_per_sec']:.0f} | {l['p50']:.2f} | {l['p99']:.2f} | {sys.argv[4]} | {sys.argv[5]} |")
+print(f"| {setup} | {sys.argv[3]} | {r['acknowledged']} | {r['messagesPerSec']:.0f} | {l['p50']:.2f} | {l['p99']:.2f} | {sys.argv[4]} | {sys.argv[5]} |")
 PY
     for name in "${names[@]}"; do kill "$(cat "$tmp/$name.pid")" 2>/dev/null || true; done
     wait 2>/dev/null || true

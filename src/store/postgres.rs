@@ -21,7 +21,8 @@
 //! the connections; callers block on the answer, as they do on redb's
 //! disk reads.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -99,7 +100,6 @@ struct Conn {
     client: Client,
     get: Statement,
     put: Statement,
-    del: Statement,
     /// By `scan_variant`.
     scans: Vec<Statement>,
 }
@@ -162,10 +162,6 @@ impl Conn {
             )
             .await
             .map_err(storage)?;
-        let del = client
-            .prepare("DELETE FROM mychat_kv WHERE t = $1 AND k = $2")
-            .await
-            .map_err(storage)?;
         let mut scans = Vec::with_capacity(8);
         for variant in 0..8 {
             scans.push(client.prepare(&scan_sql(variant)).await.map_err(storage)?);
@@ -174,7 +170,6 @@ impl Conn {
             client,
             get,
             put,
-            del,
             scans,
         })
     }
@@ -404,6 +399,7 @@ impl Pg {
             }
             let writing = Writing {
                 conn,
+                pending: RefCell::new(BTreeMap::new()),
                 conflict: Cell::new(false),
                 broken: Cell::new(false),
             };
@@ -416,6 +412,7 @@ impl Pg {
                     Decision::Abort => Some(Ok(false)),
                     Decision::Commit { broadcast } => {
                         let committed = async {
+                            writing.flush().await?;
                             if let Some(payload) = broadcast {
                                 publish(&conn.client, &self.node, &payload).await?;
                             }
@@ -956,9 +953,16 @@ impl Drop for Reading {
     }
 }
 
-/// The writer's transaction.
+/// Writes waiting for the commit: (table, key) -> the value written, or
+/// None: removed.
+type Pending = BTreeMap<(&'static str, Vec<u8>), Option<Vec<u8>>>;
+
+/// The writer's transaction. Inserts and removals wait in `pending` and
+/// reach the database at commit, in two statements for the whole batch;
+/// reads see them first, so the batch reads its own writes.
 struct Writing<'a> {
     conn: &'a Conn,
+    pending: RefCell<Pending>,
     /// A statement lost a serialization race: the batch runs again.
     conflict: Cell<bool>,
     /// The connection failed.
@@ -976,31 +980,123 @@ impl Writing<'_> {
             storage(e)
         })
     }
+
+    /// Writes what waits in `pending`: one upsert of every inserted entry,
+    /// one delete of every removed one.
+    async fn flush(&self) -> std::result::Result<(), tokio_postgres::Error> {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        let (mut put_t, mut put_k, mut put_v) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut del_t, mut del_k) = (Vec::new(), Vec::new());
+        for ((t, k), v) in pending.iter() {
+            match v {
+                Some(v) => {
+                    put_t.push(*t);
+                    put_k.push(k.as_slice());
+                    put_v.push(v.as_slice());
+                }
+                None => {
+                    del_t.push(*t);
+                    del_k.push(k.as_slice());
+                }
+            }
+        }
+        let client = &self.conn.client;
+        if !del_t.is_empty() {
+            client
+                .execute(
+                    "DELETE FROM mychat_kv WHERE (t, k) IN \
+                     (SELECT * FROM unnest($1::text[], $2::bytea[]))",
+                    &[&del_t, &del_k],
+                )
+                .await?;
+        }
+        if !put_t.is_empty() {
+            client
+                .execute(
+                    "INSERT INTO mychat_kv (t, k, v) \
+                     SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) \
+                     ON CONFLICT (t, k) DO UPDATE SET v = EXCLUDED.v",
+                    &[&put_t, &put_k, &put_v],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `key` falls within a scan's range (its prefix, and past its
+/// `after` in its direction).
+fn in_scan(key: &[u8], scan: &Scan) -> bool {
+    key.starts_with(&scan.prefix)
+        && scan.after.as_deref().is_none_or(|after| {
+            if scan.reverse {
+                key < after
+            } else {
+                key > after
+            }
+        })
 }
 
 impl Kv for Writing<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.pending.borrow().get(&(table.name(), key.to_vec())) {
+            return Ok(v.clone());
+        }
         self.check(block(self.conn.get(table, key)))
     }
 
     fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.check(block(self.conn.scan(table, scan)))
+        let pending = self.pending.borrow();
+        let name = table.name();
+        let mine: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = pending
+            .range((name, Vec::new())..)
+            .take_while(|((t, _), _)| *t == name)
+            .filter(|((_, k), _)| in_scan(k, scan))
+            .map(|((_, k), v)| (k, v))
+            .collect();
+        if mine.is_empty() {
+            drop(pending);
+            return self.check(block(self.conn.scan(table, scan)));
+        }
+        // Enough stored entries that those removed here cannot leave the
+        // page short, then this batch's own entries over them.
+        let removed = mine.iter().filter(|(_, v)| v.is_none()).count();
+        let wider = Scan {
+            limit: scan.limit.max(1).saturating_add(removed),
+            ..scan.clone()
+        };
+        let stored = self.check(block(self.conn.scan(table, &wider)))?;
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
+        for (k, v) in mine {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        let limit = scan.limit.max(1);
+        let out: Vec<(Vec<u8>, Vec<u8>)> = if scan.reverse {
+            merged.into_iter().rev().take(limit).collect()
+        } else {
+            merged.into_iter().take(limit).collect()
+        };
+        Ok(out)
     }
 }
 
 impl KvWrite for Writing<'_> {
     fn insert(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
-        let c = self.conn;
-        self.check(block(
-            c.client.execute(&c.put, &[&table.name(), &key, &value]),
-        ))
-        .map(|_| ())
+        self.pending
+            .borrow_mut()
+            .insert((table.name(), key.to_vec()), Some(value.to_vec()));
+        Ok(())
     }
 
     fn remove(&self, table: Table, key: &[u8]) -> Result<bool> {
-        let c = self.conn;
-        self.check(block(c.client.execute(&c.del, &[&table.name(), &key])))
-            .map(|n| n > 0)
+        let existed = self.get(table, key)?.is_some();
+        self.pending
+            .borrow_mut()
+            .insert((table.name(), key.to_vec()), None);
+        Ok(existed)
     }
 }
 
