@@ -104,6 +104,14 @@ struct Conn {
     scans: Vec<Statement>,
 }
 
+/// Keeps a connection for reuse, up to [`IDLE_READERS`] of them.
+fn give_back(pool: &Mutex<Vec<Conn>>, conn: Conn) {
+    let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
+    if idle.len() < IDLE_READERS {
+        idle.push(conn);
+    }
+}
+
 fn block<F: Future>(f: F) -> F::Output {
     futures_executor::block_on(f)
 }
@@ -282,11 +290,17 @@ impl Pg {
         let _ = self.remote.set(remote);
     }
 
+    /// An idle connection of the pool, or a new one.
+    fn pooled(&self) -> Result<Conn> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.connect(),
+        }
+    }
+
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let conn = match self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            Some(conn) => conn,
-            None => self.connect()?,
-        };
+        let conn = self.pooled()?;
         Ok(Box::new(Reading {
             conn: Mutex::new(Some(conn)),
             began: AtomicBool::new(false),
@@ -300,15 +314,9 @@ impl Pg {
         &self,
         f: impl AsyncFnOnce(&Client) -> std::result::Result<T, tokio_postgres::Error>,
     ) -> Result<T> {
-        let conn = match self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            Some(conn) => conn,
-            None => self.connect()?,
-        };
+        let conn = self.pooled()?;
         let result = block(f(&conn.client)).map_err(storage)?;
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < IDLE_READERS {
-            idle.push(conn);
-        }
+        give_back(&self.idle, conn);
         Ok(result)
     }
 
@@ -946,10 +954,7 @@ impl Drop for Reading {
         {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < IDLE_READERS {
-            idle.push(conn);
-        }
+        give_back(&self.idle, conn);
     }
 }
 

@@ -155,33 +155,26 @@ pub async fn fresh_database() -> String {
         std::process::id(),
         DATABASES.fetch_add(1, Ordering::Relaxed)
     );
-    let admin = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("connect to PostgreSQL");
-    let driver = tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    drop(client);
-    let _ = driver.await;
-    format!("postgres://postgres@127.0.0.1:{port}/{name}")
+    let base = format!("postgres://postgres@127.0.0.1:{port}");
+    admin(&base, &format!("CREATE DATABASE {name}")).await;
+    format!("{base}/{name}")
 }
 
 /// Drops a database made by [`fresh_database`] at once, ending the
 /// connections to it: a node that loses its database.
 pub async fn drop_database(url: &str) {
-    let (admin, name) = url.rsplit_once('/').expect("a database URL");
+    let (base, name) = url.rsplit_once('/').expect("a database URL");
+    admin(base, &format!("DROP DATABASE {name} WITH (FORCE)")).await;
+}
+
+/// Runs one statement as the server's superuser.
+async fn admin(base: &str, sql: &str) {
     let (client, connection) =
-        tokio_postgres::connect(&format!("{admin}/postgres"), tokio_postgres::NoTls)
+        tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
             .await
             .expect("connect to PostgreSQL");
     let driver = tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .expect("drop database");
+    client.batch_execute(sql).await.expect(sql);
     drop(client);
     let _ = driver.await;
 }
