@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::store;
+use crate::store::error as store;
 
 /// An error a request can end in.
 #[derive(Debug, thiserror::Error)]

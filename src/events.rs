@@ -1,5 +1,5 @@
 //! What happened, as far as live clients care. Write closures emit these
-//! with [`crate::store::WriteTx::emit`]; the writer hands them to the hub
+//! with `WriteTx::emit` (the store); the writer hands them to the hub
 //! right after the commit that made them true, in commit order.
 
 use crate::accounts::model::Agent;

@@ -76,7 +76,7 @@ macro_rules! typed_id {
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                crate::openapi::uuid_schema()
+                crate::openapi::schemas::uuid_schema()
             }
         }
 

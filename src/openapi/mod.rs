@@ -10,6 +10,7 @@
 //! An operation without one is public.
 
 mod doc;
+pub mod schemas;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -19,35 +20,13 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoResponses, ToSchema};
 
 use crate::state::AppState;
 
 pub use doc::document;
-
-/// The schema of every typed id: a UUID (v7) as a string.
-pub fn uuid_schema() -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
-        .into()
-}
-
-/// A visitor's custom attributes (`visitors::attributes`): a small map of
-/// strings, numbers and booleans.
-pub fn attributes_schema() -> Schema {
-    use utoipa::openapi::schema::{AdditionalProperties, OneOfBuilder};
-    let value = OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::String))
-        .item(ObjectBuilder::new().schema_type(Type::Number))
-        .item(ObjectBuilder::new().schema_type(Type::Boolean));
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .additional_properties(Some(AdditionalProperties::RefOr(value.into())))
-        .into()
-}
 
 /// `{"error": {"code", "message"}}`: every failure a client can see.
 #[derive(Serialize, ToSchema)]

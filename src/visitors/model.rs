@@ -29,7 +29,7 @@ pub struct Visitor {
     /// Small custom attributes the site sets (string, number or bool
     /// values; see [`crate::visitors::attributes`]).
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::attributes_schema)]
+    #[schema(schema_with = crate::openapi::schemas::attributes_schema)]
     pub attributes: BTreeMap<String, serde_json::Value>,
     pub metadata: VisitorMetadata,
     pub created_at: DateTime<Utc>,

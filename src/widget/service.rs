@@ -482,7 +482,7 @@ pub struct PublicVisitor {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     #[serde(skip_serializing_if = "Attributes::is_empty")]
-    #[schema(schema_with = crate::openapi::attributes_schema)]
+    #[schema(schema_with = crate::openapi::schemas::attributes_schema)]
     pub attributes: Attributes,
 }
 
