@@ -216,6 +216,10 @@ pub struct StoreConfig {
     pub expiry_interval_secs: u64,
     /// Seconds between runs of the attachment-retention job.
     pub retention_interval_secs: u64,
+    /// With several nodes: how long, in seconds, the agents of a node that
+    /// stopped without saying so (killed, cut off) still count as online
+    /// on the others. Each node renews its agents six times as often.
+    pub presence_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -486,6 +490,7 @@ impl Default for StoreConfig {
             min_free_mb: 16,
             expiry_interval_secs: 60,
             retention_interval_secs: 3600,
+            presence_ttl_secs: 30,
         }
     }
 }
@@ -555,6 +560,7 @@ impl fmt::Debug for StoreConfig {
             .field("min_free_mb", &self.min_free_mb)
             .field("expiry_interval_secs", &self.expiry_interval_secs)
             .field("retention_interval_secs", &self.retention_interval_secs)
+            .field("presence_ttl_secs", &self.presence_ttl_secs)
             .finish()
     }
 }

@@ -125,6 +125,7 @@ impl App {
         let options = store::Options {
             max_batch: config.store.max_batch,
             min_free_bytes: config.store.min_free_mb.saturating_mul(1024 * 1024),
+            presence_ttl: Duration::from_secs(config.store.presence_ttl_secs.max(1)),
         };
         let store = match config.store.backend {
             config::StoreBackend::Embedded => store::Store::open_with(&dir.join(DB_FILE), options)?,

@@ -74,6 +74,8 @@ pub struct Options {
     /// Writes are refused (`Error::DiskFull`) while the file system has
     /// less free space than this, in bytes.
     pub min_free_bytes: u64,
+    /// PostgreSQL: how long a node's presence rows live unless renewed.
+    pub presence_ttl: std::time::Duration,
 }
 
 impl Store {
@@ -85,6 +87,7 @@ impl Store {
             Options {
                 max_batch,
                 min_free_bytes: 0,
+                presence_ttl: postgres::PRESENCE_TTL,
             },
         )
     }
@@ -98,7 +101,7 @@ impl Store {
     /// Connects to PostgreSQL (`url`, libpq's URL or key=value form),
     /// creates or migrates its tables, and starts the writer.
     pub fn open_postgres(url: &str, options: Options) -> Result<Store> {
-        let pg = postgres::Pg::open(url)?;
+        let pg = postgres::Pg::open(url, options.presence_ttl)?;
         let store = Store::start(Backend::Postgres(Box::new(pg)), options)?;
         if let Backend::Postgres(pg) = &*store.inner.db {
             // Other nodes' events reach this node's listener as its own do.
@@ -134,7 +137,7 @@ impl Store {
     /// Creates or migrates the tables of a PostgreSQL database (`mychat
     /// migrate`); returns the layout version it is at.
     pub fn migrate_postgres(url: &str) -> Result<i32> {
-        postgres::Pg::open(url)?.close();
+        postgres::Pg::open(url, postgres::PRESENCE_TTL)?.close();
         Ok(postgres::LAYOUT)
     }
 

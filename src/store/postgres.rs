@@ -91,9 +91,8 @@ struct Presence {
 /// The notification channel of presence changes (payload: organization).
 const PRESENCE_CHANNEL: &str = "mychat_presence";
 
-/// How long a node's presence rows live without being renewed, in seconds:
-/// the agents of a node that died stop counting as online after it.
-const PRESENCE_TTL: i64 = 30;
+/// How long a node's presence rows live unless renewed, by default.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
 
 /// A connection with its prepared statements.
 struct Conn {
@@ -231,7 +230,9 @@ impl Conn {
 impl Pg {
     /// Connects, creates or migrates the schema, and starts listening for
     /// other nodes' events.
-    pub fn open(url: &str) -> Result<Pg> {
+    /// A node's presence rows live `presence_ttl` unless renewed: the
+    /// agents of a node that died stop counting as online after it.
+    pub fn open(url: &str, presence_ttl: Duration) -> Result<Pg> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("mychat-pg")
@@ -258,7 +259,7 @@ impl Pg {
         pg.seen.store(seen, Ordering::SeqCst);
         pg.listen();
         pg.contend();
-        pg.keep_presence(presence_rx);
+        pg.keep_presence(presence_rx, presence_ttl);
         Ok(pg)
     }
 
@@ -516,7 +517,11 @@ impl Pg {
     /// Keeps this node's presence rows: written as agents come and go,
     /// renewed every few seconds, written again after a reconnect; rows
     /// of nodes that stopped renewing are removed (and said so).
-    fn keep_presence(&self, mut changes: tokio::sync::mpsc::UnboundedReceiver<Presence>) {
+    fn keep_presence(
+        &self,
+        mut changes: tokio::sync::mpsc::UnboundedReceiver<Presence>,
+        ttl: Duration,
+    ) {
         let url = self.url.clone();
         let node = self.node.clone();
         let closed = self.closed.clone();
@@ -532,13 +537,14 @@ impl Pg {
                 let put = "INSERT INTO mychat_presence (node, org, agent, until) \
                            VALUES ($1, $2::text::uuid, $3::text::uuid, now() + make_interval(secs => $4)) \
                            ON CONFLICT (node, agent) DO UPDATE SET until = EXCLUDED.until";
-                let ttl = PRESENCE_TTL as f64;
+                let renewal = (ttl / 6).max(Duration::from_millis(200));
+                let ttl = ttl.as_secs_f64();
                 let mut healthy = true;
                 for (agent, org) in &here {
                     let (o, a) = (org.to_string(), agent.to_string());
                     healthy &= client.execute(put, &[&node, &o, &a, &ttl]).await.is_ok();
                 }
-                let mut renew = tokio::time::interval(Duration::from_secs(5));
+                let mut renew = tokio::time::interval(renewal);
                 while healthy && !closed.load(Ordering::Relaxed) {
                     tokio::select! {
                         change = changes.recv() => {
@@ -1132,7 +1138,7 @@ pub fn import(
 ) -> Result<Imported> {
     let file = super::file::DbFile::open(source, 0, migrate::run)?;
     let snapshot = file.snapshot()?;
-    let pg = Pg::open(url)?;
+    let pg = Pg::open(url, PRESENCE_TTL)?;
     let conn = pg.connect()?;
     let copy = block(conn.client.prepare(
         "INSERT INTO mychat_kv (t, k, v) SELECT $1, * FROM unnest($2::bytea[], $3::bytea[]) \

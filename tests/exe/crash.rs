@@ -645,6 +645,90 @@ async fn kill_9_mid_burst(cluster: bool) {
     );
 }
 
+/// Two nodes over one PostgreSQL database, an agent online on each: node
+/// A is killed, so it never says its agent left. Once its presence rows
+/// outlive their time to live, node B's agent and the widget on node B
+/// hear that A's agent is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_node_takes_its_agents_offline_on_the_others() {
+    let (dirs_a, dirs_b) = (dirs(), dirs());
+    let client = reqwest::Client::new();
+    let url = crate::harness::postgres::fresh_database().await;
+    let env = [
+        ("MYCHAT_STORE__BACKEND", "postgres"),
+        ("MYCHAT_STORE__URL", url.as_str()),
+        ("MYCHAT_STORE__PRESENCE_TTL_SECS", "2"),
+    ];
+    let mut a = Server::start_with(&dirs_a.data, &dirs_a.config, &env);
+    let b = Server::start_with(&dirs_b.data, &dirs_b.config, &env);
+    let s = setup(&a, &client).await;
+    let (status, body) = post(
+        &client,
+        &b.url("/api/v1/agents"),
+        Some(&s.agent_token),
+        json!({
+            "email": "bob@acme.test",
+            "displayName": "Bob",
+            "role": "agent",
+            "password": "correct horse battery",
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let bob_id = body["agent"]["id"].as_str().unwrap().to_owned();
+    let (status, login) = post(
+        &client,
+        &b.url("/api/v1/auth/login"),
+        None,
+        json!({ "email": "bob@acme.test", "password": "correct horse battery" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{login}");
+    let bob = Setup {
+        agent_token: login["accessToken"].as_str().unwrap().to_owned(),
+        ..s.clone()
+    };
+
+    // Ann on node A, Bob and a widget on node B; each hears the other.
+    let _ann_ws = open_agent(&a, &s).await;
+    let me: Value = client
+        .get(a.url("/api/v1/auth/me"))
+        .bearer_auth(&s.agent_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ann_id = me["agent"]["id"]
+        .as_str()
+        .expect("/auth/me has the id")
+        .to_owned();
+    let mut bob_ws = ws::connect_agent(b.host(), &bob.agent_token, &[])
+        .await
+        .expect("agent socket");
+    let ready = bob_ws.expect("ready").await;
+    if !ready["agentsOnline"].to_string().contains(&ann_id) {
+        bob_ws
+            .until(|f| kind(f) == "agents:presence" && f.to_string().contains(&ann_id))
+            .await;
+    }
+    let mut widget_ws = open_widget(&b, &s).await;
+
+    a.kill_9();
+
+    // Bob is still there; Ann is not.
+    let (gone, _) = bob_ws
+        .until(|f| kind(f) == "agents:presence" && !f.to_string().contains(&ann_id))
+        .await;
+    assert!(gone.to_string().contains(&bob_id), "{gone}");
+    // The widget on node B is told again that someone (Bob) is online.
+    let (status, _) = widget_ws.wait_for("agents:status").await;
+    assert_eq!(status["online"], true, "{status}");
+}
+
 #[tokio::test]
 async fn sigterm_closes_sockets_with_1012_commits_and_exits_0() {
     let dirs = dirs();
