@@ -29,6 +29,12 @@
 //! {online: [{id, displayName}]}`, `visitor:presence {visitorId, online,
 //! url, title}`, `labels:changed {}`, `heartbeat`, `resumed {count}`,
 //! `resync`, `error`.
+//!
+//! After `resume {after}` each missed message arrives once, but a message
+//! delivered live while the replay is read (on a cluster: one another node
+//! committed just before the socket opened) can come before older replayed
+//! ones. Clients place messages by id (UUIDv7, time-ordered) and resume
+//! after the largest id they hold.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
