@@ -34,6 +34,12 @@ use mychat::store::StoreStats;
 use mychat::visitors::model::{Visitor, VisitorMetadata};
 use mychat::{App, AppState, Config};
 
+/// The server's allocator (see `src/main.rs`): in-process runs (`store`,
+/// and `http`, `deliver`, `fanout` without `--url`) measure the server as
+/// it ships, not under glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "load/history.rs"]
 mod history;
 #[path = "load/ws/mod.rs"]
