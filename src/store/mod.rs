@@ -102,24 +102,7 @@ impl Store {
     /// creates or migrates its tables, and starts the writer.
     pub fn open_postgres(url: &str, options: Options) -> Result<Store> {
         let pg = postgres::Pg::open(url, options.presence_ttl)?;
-        let store = Store::start(Backend::Postgres(Box::new(pg)), options)?;
-        if let Backend::Postgres(pg) = &*store.inner.db {
-            // Other nodes' events reach this node's listener as its own do.
-            let listener = store.inner.listener.clone();
-            pg.set_remote(Arc::new(move |payload| {
-                match codec::decode::<Vec<Event>>(payload) {
-                    Ok(events) => {
-                        if let Some(listener) = listener.get() {
-                            listener(events);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "another node's events could not be read")
-                    }
-                }
-            }));
-        }
-        Ok(store)
+        Store::start(Backend::Postgres(Box::new(pg)), options)
     }
 
     /// Copies an embedded database file into PostgreSQL (`mychat migrate
@@ -145,7 +128,19 @@ impl Store {
     fn start(backend: Backend, options: Options) -> Result<Store> {
         let db = Arc::new(backend);
         let stats = Arc::new(writer::Stats::default());
-        stats.count_threads(count_threads(&*db.snapshot()?)?);
+        let following = match &*db {
+            Backend::Embedded(_) => {
+                stats.count_threads(count_threads(&*db.snapshot()?)?);
+                None
+            }
+            Backend::Postgres(pg) => {
+                // Counted as of an event number; other nodes' commits after
+                // it move the counts as they are followed.
+                let (snapshot, seq) = pg.snapshot_at_event()?;
+                stats.count_threads(count_threads(&*snapshot)?);
+                Some(seq)
+            }
+        };
         let listener = Arc::new(writer::ListenerSlot::default());
         let outbox = Arc::new(writer::OutboxSlot::default());
         let jobs = writer::spawn(
@@ -155,6 +150,28 @@ impl Store {
             outbox.clone(),
             options.max_batch,
         )?;
+        if let (Backend::Postgres(pg), Some(seq)) = (&*db, following) {
+            // Other nodes' events reach this node's listener as its own
+            // do, and their thread counts move this node's.
+            let listener = listener.clone();
+            let stats = stats.clone();
+            pg.set_remote(Arc::new(move |payload| {
+                match codec::decode::<writer::Broadcast>(payload) {
+                    Ok(writer::Broadcast { events, threads }) => {
+                        stats.count_threads(threads);
+                        if !events.is_empty()
+                            && let Some(listener) = listener.get()
+                        {
+                            listener(events);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "another node's events could not be read")
+                    }
+                }
+            }));
+            pg.follow_from(seq);
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 db,

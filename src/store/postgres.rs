@@ -257,7 +257,6 @@ impl Pg {
         let url = pg.url.clone();
         let seen = pg.on_runtime(async move { migrate_schema(&url).await })??;
         pg.seen.store(seen, Ordering::SeqCst);
-        pg.listen();
         pg.contend();
         pg.keep_presence(presence_rx, presence_ttl);
         Ok(pg)
@@ -307,6 +306,30 @@ impl Pg {
             began: AtomicBool::new(false),
             idle: self.idle.clone(),
         }))
+    }
+
+    /// A snapshot, and the number of the newest event it holds: what a
+    /// node counts from it is exact once it follows events after that.
+    pub fn snapshot_at_event(&self) -> Result<(Snapshot, i64)> {
+        let reading = Reading {
+            conn: Mutex::new(Some(self.pooled()?)),
+            began: AtomicBool::new(false),
+            idle: self.idle.clone(),
+        };
+        let seq = reading.with(async |c| {
+            let row = c
+                .client
+                .query_one("SELECT seq FROM mychat_event_seq", &[])
+                .await?;
+            Ok(row.get::<_, i64>(0))
+        })?;
+        Ok((Box::new(reading), seq))
+    }
+
+    /// Starts following the other nodes' events after `seq`.
+    pub fn follow_from(&self, seq: i64) {
+        self.seen.store(seq, Ordering::SeqCst);
+        self.listen();
     }
 
     /// Runs `f` on a pooled connection outside any transaction (each

@@ -17,7 +17,7 @@ const STATUSES: usize = ThreadStatus::ALL.len();
 
 /// Threads gained (or lost) per status by the writes of one closure or
 /// one commit.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct ThreadDelta([i64; STATUSES]);
 
 impl ThreadDelta {
@@ -25,11 +25,31 @@ impl ThreadDelta {
         self.0[status.as_u8() as usize] += n;
     }
 
+    fn is_zero(&self) -> bool {
+        self.0.iter().all(|n| *n == 0)
+    }
+
     fn merge(&mut self, other: ThreadDelta) {
         for (a, b) in self.0.iter_mut().zip(other.0) {
             *a += b;
         }
     }
+}
+
+/// What a commit tells the other nodes of a cluster: its events, and how
+/// it moved the thread counts (so every node's `mychat_threads` is the
+/// cluster's).
+#[derive(serde::Deserialize)]
+pub struct Broadcast {
+    pub events: Vec<Event>,
+    pub threads: ThreadDelta,
+}
+
+/// A [`Broadcast`] as written, borrowing the commit's events.
+#[derive(serde::Serialize)]
+struct Outgoing<'a> {
+    events: &'a [Event],
+    threads: ThreadDelta,
 }
 
 pub type ListenerSlot = std::sync::OnceLock<CommitListener>;
@@ -343,9 +363,16 @@ fn commit_batch(
             if poisoned.is_some() {
                 Decision::Abort
             } else {
-                // Other nodes hear of the events through the database.
-                let broadcast = (db.is_shared() && !events.is_empty())
-                    .then(|| super::codec::encode(&events).ok())
+                // Other nodes hear of the events (and the thread counts)
+                // through the database.
+                let broadcast = (db.is_shared() && !(events.is_empty() && threads.is_zero()))
+                    .then(|| {
+                        super::codec::encode(&Outgoing {
+                            events: &events,
+                            threads,
+                        })
+                        .ok()
+                    })
                     .flatten();
                 Decision::Commit { broadcast }
             }

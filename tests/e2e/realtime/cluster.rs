@@ -5,7 +5,7 @@
 use super::{agent_in, agent_says, carries, session, str_of, visitor_says, widget};
 use crate::harness::fixtures;
 use crate::harness::ws::kind;
-use crate::harness::{Owner, TestServer};
+use crate::harness::{Owner, TestServer, text};
 use mychat::accounts::model::Role;
 use mychat::spaces::model::ChatSpace;
 use serde_json::json;
@@ -76,6 +76,37 @@ async fn a_visitor_on_one_node_and_an_agent_on_the_other_talk_live() {
         .until(carries("agent:message", "Hello from node B"))
         .await;
     assert_eq!(got["message"]["id"], reply["id"]);
+}
+
+/// `mychat_threads` on every node counts the whole cluster's threads, not
+/// only those its own commits touched.
+#[tokio::test]
+async fn every_node_counts_the_threads_of_the_whole_cluster() {
+    let c = cluster().await;
+    let unassigned = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("mychat_threads{status=\"unassigned\"} "))
+            .map(str::to_owned)
+    };
+    let metrics_b = || text(c.b.client.get(c.b.url("/metrics")));
+    assert_eq!(unassigned(&metrics_b().await).as_deref(), Some("0"));
+
+    let mut agent_ws = agent_in(&c.b, &c.owner.token, &c.space).await;
+    let (token, _) = session(&c.a, &c.space).await;
+    let (mut widget_ws, _) = widget(&c.a, &c.space, &token).await;
+    let sent = visitor_says(&mut widget_ws, "v-1", "Hello from node A").await;
+    let thread = str_of(&sent["threadId"]);
+    // Node B counts a commit of node A's before it delivers its events.
+    agent_ws.wait_for("thread:new").await;
+    assert_eq!(unassigned(&metrics_b().await).as_deref(), Some("1"));
+
+    let close = format!("/api/v1/threads/{thread}/close");
+    c.a.patch(&close, &c.owner.token, json!({})).await.ok();
+    agent_ws
+        .until(|f| kind(f) == "thread:updated" && f["thread"]["status"] == "closed")
+        .await;
+    assert_eq!(unassigned(&metrics_b().await).as_deref(), Some("0"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
