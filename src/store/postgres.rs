@@ -9,10 +9,12 @@
 //!   race with another node (SQLSTATE 40001, or a deadlock) runs again on a
 //!   fresh transaction, so first-wins claims and idempotency keys hold
 //!   across nodes.
-//! - Fan-out: a commit with events for other nodes takes the next number of
-//!   `mychat_event_seq` (a row lock: commits that publish are numbered in
-//!   commit order), writes the events to `mychat_events` and `NOTIFY`s in
-//!   the same transaction. Every node `LISTEN`s, reads what is newer than
+//! - Fan-out: a commit with events for other nodes takes a transaction
+//!   advisory lock, then the next number of the sequence
+//!   `mychat_event_numbers` (the lock is held until the commit, so commits
+//!   that publish are numbered in commit order, and no row is contended:
+//!   batches of different nodes never fail on it), writes the events to
+//!   `mychat_events` and `NOTIFY`s in the same transaction. Every node `LISTEN`s, reads what is newer than
 //!   the last number it saw (also after a reconnect, and every few seconds
 //!   should a notification be lost) and hands other nodes' events to its
 //!   own hub.
@@ -36,7 +38,9 @@ use super::tables::{META, Table};
 use super::{Error, Result, Scan, migrate, prefix_end};
 
 /// The layout of the PostgreSQL tables (not of the records in them).
-pub const LAYOUT: i32 = 1;
+/// 2: events numbered by a sequence under an advisory lock (1 kept the
+/// number in a row, `mychat_event_seq`).
+pub const LAYOUT: i32 = 2;
 
 /// Most idle reading connections kept for reuse.
 const IDLE_READERS: usize = 8;
@@ -49,6 +53,19 @@ const MIGRATE_LOCK: i64 = 0x6d79_6368_6174_0001;
 
 /// Key of the advisory lock the node running the background jobs holds.
 const JOBS_LOCK: i64 = 0x6d79_6368_6174_0002;
+
+/// Key of the transaction advisory lock a commit holds from numbering its
+/// events until it ends.
+const EVENTS_LOCK: i64 = 0x6d79_6368_6174_0003;
+
+/// How long stored events are kept for nodes that fall behind; a node
+/// further behind than this has lost its connection for long enough that
+/// its clients resume from storage anyway.
+const EVENTS_KEPT: &str = "1 hour";
+
+/// The newest event a snapshot (or a fresh transaction) sees. Numbers are
+/// given in commit order, so every smaller one is visible too.
+const NEWEST_EVENT: &str = "SELECT coalesce(max(seq), 0) FROM mychat_events";
 
 /// The notification channel of committed events.
 const CHANNEL: &str = "mychat_events";
@@ -317,10 +334,7 @@ impl Pg {
             idle: self.idle.clone(),
         };
         let seq = reading.with(async |c| {
-            let row = c
-                .client
-                .query_one("SELECT seq FROM mychat_event_seq", &[])
-                .await?;
+            let row = c.client.query_one(NEWEST_EVENT, &[]).await?;
             Ok(row.get::<_, i64>(0))
         })?;
         Ok((Box::new(reading), seq))
@@ -648,7 +662,26 @@ impl Pg {
                             Ok(true) => {
                                 tracing::info!("this node runs the background jobs");
                                 leads.store(true, Ordering::SeqCst);
-                                let _ = (&mut session).await;
+                                // One of its jobs: events every node has read.
+                                // By number (walks the old rows only).
+                                let prune = format!(
+                                    "DELETE FROM mychat_events WHERE seq < coalesce(
+                                         (SELECT seq FROM mychat_events
+                                           WHERE at >= now() - interval '{EVENTS_KEPT}'
+                                           ORDER BY seq LIMIT 1),
+                                         (SELECT max(seq) + 1 FROM mychat_events))"
+                                );
+                                let mut every = tokio::time::interval(Duration::from_secs(60));
+                                loop {
+                                    tokio::select! {
+                                        _ = &mut session => break,
+                                        _ = every.tick() => {
+                                            if let Err(e) = client.execute(&prune, &[]).await {
+                                                tracing::warn!(error = %e, "old events could not be removed");
+                                            }
+                                        }
+                                    }
+                                }
                                 leads.store(false, Ordering::SeqCst);
                                 tracing::warn!("this node no longer runs the background jobs");
                                 break;
@@ -694,24 +727,22 @@ impl Drop for Pg {
     }
 }
 
-/// Numbers the commit's broadcast (in commit order: the counter's row stays
-/// locked until this transaction ends), stores it and notifies.
+/// Numbers the commit's broadcast (in commit order: the lock taken first is
+/// held until this transaction ends, so the next commit to publish draws
+/// its number after this one is visible), stores it and notifies.
 async fn publish(
     client: &Client,
     node: &str,
     payload: &[u8],
 ) -> std::result::Result<(), tokio_postgres::Error> {
-    let row = client
-        .query_one(
-            "UPDATE mychat_event_seq SET seq = seq + 1 RETURNING seq",
-            &[],
-        )
+    client
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])
         .await?;
-    let seq: i64 = row.get(0);
     client
         .execute(
-            "INSERT INTO mychat_events (seq, node, payload) VALUES ($1, $2, $3)",
-            &[&seq, &node, &payload],
+            "INSERT INTO mychat_events (seq, node, payload) \
+             VALUES (nextval('mychat_event_numbers'), $1, $2)",
+            &[&node, &payload],
         )
         .await?;
     client.batch_execute(&format!("NOTIFY {CHANNEL}")).await
@@ -820,6 +851,21 @@ async fn migrate_schema(url: &str) -> Result<i64> {
                     supported: LAYOUT as u64,
                 });
             }
+            Some(1) => {
+                // The event counter's row becomes a sequence that goes on
+                // from where the row was.
+                let txn = client.transaction().await.map_err(storage)?;
+                txn.batch_execute(
+                    "CREATE SEQUENCE mychat_event_numbers;
+                     SELECT setval('mychat_event_numbers', seq + 1, false) FROM mychat_event_seq;
+                     DROP TABLE mychat_event_seq;
+                     UPDATE mychat_layout SET version = 2;",
+                )
+                .await
+                .map_err(storage)?;
+                txn.commit().await.map_err(storage)?;
+                tracing::info!("database tables migrated to layout 2");
+            }
             Some(_) => {}
             None => {
                 let txn = client.transaction().await.map_err(storage)?;
@@ -830,18 +876,14 @@ async fn migrate_schema(url: &str) -> Result<i64> {
                          v bytea NOT NULL,
                          PRIMARY KEY (t, k)
                      );
-                     CREATE TABLE mychat_event_seq (
-                         one boolean PRIMARY KEY CHECK (one),
-                         seq bigint NOT NULL
-                     );
-                     INSERT INTO mychat_event_seq VALUES (true, 0);
+                     CREATE SEQUENCE mychat_event_numbers;
                      CREATE TABLE mychat_events (
                          seq bigint PRIMARY KEY,
                          node text NOT NULL,
                          payload bytea NOT NULL,
                          at timestamptz NOT NULL DEFAULT now()
                      );
-                     INSERT INTO mychat_layout VALUES (1);",
+                     INSERT INTO mychat_layout VALUES (2);",
                 )
                 .await
                 .map_err(storage)?;
@@ -909,7 +951,7 @@ async fn migrate_schema(url: &str) -> Result<i64> {
             });
         }
         let seen: i64 = client
-            .query_one("SELECT seq FROM mychat_event_seq", &[])
+            .query_one(NEWEST_EVENT, &[])
             .await
             .map_err(storage)?
             .get(0);

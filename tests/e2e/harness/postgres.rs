@@ -168,13 +168,22 @@ pub async fn drop_database(url: &str) {
 }
 
 /// Runs one statement as the server's superuser.
-async fn admin(base: &str, sql: &str) {
-    let (client, connection) =
-        tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("connect to PostgreSQL");
+async fn admin(base: &str, statement: &str) {
+    sql(&format!("{base}/postgres"), statement).await;
+}
+
+/// Runs a script on the database at `url` as the superuser; returns the
+/// first value of the last row it answered with, as text.
+pub async fn sql(url: &str, script: &str) -> Option<String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
     let driver = tokio::spawn(connection);
-    client.batch_execute(sql).await.expect(sql);
+    let answer = client.simple_query(script).await.expect(script);
     drop(client);
     let _ = driver.await;
+    answer.iter().rev().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        _ => None,
+    })
 }

@@ -3,9 +3,9 @@
 //! load balancer: what one node commits, every node knows and delivers.
 
 use super::{agent_in, agent_says, carries, session, str_of, visitor_says, widget};
-use crate::harness::fixtures;
 use crate::harness::ws::kind;
 use crate::harness::{Owner, TestServer, text};
+use crate::harness::{fixtures, postgres};
 use mychat::accounts::model::Role;
 use mychat::spaces::model::ChatSpace;
 use serde_json::json;
@@ -107,6 +107,55 @@ async fn every_node_counts_the_threads_of_the_whole_cluster() {
         .until(|f| kind(f) == "thread:updated" && f["thread"]["status"] == "closed")
         .await;
     assert_eq!(unassigned(&metrics_b().await).as_deref(), Some("0"));
+}
+
+/// A database of layout 1 (events numbered from a counter row) moves to
+/// layout 2 (a sequence under an advisory lock) when a node starts on it:
+/// numbering goes on after the row's number, and nodes talk as before.
+#[tokio::test]
+async fn a_layout_1_database_moves_to_the_event_sequence() {
+    let url = postgres::fresh_database().await;
+    let on_it = |c: &mut mychat::config::Config| c.store.url = url.clone();
+    let first = TestServer::cluster(1, on_it).await.pop().expect("a node");
+    let owner = first.register("Acme", "ann@acme.test").await;
+    let space = fixtures::space(&first, &owner).await;
+    let (token, _) = session(&first, &space).await;
+    let (mut widget_ws, _) = widget(&first, &space, &token).await;
+    visitor_says(&mut widget_ws, "v-1", "before").await;
+    drop(widget_ws);
+    drop(first);
+    // Back to layout 1, as an earlier version left it.
+    let before = postgres::sql(
+        &url,
+        "CREATE TABLE mychat_event_seq (one boolean PRIMARY KEY CHECK (one), seq bigint NOT NULL);
+         INSERT INTO mychat_event_seq SELECT true, max(seq) FROM mychat_events;
+         DROP SEQUENCE mychat_event_numbers;
+         UPDATE mychat_layout SET version = 1;
+         SELECT max(seq) FROM mychat_events;",
+    )
+    .await
+    .expect("events were numbered")
+    .parse::<i64>()
+    .unwrap();
+    assert!(before > 0);
+
+    let mut nodes = TestServer::cluster(2, on_it).await;
+    let (b, a) = (nodes.pop().unwrap(), nodes.pop().unwrap());
+    let layout = postgres::sql(&url, "SELECT version FROM mychat_layout").await;
+    assert_eq!(layout.as_deref(), Some("2"));
+    let mut agent_ws = agent_in(&b, &owner.token, &space).await;
+    let (mut widget_ws, _) = widget(&a, &space, &token).await;
+    let sent = visitor_says(&mut widget_ws, "v-2", "after").await;
+    let (got, _) = agent_ws
+        .until(|f| kind(f) == "visitor:message" && f["message"]["id"] == sent["id"])
+        .await;
+    assert_eq!(got["message"]["content"], "after");
+    let newest = postgres::sql(&url, "SELECT max(seq) FROM mychat_events")
+        .await
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    assert!(newest > before, "{newest} after {before}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
