@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -196,6 +197,14 @@ impl Pebble {
         log.lines().filter(|l| l.contains("Added order")).count()
     }
 
+    /// Accounts Pebble has created so far (from its log).
+    pub fn accounts(&self) -> usize {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("accounts in memory"))
+            .count()
+    }
+
     /// Pebble's log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -330,6 +339,7 @@ impl Drop for FlakyCa {
 pub struct TlsServer {
     pub config: Config,
     pub dir: Arc<tempfile::TempDir>,
+    pub state: mychat::AppState,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -343,6 +353,7 @@ impl TlsServer {
             .await
             .expect("bind https");
         let app = App::build(config.clone()).await.expect("app builds");
+        let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.serve_tls(TlsListeners { http, https }, async {
             let _ = stopped.await;
@@ -350,6 +361,7 @@ impl TlsServer {
         TlsServer {
             config,
             dir,
+            state,
             stop: Some(stop),
             handle: Some(handle),
         }
@@ -379,6 +391,93 @@ impl TlsServer {
         }
         if let Some(handle) = self.handle.take() {
             handle.await.expect("server task").expect("server ran");
+        }
+    }
+}
+
+/// Stands where Pebble validates (its HTTP-01 and TLS-ALPN-01 ports) in
+/// front of several nodes, as a load balancer does, and passes each
+/// connection on to a node that does not run the jobs (so does not order)
+/// while there is one, else to the first node.
+pub struct Balancer {
+    nodes: Arc<Mutex<Vec<Backend>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct Backend {
+    http: SocketAddr,
+    https: SocketAddr,
+    store: mychat::store::Store,
+    passed: Arc<AtomicUsize>,
+}
+
+impl Balancer {
+    pub async fn start(pebble: &Pebble) -> Balancer {
+        let nodes: Arc<Mutex<Vec<Backend>>> = Arc::default();
+        let mut tasks = Vec::new();
+        for (port, tls) in [(pebble.http_port, false), (pebble.tls_port, true)] {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("bind where Pebble validates");
+            let nodes = nodes.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let target = {
+                        let nodes = nodes.lock().unwrap();
+                        nodes
+                            .iter()
+                            .find(|n| !n.store.leads())
+                            .or(nodes.first())
+                            .map(|n| {
+                                n.passed.fetch_add(1, Ordering::SeqCst);
+                                if tls { n.https } else { n.http }
+                            })
+                    };
+                    let Some(target) = target else { continue };
+                    tokio::spawn(async move {
+                        if let Ok(mut node) = tokio::net::TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut node).await;
+                        }
+                    });
+                }
+            }));
+        }
+        Balancer { nodes, tasks }
+    }
+
+    pub fn add(&self, node: &TlsServer) {
+        self.nodes.lock().unwrap().push(Backend {
+            http: node.http_addr(),
+            https: node.https_addr(),
+            store: node.state.store.clone(),
+            passed: Arc::default(),
+        });
+    }
+
+    /// Stops passing connections to `node` (and lets go of its store).
+    pub fn remove(&self, node: &TlsServer) {
+        let https = node.https_addr();
+        self.nodes.lock().unwrap().retain(|n| n.https != https);
+    }
+
+    /// Validation connections passed to `node` so far.
+    pub fn passed_to(&self, node: &TlsServer) -> usize {
+        let https = node.https_addr();
+        let nodes = self.nodes.lock().unwrap();
+        nodes
+            .iter()
+            .find(|n| n.https == https)
+            .map_or(0, |n| n.passed.load(Ordering::SeqCst))
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }
