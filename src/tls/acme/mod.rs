@@ -50,6 +50,10 @@ pub enum AcmeError {
 /// suspended machines).
 const RECHECK: Duration = Duration::from_secs(600);
 
+/// How often a node that does not order looks for a certificate while it
+/// has none fitting to serve (a new cluster, changed domains).
+const UNSERVED: Duration = Duration::from_secs(5);
+
 /// Serves the stored certificate when it fits, and starts the manager.
 pub async fn start(
     config: &Config,
@@ -239,19 +243,24 @@ impl Manager {
     /// How long a node that does not order waits before it looks at the
     /// shared certificate again: until the certificate is due for renewal
     /// (the ordering node renews it then), and from then on every
-    /// `acme_retry_min_secs` until a fitting one is there.
+    /// `acme_retry_min_secs` until the renewed one is there; every few
+    /// seconds while it has nothing fitting to serve.
     fn follower_wait(&self) -> Duration {
+        let retry = Duration::from_secs(self.settings.acme_retry_min_secs);
         let fits = self.current.as_ref().filter(|c| {
             c.info.covers(&self.settings.domains)
                 && c.directory
                     .as_ref()
                     .is_none_or(|d| *d == self.settings.acme_directory)
         });
-        let left = fits.map_or(0, |c| c.info.renewal_due() - now());
+        let Some(current) = fits else {
+            return retry.min(UNSERVED);
+        };
+        let left = current.info.renewal_due() - now();
         if left > 0 {
             Duration::from_secs(left as u64).min(RECHECK)
         } else {
-            Duration::from_secs(self.settings.acme_retry_min_secs)
+            retry
         }
     }
 

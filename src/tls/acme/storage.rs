@@ -82,10 +82,16 @@ impl Storage {
     /// The store's database when it is shared, else `data_dir/acme`
     /// (created, 0700).
     pub fn open(data_dir: &Path, store: &Store) -> Result<Storage, TlsError> {
+        let dir = dir(data_dir);
         if store.is_shared() {
+            if dir.join(CERTIFICATE_FILE).exists() {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "ACME files in the data dir are not used with a shared database (mychat migrate --from-redb copies them)"
+                );
+            }
             return Ok(Storage::Shared(store.clone()));
         }
-        let dir = dir(data_dir);
         crate::fsutil::create_private_dir(&dir).map_err(|source| TlsError::Read {
             path: dir.display().to_string(),
             source,

@@ -398,10 +398,17 @@ impl TlsServer {
 /// Stands where Pebble validates (its HTTP-01 and TLS-ALPN-01 ports) in
 /// front of several nodes, as a load balancer does, and passes each
 /// connection on to a node that does not run the jobs (so does not order)
-/// while there is one, else to the first node.
+/// while there is one, else to the first node. A connection waits until
+/// every node it was told of has been added.
 pub struct Balancer {
-    nodes: Arc<Mutex<Vec<Backend>>>,
+    pool: watch::Sender<Pool>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+struct Pool {
+    /// Nodes still to come before connections are passed on.
+    expected: usize,
+    nodes: Vec<Backend>,
 }
 
 struct Backend {
@@ -412,30 +419,36 @@ struct Backend {
 }
 
 impl Balancer {
-    pub async fn start(pebble: &Pebble) -> Balancer {
-        let nodes: Arc<Mutex<Vec<Backend>>> = Arc::default();
+    /// A balancer for `nodes` nodes, added with [`Balancer::add`].
+    pub async fn start(pebble: &Pebble, nodes: usize) -> Balancer {
+        let (pool, _) = watch::channel(Pool {
+            expected: nodes,
+            nodes: Vec::new(),
+        });
         let mut tasks = Vec::new();
         for (port, tls) in [(pebble.http_port, false), (pebble.tls_port, true)] {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                 .await
                 .expect("bind where Pebble validates");
-            let nodes = nodes.clone();
+            let mut watching = pool.subscribe();
             tasks.push(tokio::spawn(async move {
                 loop {
                     let Ok((mut client, _)) = listener.accept().await else {
                         continue;
                     };
-                    let target = {
-                        let nodes = nodes.lock().unwrap();
-                        nodes
-                            .iter()
-                            .find(|n| !n.store.leads())
-                            .or(nodes.first())
-                            .map(|n| {
-                                n.passed.fetch_add(1, Ordering::SeqCst);
-                                if tls { n.https } else { n.http }
-                            })
+                    let Ok(pool) = watching.wait_for(|p| p.nodes.len() >= p.expected).await else {
+                        return;
                     };
+                    let target = pool
+                        .nodes
+                        .iter()
+                        .find(|n| !n.store.leads())
+                        .or(pool.nodes.first())
+                        .map(|n| {
+                            n.passed.fetch_add(1, Ordering::SeqCst);
+                            if tls { n.https } else { n.http }
+                        });
+                    drop(pool);
                     let Some(target) = target else { continue };
                     tokio::spawn(async move {
                         if let Ok(mut node) = tokio::net::TcpStream::connect(target).await {
@@ -445,29 +458,35 @@ impl Balancer {
                 }
             }));
         }
-        Balancer { nodes, tasks }
+        Balancer { pool, tasks }
     }
 
     pub fn add(&self, node: &TlsServer) {
-        self.nodes.lock().unwrap().push(Backend {
-            http: node.http_addr(),
-            https: node.https_addr(),
-            store: node.state.store.clone(),
-            passed: Arc::default(),
+        self.pool.send_modify(|p| {
+            p.nodes.push(Backend {
+                http: node.http_addr(),
+                https: node.https_addr(),
+                store: node.state.store.clone(),
+                passed: Arc::default(),
+            })
         });
     }
 
     /// Stops passing connections to `node` (and lets go of its store).
     pub fn remove(&self, node: &TlsServer) {
         let https = node.https_addr();
-        self.nodes.lock().unwrap().retain(|n| n.https != https);
+        self.pool.send_modify(|p| {
+            p.nodes.retain(|n| n.https != https);
+            p.expected = p.expected.saturating_sub(1);
+        });
     }
 
     /// Validation connections passed to `node` so far.
     pub fn passed_to(&self, node: &TlsServer) -> usize {
         let https = node.https_addr();
-        let nodes = self.nodes.lock().unwrap();
-        nodes
+        self.pool
+            .borrow()
+            .nodes
             .iter()
             .find(|n| n.https == https)
             .map_or(0, |n| n.passed.load(Ordering::SeqCst))

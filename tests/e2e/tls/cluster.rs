@@ -26,7 +26,7 @@ struct Cluster {
 async fn cluster(validity_secs: u64, domain: &str, challenge: AcmeChallenge) -> Cluster {
     init_logging();
     let pebble = Pebble::start(Some(validity_secs)).await;
-    let balancer = Balancer::start(&pebble).await;
+    let balancer = Balancer::start(&pebble, 2).await;
     let url = postgres::fresh_database().await;
     let mut nodes = Vec::new();
     for _ in 0..2 {
