@@ -228,7 +228,14 @@ impl App {
         self.state
             .set_base_url(self.state.config.tls_base_url(https_bound));
         let mut running = self.start();
-        let tls = match tls::Tls::start(&self.state.config, &self.state.tls, &mut running.tasks) {
+        let started = tls::Tls::start(
+            &self.state.config,
+            &self.state.store,
+            &self.state.tls,
+            &mut running.tasks,
+        )
+        .await;
+        let tls = match started {
             Ok(tls) => tls,
             Err(e) => {
                 self.finish(running).await;
@@ -256,7 +263,12 @@ impl App {
         systemd::ready(self.state.base_url());
         let app = router(self.state.clone()).layer(tls::hsts());
         let https = axum::serve(
-            tls::TlsListener::new(listeners.https, tls.server_config.clone())?.tap_io(|_| {}),
+            tls::TlsListener::new(
+                listeners.https,
+                tls.server_config.clone(),
+                tls.certs.clone(),
+            )?
+            .tap_io(|_| {}),
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal(stopping.clone()));

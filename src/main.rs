@@ -443,7 +443,8 @@ async fn migrate(config: Config, from: Option<PathBuf>) -> Result<(), String> {
         }
     }
     // Files every node must serve: attachments (and thumbnails) under
-    // their storage keys, agent pictures under "avatar:<agent>".
+    // their storage keys, agent pictures under "avatar:<agent>", ACME's
+    // documents under "acme:<file name>".
     let mut files = Vec::new();
     let attachments = mychat::attachments::files::root(&dir);
     for folder in std::fs::read_dir(&attachments)
@@ -473,6 +474,19 @@ async fn migrate(config: Config, from: Option<PathBuf>) -> Result<(), String> {
         let name = file.file_name().to_string_lossy().into_owned();
         if let Some(agent) = name.strip_suffix(".png") {
             files.push((format!("avatar:{agent}"), file.path()));
+        }
+    }
+    // The ACME account and certificate: every node serves that certificate,
+    // and the node that orders renews it with that account.
+    let acme = mychat::tls::acme::storage::dir(&dir);
+    for name in [
+        mychat::tls::acme::storage::ACCOUNT_FILE,
+        mychat::tls::acme::storage::CERTIFICATE_FILE,
+        mychat::tls::acme::storage::ISSUER_FILE,
+    ] {
+        let path = acme.join(name);
+        if path.exists() {
+            files.push((mychat::tls::acme::storage::blob_key(name), path));
         }
     }
     let report = tokio::task::spawn_blocking(move || {

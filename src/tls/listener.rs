@@ -1,21 +1,26 @@
 //! A TLS listener for `axum::serve`: TCP connections are accepted and their
 //! handshakes run concurrently, each in its own task with a timeout, so one
 //! slow client cannot hold up the others. TLS-ALPN-01 validation handshakes
-//! end at the handshake; they never reach HTTP.
+//! (ALPN `acme-tls/1`) are answered with the challenge certificate [`Certs`]
+//! gives for the name, looked up before the handshake goes on (with a
+//! shared database that may be a query), and end at the handshake; they
+//! never reach HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
+use rustls::server::Acceptor;
+use rustls::sign::SingleCertAndKey;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use super::ACME_TLS_ALPN;
+use super::{ACME_TLS_ALPN, Certs, provider};
 
 /// Longest a client may take to complete its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,10 +32,13 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<TlsListener> {
+    pub fn new(
+        tcp: TcpListener,
+        config: Arc<ServerConfig>,
+        certs: Arc<Certs>,
+    ) -> std::io::Result<TlsListener> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(128);
-        let tls = TlsAcceptor::from(config);
         let acceptor = tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -46,22 +54,22 @@ impl TlsListener {
                         continue;
                     }
                 };
-                let tls = tls.clone();
+                let (config, certs) = (config.clone(), certs.clone());
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
-                    let stream =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
+                    let handshake = handshake(stream, config, &certs);
+                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
                     let mut stream = stream;
                     if stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) {
                         tracing::debug!(%peer, "answered a TLS-ALPN-01 validation");
@@ -78,6 +86,39 @@ impl TlsListener {
             acceptor,
         })
     }
+}
+
+/// Reads the ClientHello, then shakes hands with `config`, or, for a
+/// TLS-ALPN-01 validation, with the challenge certificate of its name.
+async fn handshake(
+    stream: TcpStream,
+    config: Arc<ServerConfig>,
+    certs: &Certs,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let start = LazyConfigAcceptor::new(Acceptor::default(), stream).await?;
+    let hello = start.client_hello();
+    let acme = hello
+        .alpn()
+        .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
+    if !acme {
+        return start.into_stream(config).await;
+    }
+    let name = hello.server_name().map(str::to_owned);
+    let Some(key) = (match name {
+        Some(name) => certs.alpn_challenge(&name).await,
+        None => None,
+    }) else {
+        return Err(std::io::Error::other(
+            "no TLS-ALPN-01 challenge for this name",
+        ));
+    };
+    let mut answer = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(key)));
+    answer.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
+    start.into_stream(Arc::new(answer)).await
 }
 
 impl Drop for TlsListener {

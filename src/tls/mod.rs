@@ -3,10 +3,12 @@
 //! HTTPS and answers HTTP-01 challenges, and HSTS.
 //!
 //! One [`Certs`] is shared by everything: the rustls resolver reads the
-//! current certificate (and, for ALPN `acme-tls/1`, a TLS-ALPN-01 challenge
-//! certificate) from it; the HTTP listener reads HTTP-01 key authorizations
-//! from it; the loaders in `manual` and `acme` write to it. Swapping the
-//! certificate affects new handshakes only.
+//! current certificate from it; the TLS listener asks it for the TLS-ALPN-01
+//! challenge certificate of a handshake offering ALPN `acme-tls/1`; the HTTP
+//! listener asks it for HTTP-01 key authorizations; the loaders in `manual`
+//! and `acme` write to it. With a shared database, a challenge this node
+//! does not answer itself is looked up in the answers the ordering node
+//! published there. Swapping the certificate affects new handshakes only.
 
 pub mod acme;
 mod certs;
@@ -15,7 +17,7 @@ pub mod manual;
 mod redirect;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -27,6 +29,7 @@ pub use listener::TlsListener;
 pub use redirect::{hsts, redirect_router};
 
 use crate::config::{Config, TlsMode};
+use crate::store::Store;
 use crate::tasks::Tasks;
 
 /// The ALPN protocol of TLS-ALPN-01 validation (RFC 8737).
@@ -64,6 +67,9 @@ pub struct Certs {
     alpn: Mutex<HashMap<String, Arc<CertifiedKey>>>,
     /// HTTP-01 token -> key authorization, while an order is pending.
     tokens: Mutex<HashMap<String, String>>,
+    /// With a shared database: where the answers of another node's order
+    /// are found.
+    shared: OnceLock<acme::storage::Storage>,
 }
 
 impl std::fmt::Debug for Certs {
@@ -95,8 +101,32 @@ impl Certs {
             .insert(token.to_owned(), key_authorization.to_owned());
     }
 
-    pub fn http_challenge(&self, token: &str) -> Option<String> {
-        self.tokens.lock().expect("certs lock").get(token).cloned()
+    /// Answers challenges of orders other nodes make, from `storage`.
+    pub fn share_challenges(&self, storage: acme::storage::Storage) {
+        let _ = self.shared.set(storage);
+    }
+
+    /// The key authorization for an HTTP-01 `token`: this node's own, or
+    /// the one the ordering node published.
+    pub async fn http_challenge(&self, token: &str) -> Option<String> {
+        let own = self.tokens.lock().expect("certs lock").get(token).cloned();
+        match (own, self.shared.get()) {
+            (Some(own), _) => Some(own),
+            (None, Some(shared)) => acme::answers::http01(shared, token).await,
+            (None, None) => None,
+        }
+    }
+
+    /// The TLS-ALPN-01 certificate for `domain`: this node's own, or one
+    /// made from the answer the ordering node published.
+    pub async fn alpn_challenge(&self, domain: &str) -> Option<Arc<CertifiedKey>> {
+        let domain = domain.to_ascii_lowercase();
+        let own = self.alpn.lock().expect("certs lock").get(&domain).cloned();
+        match (own, self.shared.get()) {
+            (Some(own), _) => Some(own),
+            (None, Some(shared)) => acme::answers::tls_alpn01(shared, &domain).await,
+            (None, None) => None,
+        }
     }
 
     /// Forgets every challenge answer (an order has ended).
@@ -113,6 +143,7 @@ impl ResolvesServerCert for Certs {
             .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
         if acme {
             // Only a pending challenge answers; never the real certificate.
+            // (The TLS listener answers these itself; this is the guard.)
             let name = hello.server_name()?.to_ascii_lowercase();
             return self.alpn.lock().expect("certs lock").get(&name).cloned();
         }
@@ -156,8 +187,9 @@ impl Tls {
     /// Manual mode fails when the files cannot be loaded. ACME mode starts
     /// with the stored certificate when there is one; without it, handshakes
     /// fail until the first order succeeds.
-    pub fn start(
+    pub async fn start(
         config: &Config,
+        store: &Store,
         status: &Arc<TlsStatus>,
         tasks: &mut Tasks,
     ) -> Result<Tls, TlsError> {
@@ -170,7 +202,7 @@ impl Tls {
             TlsMode::Off => return Err(TlsError::Invalid("tls.mode is off".into())),
             TlsMode::Manual => manual::start(&config.tls, status, &certs, tasks)?,
             TlsMode::Acme => {
-                acme::start(config, status, &certs, tasks)?;
+                acme::start(config, store, status, &certs, tasks).await?;
                 alpn.push(ACME_TLS_ALPN.to_vec());
             }
         }

@@ -42,7 +42,7 @@ pub fn redirect_router(certs: Arc<Certs>, https_port: u16) -> Router {
 }
 
 async fn challenge(State(r): State<Redirect>, Path(token): Path<String>) -> Response {
-    match r.certs.http_challenge(&token) {
+    match r.certs.http_challenge(&token).await {
         Some(key_authorization) => (
             [(CONTENT_TYPE, "application/octet-stream")],
             key_authorization,

@@ -1,5 +1,6 @@
 //! `mychat migrate --from-redb`: an appliance's embedded database moves
-//! into PostgreSQL with its signing keys; the copy is verified table by
+//! into PostgreSQL with its signing keys and its ACME account and
+//! certificate; the copy is verified table by
 //! table, running it again finishes (or repeats) it harmlessly, and a
 //! database that holds something else is refused.
 
@@ -109,6 +110,20 @@ async fn appliance() -> Appliance {
 async fn an_appliance_moves_into_postgres_and_its_sessions_stay_good() {
     let old = appliance().await;
     let url = postgres::fresh_database().await;
+    // What ACME kept for the appliance; every node will serve it.
+    let acme = mychat::tls::acme::storage::dir(&old.server.data_dir());
+    std::fs::create_dir_all(&acme).unwrap();
+    let documents = [
+        ("account.json", "{\"directory\":\"https://ca.test/dir\"}"),
+        ("certificate.pem", "-----BEGIN PRIVATE KEY-----\n"),
+        (
+            "certificate.json",
+            "{\"directory\":\"https://ca.test/dir\"}",
+        ),
+    ];
+    for (name, text) in documents {
+        std::fs::write(acme.join(name), text).unwrap();
+    }
 
     let out = migrate(&url, &old.server.data_dir());
     assert!(out.status.success(), "{}", text(&out));
@@ -118,8 +133,8 @@ async fn an_appliance_moves_into_postgres_and_its_sessions_stay_good() {
         text(&out)
     );
     assert!(text(&out).contains("messages: 1"), "{}", text(&out));
-    // The attachment, its thumbnail and the picture.
-    assert!(text(&out).contains("and 3 files"), "{}", text(&out));
+    // The attachment, its thumbnail, the picture and ACME's three.
+    assert!(text(&out).contains("and 6 files"), "{}", text(&out));
     // Again: the same entries written again, the counts still match.
     let again = migrate(&url, &old.server.data_dir());
     assert!(again.status.success(), "{}", text(&again));
@@ -157,6 +172,15 @@ async fn an_appliance_moves_into_postgres_and_its_sessions_stay_good() {
         .await
         .unwrap();
     assert_eq!(picture.status(), 200);
+    for (name, text) in documents {
+        let store = node.app_state.store.clone();
+        let key = mychat::tls::acme::storage::blob_key(name);
+        let kept = tokio::task::spawn_blocking(move || store.get_blob(&key))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.as_deref(), Some(text.as_bytes()), "{name}");
+    }
 }
 
 #[tokio::test]

@@ -10,7 +10,15 @@
 //!   to `tls.acme_retry_max_secs`; the current certificate keeps serving,
 //!   and each retry starts with the next challenge type.
 //! - Only the configured names are ever ordered, all in one certificate.
+//! - With a shared database (several nodes), account, certificate and the
+//!   challenge answers of an order in flight live in the database, and
+//!   only the node that runs the background jobs ([`Store::leads`]) orders
+//!   and renews. Every other node serves the stored certificate and looks
+//!   for the renewed one once it is due; a node that takes the lead finds
+//!   the account and certificate there, and orders again what a node that
+//!   died left unfinished.
 
+pub(crate) mod answers;
 mod order;
 pub mod storage;
 
@@ -24,6 +32,7 @@ use rustls::pki_types::pem::PemObject;
 use super::certs::{CertInfo, certified_key, key_info, unix_to_rfc3339};
 use super::{Certs, TlsError, TlsStatus, provider};
 use crate::config::{AcmeChallenge, Config, TlsConfig};
+use crate::store::Store;
 use crate::tasks::{Stop, Tasks};
 use storage::{Storage, StoredAccount};
 
@@ -41,18 +50,27 @@ pub enum AcmeError {
 /// suspended machines).
 const RECHECK: Duration = Duration::from_secs(600);
 
+/// How often a node that does not order looks for a certificate while it
+/// has none fitting to serve (a new cluster, changed domains).
+const UNSERVED: Duration = Duration::from_secs(5);
+
 /// Serves the stored certificate when it fits, and starts the manager.
-pub fn start(
+pub async fn start(
     config: &Config,
+    store: &Store,
     status: &Arc<TlsStatus>,
     certs: &Arc<Certs>,
     tasks: &mut Tasks,
 ) -> Result<(), TlsError> {
     let settings = config.tls.clone();
-    let storage = Storage::open(storage::dir(&config.data_dir))?;
+    let storage = Storage::open(&config.data_dir, store)?;
+    if storage.is_shared() {
+        // Whichever node the CA reaches answers the challenges.
+        certs.share_challenges(storage.clone());
+    }
     let client = Arc::new(client_config(&settings.acme_ca_file)?);
     let mut current = None;
-    match storage.load_certificate() {
+    match storage.load_certificate().await {
         Ok(Some(stored)) => {
             let names = &stored.info.names;
             if stored.info.covers(&settings.domains) {
@@ -74,12 +92,13 @@ pub fn start(
             certs.set_current(stored.key.clone());
             current = Some(stored);
         }
-        Ok(None) => tracing::info!(names = ?settings.domains, "no certificate yet; ordering one"),
+        Ok(None) => tracing::info!(names = ?settings.domains, "no certificate yet"),
         Err(e) => {
             tracing::warn!(error = %e, "the stored certificate is unusable; ordering a new one")
         }
     }
     let manager = Manager {
+        store: store.clone(),
         status: status.clone(),
         certs: certs.clone(),
         settings,
@@ -95,6 +114,9 @@ pub fn start(
 }
 
 struct Manager {
+    /// Whether this node orders: with a shared database, only the node
+    /// that runs the background jobs does.
+    store: Store,
     status: Arc<TlsStatus>,
     certs: Arc<Certs>,
     settings: TlsConfig,
@@ -126,6 +148,17 @@ impl Manager {
     async fn run(mut self, mut stop: Stop) {
         let mut logged = None;
         loop {
+            if self.storage.is_shared() {
+                // What another node ordered (or this one, while it led).
+                self.adopt_shared().await;
+                if !self.store.leads() {
+                    self.failures = 0;
+                    if !stop.sleep(self.follower_wait()).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
             let at = match self.plan().await {
                 Plan::Now(reason) => {
                     tracing::info!(reason, names = ?self.settings.domains, "ordering a certificate");
@@ -173,6 +206,61 @@ impl Manager {
                     }
                 }
             }
+        }
+    }
+
+    /// Serves the certificate in the shared database when it is not the
+    /// one served now.
+    async fn adopt_shared(&mut self) {
+        let stored = match self.storage.load_certificate().await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared certificate could not be read");
+                return;
+            }
+        };
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.info.serial == stored.info.serial)
+        {
+            return;
+        }
+        tracing::info!(
+            names = ?stored.info.names,
+            serial = %stored.info.serial,
+            not_after = %unix_to_rfc3339(stored.info.not_after),
+            "serving the certificate from the shared database"
+        );
+        self.status
+            .set_expiry(&stored.info.names, stored.info.not_after);
+        self.certs.set_current(stored.key.clone());
+        self.current = Some(stored);
+        self.ari = None;
+    }
+
+    /// How long a node that does not order waits before it looks at the
+    /// shared certificate again: until the certificate is due for renewal
+    /// (the ordering node renews it then), and from then on every
+    /// `acme_retry_min_secs` until the renewed one is there; every few
+    /// seconds while it has nothing fitting to serve.
+    fn follower_wait(&self) -> Duration {
+        let retry = Duration::from_secs(self.settings.acme_retry_min_secs);
+        let fits = self.current.as_ref().filter(|c| {
+            c.info.covers(&self.settings.domains)
+                && c.directory
+                    .as_ref()
+                    .is_none_or(|d| *d == self.settings.acme_directory)
+        });
+        let Some(current) = fits else {
+            return retry.min(UNSERVED);
+        };
+        let left = current.info.renewal_due() - now();
+        if left > 0 {
+            Duration::from_secs(left as u64).min(RECHECK)
+        } else {
+            retry
         }
     }
 
@@ -285,6 +373,7 @@ impl Manager {
             &challenges,
             replaces,
             &self.certs,
+            &self.storage,
         )
         .await?;
         let key = certified_key(issued.chain_pem.as_bytes(), issued.key_pem.as_bytes())?;
@@ -295,11 +384,13 @@ impl Manager {
                 info.names, self.settings.domains
             )));
         }
-        self.storage.save_certificate(
-            &issued.key_pem,
-            &issued.chain_pem,
-            &self.settings.acme_directory,
-        )?;
+        self.storage
+            .save_certificate(
+                &issued.key_pem,
+                &issued.chain_pem,
+                &self.settings.acme_directory,
+            )
+            .await?;
         self.certs.set_current(key.clone());
         self.status
             .set_expiry(&self.settings.domains, info.not_after);
@@ -320,7 +411,7 @@ impl Manager {
         }
         let directory = self.settings.acme_directory.clone();
         let email = self.settings.email.clone();
-        let stored = self.storage.load_account()?;
+        let stored = self.storage.load_account().await?;
         let account = match stored {
             Some(stored) if stored.directory == directory => {
                 let credentials: AccountCredentials =
@@ -338,10 +429,12 @@ impl Manager {
                         vec![&contact]
                     };
                     account.update_contacts(&contacts).await?;
-                    self.storage.save_account(&StoredAccount {
-                        email: email.clone(),
-                        ..stored
-                    })?;
+                    self.storage
+                        .save_account(&StoredAccount {
+                            email: email.clone(),
+                            ..stored
+                        })
+                        .await?;
                     tracing::info!(account = account.id(), "ACME account contact updated");
                 }
                 account
@@ -368,12 +461,14 @@ impl Manager {
                     )
                     .await
                     .map_err(|e| AcmeError::Order(format!("ACME directory {directory}: {e}")))?;
-                self.storage.save_account(&StoredAccount {
-                    directory,
-                    email,
-                    credentials: serde_json::to_value(&credentials)
-                        .map_err(|e| AcmeError::Order(format!("account: {e}")))?,
-                })?;
+                self.storage
+                    .save_account(&StoredAccount {
+                        directory,
+                        email,
+                        credentials: serde_json::to_value(&credentials)
+                            .map_err(|e| AcmeError::Order(format!("account: {e}")))?,
+                    })
+                    .await?;
                 tracing::info!(account = account.id(), "ACME account created");
                 account
             }

@@ -1,6 +1,7 @@
 //! One certificate order: answer each authorization's challenge (HTTP-01
-//! through the HTTP listener, TLS-ALPN-01 through the TLS listener), wait for
-//! the CA, finalize with a fresh key, download the chain.
+//! through the HTTP listener, TLS-ALPN-01 through the TLS listener, on this
+//! node and, with a shared database, on every node), wait for the CA,
+//! finalize with a fresh key, download the chain.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::sign::CertifiedKey;
 
 use super::AcmeError;
+use super::storage::{Pending, Storage};
 use crate::config::AcmeChallenge;
 use crate::tls::{Certs, provider};
 
@@ -33,6 +35,7 @@ pub async fn run(
     challenges: &[AcmeChallenge],
     replaces: Option<CertificateIdentifier<'_>>,
     certs: &Certs,
+    storage: &Storage,
 ) -> Result<Issued, AcmeError> {
     let identifiers: Vec<Identifier> = domains.iter().cloned().map(Identifier::Dns).collect();
     let mut new_order = NewOrder::new(&identifiers);
@@ -41,9 +44,13 @@ pub async fn run(
     }
     let mut order = account.new_order(&new_order).await?;
     tracing::info!(order = order.url(), names = ?domains, "ACME order created");
-    let result = solve(&mut order, domains, challenges, certs).await;
+    let result = solve(&mut order, domains, challenges, certs, storage).await;
     // Answers are only ever given for the order in flight.
     certs.clear_challenges();
+    if let Err(e) = storage.clear_pending().await {
+        // The next order replaces them.
+        tracing::warn!(error = %e, "the shared challenge answers were not cleared");
+    }
     result?;
     let key_pem = order.finalize().await?;
     let chain_pem = order
@@ -57,7 +64,9 @@ async fn solve(
     domains: &[String],
     challenges: &[AcmeChallenge],
     certs: &Certs,
+    storage: &Storage,
 ) -> Result<(), AcmeError> {
+    let mut pending = Pending::default();
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
         let mut authz = authz?;
@@ -94,12 +103,21 @@ async fn solve(
         match kind {
             AcmeChallenge::Http01 => {
                 certs.add_http_challenge(&challenge.token, key_authorization.as_str());
+                pending.http01.insert(
+                    challenge.token.clone(),
+                    key_authorization.as_str().to_owned(),
+                );
             }
             AcmeChallenge::TlsAlpn01 => {
-                let cert = alpn_certificate(&domain, key_authorization.digest().as_ref())?;
-                certs.add_alpn_challenge(&domain, cert);
+                let digest = key_authorization.digest();
+                certs.add_alpn_challenge(&domain, alpn_certificate(&domain, digest.as_ref())?);
+                pending
+                    .tls_alpn01
+                    .insert(domain.clone(), hex::encode(digest.as_ref()));
             }
         }
+        // Before the CA is told to validate: it may reach any node.
+        storage.save_pending(&pending).await?;
         tracing::info!(%domain, challenge = ?kind, "answering ACME challenge");
         challenge.set_ready().await?;
     }
@@ -150,7 +168,10 @@ fn acme_type(challenge: AcmeChallenge) -> ChallengeType {
 /// The self-signed certificate that answers TLS-ALPN-01 (RFC 8737): the
 /// domain as its only name and the key authorization's digest in the
 /// acmeIdentifier extension.
-fn alpn_certificate(domain: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>, AcmeError> {
+pub(crate) fn alpn_certificate(
+    domain: &str,
+    digest: &[u8],
+) -> Result<Arc<CertifiedKey>, AcmeError> {
     let rcgen = |e: rcgen::Error| AcmeError::Order(format!("challenge certificate: {e}"));
     let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()]).map_err(rcgen)?;
     params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];

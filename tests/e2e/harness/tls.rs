@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -196,6 +197,14 @@ impl Pebble {
         log.lines().filter(|l| l.contains("Added order")).count()
     }
 
+    /// Accounts Pebble has created so far (from its log).
+    pub fn accounts(&self) -> usize {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("accounts in memory"))
+            .count()
+    }
+
     /// Pebble's log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -330,6 +339,7 @@ impl Drop for FlakyCa {
 pub struct TlsServer {
     pub config: Config,
     pub dir: Arc<tempfile::TempDir>,
+    pub state: mychat::AppState,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -343,6 +353,7 @@ impl TlsServer {
             .await
             .expect("bind https");
         let app = App::build(config.clone()).await.expect("app builds");
+        let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.serve_tls(TlsListeners { http, https }, async {
             let _ = stopped.await;
@@ -350,6 +361,7 @@ impl TlsServer {
         TlsServer {
             config,
             dir,
+            state,
             stop: Some(stop),
             handle: Some(handle),
         }
@@ -379,6 +391,112 @@ impl TlsServer {
         }
         if let Some(handle) = self.handle.take() {
             handle.await.expect("server task").expect("server ran");
+        }
+    }
+}
+
+/// Stands where Pebble validates (its HTTP-01 and TLS-ALPN-01 ports) in
+/// front of several nodes, as a load balancer does, and passes each
+/// connection on to a node that does not run the jobs (so does not order)
+/// while there is one, else to the first node. A connection waits until
+/// every node it was told of has been added.
+pub struct Balancer {
+    pool: watch::Sender<Pool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct Pool {
+    /// Nodes still to come before connections are passed on.
+    expected: usize,
+    nodes: Vec<Backend>,
+}
+
+struct Backend {
+    http: SocketAddr,
+    https: SocketAddr,
+    store: mychat::store::Store,
+    passed: Arc<AtomicUsize>,
+}
+
+impl Balancer {
+    /// A balancer for `nodes` nodes, added with [`Balancer::add`].
+    pub async fn start(pebble: &Pebble, nodes: usize) -> Balancer {
+        let (pool, _) = watch::channel(Pool {
+            expected: nodes,
+            nodes: Vec::new(),
+        });
+        let mut tasks = Vec::new();
+        for (port, tls) in [(pebble.http_port, false), (pebble.tls_port, true)] {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("bind where Pebble validates");
+            let mut watching = pool.subscribe();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let Ok(pool) = watching.wait_for(|p| p.nodes.len() >= p.expected).await else {
+                        return;
+                    };
+                    let target = pool
+                        .nodes
+                        .iter()
+                        .find(|n| !n.store.leads())
+                        .or(pool.nodes.first())
+                        .map(|n| {
+                            n.passed.fetch_add(1, Ordering::SeqCst);
+                            if tls { n.https } else { n.http }
+                        });
+                    drop(pool);
+                    let Some(target) = target else { continue };
+                    tokio::spawn(async move {
+                        if let Ok(mut node) = tokio::net::TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut node).await;
+                        }
+                    });
+                }
+            }));
+        }
+        Balancer { pool, tasks }
+    }
+
+    pub fn add(&self, node: &TlsServer) {
+        self.pool.send_modify(|p| {
+            p.nodes.push(Backend {
+                http: node.http_addr(),
+                https: node.https_addr(),
+                store: node.state.store.clone(),
+                passed: Arc::default(),
+            })
+        });
+    }
+
+    /// Stops passing connections to `node` (and lets go of its store).
+    pub fn remove(&self, node: &TlsServer) {
+        let https = node.https_addr();
+        self.pool.send_modify(|p| {
+            p.nodes.retain(|n| n.https != https);
+            p.expected = p.expected.saturating_sub(1);
+        });
+    }
+
+    /// Validation connections passed to `node` so far.
+    pub fn passed_to(&self, node: &TlsServer) -> usize {
+        let https = node.https_addr();
+        self.pool
+            .borrow()
+            .nodes
+            .iter()
+            .find(|n| n.https == https)
+            .map_or(0, |n| n.passed.load(Ordering::SeqCst))
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }

@@ -1,7 +1,10 @@
 //! HTTPS by itself: certificates from Pebble over real HTTP-01 and
 //! TLS-ALPN-01 validation, reuse after a restart, renewal, retries with
 //! backoff against a failing CA, certificates from files reloaded on change
-//! (on SIGHUP: `exe/tls.rs`), redirects from HTTP, HSTS.
+//! (on SIGHUP: `exe/tls.rs`), redirects from HTTP, HSTS; and ACME shared
+//! by several nodes over PostgreSQL (`cluster`).
+
+mod cluster;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
