@@ -45,8 +45,9 @@ pub const LAYOUT: i32 = 2;
 /// Most idle reading connections kept for reuse.
 const IDLE_READERS: usize = 8;
 
-/// Times a batch is run again after losing a serialization race.
-const RETRIES: u32 = 100;
+/// How long a batch keeps being run again after losing serialization
+/// races before its writes are refused.
+const RETRY_FOR: Duration = Duration::from_secs(5);
 
 /// Key of the advisory lock held while the schema is created or migrated.
 const MIGRATE_LOCK: i64 = 0x6d79_6368_6174_0001;
@@ -428,7 +429,10 @@ impl Pg {
     /// again when it lost a race with another node.
     pub fn write(&self, body: Body<'_>) -> Result<bool> {
         let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        for attempt in 0..RETRIES {
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        while attempt == 0 || started.elapsed() < RETRY_FOR {
+            attempt += 1;
             if slot.is_none() {
                 *slot = Some(
                     self.connect()
@@ -489,8 +493,11 @@ impl Pg {
             if let Some(result) = outcome {
                 return result;
             }
-            // Lost a race: a moment's pause, longer each time, then again.
-            std::thread::sleep(Duration::from_micros(200 * u64::from(attempt.min(20) + 1)));
+            // Lost a race: a pause of random length, up to twice as long
+            // each time (at most 50 ms), so nodes that collided do not
+            // collide again in step.
+            let ceiling = 200u64 << attempt.min(8);
+            std::thread::sleep(Duration::from_micros(rand::random_range(0..=ceiling)));
         }
         Err(Error::CommitFailed(
             "the transaction kept losing serialization races".into(),
