@@ -112,64 +112,73 @@ struct AgentSocket {
     last_typing: HashMap<ThreadId, Instant>,
 }
 
-async fn run(state: AppState, mut socket: WebSocket, caller: Option<(Caller, i64)>) {
-    let (caller, expires_at) = match caller {
-        Some(c) => c,
-        None => match authenticate(&state, &mut socket).await {
+/// The socket's task: an `async` block that stores the socket once (an
+/// `async fn` keeps each argument twice in its future).
+#[allow(clippy::manual_async_fn)]
+fn run(
+    state: AppState,
+    mut socket: WebSocket,
+    caller: Option<(Caller, i64)>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let (caller, expires_at) = match caller {
             Some(c) => c,
-            None => return,
-        },
-    };
-    let mut conn = state.hub.connect();
-    let access = conn.set_access(caller.access());
-    conn.subscribe(Topic::Agent(caller.id()));
-    conn.subscribe(Topic::Org(caller.org()));
-    // A revocation or access change committed before the subscription
-    // would otherwise be missed.
-    let Ok(caller) = agent_from_token_again(&state, &caller) else {
-        rt::close(&mut socket, rt::CLOSE_REVOKED, "session revoked").await;
-        return;
-    };
-    *access.write().expect("access lock") = caller.access();
-    // The socket lives as long as its access token: then the client
-    // refreshes, reconnects and resumes.
-    let closer = conn.closer();
-    let left = expires_at - chrono::Utc::now().timestamp();
-    let expiry = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(left.max(0) as u64)).await;
-        closer.close(rt::CLOSE_REVOKED, "access token expired");
-    });
-    state.hub.set_away(caller.id(), caller.agent.away);
-    let first_socket = state.hub.agent_online(caller.org(), caller.id());
-    if first_socket {
-        state
-            .store
-            .share_presence(caller.org().0, caller.id().0, true);
-    }
-    let mut me = AgentSocket {
-        state: state.clone(),
-        caller,
-        access,
-        spaces: Vec::new(),
-        log: SentLog::default(),
-        last_typing: HashMap::new(),
-    };
-    let ready = frame(
-        "ready",
-        json!({ "agent": me.caller.agent.view(true), "agentsOnline": presence::list(&state, me.caller.org()) }),
-    );
-    if first_socket {
-        presence::announce(&state, me.caller.org());
-    }
-    if rt::send_text(&mut socket, &ready).await {
-        driver::drive(&mut socket, &mut conn, &mut me).await;
-    }
-    expiry.abort();
-    if state.hub.agent_offline(me.caller.org(), me.caller.id()) {
-        state
-            .store
-            .share_presence(me.caller.org().0, me.caller.id().0, false);
-        presence::announce(&state, me.caller.org());
+            None => match authenticate(&state, &mut socket).await {
+                Some(c) => c,
+                None => return,
+            },
+        };
+        let mut conn = state.hub.connect();
+        let access = conn.set_access(caller.access());
+        conn.subscribe(Topic::Agent(caller.id()));
+        conn.subscribe(Topic::Org(caller.org()));
+        // A revocation or access change committed before the subscription
+        // would otherwise be missed.
+        let Ok(caller) = agent_from_token_again(&state, &caller) else {
+            rt::close(&mut socket, rt::CLOSE_REVOKED, "session revoked").await;
+            return;
+        };
+        *access.write().expect("access lock") = caller.access();
+        // The socket lives as long as its access token: then the client
+        // refreshes, reconnects and resumes.
+        let closer = conn.closer();
+        let left = expires_at - chrono::Utc::now().timestamp();
+        let expiry = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(left.max(0) as u64)).await;
+            closer.close(rt::CLOSE_REVOKED, "access token expired");
+        });
+        state.hub.set_away(caller.id(), caller.agent.away);
+        let first_socket = state.hub.agent_online(caller.org(), caller.id());
+        if first_socket {
+            state
+                .store
+                .share_presence(caller.org().0, caller.id().0, true);
+        }
+        let mut me = AgentSocket {
+            state: state.clone(),
+            caller,
+            access,
+            spaces: Vec::new(),
+            log: SentLog::default(),
+            last_typing: HashMap::new(),
+        };
+        let ready = frame(
+            "ready",
+            json!({ "agent": me.caller.agent.view(true), "agentsOnline": presence::list(&state, me.caller.org()) }),
+        );
+        if first_socket {
+            presence::announce(&state, me.caller.org());
+        }
+        if rt::send_text(&mut socket, &ready).await {
+            driver::drive(&mut socket, &mut conn, &mut me).await;
+        }
+        expiry.abort();
+        if state.hub.agent_offline(me.caller.org(), me.caller.id()) {
+            state
+                .store
+                .share_presence(me.caller.org().0, me.caller.id().0, false);
+            presence::announce(&state, me.caller.org());
+        }
     }
 }
 

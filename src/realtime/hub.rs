@@ -10,6 +10,7 @@
 //! most sockets are idle most of the time, and an idle one should cost
 //! little more than its kernel socket.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -196,7 +197,60 @@ impl Subscriber {
 
 #[derive(Default)]
 struct Topics {
-    map: HashMap<Topic, HashMap<u64, Subscriber>>,
+    map: HashMap<Topic, Subscribers>,
+}
+
+/// The subscribers of one topic, by connection id. Most topics have one
+/// (a visitor's own topic, one tab open): it is kept in place, without a
+/// table of its own, since every idle socket pays for it.
+enum Subscribers {
+    One(u64, Subscriber),
+    Many(HashMap<u64, Subscriber>),
+}
+
+impl Subscribers {
+    fn values(&self) -> impl Iterator<Item = &Subscriber> {
+        let (one, many) = match self {
+            Subscribers::One(_, sub) => (Some(sub), None),
+            Subscribers::Many(subs) => (None, Some(subs.values())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Subscribers::One(..) => 1,
+            Subscribers::Many(subs) => subs.len(),
+        }
+    }
+
+    fn insert(&mut self, id: u64, sub: Subscriber) {
+        match self {
+            Subscribers::Many(subs) => {
+                subs.insert(id, sub);
+            }
+            Subscribers::One(first, _) if *first == id => *self = Subscribers::One(id, sub),
+            Subscribers::One(..) => {
+                let Subscribers::One(first, first_sub) =
+                    std::mem::replace(self, Subscribers::Many(HashMap::new()))
+                else {
+                    unreachable!("matched above");
+                };
+                *self = Subscribers::Many(HashMap::from([(first, first_sub), (id, sub)]));
+            }
+        }
+    }
+
+    /// Removes connection `id`; true when the topic has no subscriber left.
+    fn remove(&mut self, id: u64) -> bool {
+        match self {
+            Subscribers::One(first, _) => *first == id,
+            Subscribers::Many(subs) => {
+                subs.remove(&id);
+                subs.is_empty()
+            }
+        }
+    }
 }
 
 pub struct Hub {
@@ -323,13 +377,13 @@ impl Hub {
     /// Subscriptions across all topics (each connection counts once per topic).
     pub fn subscriber_count(&self) -> usize {
         let topics = self.topics.lock().expect("hub lock");
-        topics.map.values().map(HashMap::len).sum()
+        topics.map.values().map(Subscribers::len).sum()
     }
 
     /// Whether anyone listens on `topic` now (a visitor on the site).
     pub fn has_subscribers(&self, topic: Topic) -> bool {
         let topics = self.topics.lock().expect("hub lock");
-        topics.map.get(&topic).is_some_and(|s| !s.is_empty())
+        topics.map.contains_key(&topic)
     }
 
     /// Live connections.
@@ -486,7 +540,7 @@ impl Hub {
             .map
             .get(&Topic::Agent(agent))
             .into_iter()
-            .flat_map(HashMap::values)
+            .flat_map(Subscribers::values)
         {
             if let Some(shared) = &sub.access {
                 *shared.write().expect("access lock") = access.clone();
@@ -523,7 +577,12 @@ impl Connection {
         if let Some(&(code, reason)) = self.hub.closing_with.get() {
             sub.close(code, reason);
         }
-        topics.map.entry(topic).or_default().insert(self.id, sub);
+        match topics.map.entry(topic) {
+            Entry::Occupied(mut subs) => subs.get_mut().insert(self.id, sub),
+            Entry::Vacant(place) => {
+                place.insert(Subscribers::One(self.id, sub));
+            }
+        }
         drop(topics);
         self.topics.push(topic);
     }
@@ -560,11 +619,10 @@ impl Connection {
     pub fn unsubscribe(&mut self, topic: Topic) {
         self.topics.retain(|t| *t != topic);
         let mut topics = self.hub.topics.lock().expect("hub lock");
-        if let Some(subs) = topics.map.get_mut(&topic) {
-            subs.remove(&self.id);
-            if subs.is_empty() {
-                topics.map.remove(&topic);
-            }
+        if let Some(subs) = topics.map.get_mut(&topic)
+            && subs.remove(self.id)
+        {
+            topics.map.remove(&topic);
         }
     }
 
@@ -587,11 +645,10 @@ impl Drop for Connection {
     fn drop(&mut self) {
         for topic in std::mem::take(&mut self.topics) {
             let mut topics = self.hub.topics.lock().expect("hub lock");
-            if let Some(subs) = topics.map.get_mut(&topic) {
-                subs.remove(&self.id);
-                if subs.is_empty() {
-                    topics.map.remove(&topic);
-                }
+            if let Some(subs) = topics.map.get_mut(&topic)
+                && subs.remove(self.id)
+            {
+                topics.map.remove(&topic);
             }
         }
         self.hub.connections.fetch_sub(1, Ordering::SeqCst);
@@ -671,6 +728,41 @@ mod tests {
         hub.update_access(seller_id, &access(vec![sales, support]));
         hub.publish(space, about(&thread));
         assert!(seller.try_next().is_some());
+    }
+
+    #[test]
+    fn a_topic_goes_from_one_subscriber_to_many_and_back() {
+        let hub = Hub::new();
+        let topic = Topic::Visitor(VisitorId::new());
+        let mut first = hub.connect();
+        first.subscribe(topic);
+        first.subscribe(topic);
+        hub.publish(topic, Delivery::frame("one".into()));
+        assert!(first.try_next().is_some());
+        assert!(first.try_next().is_none(), "subscribed once");
+        let mut second = hub.connect();
+        second.subscribe(topic);
+        let mut third = hub.connect();
+        third.subscribe(topic);
+        assert_eq!(hub.subscriber_count(), 3);
+        hub.publish(topic, Delivery::frame("all".into()));
+        for conn in [&first, &second, &third] {
+            assert!(conn.try_next().is_some());
+        }
+        first.unsubscribe(topic);
+        drop(third);
+        hub.publish(topic, Delivery::frame("second".into()));
+        assert!(first.try_next().is_none());
+        assert!(second.try_next().is_some());
+        assert!(hub.has_subscribers(topic));
+        second.unsubscribe(topic);
+        assert!(!hub.has_subscribers(topic));
+        assert!(hub.topics.lock().unwrap().map.is_empty());
+        // A lone subscriber again, after the topic emptied.
+        first.subscribe(topic);
+        hub.publish(topic, Delivery::frame("again".into()));
+        assert!(first.try_next().is_some());
+        assert!(second.try_next().is_none());
     }
 
     #[tokio::test]

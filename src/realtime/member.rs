@@ -121,61 +121,66 @@ struct MemberSocket {
     last_typing: HashMap<ThreadId, Instant>,
 }
 
-async fn run(
+/// The socket's task: an `async` block that stores the socket once (an
+/// `async fn` keeps each argument twice in its future).
+#[allow(clippy::manual_async_fn)]
+fn run(
     state: AppState,
     mut socket: WebSocket,
     who: Option<MemberCtx>,
     origin: Option<String>,
-) {
-    let who = match who {
-        Some(w) => w,
-        None => match authenticate(&state, &mut socket, origin.as_deref()).await {
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let who = match who {
             Some(w) => w,
-            None => return,
-        },
-    };
-    let mut conn = state.hub.connect();
-    // Subscribed before anything is read, so nothing falls in the gap.
-    conn.subscribe(Topic::Member(who.member.id));
-    conn.subscribe(Topic::Members(who.member.organization_id));
-    conn.subscribe(Topic::SigningKey(who.key_id));
-    // A key deleted before the subscription would otherwise be missed.
-    let key_live = state
-        .store
-        .read()
-        .and_then(|r| r.signing_key(who.key_id))
-        .is_ok_and(|k| k.is_some());
-    if !key_live {
-        rt::close(&mut socket, rt::CLOSE_REVOKED, "signing key deleted").await;
-        return;
+            None => match authenticate(&state, &mut socket, origin.as_deref()).await {
+                Some(w) => w,
+                None => return,
+            },
+        };
+        let mut conn = state.hub.connect();
+        // Subscribed before anything is read, so nothing falls in the gap.
+        conn.subscribe(Topic::Member(who.member.id));
+        conn.subscribe(Topic::Members(who.member.organization_id));
+        conn.subscribe(Topic::SigningKey(who.key_id));
+        // A key deleted before the subscription would otherwise be missed.
+        let key_live = state
+            .store
+            .read()
+            .and_then(|r| r.signing_key(who.key_id))
+            .is_ok_and(|k| k.is_some());
+        if !key_live {
+            rt::close(&mut socket, rt::CLOSE_REVOKED, "signing key deleted").await;
+            return;
+        }
+        let closer = conn.closer();
+        let left = who.expires_at - chrono::Utc::now().timestamp();
+        let expiry = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(left.max(0) as u64)).await;
+            closer.close(rt::CLOSE_REVOKED, "member token expired");
+        });
+        let spaces = state
+            .store
+            .read()
+            .and_then(|r| r.spaces_of_org(who.member.organization_id))
+            .map(|s| s.into_iter().map(|s| s.id).collect())
+            .unwrap_or_default();
+        let mut me = MemberSocket {
+            state: state.clone(),
+            who,
+            spaces,
+            log: SentLog::default(),
+            last_typing: HashMap::new(),
+        };
+        let ready = frame(
+            "ready",
+            json!({ "member": Participant::from(&me.who.member), "memberId": me.who.member.id }),
+        );
+        if rt::send_text(&mut socket, &ready).await {
+            driver::drive(&mut socket, &mut conn, &mut me).await;
+        }
+        expiry.abort();
     }
-    let closer = conn.closer();
-    let left = who.expires_at - chrono::Utc::now().timestamp();
-    let expiry = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(left.max(0) as u64)).await;
-        closer.close(rt::CLOSE_REVOKED, "member token expired");
-    });
-    let spaces = state
-        .store
-        .read()
-        .and_then(|r| r.spaces_of_org(who.member.organization_id))
-        .map(|s| s.into_iter().map(|s| s.id).collect())
-        .unwrap_or_default();
-    let mut me = MemberSocket {
-        state: state.clone(),
-        who,
-        spaces,
-        log: SentLog::default(),
-        last_typing: HashMap::new(),
-    };
-    let ready = frame(
-        "ready",
-        json!({ "member": Participant::from(&me.who.member), "memberId": me.who.member.id }),
-    );
-    if rt::send_text(&mut socket, &ready).await {
-        driver::drive(&mut socket, &mut conn, &mut me).await;
-    }
-    expiry.abort();
 }
 
 impl Session for MemberSocket {

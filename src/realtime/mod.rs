@@ -53,14 +53,17 @@ pub fn routes() -> Router<AppState> {
 
 const SOCKET: MethodFilter = MethodFilter::GET.or(MethodFilter::CONNECT);
 
+/// Bytes of a socket's read buffer, resident on every socket.
+pub const READ_BUFFER: usize = 256;
+
 /// Buffers sized for many mostly idle sockets: the library's defaults
 /// reserve 128 KiB per connection. The read buffer is allocated and
 /// zero-filled up front, so it is resident on every socket; client frames
-/// are small, and a larger one still arrives whole (the buffer grows to
-/// the frame's length, 1 KiB per read). 4 KiB here cost 3 KiB per socket
-/// of a ~12 KiB total (docs/BENCHMARKS.md, WebSockets).
+/// are small (a ping, typing, a page view), and a larger one still
+/// arrives whole: the buffer grows to the frame's length, read
+/// [`READ_BUFFER`] bytes per system call (docs/BENCHMARKS.md, WebSockets).
 pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.read_buffer_size(1024)
+    ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(protocol::MAX_FRAME)

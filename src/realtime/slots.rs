@@ -10,6 +10,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt;
+
 use crate::error::{AppError, AppResult};
 use crate::ids::VisitorId;
 
@@ -140,11 +142,15 @@ impl Slot {
         Ok(())
     }
 
-    /// Runs a socket's task, holding the slot until it ends.
-    pub async fn hold<F: Future>(self, socket: F) -> F::Output {
-        let out = socket.await;
-        drop(self);
-        out
+    /// Runs a socket's task, holding the slot until it ends (or is
+    /// dropped). A combinator rather than an `async fn`: an `async fn`
+    /// would keep `socket` twice in every socket's task, once as its
+    /// argument and once as what it awaits.
+    pub fn hold<F: Future>(self, socket: F) -> impl Future<Output = F::Output> {
+        socket.map(move |out| {
+            drop(self);
+            out
+        })
     }
 }
 

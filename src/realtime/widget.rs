@@ -58,6 +58,9 @@ pub async fn upgrade(
     slot.for_visitor(auth.visitor.id)?;
     let ws = ws.map_err(|e| AppError::validation(e.body_text()))?;
     let visitor = auth.visitor.id;
+    // Boxed: the record is needed once, for `hello`, and whatever the
+    // callback captures stays in the socket's task for its whole life.
+    let space = Box::new(space);
     Ok(rt::configure(ws).on_upgrade(move |socket| slot.hold(run(state, socket, visitor, space))))
 }
 
@@ -74,17 +77,28 @@ struct WidgetSocket {
     last_typing: Option<Instant>,
 }
 
-async fn run(state: AppState, mut socket: WebSocket, visitor: VisitorId, space: ChatSpace) {
-    let mut conn = state.hub.connect();
-    // Subscribed before anything is read, so nothing falls in the gap.
-    conn.subscribe(Topic::Visitor(visitor));
-    conn.subscribe(Topic::SpaceWidgets(space.id));
-    let Some(mut me) = open(&state, &mut socket, visitor, space).await else {
-        return;
-    };
-    me.presence(true, None, None);
-    driver::drive(&mut socket, &mut conn, &mut me).await;
-    me.presence(false, None, None);
+/// The socket's task. An `async` block rather than an `async fn`: an
+/// `async fn` keeps each argument twice in its future (as the argument and
+/// as the local it becomes), and the socket is the largest thing here.
+#[allow(clippy::manual_async_fn)]
+fn run(
+    state: AppState,
+    mut socket: WebSocket,
+    visitor: VisitorId,
+    space: Box<ChatSpace>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let mut conn = state.hub.connect();
+        // Subscribed before anything is read, so nothing falls in the gap.
+        conn.subscribe(Topic::Visitor(visitor));
+        conn.subscribe(Topic::SpaceWidgets(space.id));
+        let Some(mut me) = open(&state, &mut socket, visitor, space).await else {
+            return;
+        };
+        me.presence(true, None, None);
+        driver::drive(&mut socket, &mut conn, &mut me).await;
+        me.presence(false, None, None);
+    }
 }
 
 impl Session for WidgetSocket {
@@ -114,7 +128,7 @@ async fn open(
     state: &AppState,
     socket: &mut WebSocket,
     visitor: VisitorId,
-    space: ChatSpace,
+    space: Box<ChatSpace>,
 ) -> Option<WidgetSocket> {
     // A deletion or key rotation committed before the subscription would
     // otherwise be missed.
