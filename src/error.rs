@@ -179,6 +179,11 @@ impl From<store::Error> for AppError {
             store::Error::CommitFailed(_) => AppError::Unavailable(
                 "the server could not confirm this was saved; try again".into(),
             ),
+            // Nothing was stored: the database was too busy with other
+            // nodes' writes.
+            store::Error::Contended => {
+                AppError::Unavailable("the server is busy; try again".into())
+            }
             other => AppError::Internal(other.to_string()),
         }
     }

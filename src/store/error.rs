@@ -26,6 +26,10 @@ pub enum Error {
     /// and the database is reopened from its last durable commit.
     #[error("commit failed: {0}")]
     CommitFailed(String),
+    /// The write kept losing races with other nodes' commits (PostgreSQL):
+    /// nothing of it was stored.
+    #[error("the transaction kept losing serialization races")]
+    Contended,
 }
 
 /// What a write closure may fail with: the caller's own error type (the
@@ -40,7 +44,7 @@ impl WriteError for Error {
     fn is_storage(&self) -> bool {
         matches!(
             self,
-            Error::Storage(_) | Error::DiskFull | Error::CommitFailed(_)
+            Error::Storage(_) | Error::DiskFull | Error::CommitFailed(_) | Error::Contended
         )
     }
 }

@@ -403,6 +403,13 @@ fn commit_batch(
                 }
                 continue;
             }
+            Err(Error::Contended) if jobs.len() > 1 => {
+                // Other nodes kept winning: each half on its own.
+                tracing::debug!(writes = jobs.len(), "a contended batch is split");
+                let second = jobs.split_off(jobs.len() / 2);
+                commit_batch(db, stats, listener, outbox, jobs);
+                commit_batch(db, stats, listener, outbox, second);
+            }
             Err(error) => {
                 stats.failed_commits.fetch_add(1, Ordering::Relaxed);
                 if matches!(error, Error::DiskFull) {
@@ -440,6 +447,7 @@ fn fail_all(jobs: Vec<Job>, error: &Error) {
         let copy = match error {
             Error::DiskFull => Error::DiskFull,
             Error::CommitFailed(m) => Error::CommitFailed(m.clone()),
+            Error::Contended => Error::Contended,
             other => Error::Storage(other.to_string()),
         };
         let _ = job.reply.send(Outcome::Store(copy));
