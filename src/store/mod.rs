@@ -155,22 +155,23 @@ impl Store {
             // do, and their thread counts move this node's.
             let listener = listener.clone();
             let stats = stats.clone();
-            pg.set_remote(Arc::new(move |payload| {
-                match codec::decode::<writer::Broadcast>(payload) {
-                    Ok(writer::Broadcast { events, threads }) => {
-                        stats.count_threads(threads);
-                        if !events.is_empty()
-                            && let Some(listener) = listener.get()
-                        {
-                            listener(events);
+            let remote: postgres::Remote =
+                Arc::new(
+                    move |payload| match codec::decode::<writer::Broadcast>(payload) {
+                        Ok(writer::Broadcast { events, threads }) => {
+                            stats.count_threads(threads);
+                            if !events.is_empty()
+                                && let Some(listener) = listener.get()
+                            {
+                                listener(events);
+                            }
                         }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "another node's events could not be read")
-                    }
-                }
-            }));
-            pg.follow_from(seq);
+                        Err(e) => {
+                            tracing::error!(error = %e, "another node's events could not be read")
+                        }
+                    },
+                );
+            pg.follow_from(seq, remote);
         }
         Ok(Store {
             inner: Arc::new(Inner {

@@ -304,11 +304,6 @@ impl Pg {
         self.on_runtime(async move { Conn::open(&url, &handle).await })?
     }
 
-    /// Who hears other nodes' events.
-    pub fn set_remote(&self, remote: Remote) {
-        let _ = self.remote.set(remote);
-    }
-
     /// An idle connection of the pool, or a new one.
     fn pooled(&self) -> Result<Conn> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -319,22 +314,22 @@ impl Pg {
     }
 
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let conn = self.pooled()?;
-        Ok(Box::new(Reading {
-            conn: Mutex::new(Some(conn)),
+        Ok(Box::new(self.reading()?))
+    }
+
+    /// A snapshot on a pooled connection, begun with its first read.
+    fn reading(&self) -> Result<Reading> {
+        Ok(Reading {
+            conn: Mutex::new(Some(self.pooled()?)),
             began: AtomicBool::new(false),
             idle: self.idle.clone(),
-        }))
+        })
     }
 
     /// A snapshot, and the number of the newest event it holds: what a
     /// node counts from it is exact once it follows events after that.
     pub fn snapshot_at_event(&self) -> Result<(Snapshot, i64)> {
-        let reading = Reading {
-            conn: Mutex::new(Some(self.pooled()?)),
-            began: AtomicBool::new(false),
-            idle: self.idle.clone(),
-        };
+        let reading = self.reading()?;
         let seq = reading.with(async |c| {
             let row = c.client.query_one(NEWEST_EVENT, &[]).await?;
             Ok(row.get::<_, i64>(0))
@@ -342,8 +337,10 @@ impl Pg {
         Ok((Box::new(reading), seq))
     }
 
-    /// Starts following the other nodes' events after `seq`.
-    pub fn follow_from(&self, seq: i64) {
+    /// Starts following the other nodes' events after `seq`, handing each
+    /// commit's broadcast to `remote`.
+    pub fn follow_from(&self, seq: i64, remote: Remote) {
+        let _ = self.remote.set(remote);
         self.seen.store(seq, Ordering::SeqCst);
         self.listen();
     }

@@ -68,8 +68,8 @@ pub struct Certs {
     /// HTTP-01 token -> key authorization, while an order is pending.
     tokens: Mutex<HashMap<String, String>>,
     /// With a shared database: where the answers of another node's order
-    /// are found.
-    shared: OnceLock<acme::storage::Storage>,
+    /// are found, and the names they may be asked for.
+    shared: OnceLock<(acme::storage::Storage, Vec<String>)>,
 }
 
 impl std::fmt::Debug for Certs {
@@ -101,9 +101,11 @@ impl Certs {
             .insert(token.to_owned(), key_authorization.to_owned());
     }
 
-    /// Answers challenges of orders other nodes make, from `storage`.
-    pub fn share_challenges(&self, storage: acme::storage::Storage) {
-        let _ = self.shared.set(storage);
+    /// Answers challenges of orders other nodes make for `domains`, from
+    /// `storage`.
+    pub fn share_challenges(&self, storage: acme::storage::Storage, domains: &[String]) {
+        let domains = domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+        let _ = self.shared.set((storage, domains));
     }
 
     /// The key authorization for an HTTP-01 `token`: this node's own, or
@@ -112,7 +114,7 @@ impl Certs {
         let own = self.tokens.lock().expect("certs lock").get(token).cloned();
         match (own, self.shared.get()) {
             (Some(own), _) => Some(own),
-            (None, Some(shared)) => acme::answers::http01(shared, token).await,
+            (None, Some((shared, _))) => acme::answers::http01(shared, token).await,
             (None, None) => None,
         }
     }
@@ -124,8 +126,12 @@ impl Certs {
         let own = self.alpn.lock().expect("certs lock").get(&domain).cloned();
         match (own, self.shared.get()) {
             (Some(own), _) => Some(own),
-            (None, Some(shared)) => acme::answers::tls_alpn01(shared, &domain).await,
-            (None, None) => None,
+            // Only names this cluster orders for are worth a query: any
+            // client can offer `acme-tls/1`.
+            (None, Some((shared, domains))) if domains.contains(&domain) => {
+                acme::answers::tls_alpn01(shared, &domain).await
+            }
+            (None, _) => None,
         }
     }
 

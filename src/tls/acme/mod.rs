@@ -66,7 +66,7 @@ pub async fn start(
     let storage = Storage::open(&config.data_dir, store)?;
     if storage.is_shared() {
         // Whichever node the CA reaches answers the challenges.
-        certs.share_challenges(storage.clone());
+        certs.share_challenges(storage.clone(), &settings.domains);
     }
     let client = Arc::new(client_config(&settings.acme_ca_file)?);
     let mut current = None;
