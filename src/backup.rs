@@ -184,9 +184,13 @@ fn data_files(data_dir: &Path) -> io::Result<Vec<(PathBuf, String)>> {
                 || name.ends_with(".tmp")
                 || name.ends_with(".part")
                 || name == control::SOCKET;
-            // The search index is rebuilt from the database after a restore.
+            // The search index is rebuilt from the database after a restore;
+            // the database's copy already holds what its log held.
             let top = rel.as_os_str().is_empty();
-            if skip || (top && (name == DB_FILE || name == crate::search::DIR)) {
+            if skip
+                || (top
+                    && (name == DB_FILE || name == crate::WAL_FILE || name == crate::search::DIR))
+            {
                 continue;
             }
             let kind = entry.file_type()?;

@@ -70,6 +70,8 @@ pub use state::AppState;
 
 /// The database file inside the data dir.
 pub const DB_FILE: &str = "mychat.redb";
+/// The embedded database's write-ahead log, next to it (see `store::wal`).
+pub const WAL_FILE: &str = "mychat.wal";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

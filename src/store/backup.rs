@@ -38,10 +38,11 @@ impl Store {
     }
 }
 
-/// The same copy from a database file no server has open.
+/// The same copy from a database file no server has open (its
+/// write-ahead log applied first, as a server's start would).
 pub fn backup_file(source: &Path, dest: &Path) -> Result<Summary> {
-    let db = Database::open(source)?;
-    let snapshot = super::file::snapshot_of(&db)?;
+    let db = super::file::DbFile::open(source, 0, |_| Ok(()))?;
+    let snapshot = db.snapshot()?;
     copy_snapshot(&*snapshot, dest)
 }
 

@@ -22,6 +22,7 @@ pub mod postgres;
 mod queries;
 mod records;
 pub mod tables;
+mod wal;
 mod writer;
 
 use std::any::Any;
@@ -440,6 +441,22 @@ impl Backend {
                 let _ = db.reopen();
             }
             Backend::Postgres(pg) => pg.reopen(),
+        }
+    }
+
+    /// Makes the embedded file catch up with its write-ahead log, now
+    /// (`due_only`: only when the log has grown or aged enough). A failed
+    /// checkpoint leaves the log whole; the file is reopened from it.
+    fn checkpoint(&self, due_only: bool) {
+        let Backend::Embedded(db) = self else {
+            return;
+        };
+        if due_only && !db.checkpoint_due() {
+            return;
+        }
+        if let Err(e) = db.checkpoint() {
+            tracing::error!(error = %e, "checkpoint failed: the write-ahead log keeps every batch; reopening the database");
+            let _ = db.reopen();
         }
     }
 

@@ -266,6 +266,7 @@ fn run(
         }
         if !batch.is_empty() {
             commit_batch(&db, &stats, &listener, &outbox, std::mem::take(&mut batch));
+            db.checkpoint(true);
         }
         if let Some(done) = shutdown {
             // Writes queued behind the shutdown still get committed.
@@ -278,6 +279,7 @@ fn run(
             if !batch.is_empty() {
                 commit_batch(&db, &stats, &listener, &outbox, std::mem::take(&mut batch));
             }
+            db.checkpoint(false);
             stats.stopped.store(true, Ordering::Relaxed);
             // Release the file before saying so, so it can be reopened at once.
             db.close();

@@ -1,10 +1,12 @@
 //! Commits whose fsync fails, through the store's fault-injection point
 //! (compiled only with the `fault-injection` feature, which the tests turn
-//! on). The server recovers on the next commit: the database is reopened
-//! from what its file holds; nothing failed is acknowledged. A commit
-//! whose fsync failed may still be in the file (its pages reached the file
-//! before the fsync said no): the client was told to retry, and its retry
-//! finds the message by its clientMsgId, so it is stored exactly once.
+//! on): the fsync of the write-ahead log, which every acknowledged batch
+//! waits for. The server recovers on the next commit: the database is
+//! reopened and the log applied again; nothing failed is acknowledged. The
+//! failed batch is cut off the log again, but a commit whose fsync failed
+//! may still reach the disk (when that cut fails too): the client was told
+//! to retry, and its retry finds the message by its clientMsgId, so it is
+//! stored exactly once.
 
 use super::{World, agent_sends, exactly_once, metric, metrics, visitor_sends, world};
 use crate::harness::ws::kind;
