@@ -39,8 +39,11 @@ pub fn path_of(db: &Path) -> PathBuf {
 }
 
 const HEADER: usize = 16;
-const GROW_MIN: u64 = 1 << 20;
-const GROW_MAX: u64 = 64 << 20;
+/// The file's blocks are allocated up front (`fallocate`) to this size:
+/// more than a checkpoint lets the log grow to, so appends neither grow
+/// the file nor allocate blocks, and their `fdatasync` has no block
+/// bitmaps to write. The reserved part reads as zeros, which are no record.
+const RESERVE: u64 = 80 << 20;
 /// A record larger than this is not one we wrote.
 const MAX_RECORD: usize = 1 << 30;
 
@@ -142,10 +145,6 @@ pub struct Wal {
     file: File,
     /// Bytes of whole records in the file.
     len: u64,
-    /// Bytes the file holds (written, zeros past the records): appends
-    /// within them change no file metadata, so their `fdatasync` writes
-    /// only the record's pages.
-    allocated: u64,
     /// The sequence number the next record gets.
     next_seq: u64,
     #[cfg(feature = "fault-injection")]
@@ -164,12 +163,14 @@ impl Wal {
             .open(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
+        if (bytes.len() as u64) < RESERVE {
+            reserve(&file);
+        }
         let (records, len) = parse(&bytes);
         let next_seq = records.last().map_or(1, |r| r.seq + 1);
         let wal = Wal {
             file,
             len,
-            allocated: bytes.len() as u64,
             next_seq,
             #[cfg(feature = "fault-injection")]
             faults: Default::default(),
@@ -220,33 +221,13 @@ impl Wal {
         }
     }
 
+    /// Writes at the end of the records. After a restart that is inside
+    /// the file, over old records, so the append changes no file metadata
+    /// and its `fdatasync` writes only the record's pages; the file grows
+    /// only past its largest size so far.
     fn write_at_end(&mut self, record: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let end = self.len + record.len() as u64;
-        if end > self.allocated {
-            self.grow(end)?;
-        }
         self.file.write_all_at(record, self.len)
-    }
-
-    /// Writes zeros past the end (doubling the file, from 1 MiB, by at
-    /// most 64 MiB at a time) and syncs them with the file's new size.
-    fn grow(&mut self, needed: u64) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let mut size = self.allocated;
-        while size < needed {
-            size += size.clamp(GROW_MIN, GROW_MAX);
-        }
-        let zeros = vec![0u8; GROW_MAX.min(size - self.allocated) as usize];
-        let mut at = self.allocated;
-        while at < size {
-            let n = zeros.len().min((size - at) as usize);
-            self.file.write_all_at(&zeros[..n], at)?;
-            at += n as u64;
-        }
-        self.file.sync_all()?;
-        self.allocated = size;
-        Ok(())
     }
 
     fn sync(&self) -> std::io::Result<()> {
@@ -267,6 +248,18 @@ impl Wal {
         self.len = 0;
         self.next_seq = seq + 1;
         Ok(())
+    }
+}
+
+/// Allocates the log's blocks, made durable with the file's size. A file
+/// system that cannot (or has no room) leaves the log growing as it is
+/// written, which works too, only slower to sync.
+fn reserve(file: &File) {
+    let reserved = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, RESERVE)
+        .map_err(std::io::Error::from)
+        .and_then(|()| file.sync_all());
+    if let Err(e) = reserved {
+        tracing::debug!(error = %e, "the write-ahead log's space could not be reserved");
     }
 }
 
@@ -348,8 +341,6 @@ mod tests {
         }
         let whole = std::fs::read(&path).unwrap()[..wal.len() as usize].to_vec();
         let one = whole.len() / 3;
-        // Past the records, the file holds zeros, which are no record.
-        assert!(std::fs::metadata(&path).unwrap().len() >= GROW_MIN);
 
         // Cut inside the third record: two come back.
         std::fs::write(&path, &whole[..whole.len() - 3]).unwrap();
