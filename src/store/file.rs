@@ -60,7 +60,7 @@ pub struct DbFile {
     closed: AtomicBool,
     min_free: u64,
     #[cfg(feature = "fault-injection")]
-    pub(super) faults: std::sync::Arc<faults::Faults>,
+    pub(super) faults: std::sync::Arc<wal::faults::Faults>,
 }
 
 struct Log {
@@ -83,7 +83,7 @@ impl DbFile {
         let wal = recover(&db, &wal::path_of(path))?;
         ready(&db)?;
         #[cfg(feature = "fault-injection")]
-        let faults = std::sync::Arc::new(faults::Faults::default());
+        let faults = std::sync::Arc::new(wal::faults::Faults::default());
         #[cfg(feature = "fault-injection")]
         let mut wal = wal;
         #[cfg(feature = "fault-injection")]
@@ -488,41 +488,6 @@ pub fn is_disk_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
         || e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
         || e.raw_os_error() == Some(rustix::io::Errno::DQUOT.raw_os_error())
-}
-
-/// The test suite's fault-injection point: the log's fsyncs fail on
-/// request, so a test can fail the commit of a batch.
-#[cfg(feature = "fault-injection")]
-pub mod faults {
-    use std::io;
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-
-    #[derive(Debug, Default)]
-    pub struct Faults {
-        syncs_to_fail: AtomicU32,
-        disk_full: AtomicBool,
-    }
-
-    impl Faults {
-        /// The next `n` fsyncs of the log fail: with ENOSPC when
-        /// `disk_full`, else with EIO.
-        pub fn fail_syncs(&self, n: u32, disk_full: bool) {
-            self.disk_full.store(disk_full, Ordering::SeqCst);
-            self.syncs_to_fail.store(n, Ordering::SeqCst);
-        }
-
-        pub(in crate::store) fn take(&self) -> Option<io::Error> {
-            self.syncs_to_fail
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .ok()?;
-            let errno = if self.disk_full.load(Ordering::SeqCst) {
-                rustix::io::Errno::NOSPC
-            } else {
-                rustix::io::Errno::IO
-            };
-            Some(io::Error::from_raw_os_error(errno.raw_os_error()))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -215,7 +215,7 @@ impl Store {
 
     /// The test suite's fault-injection point (failing fsyncs).
     #[cfg(feature = "fault-injection")]
-    pub fn faults(&self) -> &file::faults::Faults {
+    pub fn faults(&self) -> &wal::faults::Faults {
         match &*self.inner.db {
             Backend::Embedded(db) => &db.faults,
             Backend::Postgres(_) => panic!("fault injection is for the embedded file"),

@@ -30,7 +30,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::Error;
+use super::error::Error;
 
 /// The log's file, next to the database file (`mychat.wal` by
 /// `mychat.redb`).
@@ -148,7 +148,7 @@ pub struct Wal {
     /// The sequence number the next record gets.
     next_seq: u64,
     #[cfg(feature = "fault-injection")]
-    pub(super) faults: std::sync::Arc<super::file::faults::Faults>,
+    pub(super) faults: std::sync::Arc<faults::Faults>,
 }
 
 impl Wal {
@@ -290,6 +290,41 @@ fn parse(bytes: &[u8]) -> (Vec<Record>, u64) {
         at += HEADER + len;
     }
     (records, at as u64)
+}
+
+/// The test suite's fault-injection point: the log's fsyncs fail on
+/// request, so a test can fail the commit of a batch.
+#[cfg(feature = "fault-injection")]
+pub mod faults {
+    use std::io;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    #[derive(Debug, Default)]
+    pub struct Faults {
+        syncs_to_fail: AtomicU32,
+        disk_full: AtomicBool,
+    }
+
+    impl Faults {
+        /// The next `n` fsyncs of the log fail: with ENOSPC when
+        /// `disk_full`, else with EIO.
+        pub fn fail_syncs(&self, n: u32, disk_full: bool) {
+            self.disk_full.store(disk_full, Ordering::SeqCst);
+            self.syncs_to_fail.store(n, Ordering::SeqCst);
+        }
+
+        pub(in crate::store) fn take(&self) -> Option<io::Error> {
+            self.syncs_to_fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .ok()?;
+            let errno = if self.disk_full.load(Ordering::SeqCst) {
+                rustix::io::Errno::NOSPC
+            } else {
+                rustix::io::Errno::IO
+            };
+            Some(io::Error::from_raw_os_error(errno.raw_os_error()))
+        }
+    }
 }
 
 #[cfg(test)]
