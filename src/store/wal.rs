@@ -155,18 +155,17 @@ impl Wal {
     /// Opens (or creates) the log and reads its records: the longest run
     /// of whole records, each following the one before.
     pub fn open(path: &Path) -> std::io::Result<(Wal, Vec<Record>)> {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        if (bytes.len() as u64) < RESERVE {
+        let size = file.metadata()?.len();
+        let (records, len) = read(&file, size)?;
+        if size < RESERVE {
             reserve(&file);
         }
-        let (records, len) = parse(&bytes);
         let next_seq = records.last().map_or(1, |r| r.seq + 1);
         let wal = Wal {
             file,
@@ -263,33 +262,37 @@ fn reserve(file: &File) {
     }
 }
 
-/// The records of a log's bytes, and how many bytes they take.
-fn parse(bytes: &[u8]) -> (Vec<Record>, u64) {
+/// The records at the start of a log of `size` bytes, and how many bytes
+/// they take. Reads up to the first record that is not whole, so a log
+/// that ends early (the reserved zeros) costs no more than its records.
+fn read(file: &File, size: u64) -> std::io::Result<(Vec<Record>, u64)> {
+    let mut reader = std::io::BufReader::new(file);
     let mut records: Vec<Record> = Vec::new();
-    let mut at = 0usize;
-    while let Some(head) = bytes.get(at..at + HEADER) {
+    let mut at = 0u64;
+    let mut head = [0u8; HEADER];
+    while at + HEADER as u64 <= size {
+        reader.read_exact(&mut head)?;
         let len = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
         let seq = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
-        if len > MAX_RECORD {
-            break;
-        }
-        let Some(body) = bytes.get(at + HEADER..at + HEADER + len) else {
-            break;
-        };
-        if crc32fast::hash(&bytes[at + 8..at + HEADER + len]) != crc {
+        if len > MAX_RECORD || at + (HEADER + len) as u64 > size {
             break;
         }
         if records.last().is_some_and(|last| last.seq + 1 != seq) {
             break;
         }
-        records.push(Record {
-            seq,
-            body: body.to_vec(),
-        });
-        at += HEADER + len;
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body)?;
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&head[8..]);
+        hasher.update(&body);
+        if hasher.finalize() != crc {
+            break;
+        }
+        records.push(Record { seq, body });
+        at += (HEADER + len) as u64;
     }
-    (records, at as u64)
+    Ok((records, at))
 }
 
 /// The test suite's fault-injection point: the log's fsyncs fail on
