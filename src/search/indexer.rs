@@ -25,6 +25,11 @@ const BATCH: usize = 2000;
 /// writes a segment (and later merges it), so one per message would cost
 /// the indexer's whole writer memory again and again under a steady trickle.
 const COMMIT_EVERY: Duration = Duration::from_millis(500);
+/// Between commits the indexer takes what is queued this often rather than
+/// waiting on the queue, so feeding it wakes no thread: a wake-up costs
+/// the store's writer more than the send (tens of µs in a VM). A flush or
+/// a stop wakes it at once.
+const TICK: Duration = Duration::from_millis(50);
 
 pub struct Handle {
     ops: mpsc::Sender<Op>,
@@ -32,11 +37,17 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// Has the indexer look at its queue now rather than at its next tick.
+    pub fn wake(&self) {
+        self.thread.thread().unpark();
+    }
+
     /// Queued after every operation fed so far: the thread applies them,
     /// commits the index as clean, answers and ends.
     pub async fn stop(self) {
         let (done, wait) = oneshot::channel();
         if self.ops.send(Op::Stop(done)).is_ok() {
+            self.wake();
             let _ = wait.await;
         }
         let thread = self.thread;
@@ -89,31 +100,32 @@ impl Indexer {
             let mut changed = false;
             let mut applied = 0;
             let mut next = Some(first);
-            while let Some(op) = next.take() {
-                match op {
-                    Op::Flush(done) => waiting.push(done),
-                    Op::Stop(done) => stop = Some(done),
-                    op => {
-                        changed = true;
-                        applied += 1;
-                        if let Err(e) = self.apply(op) {
-                            tracing::warn!(error = %e, "search index update failed");
+            loop {
+                while let Some(op) = next.take() {
+                    match op {
+                        Op::Flush(done) => waiting.push(done),
+                        Op::Stop(done) => stop = Some(done),
+                        op => {
+                            changed = true;
+                            applied += 1;
+                            if let Err(e) = self.apply(op) {
+                                tracing::warn!(error = %e, "search index update failed");
+                            }
                         }
                     }
+                    if stop.is_some() || applied >= BATCH {
+                        break;
+                    }
+                    next = queue.try_recv().ok();
                 }
-                if stop.is_some() || applied >= BATCH {
+                // With nothing queued, a flush is answered now; else what
+                // comes until the deadline joins this commit.
+                let now = Instant::now();
+                if stop.is_some() || applied >= BATCH || !waiting.is_empty() || now >= deadline {
                     break;
                 }
-                // More of what is queued joins this commit; with nothing
-                // queued, a flush is answered now, else the commit waits
-                // for what comes until its deadline.
-                next = match queue.try_recv() {
-                    Ok(op) => Some(op),
-                    Err(_) if !waiting.is_empty() => None,
-                    Err(_) => queue
-                        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                        .ok(),
-                };
+                std::thread::park_timeout(TICK.min(deadline - now));
+                next = queue.try_recv().ok();
             }
             let payload = if stop.is_some() { CLEAN } else { DIRTY };
             if (changed || stop.is_some())

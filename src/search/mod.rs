@@ -186,6 +186,9 @@ impl Search {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.ops.send(Op::Flush(done)).is_ok() {
+            if let Some(indexer) = &*self.indexer.lock().unwrap_or_else(|e| e.into_inner()) {
+                indexer.wake();
+            }
             let _ = wait.await;
         }
     }

@@ -268,9 +268,11 @@ impl DbFile {
         Some(stat.f_bavail.saturating_mul(stat.f_frsize))
     }
 
-    /// Whether the file system is below the floor writes need.
-    pub fn below_floor(&self) -> bool {
-        self.free_bytes().is_some_and(|free| free < self.min_free)
+    /// Whether the file system is below the floor writes need, and its
+    /// free bytes, from one look.
+    pub fn disk_room(&self) -> (bool, Option<u64>) {
+        let free = self.free_bytes();
+        (free.is_some_and(|free| free < self.min_free), free)
     }
 }
 

@@ -421,9 +421,15 @@ impl Backend {
     }
 
     fn below_floor(&self) -> bool {
+        self.disk_room().0
+    }
+
+    /// Whether the file system is below the floor writes need, and its
+    /// free bytes: one `statvfs` for both.
+    fn disk_room(&self) -> (bool, Option<u64>) {
         match self {
-            Backend::Embedded(db) => db.below_floor(),
-            Backend::Postgres(_) => false,
+            Backend::Embedded(db) => db.disk_room(),
+            Backend::Postgres(_) => (false, None),
         }
     }
 

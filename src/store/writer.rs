@@ -314,8 +314,8 @@ fn commit_batch(
 ) {
     // Below the floor the database is not touched at all, so it stays
     // whole and readable; the writes are refused and nothing is stored.
-    let full = db.below_floor();
-    note_disk(stats, full, db.free_bytes());
+    let (full, free) = db.disk_room();
+    note_disk(stats, full, free);
     if full {
         stats
             .disk_full_writes
