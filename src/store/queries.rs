@@ -554,6 +554,19 @@ pub trait Reader {
         self.by_id(id.as_u128())
     }
 
+    /// The organization a space is of (which never changes), without
+    /// decoding the rest of the space: the one field is all a write needs
+    /// to scope a thread, and a space is one of the larger records.
+    fn org_of_space(&self, id: SpaceId) -> Result<Option<OrgId>> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Owner {
+            organization_id: OrgId,
+        }
+        let owner: Option<Owner> = self.value(ChatSpace::TABLE, &id_key(id.as_u128()))?;
+        Ok(owner.map(|o| o.organization_id))
+    }
+
     fn space_by_key(&self, widget_key: &str) -> Result<Option<ChatSpace>> {
         match self.pointer(tables::IDX_SPACE_KEY, widget_key.as_bytes())? {
             Some(id) => self.by_id(id),
@@ -927,4 +940,43 @@ fn merge_by_activity<R: Reader + ?Sized>(
         items,
         next_cursor: if more { last.map(|c| c.encode()) } else { None },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spaces::model::SpaceSettings;
+
+    /// The organization of a space read on its own, in a snapshot and in
+    /// a write, as the whole space has it; an unknown space has none.
+    #[tokio::test]
+    async fn a_space_names_its_organization_without_the_rest_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("db.redb"), 16).unwrap();
+        let space = ChatSpace {
+            id: SpaceId::new(),
+            organization_id: OrgId::new(),
+            name: "Shop".into(),
+            widget_key: "wk_test".into(),
+            allowed_domains: vec!["example.com".into()],
+            settings: SpaceSettings::default(),
+            created_at: chrono::Utc::now(),
+        };
+        let (id, org) = (space.id, space.organization_id);
+        let in_write = store
+            .write(move |tx| {
+                tx.put(&space)?;
+                tx.org_of_space(id)
+            })
+            .await
+            .unwrap();
+        assert_eq!(in_write, Some(org));
+        let read = store.read().unwrap();
+        assert_eq!(read.org_of_space(id).unwrap(), Some(org));
+        assert_eq!(
+            read.org_of_space(id).unwrap(),
+            read.space(id).unwrap().map(|s| s.organization_id)
+        );
+        assert_eq!(read.org_of_space(SpaceId::new()).unwrap(), None);
+    }
 }

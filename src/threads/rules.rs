@@ -14,8 +14,10 @@ use crate::threads::model::{Thread, ThreadStatus};
 pub fn thread_of_org<R: Reader + ?Sized>(read: &R, org: OrgId, id: ThreadId) -> AppResult<Thread> {
     let not_found = || AppError::NotFound("thread");
     let thread = read.thread(id)?.ok_or_else(not_found)?;
-    let space = read.space(thread.chat_space_id)?.ok_or_else(not_found)?;
-    if space.organization_id != org {
+    let space_org = read
+        .org_of_space(thread.chat_space_id)?
+        .ok_or_else(not_found)?;
+    if space_org != org {
         return Err(not_found());
     }
     Ok(thread)
