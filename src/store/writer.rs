@@ -250,8 +250,8 @@ pub const WRITER_NICE: i32 = -10;
 /// Every write waits for this one thread, so where the system allows it
 /// (root, or an `RLIMIT_NICE` such as the systemd unit's `LimitNICE=-10`)
 /// it runs at [`WRITER_NICE`]: a busy neighbour then delays commits less.
-/// With a CPU hog beside it, the writer waited for a CPU 30% of a run at
-/// nice 0 and 12% at -10 (see BENCHMARKS.md). Where it is not allowed,
+/// With a CPU hog beside it, the writer waited for a CPU 28–35% of a run
+/// at nice 0 and 10–12% at -10 (see BENCHMARKS.md). Where it is not allowed,
 /// the writer runs at the process's priority.
 fn raise_priority() {
     // On Linux a nice value belongs to a thread: "the calling process"
