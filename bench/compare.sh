@@ -39,11 +39,16 @@ else
     note "PostgreSQL is not installed: its side is not measured"
 fi
 
-# My-Chat: the store alone and the HTTP API, 128 senders and one.
+# My-Chat: the store alone and the HTTP API, 128 senders and one. The
+# senders speak HTTP/1.1 on their own connections, as lean as pgbench's
+# libpq; the row "through a general HTTP client" sends through reqwest,
+# whose own CPU the two cores then share with the server.
 note "My-Chat store, 128 senders"
 "$load" --json store --senders 128 --messages 500 2>/dev/null | tail -1 > "$out/store128"
 note "My-Chat HTTP, 128 senders"
 "$load" --json http --senders 128 --messages 250 2>/dev/null | tail -1 > "$out/http128"
+note "My-Chat HTTP, 128 senders, through a general HTTP client"
+"$load" --json http --senders 128 --messages 250 --reqwest 2>/dev/null | tail -1 > "$out/http128g"
 note "My-Chat HTTP, 1 sender"
 "$load" --json http --senders 1 --messages 4000 2>/dev/null | tail -1 > "$out/http1"
 
@@ -84,7 +89,7 @@ def load(name):
             return json.loads(f.read().strip() or "{}")
     except (OSError, ValueError):
         return {}
-store, http, http1 = load("store128"), load("http128"), load("http1")
+store, http, http1, general = load("store128"), load("http128"), load("http1"), load("http128g")
 idle, ws, sio = load("idle"), load("ws"), load("sio")
 def rate(r): return r.get("messagesPerSec", 0.0)
 def p99(r): return r.get("latencyMs", {}).get("p99", float("nan"))
@@ -98,6 +103,7 @@ print("|---|--:|--:|--:|--:|--:|")
 print(f"| PostgreSQL, {pg_clients} clients (pgbench) | {pg:,.0f} | 1.00× | – | – | – |")
 print(f"| My-Chat store, 128 senders | {rate(store):,.0f} | {times(rate(store), pg)} | {p99(store):.1f} | {us(cpu(store, 'writerMicrosPerMessage'))} | {us(cpu(store, 'processMicrosPerMessage'))} |")
 print(f"| My-Chat HTTP, 128 senders | {rate(http):,.0f} | {times(rate(http), pg)} | {p99(http):.1f} | {us(cpu(http, 'writerMicrosPerMessage'))} | {us(cpu(http, 'processMicrosPerMessage'))} |")
+print(f"| My-Chat HTTP, 128 senders, through a general HTTP client | {rate(general):,.0f} | {times(rate(general), pg)} | {p99(general):.1f} | {us(cpu(general, 'writerMicrosPerMessage'))} | {us(cpu(general, 'processMicrosPerMessage'))} |")
 print(f"| PostgreSQL, 1 client (pgbench) | {pg_one:,.0f} | 1.00× | – | – | – |")
 print(f"| My-Chat HTTP, 1 sender | {rate(http1):,.0f} | {times(rate(http1), pg_one)} | {p99(http1):.2f} | {us(cpu(http1, 'writerMicrosPerMessage'))} | {us(cpu(http1, 'processMicrosPerMessage'))} |")
 print()

@@ -42,6 +42,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "load/history.rs"]
 mod history;
+#[path = "load/wire.rs"]
+mod wire;
 #[path = "load/ws/mod.rs"]
 mod ws;
 
@@ -107,6 +109,11 @@ struct HttpArgs {
     /// nodes of a cluster (the senders take turns among them).
     #[arg(long)]
     url: Option<String>,
+    /// Send through a general HTTP client (reqwest: a connection pool,
+    /// redirects, retries) instead of each sender's own lean connection.
+    /// `https://` servers always get the general client.
+    #[arg(long)]
+    reqwest: bool,
 }
 
 #[derive(Args)]
@@ -140,10 +147,10 @@ impl Mode {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let done = match cli.command {
-        Command::Store(load) => run(Mode::Store, &load, None)
+        Command::Store(load) => run(Mode::Store, &load, None, false)
             .await
             .map(|r| r.print(cli.json)),
-        Command::Http(args) => run(Mode::Http, &args.load, args.url.as_deref())
+        Command::Http(args) => run(Mode::Http, &args.load, args.url.as_deref(), args.reqwest)
             .await
             .map(|r| r.print(cli.json)),
         Command::Matrix(args) => matrix(&args, cli.json).await,
@@ -162,11 +169,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(mode: Mode, load: &Load, url: Option<&str>) -> Fallible<Report> {
+async fn run(mode: Mode, load: &Load, url: Option<&str>, reqwest: bool) -> Fallible<Report> {
     match (mode, url) {
         (Mode::Store, _) => store_run(load).await,
-        (Mode::Http, None) => http_local_run(load).await,
-        (Mode::Http, Some(url)) => http_remote_run(load, url).await,
+        (Mode::Http, None) => http_local_run(load, reqwest).await,
+        (Mode::Http, Some(url)) => http_remote_run(load, url, reqwest).await,
     }
 }
 
@@ -769,12 +776,11 @@ impl Api {
 
     /// An agent's message; only 201 counts as acknowledged.
     async fn send(&self, token: &str, thread: &str, sender: usize, i: usize) -> Fallible<()> {
-        let body = json!({"content": content(sender, i), "clientMsgId": client_msg_id(sender, i)});
         let response = self
             .client
-            .post(self.url(&format!("/threads/{thread}/messages")))
+            .post(self.url(&send_path(thread)))
             .bearer_auth(token)
-            .json(&body)
+            .json(&send_body(sender, i))
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -783,6 +789,54 @@ impl Api {
         let text = response.text().await.map_err(|e| e.to_string())?;
         if status != StatusCode::CREATED {
             return Err(format!("{status}: {text}"));
+        }
+        Ok(())
+    }
+
+    /// A sender's own connection, unless the general client is asked for
+    /// or the server is not plain HTTP.
+    fn sender(&self, general: bool) -> Sender {
+        match (general, wire::Wire::new(&self.base)) {
+            (false, Some(wire)) => Sender::Lean(Arc::new(tokio::sync::Mutex::new(wire))),
+            _ => Sender::General(self.clone()),
+        }
+    }
+}
+
+/// Under `/api/v1`.
+fn send_path(thread: &str) -> String {
+    format!("/threads/{thread}/messages")
+}
+
+fn send_body(sender: usize, i: usize) -> Value {
+    json!({"content": content(sender, i), "clientMsgId": client_msg_id(sender, i)})
+}
+
+/// How one sender talks to the server.
+#[derive(Clone)]
+enum Sender {
+    Lean(Arc<tokio::sync::Mutex<wire::Wire>>),
+    General(Api),
+}
+
+impl Sender {
+    async fn send(&self, token: &str, thread: &str, sender: usize, i: usize) -> Fallible<()> {
+        let wire = match self {
+            Sender::General(api) => return api.send(token, thread, sender, i).await,
+            Sender::Lean(wire) => wire,
+        };
+        let body = serde_json::to_vec(&send_body(sender, i)).map_err(|e| e.to_string())?;
+        let answer = wire
+            .lock()
+            .await
+            .post(&format!("/api/v1{}", send_path(thread)), token, &body)
+            .await?;
+        if answer.status != StatusCode::CREATED.as_u16() {
+            return Err(format!(
+                "{}: {}",
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
+            ));
         }
         Ok(())
     }
@@ -806,17 +860,23 @@ fn field(value: &Value, pointer: &str) -> Fallible<String> {
 }
 
 /// Every thread's sender at once, each posting as the owner.
-async fn http_drive(api: &[Api], token: &str, threads: Vec<String>, messages: usize) -> Tally {
+async fn http_drive(
+    api: &[Api],
+    general: bool,
+    token: &str,
+    threads: Vec<String>,
+    messages: usize,
+) -> Tally {
     let token: Arc<str> = token.into();
     let senders: Vec<_> = threads
         .into_iter()
         .enumerate()
         .map(|(s, thread)| {
-            let api = api[s % api.len()].clone();
+            let sender = api[s % api.len()].sender(general);
             let (token, thread) = (token.clone(), Arc::<str>::from(thread));
             move |i| {
-                let (api, token, thread) = (api.clone(), token.clone(), thread.clone());
-                async move { api.send(&token, &thread, s, i).await }
+                let (sender, token, thread) = (sender.clone(), token.clone(), thread.clone());
+                async move { sender.send(&token, &thread, s, i).await }
             }
         })
         .collect();
@@ -825,7 +885,7 @@ async fn http_drive(api: &[Api], token: &str, threads: Vec<String>, messages: us
 
 /// The server in-process on port 0. The chat space comes from the library;
 /// visitors and their threads are made over HTTP, as the widget makes them.
-async fn http_local_run(load: &Load) -> Fallible<Report> {
+async fn http_local_run(load: &Load, general: bool) -> Fallible<Report> {
     let dir = ScratchDir::new(load.data_dir.as_deref())?;
     let app = build_app(&dir).await?;
     let state = app.state().clone();
@@ -845,7 +905,14 @@ async fn http_local_run(load: &Load) -> Fallible<Report> {
     let space = library_space(&state, org).await?;
     let threads = api.visitor_threads(&space.widget_key, load.senders).await?;
     let before = Snapshot::take(&state);
-    let tally = http_drive(std::slice::from_ref(&api), &token, threads, load.messages).await;
+    let tally = http_drive(
+        std::slice::from_ref(&api),
+        general,
+        &token,
+        threads,
+        load.messages,
+    )
+    .await;
     let delta = StoreDelta::between(&before, &Snapshot::take(&state), &tally);
     let _ = stop.send(());
     server
@@ -856,7 +923,7 @@ async fn http_local_run(load: &Load) -> Fallible<Report> {
 }
 
 /// A server elsewhere: everything over HTTP; its store is out of sight.
-async fn http_remote_run(load: &Load, url: &str) -> Fallible<Report> {
+async fn http_remote_run(load: &Load, url: &str, general: bool) -> Fallible<Report> {
     // Each node of a cluster gets its share of the senders.
     let nodes = url
         .split(',')
@@ -866,7 +933,7 @@ async fn http_remote_run(load: &Load, url: &str) -> Fallible<Report> {
     let (token, _) = api.register().await?;
     let key = api.create_space(&token).await?;
     let threads = api.visitor_threads(&key, load.senders).await?;
-    let tally = http_drive(&nodes, &token, threads, load.messages).await;
+    let tally = http_drive(&nodes, general, &token, threads, load.messages).await;
     Ok(Report::new(Mode::Http, load, tally, None))
 }
 
@@ -884,7 +951,7 @@ async fn matrix(args: &MatrixArgs, json: bool) -> Fallible<()> {
                 messages,
                 data_dir: args.data_dir.clone(),
             };
-            let report = run(mode, &load, None).await?;
+            let report = run(mode, &load, None, false).await?;
             if json {
                 report.print(true);
             } else {
@@ -911,7 +978,7 @@ async fn calibrate(mode: Mode, senders: usize, args: &MatrixArgs) -> Fallible<us
         messages: (500 / senders).max(5),
         data_dir: args.data_dir.clone(),
     };
-    let rate = run(mode, &probe, None).await?.messages_per_sec;
+    let rate = run(mode, &probe, None, false).await?.messages_per_sec;
     let total = rate * args.seconds;
     Ok(((total / senders as f64).ceil() as usize).clamp(5, 1_000_000))
 }

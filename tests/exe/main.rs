@@ -14,6 +14,7 @@ mod backup;
 mod cli;
 mod crash;
 mod full_disk;
+mod load;
 mod memory;
 mod migrate;
 mod service;
