@@ -52,7 +52,9 @@ pub struct Agent {
     /// spaces created later. Owners and admins work in all of them.
     #[serde(default)]
     pub space_ids: Option<Vec<SpaceId>>,
+    #[serde(default, with = "crate::store::stamp::option")]
     pub last_seen_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::store::stamp")]
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub disabled: bool,

@@ -48,8 +48,11 @@ pub struct Message {
     )]
     pub attachments: Vec<AttachmentRef>,
     pub client_msg_id: Option<String>,
+    #[serde(with = "crate::store::stamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(default, with = "crate::store::stamp::option")]
     pub edited_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::store::stamp::option")]
     pub deleted_at: Option<DateTime<Utc>>,
     /// Set on the history lines of a conversation (internal system messages).
     #[serde(default, skip_serializing_if = "Option::is_none")]

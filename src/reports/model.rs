@@ -25,6 +25,7 @@ pub struct Facts {
     pub day: u32,
     /// Visitor and agent messages (not notes, not the appliance's own).
     pub messages: u64,
+    #[serde(default, with = "crate::store::stamp::option")]
     pub first_visitor_at: Option<DateTime<Utc>>,
     /// From the visitor's first message to the first agent answer.
     pub first_response: Option<u32>,

@@ -18,6 +18,7 @@ pub struct ChatSpace {
     /// `example.com`, `*.example.com`, `localhost:8080`.
     pub allowed_domains: Vec<String>,
     pub settings: SpaceSettings,
+    #[serde(with = "crate::store::stamp")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -34,7 +34,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use codec::{KeyBuf, decode, id_at, id_key, prefix_end};
+pub use codec::{KeyBuf, decode, id_at, id_key, prefix_end, stamp};
 pub use error::{Error, Result, WriteError};
 pub use file::is_disk_full;
 pub use queries::{OutboxQueue, Page, Reader, ThreadCursor};

@@ -72,6 +72,7 @@ pub struct ExternalRef {
 pub struct ReadMarker {
     pub up_to: MessageId,
     pub seen: u64,
+    #[serde(with = "crate::store::stamp")]
     pub at: DateTime<Utc>,
 }
 
@@ -82,6 +83,7 @@ pub struct LastMessage {
     pub sender_type: crate::messages::model::SenderType,
     /// The first characters of the content.
     pub preview: String,
+    #[serde(with = "crate::store::stamp")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -106,9 +108,13 @@ pub struct Thread {
     pub visitor_read: Option<ReadMarker>,
     #[serde(default)]
     pub agent_reads: BTreeMap<AgentId, ReadMarker>,
+    #[serde(with = "crate::store::stamp")]
     pub last_activity_at: DateTime<Utc>,
+    #[serde(with = "crate::store::stamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::store::stamp")]
     pub updated_at: DateTime<Utc>,
+    #[serde(default, with = "crate::store::stamp::option")]
     pub closed_at: Option<DateTime<Utc>>,
     /// Set on object-bound threads (§4a): their members and who may join.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +160,7 @@ pub struct Rating {
     /// 1 (bad) to 5 (great).
     pub score: u8,
     pub comment: Option<String>,
+    #[serde(with = "crate::store::stamp")]
     pub at: DateTime<Utc>,
 }
 

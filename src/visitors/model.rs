@@ -32,6 +32,7 @@ pub struct Visitor {
     #[schema(schema_with = crate::openapi::schemas::attributes_schema)]
     pub attributes: BTreeMap<String, serde_json::Value>,
     pub metadata: VisitorMetadata,
+    #[serde(with = "crate::store::stamp")]
     pub created_at: DateTime<Utc>,
     /// Unsubscribed from mails about replies (one click in any such mail).
     #[serde(default)]
