@@ -12,14 +12,15 @@ use super::tables::{self, ALL, META, Table};
 use super::{Error, Result};
 
 /// 1: records as JSON. 2: records in the binary format ([`codec::BINARY`]).
-pub const CURRENT: u64 = 2;
+/// 3: times in the binary records as integers ([`codec::stamp`]).
+pub const CURRENT: u64 = 3;
 /// Where the META table keeps the schema version.
 pub const VERSION_KEY: &[u8] = b"schema_version";
 const KEY: &[u8] = VERSION_KEY;
 
 /// Step `i` brings a database from version `i + 1` to `i + 2`.
 type Step = fn(&WriteTransaction) -> Result<()>;
-const STEPS: &[Step] = &[to_binary];
+const STEPS: &[Step] = &[to_binary, integer_times];
 
 /// Schema 1 → 2: every record and stored value from JSON to the binary
 /// format, decoded as its own type and encoded again. Values the step does
@@ -57,6 +58,14 @@ fn to_binary(txn: &WriteTransaction) -> Result<()> {
     if n > 0 {
         tracing::info!(records = n, "records moved to the binary format");
     }
+    Ok(())
+}
+
+/// Schema 2 → 3: nothing to rewrite, as a binary record written with
+/// string times still reads. The version moves so that a server of
+/// schema 2, which would misread the integer times written from now on,
+/// refuses the file instead.
+fn integer_times(_: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
@@ -201,6 +210,86 @@ mod tests {
         assert_eq!(raw[0], codec::BINARY, "stored in the binary format now");
         let version = read.get_raw(META, KEY).unwrap().unwrap();
         assert_eq!(version, CURRENT.to_be_bytes());
+    }
+
+    /// A database of schema 2 (binary records, times as strings) opens
+    /// at 3 without a rewrite: its records read as they were.
+    #[test]
+    fn binary_records_of_schema_2_read_on_at_schema_3() {
+        use crate::ids::{OrgId, SpaceId};
+        use crate::reports::model::Facts;
+        use crate::store::{Reader, Store};
+        /// A conversation's report facts as schema 2 wrote them: the same
+        /// fields, the time as chrono's string.
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Schema2Facts {
+            org: OrgId,
+            space: SpaceId,
+            team: Option<crate::ids::TeamId>,
+            agent: Option<crate::ids::AgentId>,
+            day: u32,
+            messages: u64,
+            first_visitor_at: Option<chrono::DateTime<chrono::Utc>>,
+            first_response: Option<u32>,
+            resolution: Option<u32>,
+            csat: Option<u8>,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-30T10:00:00.123456789Z".parse().unwrap();
+        let old = Schema2Facts {
+            org: OrgId::new(),
+            space: SpaceId::new(),
+            team: None,
+            agent: None,
+            day: 20_422,
+            messages: 4,
+            first_visitor_at: Some(at),
+            first_response: Some(30),
+            resolution: None,
+            csat: Some(5),
+        };
+        let bytes = codec::encode(&old).unwrap();
+        assert!(bytes.windows(4).any(|w| w == b"2026"), "a string time");
+        let key = 7u128.to_be_bytes();
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            for table in ALL {
+                txn.open_table(def(*table)).unwrap();
+            }
+            txn.open_table(def(META))
+                .unwrap()
+                .insert(KEY, 2u64.to_be_bytes().as_slice())
+                .unwrap();
+            txn.open_table(def(tables::REPORT_THREADS))
+                .unwrap()
+                .insert(key.as_slice(), bytes.as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path, 16).unwrap();
+        let read = store.read().unwrap();
+        let facts: Facts = read
+            .value(tables::REPORT_THREADS, &key)
+            .unwrap()
+            .expect("the facts");
+        assert_eq!(
+            (
+                facts.org,
+                facts.messages,
+                facts.first_visitor_at,
+                facts.csat
+            ),
+            (old.org, 4, Some(at), Some(5))
+        );
+        let raw = read.get_raw(tables::REPORT_THREADS, &key).unwrap();
+        assert_eq!(raw.as_deref(), Some(bytes.as_slice()), "not rewritten");
+        assert_eq!(
+            read.get_raw(META, KEY).unwrap().unwrap(),
+            3u64.to_be_bytes()
+        );
     }
 
     #[test]

@@ -953,6 +953,23 @@ async fn migrate_schema(url: &str) -> Result<i64> {
                 supported: migrate::CURRENT,
             });
         }
+        if records < migrate::CURRENT {
+            // Records of schema 2 read on as they are (times as strings);
+            // the version moves so that a server of schema 2, which would
+            // misread the integer times written from now on, refuses to
+            // start on this database.
+            client
+                .execute(
+                    "UPDATE mychat_kv SET v = $3 WHERE t = $1 AND k = $2",
+                    &[
+                        &META.name(),
+                        &migrate::VERSION_KEY,
+                        &migrate::CURRENT.to_be_bytes().as_slice(),
+                    ],
+                )
+                .await
+                .map_err(storage)?;
+        }
         let seen: i64 = client
             .query_one(NEWEST_EVENT, &[])
             .await

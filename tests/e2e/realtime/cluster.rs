@@ -112,6 +112,7 @@ async fn every_node_counts_the_threads_of_the_whole_cluster() {
 /// A database of layout 1 (events numbered from a counter row) moves to
 /// layout 2 (a sequence under an advisory lock) when a node starts on it:
 /// numbering goes on after the row's number, and nodes talk as before.
+/// Its records' schema moves from 2 to 3 at the same start.
 #[tokio::test]
 async fn a_layout_1_database_moves_to_the_event_sequence() {
     let url = postgres::fresh_database().await;
@@ -131,6 +132,8 @@ async fn a_layout_1_database_moves_to_the_event_sequence() {
          INSERT INTO mychat_event_seq SELECT true, max(seq) FROM mychat_events;
          DROP SEQUENCE mychat_event_numbers;
          UPDATE mychat_layout SET version = 1;
+         UPDATE mychat_kv SET v = '\\x0000000000000002'::bytea
+             WHERE t = 'meta' AND k = 'schema_version'::bytea;
          SELECT max(seq) FROM mychat_events;",
     )
     .await
@@ -143,6 +146,14 @@ async fn a_layout_1_database_moves_to_the_event_sequence() {
     let (b, a) = (nodes.pop().unwrap(), nodes.pop().unwrap());
     let layout = postgres::sql(&url, "SELECT version FROM mychat_layout").await;
     assert_eq!(layout.as_deref(), Some("2"));
+    // The records' schema moved on too (2 → 3: integer times), so a node
+    // of schema 2 would refuse this database rather than misread it.
+    let records = postgres::sql(
+        &url,
+        "SELECT encode(v, 'hex') FROM mychat_kv WHERE t = 'meta' AND k = 'schema_version'::bytea",
+    )
+    .await;
+    assert_eq!(records.as_deref(), Some("0000000000000003"));
     let mut agent_ws = agent_in(&b, &owner.token, &space).await;
     let (mut widget_ws, _) = widget(&a, &space, &token).await;
     let sent = visitor_says(&mut widget_ws, "v-2", "after").await;
