@@ -151,6 +151,27 @@ pub fn run(db: &Database) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A database file as schema `version` left it, holding `records`
+    /// (table, key, stored bytes).
+    fn written_at(path: &std::path::Path, version: u64, records: &[(Table, u128, Vec<u8>)]) {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        for table in ALL {
+            txn.open_table(def(*table)).unwrap();
+        }
+        txn.open_table(def(META))
+            .unwrap()
+            .insert(KEY, version.to_be_bytes().as_slice())
+            .unwrap();
+        for (table, key, bytes) in records {
+            txn.open_table(def(*table))
+                .unwrap()
+                .insert(key.to_be_bytes().as_slice(), bytes.as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
     /// A database of schema 1 (JSON records) opens, moves to the binary
     /// format, and reads back the same records.
     #[test]
@@ -169,32 +190,23 @@ mod tests {
             name: "Acme".into(),
             created_at: chrono::Utc::now(),
         };
-        {
-            // Written as version 1 wrote it: JSON values, schema_version 1.
-            let db = Database::create(&path).unwrap();
-            let txn = db.begin_write().unwrap();
-            for table in ALL {
-                txn.open_table(def(*table)).unwrap();
-            }
-            txn.open_table(def(META))
-                .unwrap()
-                .insert(KEY, 1u64.to_be_bytes().as_slice())
-                .unwrap();
-            let key = thread.id.as_u128().to_be_bytes();
-            txn.open_table(def(tables::THREADS))
-                .unwrap()
-                .insert(
-                    key.as_slice(),
-                    serde_json::to_vec(&thread).unwrap().as_slice(),
-                )
-                .unwrap();
-            let key = org.id.as_u128().to_be_bytes();
-            txn.open_table(def(tables::ORGS))
-                .unwrap()
-                .insert(key.as_slice(), serde_json::to_vec(&org).unwrap().as_slice())
-                .unwrap();
-            txn.commit().unwrap();
-        }
+        // Written as version 1 wrote it: JSON values, schema_version 1.
+        written_at(
+            &path,
+            1,
+            &[
+                (
+                    tables::THREADS,
+                    thread.id.as_u128(),
+                    serde_json::to_vec(&thread).unwrap(),
+                ),
+                (
+                    tables::ORGS,
+                    org.id.as_u128(),
+                    serde_json::to_vec(&org).unwrap(),
+                ),
+            ],
+        );
         let store = Store::open(&path, 16).unwrap();
         let read = store.read().unwrap();
         let back: Thread = read.thread(thread.id).unwrap().expect("the thread");
@@ -252,23 +264,8 @@ mod tests {
         };
         let bytes = codec::encode(&old).unwrap();
         assert!(bytes.windows(4).any(|w| w == b"2026"), "a string time");
+        written_at(&path, 2, &[(tables::REPORT_THREADS, 7, bytes.clone())]);
         let key = 7u128.to_be_bytes();
-        {
-            let db = Database::create(&path).unwrap();
-            let txn = db.begin_write().unwrap();
-            for table in ALL {
-                txn.open_table(def(*table)).unwrap();
-            }
-            txn.open_table(def(META))
-                .unwrap()
-                .insert(KEY, 2u64.to_be_bytes().as_slice())
-                .unwrap();
-            txn.open_table(def(tables::REPORT_THREADS))
-                .unwrap()
-                .insert(key.as_slice(), bytes.as_slice())
-                .unwrap();
-            txn.commit().unwrap();
-        }
         let store = Store::open(&path, 16).unwrap();
         let read = store.read().unwrap();
         let facts: Facts = read
