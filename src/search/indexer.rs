@@ -24,7 +24,7 @@ use crate::threads::model::ThreadStatus;
 /// term dictionary, a handful of files) and later merges it, and most of
 /// the indexing thread's time went to that, not to the words. At 2,000 a
 /// busy server (16,000 messages/s) committed eight times a second and its
-/// search threads took 18% of the two cores. tantivy still writes a
+/// search threads had 18% of a 128-sender run's CPU samples (10% now). tantivy still writes a
 /// segment early when its writer's memory ([`super::index`]'s 15 MB)
 /// fills.
 const BATCH: usize = 50_000;

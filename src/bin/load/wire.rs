@@ -1,8 +1,8 @@
 //! The senders' HTTP/1.1 client for `http` runs: one keep-alive
 //! connection per sender, a request written whole in one system call, an
 //! answer read by its `Content-Length`. A general client (connection
-//! pool, redirects, retries, a header map per request) spent about a fifth
-//! of the two cores in a 128-sender run, which the server then lacked;
+//! pool, redirects, retries, a header map per request) had about a fifth
+//! of a 128-sender run's CPU samples, CPU the server then lacked;
 //! pgbench, the other side of the comparison, is as lean. `--reqwest`
 //! sends through the general client instead.
 
