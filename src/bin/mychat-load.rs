@@ -111,7 +111,8 @@ struct HttpArgs {
     url: Option<String>,
     /// Send through a general HTTP client (reqwest: a connection pool,
     /// redirects, retries) instead of each sender's own lean connection.
-    /// `https://` servers always get the general client.
+    /// `https://` servers, and addresses with a path, always get the
+    /// general client.
     #[arg(long)]
     reqwest: bool,
 }

@@ -30,11 +30,15 @@ pub struct Answer {
 }
 
 impl Wire {
-    /// A client of `base` (`http://host:port`); `None` for any other scheme,
-    /// which the general client serves.
+    /// A client of `base` (`http://host:port`); `None` for any other scheme
+    /// or an address with a path (a server behind a prefix), which the
+    /// general client serves.
     pub fn new(base: &str) -> Option<Wire> {
         let rest = base.strip_prefix("http://")?;
-        let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if authority.is_empty() || !path.is_empty() {
+            return None;
+        }
         let addr = if authority
             .rsplit_once(':')
             .is_some_and(|(_, p)| !p.contains(']'))
@@ -165,5 +169,7 @@ mod tests {
             "example.test:80"
         );
         assert!(Wire::new("https://example.test").is_none());
+        assert!(Wire::new("http://example.test/chat").is_none());
+        assert!(Wire::new("http:///").is_none());
     }
 }
