@@ -110,12 +110,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 }
 
 /// Timestamps of the records written per message (threads, messages,
-/// report facts), for `#[serde(with = "crate::store::stamp")]`: in the
-/// binary records an integer, nanoseconds since 1970 (exact for
-/// 1677–2262; a time outside that stays a string); in JSON, chrono's
-/// RFC 3339 string as before. Formatting and parsing the string took about
-/// a twentieth of the writer's time per message. Both forms read back, so
-/// records written before keep working and no migration rewrites them.
+/// report facts) and read per request (agents, spaces, visitors), for
+/// `#[serde(with = "crate::store::stamp")]`: in the binary records an
+/// integer, nanoseconds since 1970 (exact for 1677–2262; a time outside
+/// that stays a string); in JSON, chrono's RFC 3339 string as before.
+/// Formatting and parsing the string took about a twentieth of the
+/// writer's time per message. Both forms read back, so records of schema 2
+/// keep working and no migration rewrites them (schema 3 only marks the
+/// file, see `migrate`).
 pub mod stamp {
     use chrono::{DateTime, Utc};
     use serde::de::{self, Deserialize, Deserializer, Visitor};
