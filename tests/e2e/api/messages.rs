@@ -388,32 +388,63 @@ async fn restart_keeps_everything() {
     assert_eq!(after.ok(), &before);
 }
 
+/// Writes waiting while the writer commits join its next commit. The
+/// writer is held inside a write until all 100 sends wait behind it, so
+/// the batch they share does not depend on how fast they arrive.
 #[tokio::test]
 async fn concurrent_writers_share_commits() {
     let (server, owner) = TestServer::with_owner().await;
     let thread = thread_with_messages(&server, &owner, 1).await;
-    let before = server.app_state.store.stats();
+    let store = server.app_state.store.clone();
+    let before = store.stats();
+    let (entered, inside) = tokio::sync::oneshot::channel();
+    let mut entered = Some(entered);
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let held = store.write(move |_| -> Result<(), mychat::store::Error> {
+        if let Some(entered) = entered.take() {
+            let _ = entered.send(());
+        }
+        // Returns once `release` is dropped.
+        let _ = gate.recv();
+        Ok(())
+    });
     let path = format!("/api/v1/threads/{thread}/messages");
-    let sends = (0..100).map(|i| {
+    let sends = join_all((0..100).map(|i| {
         server.post(
             &path,
             &owner.token,
             json!({"content": format!("x{i}"), "clientMsgId": format!("g{i}")}),
         )
-    });
-    for r in join_all(sends).await {
+    }));
+    let opened = async {
+        inside.await.expect("the writer runs the held write");
+        while store.queued() < 100 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        drop(release);
+    };
+    let (held, sent, ()) = tokio::join!(held, sends, opened);
+    held.expect("the held write commits");
+    for r in sent {
         assert_eq!(r.status, 201);
     }
-    let after = server.app_state.store.stats();
+    let after = store.stats();
     let writes = after.writes - before.writes;
     let commits = after.commits - before.commits;
-    assert!(writes >= 100);
+    assert!(writes >= 101);
     assert!(
         commits < writes / 2,
         "{commits} commits for {writes} writes"
     );
-    assert!(after.largest_batch > 1);
+    assert!(after.largest_batch >= 100, "{after:?}");
     let metrics = text(server.client.get(server.url("/metrics"))).await;
     assert!(metrics.contains("mychat_store_commit_batch_size_bucket"));
-    assert!(metrics.contains("mychat_threads{status=\"active\"} 1"));
+    let threads: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("mychat_threads{"))
+        .collect();
+    assert!(
+        threads.contains(&"mychat_threads{status=\"active\"} 1"),
+        "{threads:?}"
+    );
 }
