@@ -1,7 +1,9 @@
 //! Short-lived access tokens: HS256 only, with `exp`, `iss` and `aud`
 //! checked. The key is generated on first run and kept in the data dir.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -15,6 +17,8 @@ const AUDIENCE: &str = "mychat-agent";
 const KEY_FILE: &str = "jwt.key";
 /// Seconds a token stays valid past its `exp` (clocks of two machines).
 const LEEWAY_SECS: u64 = 5;
+/// Tokens remembered as genuine; the memory is emptied when it is full.
+const REMEMBERED: usize = 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -34,6 +38,11 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: u64,
+    /// Tokens whose signature and claims were checked, by their exact
+    /// text: an agent's next request with the same token skips the HMAC,
+    /// the base64 and the JSON. Only a token that passed the full check
+    /// gets in, and its `exp` is still checked on every use.
+    genuine: Mutex<HashMap<Box<str>, Claims>>,
 }
 
 impl JwtKeys {
@@ -67,6 +76,7 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(&secret),
             validation,
             ttl_secs,
+            genuine: Mutex::new(HashMap::new()),
         })
     }
 
@@ -103,10 +113,27 @@ impl JwtKeys {
     /// issued "in the future" (the clock stepped back since) stays good
     /// until its `exp`, so a jump moves an expiry by at most the jump.
     pub fn verify_at(&self, token: &str, now: i64) -> Option<Claims> {
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()?
-            .claims;
+        let remembered = self.remembered().get(token).cloned();
+        let claims = match remembered {
+            Some(claims) => claims,
+            None => {
+                let claims =
+                    jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+                        .ok()?
+                        .claims;
+                let mut genuine = self.remembered();
+                if genuine.len() >= REMEMBERED {
+                    genuine.clear();
+                }
+                genuine.insert(token.into(), claims.clone());
+                claims
+            }
+        };
         (claims.exp + LEEWAY_SECS as i64 >= now).then_some(claims)
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Claims>> {
+        self.genuine.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -160,5 +187,38 @@ mod tests {
         )
         .unwrap();
         assert!(other.verify_at(&issued, t).is_none());
+    }
+
+    #[test]
+    fn a_remembered_token_is_matched_by_its_whole_text_and_the_memory_stays_bounded() {
+        let keys = JwtKeys::load(
+            Path::new("/nonexistent"),
+            "a test secret of enough length!!",
+            900,
+        )
+        .unwrap();
+        let t = 1_800_000_000;
+        let issued = token(&keys, t);
+        assert!(keys.verify_at(&issued, t).is_some());
+        assert!(keys.remembered().contains_key(issued.as_str()));
+        // The same claims under a signature one character off, and the
+        // genuine text with something after it, are refused.
+        let mut forged = issued.clone().into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(keys.verify_at(&forged, t).is_none());
+        assert!(keys.verify_at(&format!("{issued}x"), t).is_none());
+        assert!(keys.verify_at(&issued[..issued.len() - 1], t).is_none());
+        assert_eq!(keys.remembered().len(), 1);
+        // Remembered or not, an expired token is refused.
+        assert!(
+            keys.verify_at(&issued, t + 900 + LEEWAY_SECS as i64 + 1)
+                .is_none()
+        );
+        for i in 0..REMEMBERED + 10 {
+            assert!(keys.verify_at(&token(&keys, t + i as i64), t).is_some());
+        }
+        assert!(keys.remembered().len() <= REMEMBERED);
     }
 }
