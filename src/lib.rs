@@ -209,7 +209,7 @@ impl App {
         });
         let served = axum::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            axum::ServiceExt::into_make_service_with_connect_info::<SocketAddr>(router),
         )
         .with_graceful_shutdown(shutdown)
         .await;
@@ -263,7 +263,10 @@ impl App {
         };
         tracing::info!(https = %https_bound, http = %http_bound, url = self.state.base_url(), "serving");
         systemd::ready(self.state.base_url());
-        let app = router(self.state.clone()).layer(tls::hsts());
+        let app = HttpService::new(tower::Layer::layer(
+            &tls::hsts(),
+            router(self.state.clone()),
+        ));
         let https = axum::serve(
             tls::TlsListener::new(
                 listeners.https,
@@ -271,7 +274,7 @@ impl App {
                 tls.certs.clone(),
             )?
             .tap_io(|_| {}),
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            axum::ServiceExt::into_make_service_with_connect_info::<SocketAddr>(app),
         )
         .with_graceful_shutdown(signal(stopping.clone()));
         let redirect = tls::redirect_router(tls.certs.clone(), https_bound.port());
@@ -386,7 +389,7 @@ fn spawn_tasks(state: &AppState) -> tasks::Tasks {
 }
 
 /// Every route of the appliance.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> HttpService {
     // REST answers within `http.request_timeout_secs`; uploads and
     // downloads (attachments) take as long as the network needs, and
     // sockets live on after their upgrade.
@@ -415,7 +418,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(api_not_found)
         .layer(timeout)
         .merge(attachments::http::routes());
-    Router::new()
+    let routes = Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -427,10 +430,16 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.http.body_limit))
         .layer(middleware::from_fn(auth::extract::api_token_from_query))
         .layer(middleware::map_response(envelope_for_bare_errors))
+        // Per route: it labels its figures with the route that matched.
         .layer(middleware::from_fn_with_state(state.clone(), ops::track))
-        .layer(CatchPanicLayer::custom(|_| {
-            AppError::Internal("handler panicked".into()).into_response()
-        }))
+        .with_state(state);
+    // The layers that need no route wrap the router once, rather than
+    // every route: a request then clones only what its own route needs.
+    let service = tower::ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(middleware::map_request(request_id::keep_usable))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         // Spans name the request id and the path only (query strings may
         // carry tokens); every log line of the request carries them.
         .layer(
@@ -443,11 +452,16 @@ pub fn router(state: AppState) -> Router {
                 )
             }),
         )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
-        .layer(middleware::map_request(request_id::keep_usable))
-        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::Internal("handler panicked".into()).into_response()
+        }))
+        .service(routes);
+    HttpService::new(service)
 }
+
+/// Every HTTP request's way in: the routes and the layers around them.
+pub type HttpService =
+    tower::util::BoxCloneSyncService<axum::extract::Request, Response, std::convert::Infallible>;
 
 /// `x-request-id`, as the request-id layers want it.
 static REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static(request_id::HEADER);
