@@ -155,14 +155,14 @@ mod tests {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap()
     }
 
+    /// Keys of a configured secret, tokens valid for 900 s.
+    fn keys_with(secret: &str) -> JwtKeys {
+        JwtKeys::load(Path::new("/nonexistent"), secret, 900).unwrap()
+    }
+
     #[test]
     fn a_clock_jump_moves_a_token_expiry_by_at_most_the_jump() {
-        let keys = JwtKeys::load(
-            Path::new("/nonexistent"),
-            "a test secret of enough length!!",
-            900,
-        )
-        .unwrap();
+        let keys = keys_with("a test secret of enough length!!");
         let t = 1_800_000_000;
         let issued = token(&keys, t);
         let leeway = LEEWAY_SECS as i64;
@@ -180,23 +180,13 @@ mod tests {
         let ahead = token(&keys, t + 3600);
         assert!(keys.verify_at(&ahead, t).is_some());
         // Forged tokens stay forged whatever the time.
-        let other = JwtKeys::load(
-            Path::new("/nonexistent"),
-            "another secret of enough length!",
-            900,
-        )
-        .unwrap();
+        let other = keys_with("another secret of enough length!");
         assert!(other.verify_at(&issued, t).is_none());
     }
 
     #[test]
     fn a_remembered_token_is_matched_by_its_whole_text_and_the_memory_stays_bounded() {
-        let keys = JwtKeys::load(
-            Path::new("/nonexistent"),
-            "a test secret of enough length!!",
-            900,
-        )
-        .unwrap();
+        let keys = keys_with("a test secret of enough length!!");
         let t = 1_800_000_000;
         let issued = token(&keys, t);
         assert!(keys.verify_at(&issued, t).is_some());
