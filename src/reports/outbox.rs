@@ -26,10 +26,10 @@ fn move_cells(tx: &mut WriteTx<'_>, from: Option<&Facts>, to: &Facts) -> Result<
     let key = cell_key(to);
     match from {
         Some(old) if cell_key(old) == key => {
-            let mut cell: Cell = tx.value(REPORT_CELLS, &key)?.unwrap_or_default();
+            let mut cell: Cell = tx.kept(REPORT_CELLS, &key)?.unwrap_or_default();
             cell.apply(old, -1);
             cell.apply(to, 1);
-            store_cell(tx, &key, &cell)
+            store_cell(tx, &key, cell)
         }
         Some(old) => {
             move_cell(tx, old, -1)?;
@@ -41,18 +41,16 @@ fn move_cells(tx: &mut WriteTx<'_>, from: Option<&Facts>, to: &Facts) -> Result<
 
 fn move_cell(tx: &mut WriteTx<'_>, f: &Facts, n: i64) -> Result<()> {
     let key = cell_key(f);
-    let mut cell: Cell = tx.value(REPORT_CELLS, &key)?.unwrap_or_default();
+    let mut cell: Cell = tx.kept(REPORT_CELLS, &key)?.unwrap_or_default();
     cell.apply(f, n);
-    store_cell(tx, &key, &cell)
+    store_cell(tx, &key, cell)
 }
 
-fn store_cell(tx: &mut WriteTx<'_>, key: &[u8], cell: &Cell) -> Result<()> {
-    if cell.is_empty() {
-        tx.delete_raw(REPORT_CELLS, key)?;
-        Ok(())
-    } else {
-        tx.put_value(REPORT_CELLS, key, cell)
-    }
+/// Cells and conversations' numbers are kept values: a batch of messages
+/// into conversations of one cell writes that cell once.
+fn store_cell(tx: &mut WriteTx<'_>, key: &[u8], cell: Cell) -> Result<()> {
+    let cell = (!cell.is_empty()).then_some(cell);
+    tx.keep(REPORT_CELLS, key, cell)
 }
 
 pub fn count(tx: &mut WriteTx<'_>, events: &[Event]) -> Result<()> {
@@ -67,7 +65,7 @@ pub fn count(tx: &mut WriteTx<'_>, events: &[Event]) -> Result<()> {
             continue;
         }
         let key = id_key(thread.id.as_u128());
-        let old: Option<Facts> = tx.value(REPORT_THREADS, &key)?;
+        let old: Option<Facts> = tx.kept(REPORT_THREADS, &key)?;
         let mut new = match &old {
             Some(f) => f.clone(),
             None => match tx.space(thread.chat_space_id)? {
@@ -105,7 +103,7 @@ pub fn count(tx: &mut WriteTx<'_>, events: &[Event]) -> Result<()> {
             continue;
         }
         move_cells(tx, old.as_ref(), &new)?;
-        tx.put_value(REPORT_THREADS, &key, &new)?;
+        tx.keep(REPORT_THREADS, &key, Some(new))?;
     }
     Ok(())
 }

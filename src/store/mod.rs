@@ -526,18 +526,22 @@ impl Reader for ReadTx {
 /// offered; every one of them keeps the record's indexes in step.
 ///
 /// Each table is opened once per transaction and kept open for the whole
-/// batch; what a record read inside the transaction contributes to its
-/// indexes is remembered, so a `put` of a record the batch already read
-/// does not read and decode it again.
+/// batch; a record read or written inside the transaction is remembered
+/// ([`Memory`]), so reading it again or a `put` of it does not read and
+/// decode it again.
 pub struct WriteTx<'a> {
     kv: &'a dyn engine::KvWrite,
     /// Records read or written in this transaction: table name ‖ key ->
     /// what the stored record contributes to indexes (None: no record).
     known: RefCell<HashMap<Vec<u8>, Option<Stored>>>,
-    /// Records decoded in this transaction and not written since, by the
-    /// same keys: a batch that reads one record for many writes (their
-    /// chat space, an agent) decodes it once.
+    /// The same records, decoded (an `Option<R>`), by the same keys: a
+    /// batch that reads one record for many writes (their chat space, an
+    /// agent) decodes it once.
     decoded: RefCell<HashMap<Vec<u8>, Box<dyn Any>>>,
+    /// Kept values ([`WriteTx::kept`]), by the same keys…
+    kept: RefCell<HashMap<Vec<u8>, Kept>>,
+    /// …and those the batch changed, to write before it commits.
+    changed: RefCell<std::collections::BTreeSet<Vec<u8>>>,
     /// Set by the first write, so the writer knows whether a failed closure
     /// left anything behind.
     dirty: bool,
@@ -563,6 +567,71 @@ impl Stored {
     }
 }
 
+/// What a write transaction remembers of the records it read and wrote.
+///
+/// The embedded store's writer is the only writer of its file, so what a
+/// committed batch remembers is still what the file holds when the next
+/// batch starts: the writer hands it on from one committed batch to the
+/// next, and a thread written to again and again (its counts, preview and
+/// read markers change with every message) is read and decoded once rather
+/// than once per batch. Whatever does not end in a commit (an aborted
+/// batch, a failed commit, a reopened file) starts the next batch with an
+/// empty memory, and so does any node of a cluster, whose database other
+/// nodes write too.
+#[derive(Default)]
+pub(crate) struct Memory {
+    known: HashMap<Vec<u8>, Option<Stored>>,
+    decoded: HashMap<Vec<u8>, Box<dyn Any>>,
+    /// Kept values ([`WriteTx::kept`]), decoded, by table name ‖ key.
+    kept: HashMap<Vec<u8>, Kept>,
+}
+
+/// A value that is not a record, kept decoded and written once per batch
+/// however often the batch changes it ([`WriteTx::keep`]).
+struct Kept {
+    table: Table,
+    key: Vec<u8>,
+    value: Box<dyn KeptValue>,
+}
+
+/// An `Option<T>` of a kept value, with its type erased.
+trait KeptValue: Any {
+    /// The bytes to store, or None to remove the value.
+    fn encode(&self) -> Result<Option<Vec<u8>>>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: serde::Serialize + 'static> KeptValue for Option<T> {
+    fn encode(&self) -> Result<Option<Vec<u8>>> {
+        self.as_ref().map(codec::encode).transpose()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Memory {
+    /// Records remembered at most between batches; a memory that holds
+    /// more starts the next batch empty.
+    pub(crate) const MAX_RECORDS: usize = 8192;
+
+    /// Itself, or an empty memory when it grew past [`Self::MAX_RECORDS`].
+    pub(crate) fn bounded(self) -> Memory {
+        let held = self.known.len().max(self.decoded.len()) + self.kept.len();
+        if held > Self::MAX_RECORDS {
+            Memory::default()
+        } else {
+            self
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.known.len() + self.kept.len()
+    }
+}
+
 fn known_key(table: Table, key: &[u8]) -> Vec<u8> {
     let name = table.name().as_bytes();
     let mut k = Vec::with_capacity(name.len() + 1 + key.len());
@@ -573,22 +642,106 @@ fn known_key(table: Table, key: &[u8]) -> Vec<u8> {
 }
 
 impl<'a> WriteTx<'a> {
-    pub(crate) fn new(kv: &'a dyn engine::KvWrite) -> WriteTx<'a> {
+    /// A transaction that starts out knowing what `memory` holds, which
+    /// must be what the engine holds: see [`Memory`].
+    pub(crate) fn remembering(kv: &'a dyn engine::KvWrite, memory: Memory) -> WriteTx<'a> {
         WriteTx {
             kv,
-            known: RefCell::new(HashMap::new()),
-            decoded: RefCell::new(HashMap::new()),
+            known: RefCell::new(memory.known),
+            decoded: RefCell::new(memory.decoded),
+            kept: RefCell::new(memory.kept),
+            changed: RefCell::default(),
             dirty: false,
             events: Vec::new(),
             threads: writer::ThreadDelta::default(),
         }
     }
 
-    /// Forgets what is remembered of a record written without `put`.
+    /// What the transaction remembers, for the next one once this one is
+    /// committed.
+    pub(crate) fn into_memory(self) -> Memory {
+        debug_assert!(self.changed.borrow().is_empty(), "kept values written");
+        Memory {
+            known: self.known.into_inner(),
+            decoded: self.decoded.into_inner(),
+            kept: self.kept.into_inner(),
+        }
+    }
+
+    /// Forgets what is remembered of a record or value written without
+    /// `put` or `keep`.
     fn forget(&self, table: Table, key: &[u8]) {
         let known = known_key(table, key);
         self.known.borrow_mut().remove(&known);
         self.decoded.borrow_mut().remove(&known);
+        self.kept.borrow_mut().remove(&known);
+        self.changed.borrow_mut().remove(&known);
+    }
+
+    /// A value that is not a record, read once per batch (or remembered
+    /// from an earlier one, see [`Memory`]) and seen as the batch's
+    /// [`WriteTx::keep`] left it. A table holds either kept values only
+    /// or none: reading a kept value's table any other way inside a write
+    /// would miss what the batch has not written yet.
+    pub fn kept<T>(&self, table: Table, key: &[u8]) -> Result<Option<T>>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Clone + 'static,
+    {
+        let known = known_key(table, key);
+        if let Some(kept) = self.kept.borrow().get(&known)
+            && let Some(value) = kept.value.as_any().downcast_ref::<Option<T>>()
+        {
+            return Ok(value.clone());
+        }
+        let value: Option<T> = self.value(table, key)?;
+        self.kept.borrow_mut().insert(
+            known,
+            Kept {
+                table,
+                key: key.to_vec(),
+                value: Box::new(value.clone()),
+            },
+        );
+        Ok(value)
+    }
+
+    /// Sets (or, with None, removes) a kept value. It is written when the
+    /// batch commits, once however many writes of the batch changed it:
+    /// counters many messages of one batch move (a report cell) cost one
+    /// write.
+    pub fn keep<T>(&mut self, table: Table, key: &[u8], value: Option<T>) -> Result<()>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Clone + 'static,
+    {
+        self.dirty = true;
+        let known = known_key(table, key);
+        self.kept.borrow_mut().insert(
+            known.clone(),
+            Kept {
+                table,
+                key: key.to_vec(),
+                value: Box::new(value),
+            },
+        );
+        self.changed.borrow_mut().insert(known);
+        Ok(())
+    }
+
+    /// Writes the kept values the batch changed. The writer calls it
+    /// once, after the batch's last write and before its commit.
+    pub(crate) fn write_kept(&mut self) -> Result<()> {
+        let changed = std::mem::take(&mut *self.changed.borrow_mut());
+        let kept = self.kept.borrow();
+        for known in changed {
+            let Some(k) = kept.get(&known) else { continue };
+            match k.value.encode()? {
+                Some(bytes) => self.insert(k.table, &k.key, &bytes)?,
+                None => {
+                    self.remove(k.table, &k.key)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn insert(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
@@ -687,8 +840,18 @@ impl WriteTx<'_> {
             self.insert(entry.table, &entry.key, &entry.value)?;
         }
         self.insert(R::TABLE, &key, &bytes)?;
-        self.decoded.borrow_mut().remove(&known);
-        self.known.borrow_mut().insert(known, Some(new));
+        if old.is_some() {
+            // A record written again (a thread, with every message) is
+            // likely to be written again soon: remembered.
+            self.decoded
+                .borrow_mut()
+                .insert(known.clone(), Box::new(Some(record.clone())));
+            self.known.borrow_mut().insert(known, Some(new));
+        } else {
+            // A new one (a message) seldom is: not remembered, so the
+            // memory holds what is read and written over and over.
+            self.forget(R::TABLE, &key);
+        }
         Ok(())
     }
 
@@ -704,7 +867,9 @@ impl WriteTx<'_> {
         }
         self.remove(R::TABLE, key)?;
         let known = known_key(R::TABLE, key);
-        self.decoded.borrow_mut().remove(&known);
+        self.decoded
+            .borrow_mut()
+            .insert(known.clone(), Box::new(None::<R>));
         self.known.borrow_mut().insert(known, None);
         Ok(Some(old))
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::engine::Decision;
-use super::{Backend, CommitListener, Error, OutboxHook, Result, WriteError, WriteTx};
+use super::{Backend, CommitListener, Error, Memory, OutboxHook, Result, WriteError, WriteTx};
 use crate::events::Event;
 use crate::threads::model::ThreadStatus;
 
@@ -270,6 +270,8 @@ fn run(
     max_batch: usize,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    // What the last committed batch knew of the records it touched.
+    let mut memory = Memory::default();
     while let Some(first) = rx.blocking_recv() {
         let mut shutdown = None;
         match first {
@@ -285,7 +287,8 @@ fn run(
             }
         }
         if !batch.is_empty() {
-            commit_batch(&db, &stats, &listener, &outbox, std::mem::take(&mut batch));
+            let jobs = std::mem::take(&mut batch);
+            commit_batch(&db, &stats, &listener, &outbox, &mut memory, jobs);
             db.checkpoint(true);
         }
         if let Some(done) = shutdown {
@@ -297,7 +300,8 @@ fn run(
                 }
             }
             if !batch.is_empty() {
-                commit_batch(&db, &stats, &listener, &outbox, std::mem::take(&mut batch));
+                let jobs = std::mem::take(&mut batch);
+                commit_batch(&db, &stats, &listener, &outbox, &mut memory, jobs);
             }
             db.checkpoint(false);
             stats.stopped.store(true, Ordering::Relaxed);
@@ -325,13 +329,19 @@ fn note_disk(stats: &Stats, full: bool, free: Option<u64>) {
     }
 }
 
+/// Commits `jobs` in one transaction. `memory` is what the last committed
+/// batch knew of its records; it is handed on only from commit to commit
+/// of the embedded store (see [`Memory`]) and is empty after anything else.
 fn commit_batch(
     db: &Backend,
     stats: &Stats,
     listener: &ListenerSlot,
     outbox: &OutboxSlot,
+    memory: &mut Memory,
     mut jobs: Vec<Job>,
 ) {
+    // Only the embedded store's writer is the only writer of its data.
+    let remember = !db.is_shared();
     // Below the floor the database is not touched at all, so it stays
     // whole and readable; the writes are refused and nothing is stored.
     let (full, free) = db.disk_room();
@@ -348,13 +358,19 @@ fn commit_batch(
         let mut events: Vec<Event> = Vec::new();
         let mut threads = ThreadDelta::default();
         let mut poisoned = None;
+        let mut unwritten = None;
+        let mut kept = None;
         let committed = db.write(&mut |kv| {
             // The body may run again on a fresh transaction: from scratch.
             results.clear();
             events.clear();
             threads = ThreadDelta::default();
             poisoned = None;
-            let mut tx = WriteTx::new(kv);
+            unwritten = None;
+            kept = None;
+            // Taken: whatever does not end in a commit starts the next
+            // batch with nothing remembered.
+            let mut tx = WriteTx::remembering(kv, std::mem::take(memory).bounded());
             for (i, job) in jobs.iter_mut().enumerate() {
                 tx.dirty = false;
                 let result = (job.op)(&mut tx);
@@ -382,7 +398,12 @@ fn commit_batch(
                     }
                 }
             }
-            if poisoned.is_some() {
+            if poisoned.is_none()
+                && let Err(e) = tx.write_kept()
+            {
+                unwritten = Some(e);
+            }
+            if poisoned.is_some() || unwritten.is_some() {
                 Decision::Abort
             } else {
                 // Other nodes hear of the events (and the thread counts)
@@ -396,11 +417,17 @@ fn commit_batch(
                         .ok()
                     })
                     .flatten();
+                if remember {
+                    kept = Some(tx.into_memory());
+                }
                 Decision::Commit { broadcast }
             }
         });
         match committed {
             Ok(true) => {
+                if let Some(kept) = kept.take() {
+                    *memory = kept;
+                }
                 stats.record(jobs.len(), started.elapsed().as_micros() as u64);
                 stats.count_threads(threads);
                 // Published before anyone is answered, so a client that gets
@@ -413,6 +440,15 @@ fn commit_batch(
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(result);
                 }
+            }
+            Ok(false) if unwritten.is_some() => {
+                // The batch's kept values could not be written: storage
+                // failed, and none of its writes is acknowledged.
+                let error = unwritten.take().expect("checked");
+                stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %error, writes = jobs.len(), "a batch could not be written; reopening the database");
+                fail_all(jobs, &error);
+                db.reopen();
             }
             Ok(false) => {
                 // Undone; run the others again without the write that failed.
@@ -429,8 +465,8 @@ fn commit_batch(
                 // Other nodes kept winning: each half on its own.
                 tracing::debug!(writes = jobs.len(), "a contended batch is split");
                 let second = jobs.split_off(jobs.len() / 2);
-                commit_batch(db, stats, listener, outbox, jobs);
-                commit_batch(db, stats, listener, outbox, second);
+                commit_batch(db, stats, listener, outbox, memory, jobs);
+                commit_batch(db, stats, listener, outbox, memory, second);
             }
             Err(error) => {
                 stats.failed_commits.fetch_add(1, Ordering::Relaxed);
@@ -479,6 +515,138 @@ fn fail_all(jobs: Vec<Job>, error: &Error) {
 #[cfg(test)]
 mod tests {
     use super::WRITER_NICE;
+    use crate::ids::{OrgId, SpaceId};
+    use crate::spaces::model::{ChatSpace, SpaceSettings};
+    use crate::store::{Error, Reader, Store};
+
+    fn space(key: &str) -> ChatSpace {
+        ChatSpace {
+            id: SpaceId::new(),
+            organization_id: OrgId::new(),
+            name: "Shop".into(),
+            widget_key: key.into(),
+            allowed_domains: vec![],
+            settings: SpaceSettings::default(),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    /// The writer remembers records from one committed batch to the next;
+    /// a batch undone by a write that failed after writing must leave
+    /// nothing of that write remembered: neither the record nor its index
+    /// entries, which the next `put` of the record replaces.
+    #[tokio::test]
+    async fn an_undone_write_leaves_nothing_remembered_for_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb"), 16).unwrap();
+        let first = space("wk_first");
+        let id = first.id;
+        store.write(move |tx| tx.put(&first)).await.unwrap();
+        // Read, changed, written and then refused: undone.
+        let undone = store
+            .write(move |tx| {
+                let mut s = tx.space(id)?.expect("committed");
+                s.name = "Undone".into();
+                s.widget_key = "wk_undone".into();
+                tx.put(&s)?;
+                Err::<(), _>(Error::Codec("refused after writing".into()))
+            })
+            .await;
+        assert!(matches!(undone, Err(Error::Codec(_))), "{undone:?}");
+        // The next batch reads what was committed, and its put replaces the
+        // committed index entry, not the undone one.
+        let seen = store
+            .write(move |tx| {
+                let mut s = tx.space(id)?.expect("committed");
+                let seen = s.name.clone();
+                s.widget_key = "wk_third".into();
+                tx.put(&s)?;
+                Ok::<_, Error>(seen)
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen, "Shop");
+        let read = store.read().unwrap();
+        assert_eq!(
+            read.space_by_key("wk_third").unwrap().map(|s| s.id),
+            Some(id)
+        );
+        assert!(read.space_by_key("wk_first").unwrap().is_none());
+        assert!(read.space_by_key("wk_undone").unwrap().is_none());
+        // A record written in one batch and read in the next (from what
+        // the writer remembers) is what the file holds.
+        let renamed = store
+            .write(move |tx| {
+                let mut s = tx.space(id)?.expect("committed");
+                s.name = "Renamed".into();
+                tx.put(&s)
+            })
+            .await;
+        assert!(renamed.is_ok());
+        let in_write = store
+            .write(move |tx| tx.space(id).map(|s| s.map(|s| s.name)))
+            .await
+            .unwrap();
+        let in_file = store.read().unwrap().space(id).unwrap().map(|s| s.name);
+        assert_eq!(in_write.as_deref(), Some("Renamed"));
+        assert_eq!(in_write, in_file);
+    }
+
+    /// A kept value reads back as the batch left it, reaches the file
+    /// with the commit, is remembered for the next batch and is undone
+    /// with its batch.
+    #[tokio::test]
+    async fn kept_values_read_back_as_written_and_are_undone_with_their_batch() {
+        use crate::store::tables::META;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb"), 16).unwrap();
+        let bump = |tx: &mut crate::store::WriteTx<'_>| -> Result<u32, Error> {
+            let n = tx.kept::<u32>(META, b"kept")?.unwrap_or(0) + 1;
+            tx.keep(META, b"kept", Some(n))?;
+            Ok(n)
+        };
+        let n = store
+            .write(move |tx| {
+                bump(tx)?;
+                bump(tx)?;
+                bump(tx)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+        let read = |store: &Store| store.read().unwrap().value::<u32>(META, b"kept").unwrap();
+        assert_eq!(read(&store), Some(3));
+        let undone = store
+            .write(move |tx| {
+                bump(tx)?;
+                Err::<(), _>(Error::Codec("refused after writing".into()))
+            })
+            .await;
+        assert!(undone.is_err());
+        assert_eq!(read(&store), Some(3));
+        assert_eq!(store.write(move |tx| bump(tx)).await.unwrap(), 4);
+        assert_eq!(read(&store), Some(4));
+        store
+            .write(move |tx| tx.keep::<u32>(META, b"kept", None))
+            .await
+            .unwrap();
+        assert_eq!(read(&store), None);
+        let again = store.write(move |tx| bump(tx)).await.unwrap();
+        assert_eq!(again, 1);
+    }
+
+    /// What is remembered between batches stays bounded.
+    #[test]
+    fn a_memory_past_its_bound_starts_the_next_batch_empty() {
+        let mut memory = crate::store::Memory::default();
+        for i in 0..crate::store::Memory::MAX_RECORDS {
+            memory.known.insert(i.to_be_bytes().to_vec(), None);
+        }
+        let mut memory = memory.bounded();
+        assert_eq!(memory.len(), crate::store::Memory::MAX_RECORDS);
+        memory.known.insert(b"one more".to_vec(), None);
+        assert_eq!(memory.bounded().len(), 0);
+    }
 
     /// The nice values of this process's threads called `name`.
     fn nice_of_threads(name: &str) -> Vec<i32> {
