@@ -340,7 +340,8 @@ fn commit_batch(
     memory: &mut Memory,
     mut jobs: Vec<Job>,
 ) {
-    // Only the embedded store's writer is the only writer of its data.
+    // The embedded store's writer is the only writer of its file; a
+    // cluster's database has other writers.
     let remember = !db.is_shared();
     // Below the floor the database is not touched at all, so it stays
     // whole and readable; the writes are refused and nothing is stored.

@@ -145,6 +145,12 @@ impl Pebble {
                 .arg(&config_file)
                 .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
                 .env("PEBBLE_VA_NOSLEEP", "1")
+                // Pebble refuses 5% of nonces by default, to exercise
+                // clients' retries; instant-acme retries a refused nonce
+                // twice, and a third refusal fails the order, which the
+                // appliance then orders again. The tests count orders
+                // exactly, so every nonce is accepted here.
+                .env("PEBBLE_WFE_NONCEREJECT", "0")
                 .stdout(log_file.try_clone().unwrap())
                 .stderr(log_file)
                 .spawn()
