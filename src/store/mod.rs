@@ -531,16 +531,11 @@ impl Reader for ReadTx {
 /// decode it again.
 pub struct WriteTx<'a> {
     kv: &'a dyn engine::KvWrite,
-    /// Records read or written in this transaction: table name ‖ key ->
-    /// what the stored record contributes to indexes (None: no record).
-    known: RefCell<HashMap<Vec<u8>, Option<Stored>>>,
-    /// The same records, decoded (an `Option<R>`), by the same keys: a
-    /// batch that reads one record for many writes (their chat space, an
-    /// agent) decodes it once.
-    decoded: RefCell<HashMap<Vec<u8>, Box<dyn Any>>>,
-    /// Kept values ([`WriteTx::kept`]), by the same keys…
-    kept: RefCell<HashMap<Vec<u8>, Kept>>,
-    /// …and those the batch changed, to write before it commits.
+    /// The records and kept values read or written, from this transaction
+    /// and the committed batches before it.
+    memory: RefCell<Memory>,
+    /// The kept values the batch changed (by the memory's keys), to write
+    /// before it commits.
     changed: RefCell<std::collections::BTreeSet<Vec<u8>>>,
     /// Set by the first write, so the writer knows whether a failed closure
     /// left anything behind.
@@ -580,9 +575,14 @@ impl Stored {
 /// nodes write too.
 #[derive(Default)]
 pub(crate) struct Memory {
+    /// Records, by table name ‖ key: what the stored record contributes to
+    /// indexes (None: no record).
     known: HashMap<Vec<u8>, Option<Stored>>,
+    /// The same records, decoded (an `Option<R>`), by the same keys: a
+    /// batch that reads one record for many writes (their chat space, an
+    /// agent) decodes it once.
     decoded: HashMap<Vec<u8>, Box<dyn Any>>,
-    /// Kept values ([`WriteTx::kept`]), decoded, by table name ‖ key.
+    /// Kept values ([`WriteTx::kept`]), decoded, by the same keys.
     kept: HashMap<Vec<u8>, Kept>,
 }
 
@@ -647,9 +647,7 @@ impl<'a> WriteTx<'a> {
     pub(crate) fn remembering(kv: &'a dyn engine::KvWrite, memory: Memory) -> WriteTx<'a> {
         WriteTx {
             kv,
-            known: RefCell::new(memory.known),
-            decoded: RefCell::new(memory.decoded),
-            kept: RefCell::new(memory.kept),
+            memory: RefCell::new(memory),
             changed: RefCell::default(),
             dirty: false,
             events: Vec::new(),
@@ -661,20 +659,17 @@ impl<'a> WriteTx<'a> {
     /// committed.
     pub(crate) fn into_memory(self) -> Memory {
         debug_assert!(self.changed.borrow().is_empty(), "kept values written");
-        Memory {
-            known: self.known.into_inner(),
-            decoded: self.decoded.into_inner(),
-            kept: self.kept.into_inner(),
-        }
+        self.memory.into_inner()
     }
 
     /// Forgets what is remembered of a record or value written without
     /// `put` or `keep`.
     fn forget(&self, table: Table, key: &[u8]) {
         let known = known_key(table, key);
-        self.known.borrow_mut().remove(&known);
-        self.decoded.borrow_mut().remove(&known);
-        self.kept.borrow_mut().remove(&known);
+        let mut memory = self.memory.borrow_mut();
+        memory.known.remove(&known);
+        memory.decoded.remove(&known);
+        memory.kept.remove(&known);
         self.changed.borrow_mut().remove(&known);
     }
 
@@ -688,13 +683,13 @@ impl<'a> WriteTx<'a> {
         T: serde::Serialize + serde::de::DeserializeOwned + Clone + 'static,
     {
         let known = known_key(table, key);
-        if let Some(kept) = self.kept.borrow().get(&known)
+        if let Some(kept) = self.memory.borrow().kept.get(&known)
             && let Some(value) = kept.value.as_any().downcast_ref::<Option<T>>()
         {
             return Ok(value.clone());
         }
         let value: Option<T> = self.value(table, key)?;
-        self.kept.borrow_mut().insert(
+        self.memory.borrow_mut().kept.insert(
             known,
             Kept {
                 table,
@@ -715,7 +710,7 @@ impl<'a> WriteTx<'a> {
     {
         self.dirty = true;
         let known = known_key(table, key);
-        self.kept.borrow_mut().insert(
+        self.memory.borrow_mut().kept.insert(
             known.clone(),
             Kept {
                 table,
@@ -731,9 +726,11 @@ impl<'a> WriteTx<'a> {
     /// once, after the batch's last write and before its commit.
     pub(crate) fn write_kept(&mut self) -> Result<()> {
         let changed = std::mem::take(&mut *self.changed.borrow_mut());
-        let kept = self.kept.borrow();
+        let memory = self.memory.borrow();
         for known in changed {
-            let Some(k) = kept.get(&known) else { continue };
+            let Some(k) = memory.kept.get(&known) else {
+                continue;
+            };
             match k.value.encode()? {
                 Some(bytes) => self.insert(k.table, &k.key, &bytes)?,
                 None => {
@@ -767,8 +764,9 @@ impl Reader for WriteTx<'_> {
     fn get<R: Record>(&self, key: &[u8]) -> Result<Option<R>> {
         let known = known_key(R::TABLE, key);
         if let Some(record) = self
-            .decoded
+            .memory
             .borrow()
+            .decoded
             .get(&known)
             .and_then(|r| r.downcast_ref::<Option<R>>())
         {
@@ -778,12 +776,11 @@ impl Reader for WriteTx<'_> {
             .get_raw(R::TABLE, key)?
             .map(|b| codec::decode(&b))
             .transpose()?;
-        self.known
-            .borrow_mut()
+        let mut memory = self.memory.borrow_mut();
+        memory
+            .known
             .insert(known.clone(), record.as_ref().map(Stored::of));
-        self.decoded
-            .borrow_mut()
-            .insert(known, Box::new(record.clone()));
+        memory.decoded.insert(known, Box::new(record.clone()));
         Ok(record)
     }
 }
@@ -800,7 +797,7 @@ impl WriteTx<'_> {
     pub fn put<R: Record>(&mut self, record: &R) -> Result<()> {
         let key = record.key();
         let known = known_key(R::TABLE, &key);
-        let remembered = self.known.borrow().get(&known).cloned();
+        let remembered = self.memory.borrow().known.get(&known).cloned();
         let old = match remembered {
             Some(stored) => stored,
             None => self
@@ -840,17 +837,19 @@ impl WriteTx<'_> {
             self.insert(entry.table, &entry.key, &entry.value)?;
         }
         self.insert(R::TABLE, &key, &bytes)?;
+        let mut memory = self.memory.borrow_mut();
         if old.is_some() {
             // A record written again (a thread, with every message) is
             // likely to be written again soon: remembered.
-            self.decoded
-                .borrow_mut()
+            memory
+                .decoded
                 .insert(known.clone(), Box::new(Some(record.clone())));
-            self.known.borrow_mut().insert(known, Some(new));
+            memory.known.insert(known, Some(new));
         } else {
             // A new one (a message) seldom is: not remembered, so the
             // memory holds what is read and written over and over.
-            self.forget(R::TABLE, &key);
+            memory.decoded.remove(&known);
+            memory.known.remove(&known);
         }
         Ok(())
     }
@@ -867,10 +866,9 @@ impl WriteTx<'_> {
         }
         self.remove(R::TABLE, key)?;
         let known = known_key(R::TABLE, key);
-        self.decoded
-            .borrow_mut()
-            .insert(known.clone(), Box::new(None::<R>));
-        self.known.borrow_mut().insert(known, None);
+        let mut memory = self.memory.borrow_mut();
+        memory.decoded.insert(known.clone(), Box::new(None::<R>));
+        memory.known.insert(known, None);
         Ok(Some(old))
     }
 

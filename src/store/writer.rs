@@ -360,7 +360,7 @@ fn commit_batch(
         let mut threads = ThreadDelta::default();
         let mut poisoned = None;
         let mut unwritten = None;
-        let mut kept = None;
+        let mut remembered = None;
         let committed = db.write(&mut |kv| {
             // The body may run again on a fresh transaction: from scratch.
             results.clear();
@@ -368,7 +368,7 @@ fn commit_batch(
             threads = ThreadDelta::default();
             poisoned = None;
             unwritten = None;
-            kept = None;
+            remembered = None;
             // Taken: whatever does not end in a commit starts the next
             // batch with nothing remembered.
             let mut tx = WriteTx::remembering(kv, std::mem::take(memory).bounded());
@@ -419,15 +419,15 @@ fn commit_batch(
                     })
                     .flatten();
                 if remember {
-                    kept = Some(tx.into_memory());
+                    remembered = Some(tx.into_memory());
                 }
                 Decision::Commit { broadcast }
             }
         });
         match committed {
             Ok(true) => {
-                if let Some(kept) = kept.take() {
-                    *memory = kept;
+                if let Some(remembered) = remembered.take() {
+                    *memory = remembered;
                 }
                 stats.record(jobs.len(), started.elapsed().as_micros() as u64);
                 stats.count_threads(threads);
