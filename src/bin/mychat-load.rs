@@ -233,8 +233,10 @@ struct CpuUse {
     /// Share of the wall time the writer was ready but waited for a CPU.
     writer_run_queue: f64,
     writer_micros_per_message: f64,
-    /// The whole process: the writer, the senders and, in-process, the
-    /// HTTP server and client.
+    /// The embedded store's checkpoints (each counted once it ended).
+    checkpoint_micros_per_message: f64,
+    /// The whole process: the writer, the checkpoints, the senders and,
+    /// in-process, the HTTP server and client.
     process_micros_per_message: f64,
 }
 
@@ -264,8 +266,11 @@ impl StoreDelta {
     /// measured part's whenever that part batched at all.
     fn between(before: &Snapshot, after: &Snapshot, tally: &Tally) -> StoreDelta {
         let wall = tally.elapsed.as_secs_f64();
+        let checkpoint_ns = ((after.stats.checkpoint_cpu_seconds
+            - before.stats.checkpoint_cpu_seconds)
+            * 1e9) as u64;
         let cpu = match (&before.sched, &after.sched) {
-            (Some(b), Some(a)) => Some(a.since(b).usage(wall, tally.acknowledged)),
+            (Some(b), Some(a)) => Some(a.since(b).usage(wall, tally.acknowledged, checkpoint_ns)),
             _ => None,
         };
         let (before, after) = (&before.stats, &after.stats);
@@ -363,10 +368,11 @@ impl Report {
             println!("  batches     {}", buckets.join(", "));
             if let Some(c) = &s.cpu {
                 println!(
-                    "  cpu         writer {:.0} us/message, on CPU {:.0}%, waiting for a CPU {:.0}%; process {:.0} us/message",
+                    "  cpu         writer {:.0} us/message, on CPU {:.0}%, waiting for a CPU {:.0}%; checkpoints {:.0} us/message; process {:.0} us/message",
                     c.writer_micros_per_message,
                     c.writer_on_cpu * 100.0,
                     c.writer_run_queue * 100.0,
+                    c.checkpoint_micros_per_message,
                     c.process_micros_per_message
                 );
             }
@@ -388,6 +394,9 @@ struct Sched {
 
 /// The store's writer thread names itself so.
 const WRITER_THREAD: &str = "mychat-writer";
+/// A checkpoint's thread, counted from the store's own figure (it ends
+/// when its checkpoint does, and its counters with it).
+const CHECKPOINT_THREAD: &str = "mychat-checkpoint";
 
 impl Sched {
     fn now() -> Option<Sched> {
@@ -403,8 +412,11 @@ impl Sched {
             let (Some(Ok(cpu)), Some(Ok(wait))) = (fields.next(), fields.next()) else {
                 return None;
             };
-            total.process_cpu += cpu;
             let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.trim_end() == CHECKPOINT_THREAD {
+                continue;
+            }
+            total.process_cpu += cpu;
             if comm.trim_end() == WRITER_THREAD {
                 total.writer_cpu += cpu;
                 total.writer_wait += wait;
@@ -422,13 +434,15 @@ impl Sched {
         }
     }
 
-    fn usage(&self, wall_secs: f64, messages: u64) -> CpuUse {
+    /// `checkpoint_ns`: what the store's checkpoints took meanwhile.
+    fn usage(&self, wall_secs: f64, messages: u64, checkpoint_ns: u64) -> CpuUse {
         let per_message = |ns: u64| ns as f64 / 1000.0 / messages.max(1) as f64;
         CpuUse {
             writer_on_cpu: self.writer_cpu as f64 / 1e9 / wall_secs,
             writer_run_queue: self.writer_wait as f64 / 1e9 / wall_secs,
             writer_micros_per_message: per_message(self.writer_cpu),
-            process_micros_per_message: per_message(self.process_cpu),
+            checkpoint_micros_per_message: per_message(checkpoint_ns),
+            process_micros_per_message: per_message(self.process_cpu + checkpoint_ns),
         }
     }
 }

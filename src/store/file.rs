@@ -2,16 +2,18 @@
 //! and the free-space floor of the file system it lives on.
 //!
 //! Writes reach the disk through the write-ahead log (`wal.rs`): a batch
-//! is appended to the log and synced, then committed to the redb file
-//! without waiting for the disk; a checkpoint now and then makes the file
-//! durable up to the log's last batch and empties the log. Opening the
-//! file applies whatever the log holds beyond the file's last checkpoint.
+//! is appended to the log and synced, and its writes then go into an
+//! overlay in memory (`overlay.rs`) that every reader reads over the file.
+//! The file takes the overlay at a checkpoint: on a thread of its own,
+//! in one durable commit, while the writer goes on with a fresh overlay
+//! and the other of the two log files. Opening the file applies whatever
+//! the logs hold beyond the file's last checkpoint.
 //!
 //! redb stops trusting its file after a failed write or fsync: every later
 //! operation fails until the database is opened again, which rolls it back
-//! to its last durable commit (and the log is applied again on top). The
-//! writer therefore reopens the file after a failed commit; reads wait on
-//! the lock only while that happens.
+//! to its last durable commit (and the logs are applied again on top). The
+//! writer therefore reopens the file after a failed checkpoint; reads wait
+//! on the lock only while that happens.
 //!
 //! A full disk never gets that far: before each commit the writer asks the
 //! file system for its free space and refuses the batch while it is below
@@ -22,25 +24,26 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-    WriteTransaction,
-};
+use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition};
 
 use super::engine::{Body, Decision, Kv, KvWrite, Snapshot};
+use super::overlay::{self, Entry, Overlay};
 use super::tables::{self, Table};
 use super::wal::{self, Ops, Wal};
 use super::{Error, Result, Scan, prefix_end};
 
-/// A checkpoint is due once the log holds this many bytes…
-const CHECKPOINT_BYTES: u64 = 64 << 20;
-/// …or its oldest batch is this old. Each checkpoint holds the writer for
-/// one durable commit of every page changed since the last one, so they
-/// are rare; the log they empty is what a restart after a crash applies.
+/// A checkpoint is due once the log being written holds this many bytes…
+const CHECKPOINT_BYTES: u64 = 16 << 20;
+/// …or the overlay holds this many bytes of keys and values (what the
+/// batches since the last checkpoint cost in memory)…
+const CHECKPOINT_OVERLAY_BYTES: usize = 8 << 20;
+/// …or the log's oldest batch is this old. The log a checkpoint leaves
+/// behind is what a restart after a crash applies.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 
 /// Where the file records the last batch of the log it holds durably.
@@ -51,10 +54,23 @@ pub fn def(table: Table) -> TableDefinition<'static, &'static [u8], &'static [u8
     TableDefinition::new(table.name())
 }
 
+type Handle = Arc<RwLock<Option<Database>>>;
+
 pub struct DbFile {
     path: PathBuf,
-    db: RwLock<Option<Database>>,
-    /// Locked after `db` when both are.
+    db: Handle,
+    /// Counts reopens: a checkpoint started before one must not write to
+    /// the database opened by it.
+    opened: Arc<AtomicU64>,
+    /// CPU time the checkpoints' threads took, in nanoseconds.
+    checkpoint_cpu: Arc<AtomicU64>,
+    /// Held by a test to keep a checkpoint from writing until it lets go.
+    #[cfg(test)]
+    checkpoint_gate: Arc<Mutex<()>>,
+    /// What readers and the next batch start from; `None` while the
+    /// database is closed. Locked after `db` and `log` when they are.
+    view: RwLock<Option<View>>,
+    /// Locked after `db` when both are. Only the writer's thread takes it.
     log: Mutex<Log>,
     /// Set at shutdown: nothing opens the file again.
     closed: AtomicBool,
@@ -63,12 +79,42 @@ pub struct DbFile {
     pub(super) faults: std::sync::Arc<wal::faults::Faults>,
 }
 
+/// The file as of its last checkpoint, and the batches after it.
+#[derive(Clone)]
+struct View {
+    file: Arc<ReadTransaction>,
+    /// The batches a running checkpoint is writing to the file.
+    frozen: Overlay,
+    /// The batches since.
+    active: Overlay,
+}
+
 struct Log {
-    wal: Wal,
+    /// Two files: one is written; the other holds the batches of the
+    /// running checkpoint (or ones the file already holds).
+    wals: [Wal; 2],
+    /// The one written.
+    active: usize,
     /// The last batch the file holds durably.
     checkpointed: u64,
-    /// When the log last started empty.
+    /// When the log written started empty.
     since: Instant,
+    running: Option<Running>,
+}
+
+/// A checkpoint on its thread.
+struct Running {
+    /// The last batch it writes to the file.
+    upto: u64,
+    thread: JoinHandle<Result<()>>,
+}
+
+/// The two log files of a database.
+fn log_paths(db: &Path) -> [PathBuf; 2] {
+    let first = wal::path_of(db);
+    let mut second = first.clone().into_os_string();
+    second.push(".1");
+    [first, second.into()]
 }
 
 impl DbFile {
@@ -80,23 +126,31 @@ impl DbFile {
         ready: impl FnOnce(&Database) -> Result<()>,
     ) -> Result<DbFile> {
         let db = Database::create(path)?;
-        let wal = recover(&db, &wal::path_of(path))?;
+        let (wals, checkpointed) = recover(&db, &log_paths(path))?;
         ready(&db)?;
+        let view = View::over(&db)?;
         #[cfg(feature = "fault-injection")]
         let faults = std::sync::Arc::new(wal::faults::Faults::default());
         #[cfg(feature = "fault-injection")]
-        let mut wal = wal;
+        let mut wals = wals;
         #[cfg(feature = "fault-injection")]
-        {
+        for wal in &mut wals {
             wal.faults = faults.clone();
         }
         Ok(DbFile {
             path: path.to_path_buf(),
-            db: RwLock::new(Some(db)),
+            db: Arc::new(RwLock::new(Some(db))),
+            opened: Arc::default(),
+            checkpoint_cpu: Arc::default(),
+            #[cfg(test)]
+            checkpoint_gate: Arc::default(),
+            view: RwLock::new(Some(view)),
             log: Mutex::new(Log {
-                checkpointed: wal.last_seq(),
-                wal,
+                wals,
+                active: 0,
+                checkpointed,
                 since: Instant::now(),
+                running: None,
             }),
             closed: AtomicBool::new(false),
             min_free,
@@ -109,10 +163,12 @@ impl DbFile {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn begin_read(&self) -> Result<ReadTransaction> {
-        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
-        match &*db {
-            Some(db) => Ok(db.begin_read()?),
+    /// The state reads start from.
+    fn current(&self) -> Result<View> {
+        // Held while a reopen runs: readers wait for it, not fail.
+        let _db = self.db.read().unwrap_or_else(|e| e.into_inner());
+        match &*self.view.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(view) => Ok(view.clone()),
             None if self.closed.load(Ordering::Relaxed) => Err(Error::ShuttingDown),
             None => Err(Error::CommitFailed(
                 "the database could not be reopened".into(),
@@ -120,103 +176,158 @@ impl DbFile {
         }
     }
 
-    /// A write transaction; reopens the database first when an earlier
-    /// reopen failed.
-    pub fn begin_write(&self) -> Result<WriteTransaction> {
-        {
-            let db = self.db.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(db) = &*db {
-                return Ok(db.begin_write()?);
-            }
+    fn change_view(&self, change: impl FnOnce(&mut View)) {
+        if let Some(view) = &mut *self.view.write().unwrap_or_else(|e| e.into_inner()) {
+            change(view);
         }
-        self.reopen()?;
-        self.begin_write()
     }
 
     /// A consistent snapshot.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        Ok(Box::new(Reading(self.begin_read()?)))
+        Ok(Box::new(self.current()?))
     }
 
-    /// Runs `body` in one write transaction and, when it says so, makes
-    /// its writes durable in the log and commits them. Ok(false): the body
-    /// aborted it.
+    /// Runs `body` over the current state and, when it says so, makes its
+    /// writes durable in the log and visible. Ok(false): the body aborted.
     pub fn write(&self, body: Body<'_>) -> Result<bool> {
-        let mut txn = self
-            .begin_write()
-            .map_err(|e| Error::CommitFailed(format!("write transaction could not start: {e}")))?;
-        let (decision, ops) = {
-            let writing = Writing::new(&txn);
-            let decision = body(&writing);
-            (decision, writing.ops.into_inner())
+        let view = match self.current() {
+            Ok(view) => view,
+            Err(Error::ShuttingDown) => return Err(Error::ShuttingDown),
+            // An earlier reopen failed: try again.
+            Err(_) => {
+                self.reopen().map_err(|e| {
+                    Error::CommitFailed(format!("write transaction could not start: {e}"))
+                })?;
+                self.current()?
+            }
         };
-        if let Decision::Abort = decision {
-            let _ = txn.abort();
+        let writing = Writing::new(&view);
+        if let Decision::Abort = body(&writing) {
             return Ok(false);
         }
-        // Durable through the log: the file catches up at a checkpoint.
-        txn.set_durability(Durability::None)
-            .map_err(|e| Error::CommitFailed(e.to_string()))?;
-        if !ops.is_empty() {
-            let appended = self.log().wal.append(&ops);
-            if let Err(e) = appended {
-                let _ = txn.abort();
-                return Err(io_failure(&e));
-            }
+        let Writing { active, ops, .. } = writing;
+        let ops = ops.into_inner();
+        if ops.is_empty() {
+            return Ok(true);
         }
-        match txn.commit() {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                // The batch is in the log: reopening applies it again, and
-                // then it is committed after all.
-                tracing::error!(error = %e, "commit failed after the log took the batch");
-                self.reopen()
-                    .map(|()| true)
-                    .map_err(|_| Error::CommitFailed(e.to_string()))
-            }
-        }
-    }
-
-    /// Whether the log has grown (or aged) enough for a checkpoint.
-    pub fn checkpoint_due(&self) -> bool {
-        let log = self.log();
-        log.wal.len() >= CHECKPOINT_BYTES
-            || (log.wal.last_seq() > log.checkpointed && log.since.elapsed() >= CHECKPOINT_EVERY)
-    }
-
-    /// Makes the file hold every batch of the log durably, then empties
-    /// the log. On failure the log stays as it is (and still holds every
-    /// batch); the caller reopens the file.
-    pub fn checkpoint(&self) -> Result<()> {
-        let txn = self.begin_write()?;
         let mut log = self.log();
-        let last = log.wal.last_seq();
-        if last == log.checkpointed {
-            let _ = txn.abort();
-            return Ok(());
+        let at = log.active;
+        log.wals[at].append(&ops).map_err(|e| io_failure(&e))?;
+        // Visible only once durable.
+        let active = active.into_inner();
+        self.change_view(|view| view.active = active);
+        Ok(true)
+    }
+
+    /// Whether the log written (or the overlay) has grown, or aged,
+    /// enough for a checkpoint.
+    fn checkpoint_due(&self, log: &Log) -> bool {
+        let wal = &log.wals[log.active];
+        let overlay = self.current().map_or(0, |view| view.active.bytes());
+        wal.len() >= CHECKPOINT_BYTES
+            || overlay >= CHECKPOINT_OVERLAY_BYTES
+            || (wal.last_seq() > log.checkpointed && log.since.elapsed() >= CHECKPOINT_EVERY)
+    }
+
+    /// Called by the writer between batches. Takes in a checkpoint that
+    /// finished, and starts one when one is due (`due_only`) or whenever
+    /// there is anything to checkpoint (at shutdown, when it also waits
+    /// for it: the file then holds every batch). On failure the logs still
+    /// hold every batch; the caller reopens the file.
+    pub fn checkpoint(&self, due_only: bool) -> Result<()> {
+        self.finish_checkpoint(!due_only)?;
+        if self.start_checkpoint(due_only)? && !due_only {
+            self.finish_checkpoint(true)?;
         }
-        let started = Instant::now();
-        txn.open_table(def(tables::META))?
-            .insert(CHECKPOINT_KEY, last.to_be_bytes().as_slice())?;
-        txn.commit().map_err(|e| match e {
-            redb::CommitError::Storage(redb::StorageError::Io(io)) => io_failure(&io),
-            e => Error::CommitFailed(e.to_string()),
-        })?;
-        log.checkpointed = last;
+        Ok(())
+    }
+
+    /// Starts a checkpoint of every batch so far, unless one is running,
+    /// there is nothing to checkpoint, or (`due_only`) none is due yet.
+    /// Whether it started.
+    fn start_checkpoint(&self, due_only: bool) -> Result<bool> {
+        let mut log = self.log();
+        let last = log.wals[log.active].last_seq();
+        if log.running.is_some()
+            || last == log.checkpointed
+            || (due_only && !self.checkpoint_due(&log))
+        {
+            return Ok(false);
+        }
+        // A checkpoint that failed left its batches frozen, and only in
+        // the other file: that file is not started over before a reopen
+        // has brought them into the database.
+        let failed = self
+            .view
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(|view| view.frozen.bytes() > 0);
+        if failed {
+            return Err(Error::CommitFailed(
+                "the last checkpoint failed: the database must be reopened first".into(),
+            ));
+        }
+        // The next batches go to the other file; this one's batches are
+        // the checkpoint's, and stay until the file holds them.
+        let next = 1 - log.active;
+        log.wals[next].restart(last)?;
+        log.active = next;
         log.since = Instant::now();
-        let bytes = log.wal.len();
-        log.wal.restart(last)?;
-        tracing::debug!(
-            batch = last,
-            log_bytes = bytes,
-            micros = started.elapsed().as_micros() as u64,
-            "checkpoint"
-        );
+        let mut frozen = Overlay::default();
+        self.change_view(|view| {
+            view.frozen = std::mem::take(&mut view.active);
+            frozen = view.frozen.clone();
+        });
+        let db = self.db.clone();
+        let opened = self.opened.clone();
+        let generation = opened.load(Ordering::SeqCst);
+        let cpu = self.checkpoint_cpu.clone();
+        #[cfg(test)]
+        let gate = self.checkpoint_gate.clone();
+        let thread = std::thread::Builder::new()
+            .name("mychat-checkpoint".into())
+            .spawn(move || {
+                #[cfg(test)]
+                drop(gate.lock());
+                let written = write_checkpoint(&db, &opened, generation, &frozen, last);
+                cpu.fetch_add(thread_cpu_nanos(), Ordering::Relaxed);
+                written
+            })?;
+        log.running = Some(Running { upto: last, thread });
+        Ok(true)
+    }
+
+    /// Takes in the running checkpoint once it finished (or, with `wait`,
+    /// when it does): readers then read the file it wrote, without the
+    /// batches it took.
+    fn finish_checkpoint(&self, wait: bool) -> Result<()> {
+        let running = self
+            .log()
+            .running
+            .take_if(|running| wait || running.thread.is_finished());
+        let Some(running) = running else {
+            return Ok(());
+        };
+        running.thread.join().unwrap_or_else(|_| {
+            Err(Error::CommitFailed(
+                "the checkpoint's thread panicked".into(),
+            ))
+        })?;
+        let file = {
+            let db = self.db.read().unwrap_or_else(|e| e.into_inner());
+            Arc::new(db.as_ref().ok_or(Error::ShuttingDown)?.begin_read()?)
+        };
+        self.log().checkpointed = running.upto;
+        self.change_view(|view| {
+            view.file = file;
+            view.frozen = Overlay::default();
+        });
         Ok(())
     }
 
     /// Closes the database and opens it again, which brings it back to
-    /// its last durable commit, and applies the log on top. On failure the
+    /// its last durable commit, and applies the logs on top. On failure the
     /// store stays closed (reads and writes answer 503) and the next write
     /// tries again.
     pub fn reopen(&self) -> Result<()> {
@@ -224,25 +335,36 @@ impl DbFile {
         if self.closed.load(Ordering::Relaxed) {
             return Err(Error::ShuttingDown);
         }
-        // The old handle must be gone (and its file lock released) before
-        // the file can be opened again.
+        // A checkpoint that has not begun its commit gives up.
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        // The old handle (and every view of it) must be gone, and its file
+        // lock released, before the file can be opened again.
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = None;
         *db = None;
         let mut log = self.log();
+        // It holds no lock on the file past this point; nothing waits for it.
+        log.running = None;
         let reopened = Database::create(&self.path)
             .map_err(Error::from)
-            .and_then(|fresh| Ok((recover(&fresh, &wal::path_of(&self.path))?, fresh)));
+            .and_then(|fresh| {
+                let (wals, checkpointed) = recover(&fresh, &log_paths(&self.path))?;
+                let view = View::over(&fresh)?;
+                Ok((wals, checkpointed, view, fresh))
+            });
         match reopened {
-            Ok((wal, fresh)) => {
+            Ok((wals, checkpointed, view, fresh)) => {
                 tracing::warn!(path = %self.path.display(), "database reopened after a failed write");
                 #[cfg(feature = "fault-injection")]
-                let mut wal = wal;
+                let mut wals = wals;
                 #[cfg(feature = "fault-injection")]
-                {
+                for wal in &mut wals {
                     wal.faults = self.faults.clone();
                 }
-                log.checkpointed = wal.last_seq();
+                log.wals = wals;
+                log.active = 0;
+                log.checkpointed = checkpointed;
                 log.since = Instant::now();
-                log.wal = wal;
+                *self.view.write().unwrap_or_else(|e| e.into_inner()) = Some(view);
                 *db = Some(fresh);
                 Ok(())
             }
@@ -254,11 +376,19 @@ impl DbFile {
     }
 
     /// Closes the database (at shutdown), releasing the file. What the
-    /// file does not hold durably yet is in the log, which the next open
+    /// file does not hold durably yet is in the logs, which the next open
     /// applies.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
-        *self.db.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = None;
+        *db = None;
+    }
+
+    /// CPU time the checkpoints took so far (each counted once it ended).
+    pub fn checkpoint_cpu(&self) -> Duration {
+        Duration::from_nanos(self.checkpoint_cpu.load(Ordering::Relaxed))
     }
 
     /// Free bytes on the file system, for this process's user.
@@ -276,6 +406,67 @@ impl DbFile {
     }
 }
 
+/// The CPU time the calling thread took so far, from the scheduler's
+/// counters (Linux; 0 elsewhere).
+fn thread_cpu_nanos() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Writes a checkpoint's batches to the file in one durable commit, with
+/// the number of the last of them. Runs on its own thread.
+fn write_checkpoint(
+    db: &Handle,
+    opened: &AtomicU64,
+    generation: u64,
+    frozen: &Overlay,
+    upto: u64,
+) -> Result<()> {
+    let started = Instant::now();
+    let db = db.read().unwrap_or_else(|e| e.into_inner());
+    // The database was reopened (or closed) since it started: the logs
+    // hold its batches, and the reopened file has them.
+    if opened.load(Ordering::SeqCst) != generation {
+        return Err(Error::ShuttingDown);
+    }
+    let db = db.as_ref().ok_or(Error::ShuttingDown)?;
+    let txn = db.begin_write()?;
+    {
+        // The writes come in table order: one table open at a time.
+        let mut open: Option<(&str, RedbTable<'_>)> = None;
+        for (name, key, value) in frozen.writes() {
+            if open.as_ref().is_none_or(|(open, _)| *open != name) {
+                open = Some((name, txn.open_table(TableDefinition::new(name))?));
+            }
+            let (_, table) = open.as_mut().expect("opened above");
+            match value {
+                Some(value) => {
+                    table.insert(key, value)?;
+                }
+                None => {
+                    table.remove(key)?;
+                }
+            }
+        }
+        drop(open);
+        txn.open_table(def(tables::META))?
+            .insert(CHECKPOINT_KEY, upto.to_be_bytes().as_slice())?;
+    }
+    txn.commit().map_err(|e| match e {
+        redb::CommitError::Storage(redb::StorageError::Io(io)) => io_failure(&io),
+        e => Error::CommitFailed(e.to_string()),
+    })?;
+    tracing::debug!(
+        batch = upto,
+        bytes = frozen.bytes(),
+        micros = started.elapsed().as_micros() as u64,
+        "checkpoint"
+    );
+    Ok(())
+}
+
 /// The failure of a commit's I/O.
 fn io_failure(e: &std::io::Error) -> Error {
     if is_disk_full(e) {
@@ -285,11 +476,15 @@ fn io_failure(e: &std::io::Error) -> Error {
     }
 }
 
-/// Brings a database just opened up to date with its log: applies, in one
-/// durable commit, every batch the log holds beyond the file's last
-/// checkpoint, then empties the log. Returns the log, ready for appends.
-fn recover(db: &Database, log: &Path) -> Result<Wal> {
-    let (mut wal, records) = Wal::open(log)?;
+/// Brings a database just opened up to date with its logs: applies, in one
+/// durable commit, every batch they hold beyond the file's last
+/// checkpoint. Returns the logs, ready for appends to the first, and the
+/// last batch the file holds.
+fn recover(db: &Database, paths: &[PathBuf; 2]) -> Result<([Wal; 2], u64)> {
+    let (first, mut records) = Wal::open(&paths[0])?;
+    let (second, more) = Wal::open(&paths[1])?;
+    let mut wals = [first, second];
+    records.extend(more);
     let held = {
         let txn = db.begin_read()?;
         match txn.open_table(def(tables::META)) {
@@ -301,16 +496,19 @@ fn recover(db: &Database, log: &Path) -> Result<Wal> {
             Err(e) => return Err(e.into()),
         }
     };
-    let pending: Vec<&wal::Record> = records.iter().filter(|r| r.seq > held).collect();
-    if let Some(first) = pending.first()
-        && first.seq != held + 1
-    {
-        return Err(Error::Storage(format!(
-            "the write-ahead log {} starts at batch {} but the database holds batches up to {held}: \
-             it is not this database's log",
-            log.display(),
-            first.seq
-        )));
+    let mut pending: Vec<&wal::Record> = records.iter().filter(|r| r.seq > held).collect();
+    pending.sort_by_key(|r| r.seq);
+    // Batches follow one another across the two files: one ends where the
+    // other starts.
+    for (expected, record) in (held + 1..).zip(&pending) {
+        if record.seq != expected {
+            return Err(Error::Storage(format!(
+                "the write-ahead log {} holds batch {} where batch {expected} should follow \
+                 the database's batches up to {held}: it is not this database's log",
+                paths[0].display(),
+                record.seq
+            )));
+        }
     }
     let last = pending.last().map_or(held, |r| r.seq);
     if !pending.is_empty() {
@@ -347,101 +545,148 @@ fn recover(db: &Database, log: &Path) -> Result<Wal> {
         }
         txn.commit()?;
         tracing::warn!(
-            log = %log.display(),
+            log = %paths[0].display(),
             batches = pending.len(),
             "database brought up to date from its write-ahead log"
         );
     }
-    wal.restart(last)?;
-    Ok(wal)
-}
-
-/// A read transaction.
-struct Reading(ReadTransaction);
-
-impl Kv for Reading {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let t = self.0.open_table(def(table))?;
-        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    for wal in &mut wals {
+        wal.restart(last)?;
     }
-
-    fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        scan_table(&self.0.open_table(def(table))?, scan)
-    }
+    Ok((wals, last))
 }
 
 type RedbTable<'a> = redb::Table<'a, &'static [u8], &'static [u8]>;
+type FileTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
-/// A write transaction. Each table is opened once and kept open for the
-/// whole transaction.
+/// A table of the file, or `None` where the file has no such table yet.
+fn open_file_table(txn: &ReadTransaction, table: Table) -> Result<Option<FileTable>> {
+    match txn.open_table(def(table)) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn file_get(table: Option<&FileTable>, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    match table {
+        Some(table) => Ok(table.get(key)?.map(|v| v.value().to_vec())),
+        None => Ok(None),
+    }
+}
+
+impl View {
+    /// The database as it is, with nothing above it.
+    fn over(db: &Database) -> Result<View> {
+        Ok(View {
+            file: Arc::new(db.begin_read()?),
+            frozen: Overlay::default(),
+            active: Overlay::default(),
+        })
+    }
+
+    fn scan_with(
+        &self,
+        active: &Overlay,
+        table: Table,
+        scan: &Scan,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let file = open_file_table(&self.file, table)?;
+        layered_scan(file.as_ref(), &[active, &self.frozen], table, scan)
+    }
+}
+
+impl Kv for View {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(decided) = overlay::get(&[&self.active, &self.frozen], table, key) {
+            return Ok(decided.map(<[u8]>::to_vec));
+        }
+        file_get(open_file_table(&self.file, table)?.as_ref(), key)
+    }
+
+    fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan_with(&self.active, table, scan)
+    }
+}
+
+/// One batch: its writes go into its own copy of the overlay, which
+/// becomes the state everyone reads once the log holds them.
 struct Writing<'a> {
-    txn: &'a WriteTransaction,
-    tables: RefCell<Vec<(&'static str, RedbTable<'a>)>>,
+    view: &'a View,
+    active: RefCell<Overlay>,
+    /// The file's tables, each opened once.
+    tables: RefCell<Vec<(&'static str, Option<FileTable>)>>,
     /// Every write, for the log.
     ops: RefCell<Ops>,
 }
 
 impl<'a> Writing<'a> {
-    fn new(txn: &'a WriteTransaction) -> Writing<'a> {
+    fn new(view: &'a View) -> Writing<'a> {
         Writing {
-            txn,
+            view,
+            active: RefCell::new(view.active.clone()),
             tables: RefCell::new(Vec::with_capacity(16)),
             ops: RefCell::default(),
         }
     }
 
-    fn with_table<T>(
-        &self,
-        table: Table,
-        f: impl FnOnce(&mut RedbTable<'a>) -> Result<T>,
-    ) -> Result<T> {
+    fn file_get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let name = table.name();
         let mut tables = self.tables.borrow_mut();
         let i = match tables.iter().position(|(n, _)| *n == name) {
             Some(i) => i,
             None => {
-                let opened = self.txn.open_table(def(table))?;
-                tables.push((name, opened));
+                tables.push((name, open_file_table(&self.view.file, table)?));
                 tables.len() - 1
             }
         };
-        f(&mut tables[i].1)
+        file_get(tables[i].1.as_ref(), key)
     }
 }
 
 impl Kv for Writing<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.with_table(table, |t| Ok(t.get(key)?.map(|v| v.value().to_vec())))
+        let active = self.active.borrow();
+        if let Some(decided) = overlay::get(&[&active, &self.view.frozen], table, key) {
+            return Ok(decided.map(<[u8]>::to_vec));
+        }
+        drop(active);
+        self.file_get(table, key)
     }
 
     fn scan(&self, table: Table, scan: &Scan) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.with_table(table, |t| scan_table(&*t, scan))
+        self.view.scan_with(&self.active.borrow(), table, scan)
     }
 }
 
 impl KvWrite for Writing<'_> {
     fn insert(&self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
-        self.with_table(table, |t| {
-            t.insert(key, value)?;
-            Ok(())
-        })?;
+        self.active.borrow_mut().insert(table, key, Some(value));
         self.ops.borrow_mut().insert(table.name(), key, value);
         Ok(())
     }
 
     fn remove(&self, table: Table, key: &[u8]) -> Result<bool> {
-        let removed = self.with_table(table, |t| Ok(t.remove(key)?.is_some()))?;
+        let removed = self.get(table, key)?.is_some();
         if removed {
+            self.active.borrow_mut().insert(table, key, None);
             self.ops.borrow_mut().remove(table.name(), key);
         }
         Ok(removed)
     }
 }
 
-fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
-    table: &T,
+/// The live entries of `table` that `scan` covers, at most its limit:
+/// the overlays' (the newest first) over the file's.
+fn layered_scan(
+    file: Option<&FileTable>,
+    layers: &[&Overlay],
+    table: Table,
     scan: &Scan,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let Some(file) = file else {
+        return overlay::scan(layers, table, scan, Box::new(std::iter::empty()));
+    };
     let end = prefix_end(&scan.prefix);
     let mut lower: Bound<&[u8]> = Bound::Included(scan.prefix.as_slice());
     let mut upper: Bound<&[u8]> = match &end {
@@ -455,8 +700,7 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
             lower = Bound::Excluded(after.as_slice());
         }
     }
-    let range = table.range::<&[u8]>((lower, upper))?;
-    let mut out = Vec::new();
+    let range = file.range::<&[u8]>((lower, upper))?;
     type Item<'a> = std::result::Result<
         (
             redb::AccessGuard<'a, &'static [u8]>,
@@ -464,25 +708,15 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
         ),
         redb::StorageError,
     >;
-    let mut push = |item: Item<'_>| -> Result<bool> {
+    fn entry(item: Item<'_>) -> Result<Entry> {
         let (k, v) = item?;
-        out.push((k.value().to_vec(), v.value().to_vec()));
-        Ok(out.len() < scan.limit)
-    };
-    if scan.reverse {
-        for item in range.rev() {
-            if !push(item)? {
-                break;
-            }
-        }
-    } else {
-        for item in range {
-            if !push(item)? {
-                break;
-            }
-        }
+        Ok((k.value().to_vec(), Some(v.value().to_vec())))
     }
-    Ok(out)
+    if scan.reverse {
+        overlay::scan(layers, table, scan, Box::new(range.rev().map(entry)))
+    } else {
+        overlay::scan(layers, table, scan, Box::new(range.map(entry)))
+    }
 }
 
 /// Whether an I/O error means the disk (or the user's quota) is full.
@@ -491,7 +725,6 @@ pub fn is_disk_full(e: &std::io::Error) -> bool {
         || e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
         || e.raw_os_error() == Some(rustix::io::Errno::DQUOT.raw_os_error())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,8 +746,24 @@ mod tests {
     fn crash_image(path: &Path, name: &str) -> PathBuf {
         let copy = path.with_file_name(name);
         std::fs::copy(path, &copy).unwrap();
-        std::fs::copy(wal::path_of(path), wal::path_of(&copy)).unwrap();
+        for (log, copied) in log_paths(path).iter().zip(log_paths(&copy)) {
+            std::fs::copy(log, copied).unwrap();
+        }
         copy
+    }
+
+    /// What the file alone holds, without the logs.
+    fn file_only(path: &Path) -> usize {
+        let db = Database::open(path).unwrap();
+        count(&View::over(&db).unwrap())
+    }
+
+    fn write_key(db: &DbFile, i: u32) {
+        let committed = db.write(&mut |kv| {
+            kv.insert(tables::MESSAGES, &key(i), b"v").unwrap();
+            Decision::Commit { broadcast: None }
+        });
+        assert!(committed.unwrap());
     }
 
     #[test]
@@ -532,7 +781,7 @@ mod tests {
             });
             assert!(committed.unwrap());
             if i == 20 {
-                db.checkpoint().unwrap();
+                db.checkpoint(false).unwrap();
             }
         }
         // Written: 0..50 less the 5 removed (4, 14, 24, 34, 44).
@@ -542,9 +791,7 @@ mod tests {
 
         // The file alone holds what the checkpoint made durable: batches
         // 0..=20 (less 4 and 14), not the 29 after it.
-        let file_only = Database::open(&raw).unwrap();
-        let txn = file_only.begin_read().unwrap();
-        assert_eq!(count(&Reading(txn)), 19);
+        assert_eq!(file_only(&raw), 19);
 
         // Opened as the store opens it, the log brings back the rest.
         let reopened = DbFile::open(&crashed, 0, |_| Ok(())).unwrap();
@@ -556,8 +803,10 @@ mod tests {
         // nothing the log still holds is applied again.
         let held = snapshot.get(tables::META, CHECKPOINT_KEY).unwrap().unwrap();
         assert_eq!(held, 50u64.to_be_bytes());
-        let (_, records) = Wal::open(&wal::path_of(&crashed)).unwrap();
-        assert!(records.iter().all(|r| r.seq <= 50));
+        for log in log_paths(&crashed) {
+            let (_, records) = Wal::open(&log).unwrap();
+            assert!(records.iter().all(|r| r.seq <= 50));
+        }
         drop(snapshot);
         drop(reopened);
         let again = DbFile::open(&crashed, 0, |_| Ok(())).unwrap();
@@ -576,7 +825,7 @@ mod tests {
             })
             .unwrap();
         }
-        db.checkpoint().unwrap();
+        db.checkpoint(false).unwrap();
         drop(db);
         // The file holds batches up to 3; a log whose first batch is 5
         // (another database's, or one with batches missing) is not applied.
@@ -592,5 +841,101 @@ mod tests {
             "{:?}",
             refused.err()
         );
+    }
+
+    #[test]
+    fn batches_written_while_a_checkpoint_runs_are_read_and_come_back_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let db = DbFile::open(&path, 0, |_| Ok(())).unwrap();
+        for i in 0..10 {
+            write_key(&db, i);
+        }
+        // The checkpoint's thread waits until this goes.
+        let hold = db.checkpoint_gate.lock().unwrap();
+        assert!(db.start_checkpoint(false).unwrap());
+        for i in 10..20 {
+            write_key(&db, i);
+        }
+        // Removed from what the checkpoint writes, in the batches after it.
+        db.write(&mut |kv| {
+            assert!(kv.remove(tables::MESSAGES, &key(3)).unwrap());
+            assert!(!kv.remove(tables::MESSAGES, &key(99)).unwrap());
+            Decision::Commit { broadcast: None }
+        })
+        .unwrap();
+        // Readers see both overlays over a file that holds none of it.
+        assert_eq!(count(&*db.snapshot().unwrap()), 19);
+        assert!(
+            db.snapshot()
+                .unwrap()
+                .get(tables::MESSAGES, &key(3))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(file_only(&crash_image(&path, "before.redb")), 0);
+        // A crash now: the first log holds the checkpoint's batches, the
+        // second the ones after; both come back, in order.
+        let crashed = crash_image(&path, "crashed.redb");
+        let reopened = DbFile::open(&crashed, 0, |_| Ok(())).unwrap();
+        assert_eq!(count(&*reopened.snapshot().unwrap()), 19);
+        drop(reopened);
+
+        drop(hold);
+        db.finish_checkpoint(true).unwrap();
+        assert_eq!(count(&*db.snapshot().unwrap()), 19);
+        // The file holds the checkpoint's ten batches; the rest is in the
+        // second log, and a crash brings it back on top.
+        let raw = crash_image(&path, "raw.redb");
+        assert_eq!(file_only(&raw), 10);
+        let crashed = crash_image(&path, "crashed-after.redb");
+        let reopened = DbFile::open(&crashed, 0, |_| Ok(())).unwrap();
+        let snapshot = reopened.snapshot().unwrap();
+        assert_eq!(count(&*snapshot), 19);
+        assert!(snapshot.get(tables::MESSAGES, &key(3)).unwrap().is_none());
+        assert!(snapshot.get(tables::MESSAGES, &key(19)).unwrap().is_some());
+        drop(snapshot);
+        drop(reopened);
+
+        // A second checkpoint goes back to the first log, over its old
+        // batches, which the file holds.
+        db.checkpoint(false).unwrap();
+        for i in 20..25 {
+            write_key(&db, i);
+        }
+        let crashed = crash_image(&path, "second.redb");
+        assert_eq!(file_only(&crashed), 19);
+        let reopened = DbFile::open(&crashed, 0, |_| Ok(())).unwrap();
+        assert_eq!(count(&*reopened.snapshot().unwrap()), 24);
+    }
+
+    #[test]
+    fn a_checkpoint_started_before_a_reopen_does_not_write_to_the_reopened_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let db = DbFile::open(&path, 0, |_| Ok(())).unwrap();
+        for i in 0..5 {
+            write_key(&db, i);
+        }
+        let hold = db.checkpoint_gate.lock().unwrap();
+        assert!(db.start_checkpoint(false).unwrap());
+        // What a reopen does first, while the checkpoint still waits.
+        db.opened.fetch_add(1, Ordering::SeqCst);
+        drop(hold);
+        let refused = db.finish_checkpoint(true);
+        assert!(matches!(refused, Err(Error::ShuttingDown)), "{refused:?}");
+        // Its batches are still read, and no checkpoint starts over the
+        // log that holds them before the reopen.
+        write_key(&db, 10);
+        assert_eq!(count(&*db.snapshot().unwrap()), 6);
+        assert!(db.start_checkpoint(false).is_err());
+        db.reopen().unwrap();
+        // The logs brought every batch back.
+        assert_eq!(count(&*db.snapshot().unwrap()), 6);
+        write_key(&db, 5);
+        db.checkpoint(false).unwrap();
+        assert_eq!(count(&*db.snapshot().unwrap()), 7);
+        drop(db);
+        assert_eq!(file_only(&path), 7);
     }
 }

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 mod file;
 mod migrate;
+mod overlay;
 pub mod postgres;
 mod queries;
 mod records;
@@ -96,7 +97,7 @@ impl Store {
     /// Opens (or creates) the database file, migrates it, and starts the writer.
     pub fn open_with(path: &Path, options: Options) -> Result<Store> {
         let db = file::DbFile::open(path, options.min_free_bytes, migrate::run)?;
-        Store::start(Backend::Embedded(db), options)
+        Store::start(Backend::Embedded(Box::new(db)), options)
     }
 
     /// Connects to PostgreSQL (`url`, libpq's URL or key=value form),
@@ -268,7 +269,11 @@ impl Store {
     }
 
     pub fn stats(&self) -> StoreStats {
-        self.inner.stats.snapshot()
+        let mut stats = self.inner.stats.snapshot();
+        if let Backend::Embedded(db) = &*self.inner.db {
+            stats.checkpoint_cpu_seconds = db.checkpoint_cpu().as_secs_f64();
+        }
+        stats
     }
 
     /// Writes currently waiting for the writer.
@@ -394,7 +399,7 @@ impl Store {
 /// Where the data lives.
 pub(crate) enum Backend {
     /// The embedded redb file (the default).
-    Embedded(file::DbFile),
+    Embedded(Box<file::DbFile>),
     /// One PostgreSQL database shared by every node.
     Postgres(Box<postgres::Pg>),
 }
@@ -457,10 +462,7 @@ impl Backend {
         let Backend::Embedded(db) = self else {
             return;
         };
-        if due_only && !db.checkpoint_due() {
-            return;
-        }
-        if let Err(e) = db.checkpoint() {
+        if let Err(e) = db.checkpoint(due_only) {
             tracing::error!(error = %e, "checkpoint failed: the write-ahead log keeps every batch; reopening the database");
             let _ = db.reopen();
         }

@@ -2,11 +2,13 @@
 //!
 //! A batch's writes are acknowledged once they are in this log and the log
 //! is on disk: one sequential append and one `fdatasync` per batch. The
-//! same writes then commit to the redb file without waiting for the disk
-//! (`Durability::None`: they stay in redb's write buffer and are visible
-//! to every reader at once). Now and then the writer makes the file catch
-//! up in one durable commit, a *checkpoint*, that also stores the sequence
-//! number of the last batch it holds; the log then starts over.
+//! same writes then go into the overlay that readers read over the redb
+//! file (`overlay.rs`). Now and then a *checkpoint* writes the overlay to
+//! the file in one durable commit, on a thread of its own, and stores the
+//! sequence number of the last batch it holds. There are two log files:
+//! when a checkpoint starts, the batches after it go to the other file,
+//! which starts over, so the file being checkpointed keeps its batches
+//! until the file holds them.
 //!
 //! A batch in the file costs about as many page writes as it touches
 //! leaves (one per conversation written to, plus index leaves), each with
@@ -14,7 +16,7 @@
 //! page once however many batches changed it since the last one.
 //!
 //! After a crash the file is back at its last checkpoint, and every batch
-//! the log holds after it is applied again, in order, before anyone reads
+//! the logs hold after it is applied again, in order, before anyone reads
 //! ([`super::file::DbFile::open`]). A record is the batch's physical
 //! writes (table, key, value or removal), so applying one again gives the
 //! same bytes.
@@ -47,7 +49,7 @@ const HEADER: usize = 16;
 /// `fallocate` are "unwritten" until written, and marking them written
 /// took a journal commit at about every other sync: 220–250 µs a sync
 /// here against 140–150 µs over written zeros.) Zeros are no record.
-const RESERVE: u64 = 80 << 20;
+const RESERVE: u64 = 32 << 20;
 /// The page size appends are rounded up to.
 const PAGE: u64 = 4096;
 /// The zeros are written this much at a time.

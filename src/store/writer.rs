@@ -153,6 +153,8 @@ pub struct StoreStats {
     pub largest_batch: u64,
     /// Threads by status.
     pub threads: Vec<(ThreadStatus, u64)>,
+    /// CPU time of the embedded store's checkpoints, in seconds.
+    pub checkpoint_cpu_seconds: f64,
 }
 
 impl StoreStats {
@@ -223,6 +225,7 @@ impl Stats {
                     (s, n.max(0) as u64)
                 })
                 .collect(),
+            checkpoint_cpu_seconds: 0.0,
         }
     }
 }
