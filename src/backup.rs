@@ -189,7 +189,9 @@ fn data_files(data_dir: &Path) -> io::Result<Vec<(PathBuf, String)>> {
             let top = rel.as_os_str().is_empty();
             if skip
                 || (top
-                    && (name == DB_FILE || name == crate::WAL_FILE || name == crate::search::DIR))
+                    && (name == DB_FILE
+                        || crate::WAL_FILES.contains(&name.as_str())
+                        || name == crate::search::DIR))
             {
                 continue;
             }
@@ -435,6 +437,22 @@ fn adopt_owner(data_dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_database_its_logs_and_the_search_index_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [DB_FILE, crate::WAL_FILES[0], crate::WAL_FILES[1], "jwt.key"] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        fs::create_dir(dir.path().join(crate::search::DIR)).unwrap();
+        fs::write(dir.path().join(crate::search::DIR).join("meta.json"), b"x").unwrap();
+        let names: Vec<String> = data_files(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect();
+        assert_eq!(names, vec!["jwt.key".to_owned()]);
+    }
 
     #[test]
     fn only_plain_relative_paths_are_accepted() {

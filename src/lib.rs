@@ -70,8 +70,9 @@ pub use state::AppState;
 
 /// The database file inside the data dir.
 pub const DB_FILE: &str = "mychat.redb";
-/// The embedded database's write-ahead log, next to it (see `store::wal`).
-pub const WAL_FILE: &str = "mychat.wal";
+/// The embedded database's write-ahead log, next to it: two files, one
+/// written while the other waits for a checkpoint (see `store::wal`).
+pub const WAL_FILES: [&str; 2] = ["mychat.wal", "mychat.wal.1"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

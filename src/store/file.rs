@@ -223,7 +223,12 @@ impl DbFile {
     /// enough for a checkpoint.
     fn checkpoint_due(&self, log: &Log) -> bool {
         let wal = &log.wals[log.active];
-        let overlay = self.current().map_or(0, |view| view.active.bytes());
+        let overlay = self
+            .view
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |view| view.active.bytes());
         wal.len() >= CHECKPOINT_BYTES
             || overlay >= CHECKPOINT_OVERLAY_BYTES
             || (wal.last_seq() > log.checkpointed && log.since.elapsed() >= CHECKPOINT_EVERY)
@@ -503,9 +508,10 @@ fn recover(db: &Database, paths: &[PathBuf; 2]) -> Result<([Wal; 2], u64)> {
     for (expected, record) in (held + 1..).zip(&pending) {
         if record.seq != expected {
             return Err(Error::Storage(format!(
-                "the write-ahead log {} holds batch {} where batch {expected} should follow \
-                 the database's batches up to {held}: it is not this database's log",
+                "the write-ahead log ({} and {}) holds batch {} where batch {expected} should \
+                 follow the database's batches up to {held}: it is not this database's log",
                 paths[0].display(),
+                paths[1].display(),
                 record.seq
             )));
         }
@@ -546,6 +552,7 @@ fn recover(db: &Database, paths: &[PathBuf; 2]) -> Result<([Wal; 2], u64)> {
         txn.commit()?;
         tracing::warn!(
             log = %paths[0].display(),
+            also = %paths[1].display(),
             batches = pending.len(),
             "database brought up to date from its write-ahead log"
         );
