@@ -634,15 +634,6 @@ impl Memory {
     }
 }
 
-fn known_key(table: Table, key: &[u8]) -> Vec<u8> {
-    let name = table.name().as_bytes();
-    let mut k = Vec::with_capacity(name.len() + 1 + key.len());
-    k.extend_from_slice(name);
-    k.push(0);
-    k.extend_from_slice(key);
-    k
-}
-
 impl<'a> WriteTx<'a> {
     /// A transaction that starts out knowing what `memory` holds, which
     /// must be what the engine holds: see [`Memory`].
@@ -667,7 +658,7 @@ impl<'a> WriteTx<'a> {
     /// Forgets what is remembered of a record or value written without
     /// `put` or `keep`.
     fn forget(&self, table: Table, key: &[u8]) {
-        let known = known_key(table, key);
+        let known = table.qualify(key);
         let mut memory = self.memory.borrow_mut();
         memory.known.remove(&known);
         memory.decoded.remove(&known);
@@ -684,7 +675,7 @@ impl<'a> WriteTx<'a> {
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Clone + 'static,
     {
-        let known = known_key(table, key);
+        let known = table.qualify(key);
         if let Some(kept) = self.memory.borrow().kept.get(&known)
             && let Some(value) = kept.value.as_any().downcast_ref::<Option<T>>()
         {
@@ -711,7 +702,7 @@ impl<'a> WriteTx<'a> {
         T: serde::Serialize + serde::de::DeserializeOwned + Clone + 'static,
     {
         self.dirty = true;
-        let known = known_key(table, key);
+        let known = table.qualify(key);
         self.memory.borrow_mut().kept.insert(
             known.clone(),
             Kept {
@@ -764,7 +755,7 @@ impl Reader for WriteTx<'_> {
     /// A read inside the write also remembers what the record contributes
     /// to its indexes, for a later `put` of the same record.
     fn get<R: Record>(&self, key: &[u8]) -> Result<Option<R>> {
-        let known = known_key(R::TABLE, key);
+        let known = R::TABLE.qualify(key);
         if let Some(record) = self
             .memory
             .borrow()
@@ -798,7 +789,7 @@ impl WriteTx<'_> {
     /// entries are checked before anything is written.
     pub fn put<R: Record>(&mut self, record: &R) -> Result<()> {
         let key = record.key();
-        let known = known_key(R::TABLE, &key);
+        let known = R::TABLE.qualify(&key);
         let remembered = self.memory.borrow().known.get(&known).cloned();
         let old = match remembered {
             Some(stored) => stored,
@@ -867,7 +858,7 @@ impl WriteTx<'_> {
             self.remove(entry.table, &entry.key)?;
         }
         self.remove(R::TABLE, key)?;
-        let known = known_key(R::TABLE, key);
+        let known = R::TABLE.qualify(key);
         let mut memory = self.memory.borrow_mut();
         memory.decoded.insert(known.clone(), Box::new(None::<R>));
         memory.known.insert(known, None);

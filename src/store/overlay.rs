@@ -42,15 +42,6 @@ pub struct Overlay {
 /// A key and what the layers above the file say of it.
 pub type Entry = (Vec<u8>, Option<Vec<u8>>);
 
-fn composite(table: Table, key: &[u8]) -> Vec<u8> {
-    let name = table.name().as_bytes();
-    let mut out = Vec::with_capacity(name.len() + 1 + key.len());
-    out.extend_from_slice(name);
-    out.push(0);
-    out.extend_from_slice(key);
-    out
-}
-
 impl Overlay {
     pub fn bytes(&self) -> usize {
         self.bytes
@@ -59,12 +50,12 @@ impl Overlay {
     /// `Some` when the overlay decides the key: `Some(None)` is a removal.
     pub fn get(&self, table: Table, key: &[u8]) -> Option<Option<&[u8]>> {
         self.map
-            .get(composite(table, key).as_slice())
+            .get(table.qualify(key).as_slice())
             .map(|slot| slot.as_deref())
     }
 
     pub fn insert(&mut self, table: Table, key: &[u8], value: Option<&[u8]>) {
-        let key: Key = composite(table, key).into();
+        let key: Key = table.qualify(key).into();
         self.bytes += key.len() + value.map_or(0, <[u8]>::len);
         if let Some(old) = self.map.insert(key.clone(), value.map(Arc::from)) {
             self.bytes -= key.len() + old.map_or(0, |v| v.len());
@@ -86,7 +77,7 @@ impl Overlay {
     /// The overlay's entries of `table` that `scan` covers, in its order.
     pub fn range<'a>(&'a self, table: Table, scan: &Scan) -> Box<dyn Iterator<Item = Entry> + 'a> {
         let name_len = table.name().len() + 1;
-        let start = composite(table, &scan.prefix);
+        let start = table.qualify(&scan.prefix);
         // The end of the prefix within the table; past the table's last
         // key (its name and a byte one above the zero) if there is none.
         let end = prefix_end(&start).expect("a composite key has a zero byte");
@@ -94,9 +85,9 @@ impl Overlay {
         let mut upper = Bound::Excluded(end);
         if let Some(after) = &scan.after {
             if scan.reverse {
-                upper = Bound::Excluded(composite(table, after));
+                upper = Bound::Excluded(table.qualify(after));
             } else {
-                lower = Bound::Excluded(composite(table, after));
+                lower = Bound::Excluded(table.qualify(after));
             }
         }
         let range = self

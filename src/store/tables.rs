@@ -15,6 +15,18 @@ impl Table {
     pub const fn name(self) -> &'static str {
         self.0
     }
+
+    /// The table's name, a zero byte, then `key`: one key space for
+    /// every table, where a table's keys are one range, in their order
+    /// (names hold no zero byte).
+    pub fn qualify(self, key: &[u8]) -> Vec<u8> {
+        let name = self.0.as_bytes();
+        let mut out = Vec::with_capacity(name.len() + 1 + key.len());
+        out.extend_from_slice(name);
+        out.push(0);
+        out.extend_from_slice(key);
+        out
+    }
 }
 
 /// Schema version, and other small values (`schema_version`, counters).
