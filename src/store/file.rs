@@ -22,20 +22,21 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition};
+use redb::{
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction,
+};
 
 use super::engine::{Body, Decision, Kv, KvWrite, Snapshot};
 use super::overlay::{self, Entry, Overlay};
 use super::tables::{self, Table};
 use super::wal::{self, Ops, Wal};
-use super::{Error, Result, Scan, prefix_end};
+use super::{Error, Result, Scan};
 
 /// A checkpoint is due once the log being written holds this many bytes…
 const CHECKPOINT_BYTES: u64 = 16 << 20;
@@ -438,27 +439,7 @@ fn write_checkpoint(
     }
     let db = db.as_ref().ok_or(Error::ShuttingDown)?;
     let txn = db.begin_write()?;
-    {
-        // The writes come in table order: one table open at a time.
-        let mut open: Option<(&str, RedbTable<'_>)> = None;
-        for (name, key, value) in frozen.writes() {
-            if open.as_ref().is_none_or(|(open, _)| *open != name) {
-                open = Some((name, txn.open_table(TableDefinition::new(name))?));
-            }
-            let (_, table) = open.as_mut().expect("opened above");
-            match value {
-                Some(value) => {
-                    table.insert(key, value)?;
-                }
-                None => {
-                    table.remove(key)?;
-                }
-            }
-        }
-        drop(open);
-        txn.open_table(def(tables::META))?
-            .insert(CHECKPOINT_KEY, upto.to_be_bytes().as_slice())?;
-    }
+    apply(&txn, frozen.writes(), upto)?;
     txn.commit().map_err(|e| match e {
         redb::CommitError::Storage(redb::StorageError::Io(io)) => io_failure(&io),
         e => Error::CommitFailed(e.to_string()),
@@ -519,36 +500,14 @@ fn recover(db: &Database, paths: &[PathBuf; 2]) -> Result<([Wal; 2], u64)> {
     let last = pending.last().map_or(held, |r| r.seq);
     if !pending.is_empty() {
         let txn = db.begin_write()?;
-        {
-            let mut opened: HashMap<String, RedbTable<'_>> = HashMap::new();
-            for record in &pending {
-                for op in wal::ops(&record.body)? {
-                    let (name, key) = match op {
-                        wal::Op::Insert { table, key, .. } | wal::Op::Remove { table, key } => {
-                            (table, key)
-                        }
-                    };
-                    if !opened.contains_key(name) {
-                        let def = TableDefinition::<&[u8], &[u8]>::new(name);
-                        opened.insert(name.to_owned(), txn.open_table(def)?);
-                    }
-                    let table = opened.get_mut(name).expect("opened above");
-                    match op {
-                        wal::Op::Insert { value, .. } => {
-                            table.insert(key, value)?;
-                        }
-                        wal::Op::Remove { .. } => {
-                            table.remove(key)?;
-                        }
-                    }
-                }
-            }
-            let mut meta = match opened.remove(tables::META.name()) {
-                Some(meta) => meta,
-                None => txn.open_table(def(tables::META))?,
-            };
-            meta.insert(CHECKPOINT_KEY, last.to_be_bytes().as_slice())?;
+        let mut writes = Vec::new();
+        for record in &pending {
+            writes.extend(wal::ops(&record.body)?.into_iter().map(|op| match op {
+                wal::Op::Insert { table, key, value } => (table, key, Some(value)),
+                wal::Op::Remove { table, key } => (table, key, None),
+            }));
         }
+        apply(&txn, writes, last)?;
         txn.commit()?;
         tracing::warn!(
             log = %paths[0].display(),
@@ -561,6 +520,37 @@ fn recover(db: &Database, paths: &[PathBuf; 2]) -> Result<([Wal; 2], u64)> {
         wal.restart(last)?;
     }
     Ok((wals, last))
+}
+
+/// Writes (table, key, value or removal) to the file, in order, and
+/// records `upto` as the last batch it holds.
+fn apply<'w>(
+    txn: &WriteTransaction,
+    writes: impl IntoIterator<Item = (&'w str, &'w [u8], Option<&'w [u8]>)>,
+    upto: u64,
+) -> Result<()> {
+    let mut opened: HashMap<&str, RedbTable<'_>> = HashMap::new();
+    let mut write = |name: &'w str, key: &[u8], value: Option<&[u8]>| -> Result<()> {
+        let table = match opened.entry(name) {
+            std::collections::hash_map::Entry::Occupied(table) => table.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(txn.open_table(TableDefinition::new(name))?)
+            }
+        };
+        match value {
+            Some(value) => table.insert(key, value).map(drop)?,
+            None => table.remove(key).map(drop)?,
+        }
+        Ok(())
+    };
+    for (name, key, value) in writes {
+        write(name, key, value)?;
+    }
+    write(
+        tables::META.name(),
+        CHECKPOINT_KEY,
+        Some(upto.to_be_bytes().as_slice()),
+    )
 }
 
 type RedbTable<'a> = redb::Table<'a, &'static [u8], &'static [u8]>;
@@ -694,20 +684,8 @@ fn layered_scan(
     let Some(file) = file else {
         return overlay::scan(layers, table, scan, Box::new(std::iter::empty()));
     };
-    let end = prefix_end(&scan.prefix);
-    let mut lower: Bound<&[u8]> = Bound::Included(scan.prefix.as_slice());
-    let mut upper: Bound<&[u8]> = match &end {
-        Some(e) => Bound::Excluded(e.as_slice()),
-        None => Bound::Unbounded,
-    };
-    if let Some(after) = &scan.after {
-        if scan.reverse {
-            upper = Bound::Excluded(after.as_slice());
-        } else {
-            lower = Bound::Excluded(after.as_slice());
-        }
-    }
-    let range = file.range::<&[u8]>((lower, upper))?;
+    let (lower, upper) = scan.bounds(<[u8]>::to_vec);
+    let range = file.range::<&[u8]>((super::bound_ref(&lower), super::bound_ref(&upper)))?;
     type Item<'a> = std::result::Result<
         (
             redb::AccessGuard<'a, &'static [u8]>,

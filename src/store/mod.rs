@@ -29,6 +29,7 @@ mod writer;
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -512,6 +513,35 @@ pub struct Scan {
     /// Newest/largest first.
     pub reverse: bool,
     pub limit: usize,
+}
+
+impl Scan {
+    /// The key range the scan covers, its keys made by `key` (the table's
+    /// own, or qualified by its name): from the prefix, or after the
+    /// cursor in the scan's direction, to the prefix's end (none when no
+    /// key lies past the prefix).
+    pub fn bounds(&self, key: impl Fn(&[u8]) -> Vec<u8>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        let start = key(&self.prefix);
+        let mut upper = prefix_end(&start).map_or(Bound::Unbounded, Bound::Excluded);
+        let mut lower = Bound::Included(start);
+        if let Some(after) = &self.after {
+            if self.reverse {
+                upper = Bound::Excluded(key(after));
+            } else {
+                lower = Bound::Excluded(key(after));
+            }
+        }
+        (lower, upper)
+    }
+}
+
+/// A borrowed bound.
+pub fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
 }
 
 impl Reader for ReadTx {

@@ -16,13 +16,12 @@
 
 use std::cmp::Ordering;
 use std::iter::Peekable;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use imbl::OrdMap;
 
 use super::tables::Table;
-use super::{Result, Scan, prefix_end};
+use super::{Result, Scan, bound_ref};
 
 /// A key in an overlay: the table's name, a zero byte, the key. Table
 /// names hold no zero byte, so one table's keys are one range, in the
@@ -77,19 +76,7 @@ impl Overlay {
     /// The overlay's entries of `table` that `scan` covers, in its order.
     pub fn range<'a>(&'a self, table: Table, scan: &Scan) -> Box<dyn Iterator<Item = Entry> + 'a> {
         let name_len = table.name().len() + 1;
-        let start = table.qualify(&scan.prefix);
-        // The end of the prefix within the table; past the table's last
-        // key (its name and a byte one above the zero) if there is none.
-        let end = prefix_end(&start).expect("a composite key has a zero byte");
-        let mut lower = Bound::Included(start);
-        let mut upper = Bound::Excluded(end);
-        if let Some(after) = &scan.after {
-            if scan.reverse {
-                upper = Bound::Excluded(table.qualify(after));
-            } else {
-                lower = Bound::Excluded(table.qualify(after));
-            }
-        }
+        let (lower, upper) = scan.bounds(|key| table.qualify(key));
         let range = self
             .map
             .range::<_, [u8]>((bound_ref(&lower), bound_ref(&upper)));
@@ -101,14 +88,6 @@ impl Overlay {
         } else {
             Box::new(range.map(strip))
         }
-    }
-}
-
-fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(v) => Bound::Included(v.as_slice()),
-        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
     }
 }
 
