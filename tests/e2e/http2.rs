@@ -32,7 +32,7 @@ const DOMAIN: &str = "h2.mychat.test";
 async fn https_server() -> (TlsServer, CertificateDer<'static>) {
     init_logging();
     let ca = TestCa::new("http2 test root");
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let dir = Arc::new(crate::harness::scratch::temp_dir());
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let (chain, private) = ca.issue(&[DOMAIN]);
     std::fs::write(&cert, chain).unwrap();

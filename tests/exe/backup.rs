@@ -79,7 +79,7 @@ async fn a_backup_under_write_load_restores_every_acknowledged_message() {
 
     // Everything acknowledged before the backup starts must be in it.
     let before: Vec<MessageId> = acked.lock().unwrap().clone();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let file = dir.path().join("mychat.backup");
     let data = server.data_dir();
     let (f, d) = (file.clone(), data.clone());
@@ -141,7 +141,7 @@ async fn a_backup_with_the_server_stopped_reads_the_database_itself() {
     let (data, _kept) = (server.data_dir(), server.dir.clone());
     drop(server);
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let file = dir.path().join("offline.backup");
     ok(&mychat(&["backup", file.to_str().unwrap()], &data));
     let restored = dir.path().join("restored");
@@ -163,7 +163,7 @@ async fn a_backup_with_the_server_stopped_reads_the_database_itself() {
 async fn restore_refuses_a_used_data_dir_and_a_damaged_backup() {
     let server = TestServer::start().await;
     server.register("Damage Co", "owner@damage.test").await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let file = dir.path().join("good.backup");
     let (f, d) = (file.clone(), server.data_dir());
     ok(

@@ -26,7 +26,7 @@ fn version_prints_the_version_commit_build_date_and_target() {
 
 #[test]
 fn check_prints_the_effective_configuration_as_toml_without_secrets() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let file = dir.path().join("config.toml");
     std::fs::write(
         &file,
@@ -74,7 +74,7 @@ fn completions_and_manual_pages_come_from_the_command_definitions() {
         out.status.success() && page.contains(".TH mychat 1"),
         "{page}"
     );
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let out = mychat()
         .args(["man", "--dir"])
         .arg(dir.path())
@@ -109,7 +109,7 @@ fn every_flag_has_help_text() {
 
 #[test]
 fn check_reports_unknown_keys() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let file = dir.path().join("config.toml");
     std::fs::write(&file, "[http]\nlisten = \"127.0.0.1:9000\"\nlistne = 1\n").unwrap();
     let out = mychat()
@@ -135,7 +135,7 @@ fn unknown_environment_keys_are_reported() {
 
 #[test]
 fn layers_apply_in_order_file_env_flags() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let file = dir.path().join("config.toml");
     std::fs::write(&file, "registration = \"closed\"\n[http]\nlisten = \"127.0.0.1:9001\"\n[limits]\nedit_window_secs = 5\n").unwrap();
     let check = |env: &[(&str, &str)], flags: &[&str]| {
@@ -233,7 +233,7 @@ fn stop(mut child: Child) {
 
 #[tokio::test]
 async fn first_run_serves_the_demo_and_its_credentials_work() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let (child, base, printed) = serve(dir.path(), &[]);
     let text = printed.join("\n");
     let login_line = printed
@@ -294,7 +294,7 @@ async fn first_run_serves_the_demo_and_its_credentials_work() {
 
 #[tokio::test]
 async fn the_demo_can_be_turned_off() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let (child, base, printed) = serve(dir.path(), &[("MYCHAT_DEMO", "false")]);
     assert!(!printed.iter().any(|l| l.contains("demo login:")));
     let demo = reqwest::get(format!("{base}/demo")).await.unwrap();
@@ -304,7 +304,7 @@ async fn the_demo_can_be_turned_off() {
 
 #[tokio::test]
 async fn admin_create_makes_an_owner_who_can_log_in() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let out = mychat()
         .args([
             "admin",
@@ -400,7 +400,7 @@ fn open_file_limits(pid: u32) -> (String, String) {
 #[test]
 fn serve_raises_its_open_file_limit_and_logs_without_colour_codes() {
     use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let mut cmd = mychat();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
@@ -430,7 +430,7 @@ fn serve_raises_its_open_file_limit_and_logs_without_colour_codes() {
 
 #[test]
 fn json_logs_are_one_object_per_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let mut child = mychat()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
@@ -463,7 +463,7 @@ fn json_logs_are_one_object_per_line() {
 #[tokio::test]
 async fn email_test_sends_through_the_relay_and_check_refuses_a_bad_one() {
     let sink = crate::harness::smtp::SmtpSink::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let file = dir.path().join("config.toml");
     std::fs::write(
         &file,

@@ -132,7 +132,7 @@ struct Dirs {
 }
 
 fn dirs() -> Dirs {
-    let root = tempfile::tempdir().unwrap();
+    let root = crate::harness::scratch::temp_dir();
     let data = root.path().join("data");
     // An empty config file, so no /etc/mychat/config.toml of the machine counts.
     let config = root.path().join("config.toml");

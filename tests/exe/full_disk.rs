@@ -54,7 +54,7 @@ fn assert_clean_failure(out: &Output, disk: &Tmpfs, dest: &Path, data: &Path) {
     assert_eq!(names(disk.path()), Vec::<String>::new());
     assert!(disk.free_bytes() > 1024 * 1024);
     // And restore has nothing to take.
-    let target = tempfile::tempdir().unwrap();
+    let target = crate::harness::scratch::temp_dir();
     let restored = target.path().join("restored");
     let out = mychat(&["restore", dest.to_str().unwrap()], &restored);
     assert!(!out.status.success());

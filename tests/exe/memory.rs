@@ -199,7 +199,7 @@ async fn five_thousand_sockets_under_a_64_mib_limit_are_refused_before_memory_ru
         return;
     };
     raise_open_files();
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::harness::scratch::temp_dir();
     let (mut server, base) = serve(&cgroup, data.path());
     let addr = base.trim_start_matches("http://").to_owned();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();

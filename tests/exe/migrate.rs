@@ -12,7 +12,7 @@ use mychat::config::StoreBackend;
 use serde_json::json;
 
 fn migrate(url: &str, from: &Path) -> Output {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::harness::scratch::temp_dir();
     crate::mychat()
         .args(["migrate", "--data-dir"])
         .arg(scratch.path())

@@ -36,7 +36,7 @@ fn terminate(child: &Child) {
 
 #[tokio::test]
 async fn ready_is_notified_once_it_answers_and_stopping_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     socket
@@ -76,7 +76,7 @@ async fn ready_is_notified_once_it_answers_and_stopping_on_sigterm() {
 
 #[tokio::test]
 async fn every_log_line_of_a_request_names_its_request_id() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let mut child = mychat()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())

@@ -10,7 +10,7 @@ use crate::harness::{eventually, free_port};
 #[test]
 fn manual_certificates_reload_on_sighup() {
     let ca = TestCa::new("sighup test root");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let domain = "hup.mychat.test";
     let (chain, private) = ca.issue(&[domain]);

@@ -130,7 +130,7 @@ fn as_bytes(v: &Value) -> Vec<u8> {
 async fn a_visitor_attaches_an_image_and_the_agent_sees_and_downloads_it() {
     let (server, owner) = TestServer::with_owner().await;
     let (_, site) = site(&server, &owner, chat_only()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let photo = png(dir.path(), "photo.png");
     let agent = Browser::start().await;
     open_app(&server, &agent, &owner.token, &owner.refresh).await;
@@ -230,7 +230,7 @@ async fn a_visitor_attaches_an_image_and_the_agent_sees_and_downloads_it() {
 async fn an_agent_attaches_a_pdf_and_the_visitor_gets_the_file_chip() {
     let (server, owner) = TestServer::with_owner().await;
     let (_, site) = site(&server, &owner, chat_only()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let invoice = pdf(dir.path(), "invoice-2024.pdf");
     let original = std::fs::read(&invoice).unwrap();
 
@@ -346,7 +346,7 @@ async fn the_widget_explains_refused_files_before_and_after_uploading() {
         ..chat_only()
     };
     let (_, shop) = site(&server, &owner, settings).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let big = file(dir.path(), "notes.txt", &[b'a'; 3000]);
     let page = file(
         dir.path(),
@@ -533,7 +533,7 @@ const HOLD_UPLOADS: &str = "const send = XMLHttpRequest.prototype.send; window._
 async fn a_message_waits_for_its_upload_and_a_failed_upload_can_be_retried() {
     let (server, owner) = TestServer::with_owner().await;
     let (_, site) = site(&server, &owner, chat_only()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let photo = png(dir.path(), "photo.png");
     let browser = Browser::start().await;
     open_chat(&browser, &site).await;

@@ -243,7 +243,7 @@ async fn an_agent_adds_a_file_to_its_own_message() {
         .to_string();
     let message =
         fixtures::agent_message(&server, &owner.token, &thread, "Here it is", false).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let file = dir.path().join("invoice.txt");
     std::fs::write(&file, "total: 42").unwrap();
     let browser = Browser::start().await;

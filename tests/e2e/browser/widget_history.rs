@@ -29,7 +29,7 @@ fn shows(scope: &str, text: &str) -> String {
 async fn earlier_conversations_survive_a_reload(width: u32, height: u32) {
     let (server, owner) = TestServer::with_owner().await;
     let (_, site) = site(&server, &owner, chat_only(), "").await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let browser = Browser::start_sized(width, height).await;
     open_widget(&browser, &site).await;
 

@@ -151,7 +151,7 @@ async fn an_agent_sets_a_picture_on_its_profile_and_visitors_see_it() {
         )
         .await
         .ok();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::scratch::temp_dir();
     let photo = dir.path().join("me.jpg");
     image::RgbImage::from_fn(120, 80, |x, y| image::Rgb([x as u8, y as u8, 90]))
         .save(&photo)

@@ -47,7 +47,7 @@ impl Browser {
             .spawn()
             .expect("chromedriver is installed (the test command installs chromium-driver)");
         let url = format!("http://127.0.0.1:{port}");
-        let profile = tempfile::tempdir().unwrap().keep();
+        let profile = super::scratch::temp_dir().keep();
         let caps = json!({
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",

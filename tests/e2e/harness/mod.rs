@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod fixtures;
 pub mod postgres;
+pub mod scratch;
 pub mod smtp;
 pub mod tls;
 pub mod tmpfs;
@@ -210,7 +211,7 @@ impl TestServer {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
-        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let dir = Arc::new(scratch::temp_dir());
         let mut config = test_config(dir.path());
         if postgres::suite_on_postgres() {
             config.store.backend = mychat::config::StoreBackend::Postgres;
@@ -226,7 +227,7 @@ impl TestServer {
         let url = postgres::fresh_database().await;
         let mut servers = Vec::with_capacity(nodes);
         for _ in 0..nodes {
-            let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+            let dir = Arc::new(scratch::temp_dir());
             let mut config = test_config(dir.path());
             config.store.backend = mychat::config::StoreBackend::Postgres;
             config.store.url = url.clone();
@@ -443,6 +444,28 @@ impl Drop for TestServer {
         // tasks, before a graceful stop: its database connections end now.
         if self.config.store.backend == mychat::config::StoreBackend::Postgres {
             self.app_state.store.abandon();
+        }
+        // The data dir goes once the server has ended: a server still
+        // writing into it would keep it from being removed whole. Its
+        // task ends with the test's runtime; its search indexer may be
+        // writing a last commit after that, so the removal is tried again
+        // until it is whole. (What a test process leaves at its exit, the
+        // next one removes: `scratch`.)
+        if let Some(handle) = self.handle.take() {
+            let mut dir = self.dir.clone();
+            std::thread::spawn(move || {
+                let _ = futures_executor::block_on(handle);
+                for _ in 0..100 {
+                    // Only the last holder removes it (a test may keep
+                    // the dir, and this server's own field goes next).
+                    match Arc::try_unwrap(dir) {
+                        Ok(only) if std::fs::remove_dir_all(only.path()).is_ok() => return,
+                        Ok(only) => dir = Arc::new(only),
+                        Err(shared) => dir = shared,
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
         }
     }
 }

@@ -41,7 +41,7 @@ impl SmtpSink {
 
     /// On a given port (a restarted sink keeps its address).
     pub async fn start_on(port: u16) -> SmtpSink {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = super::scratch::temp_dir();
         let child = Command::new("/usr/bin/aiosmtpd")
             .args(["-n", "-l", &format!("127.0.0.1:{port}")])
             .args(["-c", "aiosmtpd.handlers.Mailbox"])

@@ -99,7 +99,7 @@ pub struct Pebble {
 impl Pebble {
     /// Starts Pebble; `validity_secs` shortens the certificates it issues.
     pub async fn start(validity_secs: Option<u64>) -> Pebble {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = super::scratch::temp_dir();
         let ca = TestCa::new("Pebble HTTPS test root");
         let (cert_pem, key_pem) = ca.issue(&["localhost", "127.0.0.1"]);
         let ca_file = dir.path().join("ca.pem");

@@ -30,7 +30,7 @@ async fn cluster(validity_secs: u64, domain: &str, challenge: AcmeChallenge) -> 
     let url = postgres::fresh_database().await;
     let mut nodes = Vec::new();
     for _ in 0..2 {
-        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let dir = Arc::new(crate::harness::scratch::temp_dir());
         let mut config = pebble.server_config(dir.path(), &[domain]);
         config.http.listen = ([127, 0, 0, 1], free_port()).into();
         config.tls.listen = ([127, 0, 0, 1], free_port()).into();

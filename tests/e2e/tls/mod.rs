@@ -27,7 +27,7 @@ fn mode(path: &std::path::Path) -> u32 {
 async fn http01_certificate_is_served_with_redirects_and_reused_after_a_restart() {
     init_logging();
     let pebble = Pebble::start(None).await;
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let dir = Arc::new(crate::harness::scratch::temp_dir());
     let domain = "chat.mychat.test";
     let mut config = pebble.server_config(dir.path(), &[domain]);
     config.tls.acme_challenges = vec![AcmeChallenge::Http01];
@@ -131,7 +131,7 @@ async fn http01_certificate_is_served_with_redirects_and_reused_after_a_restart(
 async fn tls_alpn01_certificate_names_every_configured_domain() {
     init_logging();
     let pebble = Pebble::start(None).await;
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let dir = Arc::new(crate::harness::scratch::temp_dir());
     let domains = ["alpn.mychat.test", "www.alpn.mychat.test"];
     let mut config = pebble.server_config(dir.path(), &domains);
     config.tls.acme_challenges = vec![AcmeChallenge::TlsAlpn01];
@@ -155,7 +155,7 @@ async fn a_short_lived_certificate_is_renewed_before_it_expires() {
     init_logging();
     // Renewal is due with a third of the 21 s left: 14 s after issuance.
     let pebble = Pebble::start(Some(21)).await;
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let dir = Arc::new(crate::harness::scratch::temp_dir());
     let domain = "renew.mychat.test";
     let config = pebble.server_config(dir.path(), &[domain]);
     let server = TlsServer::start(dir.clone(), config).await;
@@ -198,7 +198,7 @@ async fn a_failing_ca_is_retried_with_backoff_while_the_old_certificate_serves()
     // Renewal is due 30 s after issuance; the backoff runs 1, 2, 4, 4 s.
     let pebble = Pebble::start(Some(45)).await;
     let ca = FlakyCa::start(&pebble).await;
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let dir = Arc::new(crate::harness::scratch::temp_dir());
     let domain = "flaky.mychat.test";
     let mut config = pebble.server_config(dir.path(), &[domain]);
     config.tls.acme_directory = ca.directory.clone();
@@ -283,7 +283,7 @@ pub(crate) fn manual_config(
 async fn manual_certificates_are_served_and_reloaded_when_the_files_change() {
     init_logging();
     let ca = TestCa::new("manual test root");
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let dir = Arc::new(crate::harness::scratch::temp_dir());
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let domain = "files.mychat.test";
     let (chain, private) = ca.issue(&[domain]);
