@@ -247,34 +247,56 @@ proptest! {
 
 fn jwt_keys() -> crate::auth::jwt::JwtKeys {
     use std::sync::OnceLock;
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
-    crate::auth::jwt::JwtKeys::load(dir.path(), "", 900).unwrap()
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| process_dir("jwt"));
+    crate::auth::jwt::JwtKeys::load(dir, "", 900).unwrap()
 }
 
 /// An appliance's state on a fresh data dir (no listener), for the parsers
 /// that look keys up in the store; one per test process.
 fn state() -> &'static crate::AppState {
     use std::sync::OnceLock;
-    static STATE: OnceLock<(tempfile::TempDir, tokio::runtime::Runtime, crate::AppState)> =
-        OnceLock::new();
-    let (_, _, state) = STATE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+    static STATE: OnceLock<(tokio::runtime::Runtime, crate::AppState)> = OnceLock::new();
+    let (_, state) = STATE.get_or_init(|| {
+        let dir = process_dir("state");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let config = crate::Config {
-            data_dir: dir.path().to_path_buf(),
+            data_dir: dir,
             demo: false,
             ..crate::Config::default()
         };
         let app = runtime.block_on(crate::App::build(config)).unwrap();
         let state = app.state().clone();
-        (dir, runtime, state)
+        (runtime, state)
     });
     state
+}
+
+/// A dir for state this test process shares between its tests, kept for
+/// the life of the process (a static is never dropped, so a temp dir of
+/// its own would never be removed). The dirs of the test processes that
+/// have ended are removed here instead.
+fn process_dir(name: &str) -> std::path::PathBuf {
+    let root = std::env::temp_dir().join("mychat-unit-tests");
+    std::fs::create_dir_all(&root).unwrap();
+    for entry in std::fs::read_dir(&root).unwrap().flatten() {
+        let ended = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.split('-').next()?.parse::<u32>().ok())
+            .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if ended {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = root.join(format!("{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// A JWT whose three parts are any JSON the strategy makes, signed or not.
