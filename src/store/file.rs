@@ -469,6 +469,11 @@ fn io_failure(e: &std::io::Error) -> Error {
 fn recover(db: &Database, paths: &[PathBuf; 2]) -> Result<([Wal; 2], u64)> {
     let (first, mut records) = Wal::open(&paths[0])?;
     let (second, more) = Wal::open(&paths[1])?;
+    // A log file just made is durable once its name is: a batch synced
+    // into it must not vanish with its directory entry at a power cut.
+    if let Some(dir) = paths[0].parent() {
+        crate::fsutil::sync_dir(dir);
+    }
     let mut wals = [first, second];
     records.extend(more);
     let held = {
