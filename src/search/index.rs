@@ -61,8 +61,11 @@ fn schema() -> (Schema, Fields) {
         org: b.add_text_field("org", STRING),
         space: b.add_text_field("space", STRING),
         visitor: b.add_text_field("visitor", STRING | STORED),
-        thread: b.add_text_field("thread", STRING | STORED),
-        message: b.add_text_field("message", STRING | STORED),
+        // Read back from a hit, never searched for: stored, not indexed
+        // (an indexed message id was one more unique term per message for
+        // every segment's term dictionary to build and merge).
+        thread: b.add_text_field("thread", STORED),
+        message: b.add_text_field("message", STORED),
         internal: b.add_text_field("internal", STRING),
         text: b.add_text_field("text", text_options),
     };
@@ -347,4 +350,37 @@ pub fn visitor_texts(v: &Visitor) -> Vec<&str> {
     .into_iter()
     .flatten()
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index an older My-Chat wrote with another schema (here: message
+    /// and thread ids indexed as terms) is started over, empty and
+    /// incomplete, so the indexer rebuilds it from the store.
+    #[test]
+    fn an_index_of_another_schema_is_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = Schema::builder();
+        for name in ["key", "org", "space", "visitor", "thread", "message"] {
+            b.add_text_field(name, STRING | STORED);
+        }
+        let old = b.build();
+        let message = old.get_field("message").unwrap();
+        let index = Index::create_in_dir(dir.path(), old.clone()).unwrap();
+        let mut writer: IndexWriter = index.writer_with_num_threads(1, WRITER_BYTES).unwrap();
+        let mut d = TantivyDocument::new();
+        d.add_text(message, "m1");
+        writer.add_document(d).unwrap();
+        let mut prepared = writer.prepare_commit().unwrap();
+        prepared.set_payload(CLEAN);
+        prepared.commit().unwrap();
+        drop(writer);
+
+        let (opened, complete) = SearchIndex::open(dir.path()).unwrap();
+        assert!(!complete, "an index of another schema is not complete");
+        assert_eq!(opened.index.schema(), schema().0);
+        assert_eq!(opened.reader.searcher().num_docs(), 0);
+    }
 }
