@@ -8,32 +8,136 @@
 //! overlay. So a batch costs a log append and some map inserts, and the
 //! file's pages are rewritten once per checkpoint, not once per batch.
 //!
-//! The map is persistent (`imbl::OrdMap`): a copy costs a pointer, and a
-//! change copies only the nodes on its path. The writer changes its own
+//! The map is persistent (`imbl::OrdSet` of items that hold a key and its
+//! value together): a copy costs a pointer, and a change copies only the
+//! nodes on its path. The writer changes its own
 //! copy and publishes it after the log sync; a reader keeps the copy it
 //! started with for as long as it reads, so every read is of one
 //! consistent state.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::iter::Peekable;
 use std::sync::Arc;
 
-use imbl::OrdMap;
+use equivalent::{Comparable, Equivalent};
+use imbl::OrdSet;
 
 use super::tables::Table;
 use super::{Result, Scan, bound_ref};
 
-/// A key in an overlay: the table's name, a zero byte, the key. Table
+/// One write in an overlay, in one allocation: whether it holds a value
+/// (1) or removes the key (0), the key's length (u32, little-endian),
+/// the key, then the value.
+///
+/// The key is the table's name, a zero byte, then the table's key: table
 /// names hold no zero byte, so one table's keys are one range, in the
-/// order of their keys.
-type Key = Arc<[u8]>;
-/// A value, or `None` where the batch removed the key.
-type Slot = Option<Arc<[u8]>>;
+/// order of their keys. Items compare by key alone. A change to the map
+/// copies the nodes on its path, and with them a pointer per item: one
+/// reference count per item (not a key's and a value's) is what the
+/// writer's inserts copy and what dropping an older version releases.
+#[derive(Clone)]
+struct Item(Arc<[u8]>);
+
+/// The tag and the key's length.
+const HEAD: usize = 5;
+
+impl Item {
+    fn new(table: Table, key: &[u8], value: Option<&[u8]>) -> Item {
+        Item::with_key(&[table.name().as_bytes(), &[0], key], value)
+    }
+
+    /// An item whose key is `parts`, one after the other.
+    fn with_key(parts: &[&[u8]], value: Option<&[u8]>) -> Item {
+        let key_len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut out = Vec::with_capacity(HEAD + key_len + value.map_or(0, <[u8]>::len));
+        out.push(u8::from(value.is_some()));
+        out.extend_from_slice(
+            &u32::try_from(key_len)
+                .expect("keys are small")
+                .to_le_bytes(),
+        );
+        for part in parts {
+            out.extend_from_slice(part);
+        }
+        out.extend_from_slice(value.unwrap_or_default());
+        Item(out.into())
+    }
+
+    fn key_len(&self) -> usize {
+        u32::from_le_bytes(self.0[1..HEAD].try_into().expect("4 bytes")) as usize
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.0[HEAD..HEAD + self.key_len()]
+    }
+
+    /// The value, or `None` for a removal.
+    fn value(&self) -> Option<&[u8]> {
+        (self.0[0] == 1).then(|| &self.0[HEAD + self.key_len()..])
+    }
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Item {}
+
+impl PartialOrd for Item {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Item {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(other.key())
+    }
+}
+
+/// Scans look items up by their whole key.
+impl Borrow<[u8]> for Item {
+    fn borrow(&self) -> &[u8] {
+        self.key()
+    }
+}
+
+/// A table and a key to look up, compared with the items' keys without
+/// putting the two together first.
+struct Lookup<'a> {
+    name: &'a [u8],
+    key: &'a [u8],
+}
+
+impl Equivalent<Item> for Lookup<'_> {
+    fn equivalent(&self, item: &Item) -> bool {
+        self.compare(item) == Ordering::Equal
+    }
+}
+
+impl Comparable<Item> for Lookup<'_> {
+    fn compare(&self, item: &Item) -> Ordering {
+        let stored = item.key();
+        let n = self.name.len();
+        let shared = n.min(stored.len());
+        match self.name[..shared].cmp(&stored[..shared]) {
+            Ordering::Equal if stored.len() <= n => Ordering::Greater,
+            Ordering::Equal => match 0u8.cmp(&stored[n]) {
+                Ordering::Equal => self.key.cmp(&stored[n + 1..]),
+                other => other,
+            },
+            other => other,
+        }
+    }
+}
 
 /// Writes not yet in the file: each key's last value, or its removal.
 #[derive(Clone, Default)]
 pub struct Overlay {
-    map: OrdMap<Key, Slot>,
+    items: OrdSet<Item>,
     /// Bytes of keys and values held, for the checkpoint's trigger.
     bytes: usize,
 }
@@ -48,28 +152,32 @@ impl Overlay {
 
     /// `Some` when the overlay decides the key: `Some(None)` is a removal.
     pub fn get(&self, table: Table, key: &[u8]) -> Option<Option<&[u8]>> {
-        self.map
-            .get(table.qualify(key).as_slice())
-            .map(|slot| slot.as_deref())
+        let lookup = Lookup {
+            name: table.name().as_bytes(),
+            key,
+        };
+        self.items.get(&lookup).map(Item::value)
     }
 
     pub fn insert(&mut self, table: Table, key: &[u8], value: Option<&[u8]>) {
-        let key: Key = table.qualify(key).into();
-        self.bytes += key.len() + value.map_or(0, <[u8]>::len);
-        if let Some(old) = self.map.insert(key.clone(), value.map(Arc::from)) {
-            self.bytes -= key.len() + old.map_or(0, |v| v.len());
+        let item = Item::new(table, key, value);
+        let size = |item: &Item| item.0.len() - HEAD;
+        self.bytes += size(&item);
+        if let Some(old) = self.items.insert(item) {
+            self.bytes -= size(&old);
         }
     }
 
     /// Every write, in key order, as (table, key, value or removal).
     pub fn writes(&self) -> impl Iterator<Item = (&str, &[u8], Option<&[u8]>)> {
-        self.map.iter().map(|(k, v)| {
+        self.items.iter().map(|item| {
+            let k = item.key();
             let at = k
                 .iter()
                 .position(|b| *b == 0)
                 .expect("a table name ends in a zero");
             let name = std::str::from_utf8(&k[..at]).expect("table names are UTF-8");
-            (name, &k[at + 1..], v.as_deref())
+            (name, &k[at + 1..], item.value())
         })
     }
 
@@ -78,10 +186,13 @@ impl Overlay {
         let name_len = table.name().len() + 1;
         let (lower, upper) = scan.bounds(|key| table.qualify(key));
         let range = self
-            .map
+            .items
             .range::<_, [u8]>((bound_ref(&lower), bound_ref(&upper)));
-        let strip = move |(k, v): (&Key, &Slot)| -> Entry {
-            (k[name_len..].to_vec(), v.as_deref().map(<[u8]>::to_vec))
+        let strip = move |item: &Item| -> Entry {
+            (
+                item.key()[name_len..].to_vec(),
+                item.value().map(<[u8]>::to_vec),
+            )
         };
         if scan.reverse {
             Box::new(range.rev().map(strip))
@@ -276,6 +387,23 @@ mod tests {
             let got = super::scan(&[&active, &frozen], TABLE, &scan, Box::new(in_file.into_iter()))
                 .unwrap();
             prop_assert_eq!(got, expected(&model, &scan));
+        }
+    }
+
+    proptest! {
+        /// A lookup orders against an item as its table's name, a zero
+        /// byte and its key put together would.
+        #[test]
+        fn a_lookup_compares_as_its_qualified_key(
+            name in prop::collection::vec(prop::sample::select(vec![1u8, 2, b'm', 255]), 0..4),
+            key in prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, 255]), 0..4),
+            stored in prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, b'm', 255]), 0..7),
+        ) {
+            let lookup = Lookup { name: &name, key: &key };
+            let item = Item::with_key(&[&stored], None);
+            let qualified = [name.as_slice(), &[0], &key].concat();
+            prop_assert_eq!(lookup.compare(&item), qualified.as_slice().cmp(&stored));
+            prop_assert_eq!(lookup.equivalent(&item), qualified == stored);
         }
     }
 
