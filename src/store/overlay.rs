@@ -44,7 +44,7 @@ const HEAD: usize = 5;
 
 impl Item {
     fn new(table: Table, key: &[u8], value: Option<&[u8]>) -> Item {
-        Item::with_key(&[table.name().as_bytes(), &[0], key], value)
+        Item::with_key(&table.qualified(key), value)
     }
 
     /// An item whose key is `parts`, one after the other.
@@ -105,11 +105,10 @@ impl Borrow<[u8]> for Item {
     }
 }
 
-/// A table and a key to look up, compared with the items' keys without
-/// putting the two together first.
+/// A qualified key to look up, in its parts ([`Table::qualified`]),
+/// compared with the items' keys without putting the parts together.
 struct Lookup<'a> {
-    name: &'a [u8],
-    key: &'a [u8],
+    parts: [&'a [u8]; 3],
 }
 
 impl Equivalent<Item> for Lookup<'_> {
@@ -120,16 +119,20 @@ impl Equivalent<Item> for Lookup<'_> {
 
 impl Comparable<Item> for Lookup<'_> {
     fn compare(&self, item: &Item) -> Ordering {
-        let stored = item.key();
-        let n = self.name.len();
-        let shared = n.min(stored.len());
-        match self.name[..shared].cmp(&stored[..shared]) {
-            Ordering::Equal if stored.len() <= n => Ordering::Greater,
-            Ordering::Equal => match 0u8.cmp(&stored[n]) {
-                Ordering::Equal => self.key.cmp(&stored[n + 1..]),
-                other => other,
-            },
-            other => other,
+        let mut rest = item.key();
+        for part in self.parts {
+            let n = part.len().min(rest.len());
+            match part[..n].cmp(&rest[..n]) {
+                // The item's key ends within this part.
+                Ordering::Equal if n < part.len() => return Ordering::Greater,
+                Ordering::Equal => rest = &rest[n..],
+                other => return other,
+            }
+        }
+        if rest.is_empty() {
+            Ordering::Equal
+        } else {
+            Ordering::Less
         }
     }
 }
@@ -153,8 +156,7 @@ impl Overlay {
     /// `Some` when the overlay decides the key: `Some(None)` is a removal.
     pub fn get(&self, table: Table, key: &[u8]) -> Option<Option<&[u8]>> {
         let lookup = Lookup {
-            name: table.name().as_bytes(),
-            key,
+            parts: table.qualified(key),
         };
         self.items.get(&lookup).map(Item::value)
     }
@@ -399,7 +401,7 @@ mod tests {
             key in prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, 255]), 0..4),
             stored in prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, b'm', 255]), 0..7),
         ) {
-            let lookup = Lookup { name: &name, key: &key };
+            let lookup = Lookup { parts: [&name, &[0], &key] };
             let item = Item::with_key(&[&stored], None);
             let qualified = [name.as_slice(), &[0], &key].concat();
             prop_assert_eq!(lookup.compare(&item), qualified.as_slice().cmp(&stored));

@@ -20,12 +20,12 @@ impl Table {
     /// every table, where a table's keys are one range, in their order
     /// (names hold no zero byte).
     pub fn qualify(self, key: &[u8]) -> Vec<u8> {
-        let name = self.0.as_bytes();
-        let mut out = Vec::with_capacity(name.len() + 1 + key.len());
-        out.extend_from_slice(name);
-        out.push(0);
-        out.extend_from_slice(key);
-        out
+        self.qualified(key).concat()
+    }
+
+    /// The parts of [`Table::qualify`]'s key, not yet put together.
+    pub fn qualified(self, key: &[u8]) -> [&[u8]; 3] {
+        [self.0.as_bytes(), &[0], key]
     }
 }
 
